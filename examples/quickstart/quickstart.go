@@ -1,0 +1,136 @@
+// Package quickstart is the quickstart feature repository that quiver init
+// scaffolds, with a deterministic generator of its Parquet data.
+//
+// The repository models drivers and riders of a ride-hailing app: a batch
+// view of hourly driver statistics from Parquet (with a ttl), a stream view
+// of windowed trip aggregations from a Kafka topic, an on-demand view, and a
+// feature service for a ranking model.
+package quickstart
+
+import (
+	"embed"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// Files holds the repository's definition files and quiver.yaml.
+//
+//go:embed quiver.yaml features/*.yaml
+var Files embed.FS
+
+// DriverStat is one row of the driver_stats source.
+type DriverStat struct {
+	DriverID       int64     `parquet:"driver_id"`
+	EventTimestamp time.Time `parquet:"event_timestamp,timestamp(microsecond)"`
+	Created        time.Time `parquet:"created,timestamp(microsecond)"`
+	ConversionRate float32   `parquet:"conversion_rate"`
+	AccRate        float32   `parquet:"acc_rate"`
+	AvgDailyTrips  int64     `parquet:"avg_daily_trips"`
+	Embedding      []float32 `parquet:"embedding,list"`
+}
+
+// GenerateOptions size the generated data.
+type GenerateOptions struct {
+	Drivers int       // default 100; driver ids are 1001, 1002, …
+	Days    int       // default 3; one Parquet file per day
+	End     time.Time // end of the last day (default 2026-11-20T00:00:00Z)
+	Seed    uint64    // default 42
+}
+
+// EmbeddingDim is the length of the generated driver embeddings.
+const EmbeddingDim = 8
+
+// Generate writes the driver_stats Parquet files under dataRoot: one file
+// per day, one row per driver per hour. The same options always produce
+// the same bytes.
+func Generate(dataRoot string, opts GenerateOptions) error {
+	if opts.Drivers <= 0 {
+		opts.Drivers = 100
+	}
+	if opts.Days <= 0 {
+		opts.Days = 3
+	}
+	if opts.End.IsZero() {
+		opts.End = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	}
+	if opts.Seed == 0 {
+		opts.Seed = 42
+	}
+	dir := filepath.Join(dataRoot, "driver_stats")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))
+	start := opts.End.Add(-time.Duration(opts.Days) * 24 * time.Hour)
+	for day := range opts.Days {
+		dayStart := start.Add(time.Duration(day) * 24 * time.Hour)
+		rows := make([]DriverStat, 0, 24*opts.Drivers)
+		for h := range 24 {
+			ts := dayStart.Add(time.Duration(h) * time.Hour)
+			for d := range opts.Drivers {
+				emb := make([]float32, EmbeddingDim)
+				for i := range emb {
+					emb[i] = float32(rng.NormFloat64())
+				}
+				rows = append(rows, DriverStat{
+					DriverID:       int64(1001 + d),
+					EventTimestamp: ts,
+					Created:        ts.Add(time.Duration(5+rng.IntN(55)) * time.Minute),
+					ConversionRate: float32(rng.Float64()),
+					AccRate:        float32(0.5 + rng.Float64()/2),
+					AvgDailyTrips:  int64(rng.IntN(40)),
+					Embedding:      emb,
+				})
+			}
+		}
+		name := filepath.Join(dir, dayStart.Format("2006-01-02")+".parquet")
+		if err := writeParquet(name, rows); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// writeParquet writes rows to a temporary file and renames it into place.
+func writeParquet[T any](name string, rows []T) error {
+	tmp := name + ".tmp"
+	if err := parquet.WriteFile(tmp, rows); err != nil {
+		return err
+	}
+	return os.Rename(tmp, name)
+}
+
+// Scaffold writes the repository's files into dir, which must not already
+// hold a quiver.yaml, and generates its data.
+func Scaffold(dir string, opts GenerateOptions) error {
+	if _, err := os.Stat(filepath.Join(dir, "quiver.yaml")); err == nil {
+		return fmt.Errorf("%s already holds a feature repository (quiver.yaml exists)", dir)
+	}
+	err := fs.WalkDir(Files, ".", func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dir, filepath.FromSlash(p))
+		if e.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		data, err := Files.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".gitignore"), []byte(".quiver/\n"), 0o644); err != nil {
+		return err
+	}
+	return Generate(filepath.Join(dir, "data"), opts)
+}

@@ -1,0 +1,277 @@
+package registry
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// ConfigFile is the name of a repository's project configuration.
+const ConfigFile = "quiver.yaml"
+
+// Config is a repository's quiver.yaml: the project name and where its
+// stores are. Relative paths resolve against the repository directory.
+type Config struct {
+	Meta     `yaml:"-"`
+	Project  string        `yaml:"project"`
+	Registry string        `yaml:"registry"` // default .quiver/registry
+	Offline  OfflineConfig `yaml:"offline"`
+	Online   OnlineConfig  `yaml:"online"`
+	Kafka    KafkaConfig   `yaml:"kafka"`
+	Serve    ServeConfig   `yaml:"serve"`
+
+	// Dir is the repository directory (absolute); not read from YAML.
+	Dir string `yaml:"-"`
+	// Unresolved lists ${VAR} references whose variable is unset and has no
+	// default; Require reports those in the sections a command needs.
+	Unresolved []Unresolved `yaml:"-"`
+}
+
+// OfflineConfig locates the offline store.
+type OfflineConfig struct {
+	// DataRoot is the directory source paths resolve against (default data).
+	DataRoot string       `yaml:"data_root"`
+	DuckDB   DuckDBConfig `yaml:"duckdb"`
+}
+
+// DuckDBConfig tunes the embedded DuckDB engine.
+type DuckDBConfig struct {
+	// MemoryLimit caps DuckDB's memory, e.g. 4GB (default: DuckDB's, 80% of RAM).
+	MemoryLimit string `yaml:"memory_limit"`
+	// TempDirectory is where DuckDB spills (default .quiver/tmp).
+	TempDirectory string `yaml:"temp_directory"`
+	// Threads caps DuckDB's threads (default: one per core).
+	Threads int `yaml:"threads"`
+}
+
+// Online store types.
+const (
+	OnlineEmbedded = "embedded"
+	OnlineRedis    = "redis"
+)
+
+// OnlineConfig selects and connects the online store.
+type OnlineConfig struct {
+	// Type is embedded (default) or redis.
+	Type string `yaml:"type"`
+	// Path is the embedded store's directory (default .quiver/online).
+	Path string `yaml:"path"`
+	// Addr is a standalone Redis address; Addrs the seed nodes of a Redis
+	// Cluster. A value may hold several comma-separated addresses.
+	Addr     string   `yaml:"addr"`
+	Addrs    []string `yaml:"addrs"`
+	Username string   `yaml:"username"`
+	Password string   `yaml:"password"`
+	DB       int      `yaml:"db"`
+}
+
+// KafkaConfig holds the default brokers of kafka sources.
+type KafkaConfig struct {
+	// Brokers are host:port addresses; an entry may hold several,
+	// comma-separated (so one ${KAFKA_BROKERS} can name them all).
+	Brokers []string `yaml:"brokers"`
+}
+
+// ServeConfig holds the serving addresses.
+type ServeConfig struct {
+	GRPC   string `yaml:"grpc"`   // default 127.0.0.1:6566
+	HTTP   string `yaml:"http"`   // default 127.0.0.1:6567
+	Flight string `yaml:"flight"` // default 127.0.0.1:8815
+}
+
+// Unresolved is a ${VAR} whose variable is unset and has no default.
+type Unresolved struct {
+	Field string // e.g. kafka.brokers[0]
+	Var   string
+	Pos   Position
+}
+
+// EnsureDefaults fills unset fields with their documented defaults. A field
+// left empty by an unset variable keeps no default: Require reports it.
+func (c *Config) EnsureDefaults() {
+	def := func(field string, s *string, v string) {
+		if *s == "" && !c.hasUnresolved(field) {
+			*s = v
+		}
+	}
+	def("registry", &c.Registry, ".quiver/registry")
+	def("offline.data_root", &c.Offline.DataRoot, "data")
+	def("offline.duckdb.temp_directory", &c.Offline.DuckDB.TempDirectory, ".quiver/tmp")
+	def("online.type", &c.Online.Type, OnlineEmbedded)
+	if c.Online.Type == OnlineEmbedded {
+		def("online.path", &c.Online.Path, ".quiver/online")
+	}
+	def("serve.grpc", &c.Serve.GRPC, "127.0.0.1:6566")
+	def("serve.http", &c.Serve.HTTP, "127.0.0.1:6567")
+	def("serve.flight", &c.Serve.Flight, "127.0.0.1:8815")
+	c.Kafka.Brokers = splitList(c.Kafka.Brokers)
+	c.Online.Addrs = splitList(c.Online.Addrs)
+}
+
+func splitList(in []string) []string {
+	var out []string
+	for _, s := range in {
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+var memoryLimitRE = regexp.MustCompile(`^(?i)\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$`)
+
+// Validate reports every problem in the configuration at once.
+func (c *Config) Validate() ErrorList {
+	var errs ErrorList
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &Error{Pos: c.At(field), Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	switch {
+	case c.Project == "" && !c.hasUnresolved("project"):
+		bad("project", "is required: name the project, e.g. project: rides")
+	case c.Project != "":
+		if msg := checkName(c.Project); msg != "" {
+			bad("project", "%s", msg)
+		}
+	}
+	if m := c.Offline.DuckDB.MemoryLimit; m != "" && !memoryLimitRE.MatchString(m) {
+		bad("offline.duckdb.memory_limit", "%q is not a memory size (e.g. 4GB, 512MB)", m)
+	}
+	if c.Offline.DuckDB.Threads < 0 {
+		bad("offline.duckdb.threads", "must not be negative")
+	}
+	switch c.Online.Type {
+	case OnlineEmbedded:
+		if c.Online.Addr != "" || len(c.Online.Addrs) > 0 {
+			bad("online.type", "is embedded, but addr/addrs are set (write type: redis to use Redis)")
+		}
+	case OnlineRedis:
+		given := c.Online.Addr != "" || c.hasUnresolved("online.addr") || len(c.Online.Addrs) > 0 || c.hasUnresolved("online.addrs")
+		switch {
+		case !given:
+			bad("online", "type redis needs addr (standalone) or addrs (Cluster)")
+		case c.Online.Addr != "" && len(c.Online.Addrs) > 0:
+			bad("online.addrs", "set either addr (standalone) or addrs (Cluster), not both")
+		}
+		if c.Online.Path != "" {
+			bad("online.path", "is only used by the embedded store")
+		}
+		for _, a := range append(splitList([]string{c.Online.Addr}), c.Online.Addrs...) {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				bad("online.addr", "%q is not a host:port address", a)
+			}
+		}
+		if c.Online.DB < 0 {
+			bad("online.db", "must not be negative")
+		}
+	default:
+		if !c.hasUnresolved("online.type") {
+			bad("online.type", "%q is not an online store type (embedded or redis)", c.Online.Type)
+		}
+	}
+	for _, b := range c.Kafka.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			bad("kafka.brokers", "%q is not a host:port address", b)
+		}
+	}
+	for _, a := range []struct{ field, addr string }{{"serve.grpc", c.Serve.GRPC}, {"serve.http", c.Serve.HTTP}, {"serve.flight", c.Serve.Flight}} {
+		if a.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			bad(a.field, "%q is not a host:port address", a.addr)
+		}
+	}
+	return errs
+}
+
+func (c *Config) hasUnresolved(prefix string) bool {
+	for _, u := range c.Unresolved {
+		if u.Field == prefix || strings.HasPrefix(u.Field, prefix+".") || strings.HasPrefix(u.Field, prefix+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// Require returns an error naming every unset environment variable used in
+// the given sections (e.g. "online", "kafka.brokers"), or nil.
+func (c *Config) Require(sections ...string) error {
+	var errs ErrorList
+	for _, u := range c.Unresolved {
+		for _, s := range sections {
+			if u.Field == s || strings.HasPrefix(u.Field, s+".") || strings.HasPrefix(u.Field, s+"[") {
+				errs = append(errs, &Error{Pos: u.Pos, Field: u.Field,
+					Msg: fmt.Sprintf("environment variable %s is not set (set it, or give a default: ${%s:-value})", u.Var, u.Var)})
+				break
+			}
+		}
+	}
+	return errs.Err()
+}
+
+// Abs resolves a configured path against the repository directory.
+func (c *Config) Abs(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}
+
+// RegistryPath is the absolute location of the registry.
+func (c *Config) RegistryPath() string { return c.Abs(c.Registry) }
+
+// DataRoot is the absolute offline data root.
+func (c *Config) DataRoot() string { return c.Abs(c.Offline.DataRoot) }
+
+var varRE = regexp.MustCompile(`\$\{([^}]*)\}`)
+
+// interpolate replaces ${VAR} and ${VAR:-default} in s using lookup; $$
+// stands for a literal $. It returns the names of variables that are unset
+// and have no default.
+func interpolate(s string, lookup func(string) (string, bool)) (string, []string, error) {
+	if !strings.Contains(s, "$") {
+		return s, nil, nil
+	}
+	var b strings.Builder
+	var missing []string
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+1 < len(s) && s[i+1] == '$' {
+			b.WriteByte('$')
+			i++
+			continue
+		}
+		if i+1 >= len(s) || s[i+1] != '{' {
+			b.WriteByte('$')
+			continue
+		}
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return "", nil, fmt.Errorf("%q has an unterminated ${ (write ${VAR} or ${VAR:-default})", s)
+		}
+		expr := s[i+2 : i+end]
+		name, def, hasDef := strings.Cut(expr, ":-")
+		if !envNameRE.MatchString(name) {
+			return "", nil, fmt.Errorf("%q: ${%s} is not a variable reference (write ${VAR} or ${VAR:-default})", s, expr)
+		}
+		if v, ok := lookup(name); ok && v != "" {
+			b.WriteString(v)
+		} else if hasDef {
+			b.WriteString(def)
+		} else {
+			missing = append(missing, name)
+		}
+		i += end
+	}
+	return b.String(), missing, nil
+}
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)

@@ -1,0 +1,144 @@
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// DirBackend keeps snapshots as files in a local directory:
+//
+//	DIR/versions/00000000000000000042.json
+//
+// Create writes a temporary file in DIR/tmp, syncs it, and hard-links it to
+// its final name; the link fails if the name exists, which makes Create
+// exclusive across goroutines and processes, and atomic for readers.
+type DirBackend struct {
+	dir string
+}
+
+var _ Backend = (*DirBackend)(nil)
+
+// NewDirBackend returns a backend over dir, created on first write.
+func NewDirBackend(dir string) *DirBackend { return &DirBackend{dir: dir} }
+
+func openBackend(location string) (Backend, error) {
+	switch {
+	case strings.HasPrefix(location, "file://"):
+		return NewDirBackend(strings.TrimPrefix(location, "file://")), nil
+	case strings.Contains(location, "://"):
+		scheme, _, _ := strings.Cut(location, "://")
+		return nil, fmt.Errorf("registry %q: %s:// registries are not supported yet; use a directory", location, scheme)
+	case location == "":
+		return nil, errors.New("registry location is empty")
+	}
+	return NewDirBackend(location), nil
+}
+
+const versionDigits = 20
+
+func (b *DirBackend) versionPath(v int64) string {
+	return filepath.Join(b.dir, "versions", fmt.Sprintf("%0*d.json", versionDigits, v))
+}
+
+// Versions implements Backend.
+func (b *DirBackend) Versions(ctx context.Context) ([]int64, error) {
+	entries, err := os.ReadDir(filepath.Join(b.dir, "versions"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []int64
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || len(name) != versionDigits {
+			continue
+		}
+		v, err := strconv.ParseInt(name, 10, 64)
+		if err != nil || v <= 0 {
+			continue
+		}
+		out = append(out, v) // ReadDir sorts by name; fixed width sorts numerically
+	}
+	return out, nil
+}
+
+// Read implements Backend.
+func (b *DirBackend) Read(ctx context.Context, v int64) ([]byte, error) {
+	data, err := os.ReadFile(b.versionPath(v))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %d", ErrVersionNotFound, v)
+	}
+	return data, err
+}
+
+// Create implements Backend.
+func (b *DirBackend) Create(ctx context.Context, v int64, data []byte) (err error) {
+	final := b.versionPath(v)
+	tmpDir := filepath.Join(b.dir, "tmp")
+	for _, d := range []string{filepath.Dir(final), tmpDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Stat(final); err == nil {
+		return fmt.Errorf("%w: %d", ErrVersionExists, v)
+	}
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return err
+	}
+	tmp := filepath.Join(tmpDir, fmt.Sprintf("%d-%s.json", v, hex.EncodeToString(rnd[:])))
+	defer func() {
+		if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
+			err = rerr
+		}
+	}()
+	if err := writeSynced(tmp, data); err != nil {
+		return err
+	}
+	if err := os.Link(tmp, final); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%w: %d", ErrVersionExists, v)
+		}
+		return err
+	}
+	return syncDir(filepath.Dir(final))
+}
+
+func writeSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close() // the write error is the one to report
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		_ = d.Close()
+		return err
+	}
+	return d.Close()
+}

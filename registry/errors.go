@@ -1,0 +1,143 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Sentinel errors returned by the store and the model.
+var (
+	// ErrNoSnapshot is returned when the registry holds no applied version.
+	ErrNoSnapshot = errors.New("quiver: registry has no applied version (run quiver apply)")
+	// ErrVersionNotFound is returned for a version the registry does not hold.
+	ErrVersionNotFound = errors.New("quiver: registry version not found")
+	// ErrVersionExists is returned by Backend.Create when the version is taken.
+	ErrVersionExists = errors.New("quiver: registry version already exists")
+	// ErrBreaking is returned by Apply when the plan has breaking changes and
+	// they were not allowed.
+	ErrBreaking = errors.New("quiver: plan has breaking changes (review them, then apply with --allow-breaking)")
+	// ErrNotFound is returned when a named object does not exist.
+	ErrNotFound = errors.New("quiver: not found")
+)
+
+// Position is a place in a repository file. Line and Column are 1-based; a
+// zero Line means the whole file.
+type Position struct {
+	File   string `json:"file,omitempty"`
+	Line   int    `json:"line,omitempty"`
+	Column int    `json:"column,omitempty"`
+}
+
+func (p Position) String() string {
+	switch {
+	case p.File == "":
+		return ""
+	case p.Line == 0:
+		return p.File
+	case p.Column == 0:
+		return fmt.Sprintf("%s:%d", p.File, p.Line)
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column)
+}
+
+// Error is one problem in a feature repository: where it is, which field,
+// and what is wrong (with what would be right, where that can be said).
+type Error struct {
+	Pos   Position
+	Field string // field path within the file, e.g. feature_views[2].ttl
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if s := e.Pos.String(); s != "" {
+		b.WriteString(s)
+		b.WriteString(": ")
+	}
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// ErrorList is every problem found in one load, sorted by position.
+type ErrorList []*Error
+
+func (l ErrorList) Error() string {
+	switch len(l) {
+	case 0:
+		return "no errors"
+	case 1:
+		return l[0].Error()
+	}
+	lines := make([]string, len(l))
+	for i, e := range l {
+		lines[i] = e.Error()
+	}
+	return fmt.Sprintf("%d problems:\n%s", len(l), strings.Join(lines, "\n"))
+}
+
+// Err returns the list as an error, or nil when it is empty.
+func (l ErrorList) Err() error {
+	if len(l) == 0 {
+		return nil
+	}
+	l.sort()
+	return l
+}
+
+func (l ErrorList) sort() {
+	sort.SliceStable(l, func(i, j int) bool {
+		a, b := l[i].Pos, l[j].Pos
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Column < b.Column
+	})
+}
+
+// didYouMean returns ` (did you mean "x"?)` for the closest candidate within
+// a small edit distance of s, or "".
+func didYouMean(s string, candidates []string) string {
+	best, bestD := "", -1
+	for _, c := range candidates {
+		if d := editDistance(s, c); bestD < 0 || d < bestD {
+			best, bestD = c, d
+		}
+	}
+	limit := 2
+	if len(s) > 6 {
+		limit = 3
+	}
+	if best == "" || bestD == 0 || bestD > limit || bestD >= len(s) {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
