@@ -100,6 +100,13 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value, depth int) 
 	switch v.Kind() {
 	case reflect.Pointer:
 		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			if v.Type().Elem().Kind() != reflect.Struct {
+				return // an optional scalar left unset
+			}
+			// An empty list item: report it, and decode an empty object so
+			// that later checks never meet a nil.
+			v.Set(reflect.New(v.Type().Elem()))
+			d.decodeStruct(n, path, v.Elem(), depth+1)
 			return
 		}
 		if v.IsNil() {
@@ -228,6 +235,11 @@ func yamlFields(t reflect.Type) []structField {
 
 func (d *decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value, depth int) {
 	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		if t.Field(i).Type == metaType {
+			v.Field(i).Set(reflect.ValueOf(Meta{File: d.file, Path: path, Line: n.Line, Column: n.Column, fields: d.fields}))
+		}
+	}
 	if n.Kind != yaml.MappingNode {
 		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 			d.errorf(n, path, "is empty; expected a mapping with keys %s", keyList(yamlFields(t)))
@@ -235,11 +247,6 @@ func (d *decoder) decodeStruct(n *yaml.Node, path string, v reflect.Value, depth
 		}
 		d.errorf(n, path, "expected a mapping with keys %s, got %s", keyList(yamlFields(t)), kindName(n))
 		return
-	}
-	for i := 0; i < t.NumField(); i++ {
-		if t.Field(i).Type == metaType {
-			v.Field(i).Set(reflect.ValueOf(Meta{File: d.file, Path: path, Line: n.Line, Column: n.Column, fields: d.fields}))
-		}
 	}
 	fields := yamlFields(t)
 	seen := make(map[string]bool)

@@ -112,11 +112,14 @@ func didYouMean(s string, candidates []string) string {
 			best, bestD = c, d
 		}
 	}
-	limit := 2
-	if len(s) > 6 {
+	limit := 1
+	switch {
+	case len(s) > 8:
 		limit = 3
+	case len(s) > 4:
+		limit = 2
 	}
-	if best == "" || bestD == 0 || bestD > limit || bestD >= len(s) {
+	if best == "" || bestD == 0 || bestD > limit {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
@@ -140,4 +143,31 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// withoutShadowed drops the checks in later that concern a field already
+// reported in first (the same field, one inside it, or one containing it):
+// a value that failed to decode would otherwise also be reported missing.
+func withoutShadowed(first, later ErrorList) ErrorList {
+	out := first
+	for _, e := range later {
+		shadowed := false
+		for _, f := range first {
+			if e.Pos.File == f.Pos.File && related(e.Field, f.Field) {
+				shadowed = true
+				break
+			}
+		}
+		if !shadowed {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func related(a, b string) bool {
+	inside := func(x, y string) bool { // x is y or below it
+		return x == y || strings.HasPrefix(x, y+".") || strings.HasPrefix(x, y+"[")
+	}
+	return a != "" && b != "" && (inside(a, b) || inside(b, a))
 }

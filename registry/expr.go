@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -76,17 +77,17 @@ func (e *exprEnv) check(expr string, want ValueType) string {
 	ast, iss := e.env.Compile(expr)
 	if iss != nil && iss.Err() != nil {
 		var msgs []string
-		undeclared := false
 		for _, ce := range iss.Errors() {
-			loc := ce.Location
-			msgs = append(msgs, fmt.Sprintf("%s (column %d)", ce.Message, loc.Column()+1))
-			undeclared = undeclared || strings.Contains(ce.Message, "undeclared reference")
+			msg := strings.ReplaceAll(ce.Message, " (in container '')", "")
+			switch {
+			case strings.HasPrefix(msg, "undeclared reference"):
+				msg = e.explainUndeclared(expr, msg)
+			case strings.HasPrefix(msg, "found no matching overload") && strings.Contains(msg, "int") && strings.Contains(msg, "double"):
+				msg += "; CEL does not mix int and double: convert one side with double(...) or int(...)"
+			}
+			msgs = append(msgs, fmt.Sprintf("%s (column %d)", msg, ce.Location.Column()+1))
 		}
-		msg := "does not compile: " + strings.Join(msgs, "; ")
-		if undeclared {
-			msg += "; available: " + strings.Join(e.names, ", ")
-		}
-		return msg
+		return "does not compile: " + strings.Join(msgs, "; ")
 	}
 	got := ast.OutputType()
 	wantCEL := CELType(want)
@@ -114,4 +115,36 @@ func celTypeName(t *cel.Type) string {
 		return "double (float64)"
 	}
 	return s
+}
+
+var qualifiedRE = regexp.MustCompile(`\b([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\b`)
+
+// explainUndeclared turns CEL's "undeclared reference to 'stats'" (which is
+// what a misspelt stats.conv_rat produces) into the name that is missing.
+func (e *exprEnv) explainUndeclared(expr, msg string) string {
+	declared := map[string]bool{}
+	for _, n := range e.names {
+		declared[n] = true
+	}
+	for _, m := range qualifiedRE.FindAllStringSubmatch(expr, -1) {
+		full := m[1] + "." + m[2]
+		if declared[full] {
+			continue
+		}
+		var siblings []string
+		for _, n := range e.names {
+			if strings.HasPrefix(n, m[1]+".") {
+				siblings = append(siblings, n)
+			}
+		}
+		if len(siblings) == 0 {
+			continue
+		}
+		what := "an input feature"
+		if m[1] == requestPrefix {
+			what = "a declared request field"
+		}
+		return fmt.Sprintf("%s is not %s%s", full, what, didYouMean(full, siblings))
+	}
+	return msg + "; available: " + strings.Join(e.names, ", ")
 }

@@ -111,11 +111,7 @@ func ParseConfig(data []byte, lookupEnv func(string) (string, bool)) (*Config, E
 	}
 	cfg.Unresolved = d.unresolved
 	cfg.EnsureDefaults()
-	errs := d.errs
-	if len(errs) == 0 {
-		errs = append(errs, cfg.Validate()...)
-	}
-	return cfg, errs
+	return cfg, withoutShadowed(d.errs, cfg.Validate())
 }
 
 // ParseDefinitions decodes definition files (names in load order, data by
@@ -137,12 +133,8 @@ func ParseDefinitions(project string, names []string, data map[string][]byte) (*
 	dropNil(&defs.FeatureViews)
 	dropNil(&defs.OnDemandViews)
 	dropNil(&defs.FeatureServices)
-	// Decoding problems make later checks noisy; report them alone.
-	if len(errs) > 0 {
-		return defs, errs
-	}
 	defs.ensureDefaults()
-	errs = append(errs, defs.validate()...)
+	errs = withoutShadowed(errs, defs.validate())
 	defs.sortObjects()
 	return defs, errs
 }

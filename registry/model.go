@@ -23,14 +23,7 @@ func (m *Meta) Pos() Position { return Position{File: m.File, Line: m.Line, Colu
 // At returns the position of a field below the object (sub is relative,
 // like "features[1].type"); the nearest enclosing known position otherwise.
 func (m *Meta) At(sub string) Position {
-	p := m.Path
-	if sub != "" {
-		if strings.HasPrefix(sub, "[") {
-			p += sub
-		} else {
-			p += "." + sub
-		}
-	}
+	p := subPath(m.Path, sub)
 	for p != "" {
 		if pos, ok := m.fields[p]; ok {
 			return pos
@@ -45,6 +38,17 @@ func (m *Meta) At(sub string) Position {
 }
 
 func (m *Meta) meta() *Meta { return m }
+
+// subPath appends a relative field path (x, x.y or [i]) to path.
+func subPath(path, sub string) string {
+	switch {
+	case sub == "":
+		return path
+	case path == "" || strings.HasPrefix(sub, "["):
+		return path + sub
+	}
+	return path + "." + sub
+}
 
 // Object is any named definition.
 type Object interface {

@@ -75,14 +75,7 @@ type validator struct {
 }
 
 func (v *validator) bad(m *Meta, sub, format string, args ...any) {
-	field := m.Path
-	if sub != "" {
-		if strings.HasPrefix(sub, "[") {
-			field += sub
-		} else {
-			field += "." + sub
-		}
-	}
+	field := subPath(m.Path, sub)
 	v.errs = append(v.errs, &Error{Pos: m.At(sub), Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
