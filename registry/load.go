@@ -98,7 +98,7 @@ func readConfig(dir string, opts LoadOptions) (*Config, ErrorList, error) {
 func ParseConfig(data []byte, lookupEnv func(string) (string, bool)) (*Config, ErrorList) {
 	d := newDecoder(ConfigFile)
 	d.env = lookupEnv
-	cfg := &Config{}
+	cfg := &Config{Meta: Meta{File: ConfigFile, fields: d.fields}}
 	docs := d.parseDocuments(data)
 	switch {
 	case len(docs) == 0 && len(d.errs) == 0:

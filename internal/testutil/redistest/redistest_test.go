@@ -3,6 +3,8 @@ package redistest
 import (
 	"bufio"
 	"errors"
+	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -168,4 +170,53 @@ func TestClusterEnabled(t *testing.T) {
 	require.False(t, clusterEnabled([]string{"--cluster-enabled", "no"}))
 	require.False(t, clusterEnabled([]string{"--cluster-enabled"}))
 	require.False(t, clusterEnabled(nil))
+}
+
+// fakeTB records Skipf and Fatalf instead of acting on them.
+type fakeTB struct {
+	testing.TB
+	skipped, failed string
+}
+
+func (f *fakeTB) Helper() {}
+
+func (f *fakeTB) Skipf(format string, args ...any) {
+	f.skipped = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+func (f *fakeTB) Fatalf(format string, args ...any) {
+	f.failed = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// run calls fn with f on a new goroutine, as Goexit needs.
+func (f *fakeTB) run(fn func(testing.TB)) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn(f)
+	}()
+	<-done
+}
+
+func TestMissingBinary(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+
+	for _, start := range []func(testing.TB){
+		func(tb testing.TB) { Start(tb) },
+		func(tb testing.TB) { StartCluster(tb, 3) },
+	} {
+		t.Setenv("CI", "")
+		f := &fakeTB{TB: t}
+		f.run(start)
+		require.Contains(t, f.skipped, "not found on PATH: install Debian's redis-server package")
+		require.Empty(t, f.failed)
+
+		t.Setenv("CI", "true")
+		f = &fakeTB{TB: t}
+		f.run(start)
+		require.Contains(t, f.failed, "the Debian package redis-server must be installed")
+		require.Empty(t, f.skipped)
+	}
 }
