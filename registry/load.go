@@ -111,6 +111,9 @@ func ParseConfig(data []byte, lookupEnv func(string) (string, bool)) (*Config, E
 	}
 	cfg.Unresolved = d.unresolved
 	cfg.EnsureDefaults()
+	if len(docs) == 0 {
+		return cfg, d.errs // "is empty" says it all
+	}
 	return cfg, withoutShadowed(d.errs, cfg.Validate())
 }
 
