@@ -222,8 +222,14 @@ func (c *Config) Abs(p string) string {
 	return filepath.Join(c.Dir, p)
 }
 
-// RegistryPath is the absolute location of the registry.
-func (c *Config) RegistryPath() string { return c.Abs(c.Registry) }
+// RegistryPath is the location of the registry: an absolute directory, or
+// a URL as written.
+func (c *Config) RegistryPath() string {
+	if strings.Contains(c.Registry, "://") {
+		return c.Registry
+	}
+	return c.Abs(c.Registry)
+}
 
 // DataRoot is the absolute offline data root.
 func (c *Config) DataRoot() string { return c.Abs(c.Offline.DataRoot) }

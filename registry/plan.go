@@ -389,7 +389,10 @@ func (p *Plan) WriteText(w io.Writer) error {
 	s := p.Summary
 	fmt.Fprintf(&b, "\n%d to create, %d to update, %d to delete, %d unchanged", s.Create, s.Update, s.Delete, s.Unchanged)
 	if s.Breaking > 0 {
-		fmt.Fprintf(&b, "; %d breaking (apply needs --allow-breaking)", s.Breaking)
+		fmt.Fprintf(&b, "; %d breaking", s.Breaking)
+		if p.ToVersion == 0 {
+			b.WriteString(" (apply needs --allow-breaking)")
+		}
 	}
 	b.WriteString(".\n")
 	_, err := io.WriteString(w, b.String())

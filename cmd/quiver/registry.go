@@ -60,7 +60,7 @@ func planRepo(ctx context.Context, dir string) (*registry.Repo, *registry.Store,
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	store, err := registry.OpenStore(repo.Config.RegistryPath())
+	store, err := openStore(repo.Config)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -103,7 +103,7 @@ func cmdPlan(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if *deny && plan.Breaking() {
-		return exitCodeError{exitBreaking, fmt.Errorf("%d breaking changes", plan.Summary.Breaking)}
+		return exitCodeError{exitBreaking, fmt.Errorf("the plan has %d breaking change(s)", plan.Summary.Breaking)}
 	}
 	return nil
 }
@@ -124,7 +124,7 @@ func cmdApply(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := registry.OpenStore(repo.Config.RegistryPath())
+	store, err := openStore(repo.Config)
 	if err != nil {
 		return err
 	}
@@ -183,7 +183,7 @@ func cmdRegistry(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := registry.OpenStore(cfg.RegistryPath())
+	store, err := openStore(cfg)
 	if err != nil {
 		return err
 	}
@@ -246,6 +246,14 @@ func cmdRegistry(ctx context.Context, e *env, args []string) error {
 // definition files to be valid.
 func loadConfig(dir string) (*registry.Config, error) {
 	return registry.LoadConfig(dir, registry.LoadOptions{})
+}
+
+// openStore opens the registry named in quiver.yaml.
+func openStore(cfg *registry.Config) (*registry.Store, error) {
+	if err := cfg.Require("registry"); err != nil {
+		return nil, err
+	}
+	return registry.OpenStore(cfg.RegistryPath())
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -1,0 +1,50 @@
+# Quiver's build. The DuckDB driver needs the duckdb_arrow build tag; every
+# target sets it, so nobody has to remember it.
+GO      ?= go
+TAGS    := duckdb_arrow
+BIN     := bin/quiver
+GOFILES  = $(shell git ls-files '*.go' | grep -v '\.pb\.go$$')
+PROTOS   = $(shell find proto -name '*.proto' 2>/dev/null)
+FUZZTIME ?= 30s
+
+.PHONY: build test lint demo bench proto fuzz clean
+
+## build: the quiver binary in bin/
+build:
+	$(GO) build -tags $(TAGS) -o $(BIN) ./cmd/quiver
+
+## test: gofmt, go vet, and every test with the race detector (fuzz seed corpora included)
+test: lint
+	$(GO) test -tags $(TAGS) -race -count=1 -timeout 15m ./...
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet -tags $(TAGS) ./...
+
+## demo: the quickstart end to end on embedded defaults, in .demo/
+demo: build
+	./scripts/demo.sh $(BIN)
+
+## bench: every benchmark program under bench/
+bench:
+	@found=0; for d in bench/*/; do \
+		if [ -f "$$d/main.go" ]; then found=1; echo "== $$d"; $(GO) run -tags $(TAGS) "./$$d" || exit 1; fi; \
+	done; if [ $$found = 0 ]; then echo "no benchmark programs under bench/ yet"; fi
+
+## proto: regenerate the committed Go code of proto/ (needs protoc, protoc-gen-go, protoc-gen-go-grpc)
+proto:
+	@if [ -z "$(PROTOS)" ]; then echo "no .proto files under proto/ yet"; exit 0; fi; \
+	protoc --proto_path=proto --go_out=proto --go_opt=paths=source_relative \
+		--go-grpc_out=proto --go-grpc_opt=paths=source_relative $(PROTOS)
+
+## fuzz: run each fuzz target for FUZZTIME (default 30s)
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -tags $(TAGS) -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; $(GO) test -tags $(TAGS) -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+clean:
+	rm -rf bin .demo

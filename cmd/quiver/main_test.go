@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/quiverdata/quiver/registry"
+)
+
+// quiver runs the CLI in-process and returns its exit code and output.
+func quiver(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func initRepo(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "rides")
+	code, out, stderr := quiver(t, "init", dir)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "Created feature repository")
+	return dir
+}
+
+func TestRegistryWorkflow(t *testing.T) {
+	t.Setenv("QUIVER_AUTHOR", "tester")
+	dir := initRepo(t)
+
+	code, out, stderr := quiver(t, "validate", "--repo", dir)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "ok: project rides, 4 files: 2 entities, 2 sources, 2 feature views, 1 on-demand views, 1 feature services")
+
+	code, out, stderr = quiver(t, "plan", "--repo", dir, "--json")
+	require.Equal(t, 0, code, stderr)
+	var plan registry.Plan
+	require.NoError(t, json.Unmarshal([]byte(out), &plan))
+	require.Equal(t, registry.Summary{Create: 8}, plan.Summary)
+	require.Zero(t, plan.FromVersion)
+
+	code, out, stderr = quiver(t, "apply", "--repo", dir)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "Applied registry version 1")
+
+	code, out, _ = quiver(t, "apply", "--repo", dir)
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "No changes: registry stays at version 1")
+
+	code, out, _ = quiver(t, "registry", "list", "--repo", dir)
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "feature_view            driver_hourly  4 features of driver from driver_stats, ttl 48h, online")
+
+	// Flags may follow positional arguments.
+	code, out, stderr = quiver(t, "registry", "describe", "driver_trips", "--repo", dir)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "name: fare_sum_1h\n      function: sum\n      column: fare\n      window: 1h\n      type: float64")
+	require.Contains(t, out, "# used by: feature_service ranking_v1")
+
+	code, _, stderr = quiver(t, "registry", "describe", "nope", "--repo", dir)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, `registry version 1 has no object named "nope"`)
+
+	// A breaking change: plan flags it, --deny-breaking exits 3, apply refuses it.
+	path := filepath.Join(dir, "features", "drivers.yaml")
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, bytes.Replace(data, []byte("{name: acc_rate, type: float32"), []byte("{name: acc_rate, type: float64"), 1), 0o644))
+
+	code, out, _ = quiver(t, "plan", "--repo", dir)
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "features.acc_rate.type: float32 → float64   BREAKING: changes a feature's type")
+	code, _, stderr = quiver(t, "plan", "--repo", dir, "--deny-breaking")
+	require.Equal(t, exitBreaking, code)
+	require.Contains(t, stderr, "the plan has 1 breaking change(s)")
+	code, _, stderr = quiver(t, "apply", "--repo", dir)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "--allow-breaking")
+	code, out, stderr = quiver(t, "apply", "--repo", dir, "--allow-breaking", "--json")
+	require.Equal(t, 0, code, stderr)
+	var res struct {
+		Written bool          `json:"written"`
+		Info    registry.Info `json:"snapshot"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	require.True(t, res.Written)
+	require.EqualValues(t, 2, res.Info.Version)
+	require.Equal(t, "tester", res.Info.Author)
+
+	code, out, _ = quiver(t, "registry", "history", "--repo", dir, "--json")
+	require.Equal(t, 0, code)
+	var hist []registry.Info
+	require.NoError(t, json.Unmarshal([]byte(out), &hist))
+	require.Len(t, hist, 2)
+
+	code, out, _ = quiver(t, "registry", "describe", "driver_hourly", "--version", "1", "--repo", dir, "--json")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, `"name": "acc_rate",`+"\n"+`      "type": "float32"`)
+}
+
+func TestApplyRecordsGitCommit(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not on PATH")
+	}
+	dir := initRepo(t)
+	gitRun := func(args ...string) string {
+		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=T", "-c", "user.email=t@example.com"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, string(out))
+		return strings.TrimSpace(string(out))
+	}
+	gitRun("init", "-q")
+	gitRun("add", "-A")
+	gitRun("commit", "-qm", "defs")
+	head := gitRun("rev-parse", "HEAD")
+
+	code, _, stderr := quiver(t, "apply", "--repo", dir, "--author", "someone")
+	require.Equal(t, 0, code, stderr)
+	store, err := registry.OpenStore(filepath.Join(dir, ".quiver", "registry"))
+	require.NoError(t, err)
+	snap, err := store.Latest(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, head, snap.Commit)
+	require.False(t, snap.Dirty)
+	require.Equal(t, "someone", snap.Author)
+}
+
+func TestErrorsAndExitCodes(t *testing.T) {
+	dir := initRepo(t)
+
+	code, _, stderr := quiver(t, "frobnicate")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, `unknown command "frobnicate"`)
+
+	code, _, stderr = quiver(t, "plan", "--no-such-flag")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "flag provided but not defined: -no-such-flag")
+
+	code, _, stderr = quiver(t, "validate", "--repo", dir, "extra")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "usage: quiver validate")
+
+	code, _, stderr = quiver(t, "validate", "--repo", t.TempDir())
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "is not a feature repository (create one with quiver init DIR)")
+
+	code, _, stderr = quiver(t, "registry", "list", "--repo", dir)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "no applied version (run quiver apply)")
+
+	code, _, stderr = quiver(t, "init", dir)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "already holds a feature repository")
+
+	// Several problems: one line each, then a count.
+	path := filepath.Join(dir, "features", "drivers.yaml")
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	bad := strings.Replace(string(data), "source: driver_stats", "source: driver_stat", 1)
+	bad = strings.Replace(bad, "ttl: 48h", "ttl: 2 days", 1)
+	require.NoError(t, os.WriteFile(path, []byte(bad), 0o644))
+	code, _, stderr = quiver(t, "validate", "--repo", dir)
+	require.Equal(t, 1, code)
+	require.Equal(t, `quiver validate: features/drivers.yaml:16:5: feature_views[0].source: unknown source "driver_stat" (did you mean "driver_stats"?)
+quiver validate: features/drivers.yaml:17:10: feature_views[0].ttl: "2 days" is not a duration (e.g. 72h, 7d, 30m)
+quiver validate: 2 problems
+`, stderr)
+
+	code, out, _ := quiver(t, "help")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "registry   read the registry")
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The quickstart end to end on embedded defaults: scaffold a feature
+# repository, check it, plan and apply it, read the registry, then change a
+# definition and see the plan flag what the change means.
+set -euo pipefail
+quiver=$(cd "$(dirname "${1:-bin/quiver}")" && pwd)/$(basename "${1:-bin/quiver}")
+root=$(cd "$(dirname "$0")/.." && pwd)
+demo=$root/.demo
+repo=$demo/rides
+
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
+run() { printf '$ quiver %s\n' "$*"; "$quiver" "$@"; }
+
+rm -rf "$demo"
+mkdir -p "$demo"
+cd "$demo"
+
+step "Scaffold the quickstart repository (definitions + generated Parquet data)"
+run init rides
+cd "$repo"
+git init -q && git add -A && git -c user.name=demo -c user.email=demo@example.com commit -qm "feature definitions"
+find . -path ./.git -prune -o -type f -print | sort
+
+step "Validate the definitions"
+run validate
+
+step "Plan against the empty registry"
+run plan
+
+step "Apply: registry version 1, tied to the Git commit"
+run apply --author demo
+
+step "Apply again: nothing changed, nothing written"
+run apply --author demo
+
+step "Read the registry"
+run registry list
+run registry describe ranking_v1
+
+step "A typo is caught with its file, line and a suggestion"
+sed -i 's/source: driver_stats/source: driver_stat/' features/drivers.yaml
+run validate || echo "(exit status $?)"
+git checkout -q features/drivers.yaml
+
+step "Change definitions: a longer ttl (safe) and a feature's type (breaking)"
+sed -i 's/ttl: 48h /ttl: 72h /; s/{name: acc_rate, type: float32/{name: acc_rate, type: float64/' features/drivers.yaml
+git diff --stat
+run plan
+run plan --deny-breaking >/dev/null || echo "(plan --deny-breaking exit status $?: CI would stop here)"
+run apply --author demo || echo "(exit status $?)"
+git -c user.name=demo -c user.email=demo@example.com commit -qam "acc_rate becomes float64, ttl 72h"
+run apply --author demo --allow-breaking
+
+step "History: every version stays readable"
+run registry history
+run registry describe driver_hourly --version 1 | head -8
