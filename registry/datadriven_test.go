@@ -133,4 +133,3 @@ func hasPrefix(a *txtar.Archive, prefix string) bool {
 }
 
 func fixedClock() time.Time { return time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC) }
-
