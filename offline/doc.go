@@ -2,5 +2,53 @@
 // embedded DuckDB, and point-in-time-correct training sets built with ASOF
 // joins and streamed as Arrow record batches.
 //
-// It imports registry and transform only; never online, server, cmd or sdk.
+// # Semantics
+//
+// For each entity row r with timestamp T and each requested view V:
+//
+//  1. Candidates are V's rows with the same join-key values and
+//     T - ttl <= event_ts <= T (no lower bound when ttl is 0).
+//  2. The chosen row has the greatest event_ts; ties go to the greatest
+//     created_ts (a null created_ts is the smallest); remaining ties go to
+//     the row that comes last in source order (files in lexical path order,
+//     rows in file order).
+//  3. No candidate, a null join key or a null T: the features are null.
+//  4. The output has exactly one row per input row, in input order, with
+//     every input column carried through, then the features, named feature
+//     or, with FullFeatureNames, view__feature.
+//  5. Timestamps are UTC with microsecond precision; naive timestamps mean
+//     UTC.
+//
+// # How it runs
+//
+// The entity table is copied into a DuckDB temporary table with its row
+// number and normalized timestamp. Each view becomes one ASOF LEFT JOIN
+// whose inequality compares structs (event_ts, created_ts, file index, row
+// in file): DuckDB's ASOF picks the greatest candidate not after T in that
+// order, which is rule 2 exactly, at the cost of one sort per view. The ttl
+// bound is applied to the chosen row (rule 1: if the latest row is too old,
+// every older one is too). The result is ordered by input row number.
+//
+// # Use
+//
+//	eng, err := offline.Open(offline.Options{DataRoot: "data"})
+//	defer eng.Close()
+//	rr, err := eng.TrainingSet(ctx, &offline.Request{
+//		Defs:     snapshot.Defs,
+//		Entities: offline.EntitiesFromParquet("labels.parquet"),
+//		Features: []string{"driver_hourly:*"},
+//	})
+//	defer rr.Release()
+//	for rr.Next() { use(rr.RecordBatch()) }
+//	err = rr.Err()
+//
+// # Concurrency and ownership
+//
+// An Engine is safe for concurrent use; each training set runs on its own
+// DuckDB connection, which the returned reader holds until Release. The
+// reader is for one goroutine. A batch returned by RecordBatch is valid
+// until the next call to Next; Retain it to keep it longer. The whole result
+// is never held in Go memory: DuckDB computes it within its memory limit,
+// spilling to its temp directory, and the reader converts one DuckDB chunk
+// at a time.
 package offline

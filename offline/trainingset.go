@@ -1,0 +1,622 @@
+package offline
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/quiverdata/quiver/registry"
+)
+
+// DefaultTimestampColumn is the entity table's event-time column unless a
+// request names another.
+const DefaultTimestampColumn = "event_timestamp"
+
+// ErrInvalidRequest marks problems with a request (as opposed to failures
+// of the engine); servers map it to InvalidArgument.
+var ErrInvalidRequest = errors.New("quiver: invalid training-set request")
+
+// Entities is a training set's entity table: join-key columns, an event
+// timestamp column and any other columns (labels), which are carried
+// through. Build one with EntitiesFromParquet or EntitiesFromArrow.
+type Entities struct {
+	path   string
+	reader array.RecordReader
+}
+
+// EntitiesFromParquet reads the entity table from a Parquet file or glob
+// (files in lexical order, rows in file order).
+func EntitiesFromParquet(path string) Entities { return Entities{path: path} }
+
+// EntitiesFromArrow reads the entity table from an Arrow stream. The
+// training set consumes the stream; the caller still releases it.
+func EntitiesFromArrow(r array.RecordReader) Entities { return Entities{reader: r} }
+
+// Request asks for a point-in-time-correct training set.
+type Request struct {
+	// Defs are the applied definitions to read views from.
+	Defs *registry.Definitions
+	// Entities is the entity table.
+	Entities Entities
+	// Features are references: view:feature or view:*.
+	Features []string
+	// FeatureService names a feature service instead of Features.
+	FeatureService string
+	// FullFeatureNames names feature columns view__feature.
+	FullFeatureNames bool
+	// TimestampColumn is the entity table's event time (default
+	// event_timestamp).
+	TimestampColumn string
+	// JoinKeyMap names entity-table columns for join keys the table names
+	// differently: "driver_id" → "driver" for every view, or
+	// "view.driver_id" → "other_driver" for one view.
+	JoinKeyMap map[string]string
+}
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidRequest, fmt.Sprintf(format, args...))
+}
+
+// Internal column names; entity tables must not use the prefix.
+const (
+	internalPrefix = "__quiver_"
+	colRow         = "__quiver_row"
+	colTS          = "__quiver_ts"
+	colKey         = "__quiver_key"
+	entitiesTable  = "__quiver_entities"
+)
+
+// viewPlan is one requested view: its source, the features to read and
+// how its join keys meet the entity table.
+type viewPlan struct {
+	view     *registry.FeatureView
+	source   *registry.Source
+	features []outputFeature
+	keys     []keyPair
+}
+
+type outputFeature struct {
+	registry.ResolvedFeature
+	column string // output column name
+}
+
+type keyPair struct {
+	joinKey   string
+	entityCol string
+	typ       registry.ValueType
+}
+
+// resolve turns the request's references into per-view plans, in the order
+// the references name them, and checks output names for collisions.
+func resolve(req *Request) ([]*viewPlan, []string, error) {
+	if req.Defs == nil {
+		return nil, nil, invalidf("no definitions (apply the repository first)")
+	}
+	refs := req.Features
+	switch {
+	case req.FeatureService != "" && len(refs) > 0:
+		return nil, nil, invalidf("give features or a feature service, not both")
+	case req.FeatureService != "":
+		svc := req.Defs.FeatureService(req.FeatureService)
+		if svc == nil {
+			return nil, nil, invalidf("unknown feature service %q", req.FeatureService)
+		}
+		refs = svc.Features
+	case len(refs) == 0:
+		return nil, nil, invalidf("no features requested (give feature references such as view:feature, or a feature service)")
+	}
+	feats, err := req.Defs.Resolve(refs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %s", ErrInvalidRequest, strings.TrimPrefix(err.Error(), registry.ErrNotFound.Error()+": "))
+	}
+	var plans []*viewPlan
+	byView := map[string]*viewPlan{}
+	owner := map[string]string{} // output column → view
+	var columns []string
+	for _, f := range feats {
+		if f.OnDemand {
+			return nil, nil, invalidf("%s:%s is an on-demand feature; on-demand features in training sets are not supported yet", f.View, f.Feature)
+		}
+		p := byView[f.View]
+		if p == nil {
+			v := req.Defs.FeatureView(f.View)
+			src := req.Defs.Source(v.Source)
+			if src.Kind.IsStream() {
+				return nil, nil, invalidf("view %s reads %s source %s, whose offline log is written by the streaming materializer; training sets over stream views are not supported yet", v.Name, src.Kind, src.Name)
+			}
+			p = &viewPlan{view: v, source: src}
+			byView[f.View] = p
+			plans = append(plans, p)
+		}
+		col := f.Feature
+		if req.FullFeatureNames {
+			col = f.FullName()
+		}
+		if prev, dup := owner[col]; dup {
+			return nil, nil, invalidf("feature name %q is in views %s and %s; request full feature names (view__feature) to tell them apart", col, prev, f.View)
+		}
+		owner[col] = f.View
+		columns = append(columns, col)
+		p.features = append(p.features, outputFeature{ResolvedFeature: f, column: col})
+	}
+	for _, p := range plans {
+		for _, ename := range p.view.Entities {
+			for _, k := range req.Defs.Entity(ename).JoinKeys {
+				col := k.Name
+				if alias, ok := req.JoinKeyMap[k.Name]; ok {
+					col = alias
+				}
+				if alias, ok := req.JoinKeyMap[p.view.Name+"."+k.Name]; ok {
+					col = alias
+				}
+				p.keys = append(p.keys, keyPair{joinKey: k.Name, entityCol: col, typ: k.Type})
+			}
+		}
+	}
+	return plans, columns, nil
+}
+
+// column is a named, typed column as DuckDB describes it.
+type column struct {
+	name, typ string
+}
+
+// TrainingSet builds the training set and returns a reader that streams it
+// in input order. The caller must Release the reader; it holds a DuckDB
+// connection until then.
+func (e *Engine) TrainingSet(ctx context.Context, req *Request) (array.RecordReader, error) {
+	q, err := e.prepare(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	ar, err := duckdb.NewArrowFromConn(q.conn)
+	if err != nil {
+		return nil, q.fail(err)
+	}
+	rr, err := ar.QueryContext(ctx, q.sql)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, q.fail(ctx.Err())
+		}
+		return nil, q.fail(fmt.Errorf("run training-set query: %s", duckErr(err)))
+	}
+	return &resultReader{RecordReader: rr, conn: q.conn, refs: 1}, nil
+}
+
+// WriteParquet builds the training set into a Parquet file at path,
+// written to a temporary name and renamed into place. It returns the
+// number of rows written.
+func (e *Engine) WriteParquet(ctx context.Context, req *Request, path string) (int64, error) {
+	q, err := e.prepare(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	defer q.close()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return 0, err
+	}
+	tmp := abs + ".tmp-" + fmt.Sprint(os.Getpid())
+	n, err := execCount(ctx, q.conn, "COPY ("+q.sql+") TO "+quoteString(tmp)+" (FORMAT parquet, COMPRESSION zstd)")
+	if err != nil {
+		_ = os.Remove(tmp) // best effort; the copy error is the one to report
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, fmt.Errorf("write training set to %s: %s", path, duckErr(err))
+	}
+	if err := os.Rename(tmp, abs); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// prepared is a request ready to run: its connection (holding the entity
+// table), the query, and the number of entity rows.
+type prepared struct {
+	conn    *duckdb.Conn
+	sql     string
+	rows    int64
+	release func()
+}
+
+func (q *prepared) close() {
+	if q.release != nil {
+		q.release()
+	}
+	_ = q.conn.Close() // closing drops the temporary tables; nothing to report
+}
+
+func (q *prepared) fail(err error) error {
+	q.close()
+	return err
+}
+
+// prepare opens a connection, loads the entity table, checks every column
+// the joins need and renders the query.
+func (e *Engine) prepare(ctx context.Context, req *Request) (*prepared, error) {
+	plans, outCols, err := resolve(req)
+	if err != nil {
+		return nil, err
+	}
+	tsCol := req.TimestampColumn
+	if tsCol == "" {
+		tsCol = DefaultTimestampColumn
+	}
+	conn, err := e.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q := &prepared{conn: conn}
+	if err := e.loadEntities(ctx, q, req.Entities); err != nil {
+		return nil, q.fail(err)
+	}
+	ecols, err := describe(ctx, conn, "SELECT * FROM "+entitiesTable)
+	if err != nil {
+		return nil, q.fail(err)
+	}
+	if err := checkEntities(ecols, tsCol, plans, outCols); err != nil {
+		return nil, q.fail(err)
+	}
+	sources := make([]string, len(plans))
+	for i, p := range plans {
+		rel, err := e.sourceRelation(ctx, conn, p)
+		if err != nil {
+			return nil, q.fail(err)
+		}
+		sources[i] = rel
+	}
+	q.sql = trainingSetSQL(plans, sources, tsCol)
+	return q, nil
+}
+
+// loadEntities copies the entity table into a temporary table with its
+// input row number.
+func (e *Engine) loadEntities(ctx context.Context, q *prepared, ents Entities) error {
+	switch {
+	case ents.path != "" && ents.reader != nil:
+		return invalidf("entity table: give a Parquet path or an Arrow stream, not both")
+	case ents.path != "":
+		path, err := filepath.Abs(ents.path)
+		if err != nil {
+			return err
+		}
+		// Row order is (file, row in file); files come in lexical order.
+		sql := fmt.Sprintf("CREATE TEMP TABLE %s AS SELECT *, (file_index::BIGINT << 40) + file_row_number AS %s FROM read_parquet(%s)",
+			entitiesTable, colRow, quoteString(path))
+		if _, err := execCount(ctx, q.conn, sql); err != nil {
+			return fmt.Errorf("%w: entity table %s: %s", ErrInvalidRequest, ents.path, duckErr(err))
+		}
+	case ents.reader != nil:
+		for _, f := range ents.reader.Schema().Fields() {
+			if strings.HasPrefix(f.Name, internalPrefix) {
+				return invalidf("entity table column %q uses the reserved prefix %s", f.Name, internalPrefix)
+			}
+		}
+		numbered := newRowNumberReader(ents.reader)
+		defer numbered.Release()
+		ar, err := duckdb.NewArrowFromConn(q.conn)
+		if err != nil {
+			return err
+		}
+		release, err := ar.RegisterView(numbered, "__quiver_entity_stream")
+		if err != nil {
+			return fmt.Errorf("entity table: %w", err)
+		}
+		defer release()
+		sql := fmt.Sprintf("CREATE TEMP TABLE %s AS SELECT * FROM __quiver_entity_stream", entitiesTable)
+		if _, err := execCount(ctx, q.conn, sql); err != nil {
+			return fmt.Errorf("%w: entity table: %s", ErrInvalidRequest, duckErr(err))
+		}
+		if err := numbered.Err(); err != nil {
+			return fmt.Errorf("entity table: %w", err)
+		}
+	default:
+		return invalidf("no entity table (give a Parquet path or an Arrow stream)")
+	}
+	n, err := queryInt(ctx, q.conn, "SELECT count(*) FROM "+entitiesTable)
+	if err != nil {
+		return err
+	}
+	q.rows = n
+	return nil
+}
+
+// checkEntities checks the entity table's columns against the request.
+func checkEntities(cols []column, tsCol string, plans []*viewPlan, outCols []string) error {
+	byName := map[string]column{}
+	var names []string
+	for _, c := range cols {
+		if c.name == colRow {
+			continue
+		}
+		if strings.HasPrefix(c.name, internalPrefix) {
+			return invalidf("entity table column %q uses the reserved prefix %s", c.name, internalPrefix)
+		}
+		byName[c.name] = c
+		names = append(names, c.name)
+	}
+	ts, ok := byName[tsCol]
+	switch {
+	case !ok:
+		return invalidf("entity table has no timestamp column %q (it has %s; name another with the timestamp column option)", tsCol, strings.Join(names, ", "))
+	case !isTimestampType(ts.typ):
+		return invalidf("entity table column %q is %s; the event timestamp must be a timestamp or date", tsCol, ts.typ)
+	}
+	for _, p := range plans {
+		for _, k := range p.keys {
+			c, ok := byName[k.entityCol]
+			if !ok {
+				return invalidf("entity table has no column %q for join key %s of view %s (map another column with the join-key map)", k.entityCol, k.joinKey, p.view.Name)
+			}
+			if !keyTypeOK(c.typ, k.typ) {
+				return invalidf("entity table column %q is %s; join key %s of view %s is %s", k.entityCol, c.typ, k.joinKey, p.view.Name, k.typ)
+			}
+		}
+	}
+	for _, name := range outCols {
+		if _, clash := byName[name]; clash {
+			return invalidf("feature %q has the name of an entity table column; rename the column or request full feature names", name)
+		}
+	}
+	return nil
+}
+
+func keyTypeOK(have string, want registry.ValueType) bool {
+	if want == registry.TypeString {
+		return have == "VARCHAR"
+	}
+	return isIntegerType(have)
+}
+
+// sourceRelation renders the SQL relation of a view's source, projected to
+// its join keys, requested features and ordering key, after checking that
+// the source has every column with a usable type.
+func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewPlan) (string, error) {
+	src := p.source
+	var from, fileIdx, rowNum string
+	switch src.Kind {
+	case registry.SourceParquet:
+		from = "read_parquet(" + quoteString(src.Path) + ", union_by_name = true)"
+		fileIdx, rowNum = "file_index::BIGINT", "file_row_number::BIGINT"
+	case registry.SourceDuckDBQuery:
+		from = "(" + src.Query + ")"
+		fileIdx, rowNum = "0::BIGINT", "(row_number() OVER ())::BIGINT"
+	default:
+		return "", invalidf("source %s of kind %s cannot be read offline", src.Name, src.Kind)
+	}
+	cols, err := describe(ctx, conn, "SELECT * FROM "+from)
+	if err != nil {
+		return "", fmt.Errorf("%w: source %s (%s, data root %s): %s", ErrInvalidRequest, src.Name, sourceWhat(src), e.dataRoot, duckErr(err))
+	}
+	byName := map[string]column{}
+	for _, c := range cols {
+		byName[c.name] = c
+	}
+	// sourceCol finds the source column a view column comes from.
+	sourceCol := func(name string) string {
+		for from, to := range src.FieldMapping {
+			if to == name {
+				return from
+			}
+		}
+		return name
+	}
+	need := func(col, role string, ok func(string) bool, want string) error {
+		c, found := byName[col]
+		if !found {
+			return invalidf("source %s (%s) has no column %q (%s)", src.Name, sourceWhat(src), col, role)
+		}
+		if !ok(c.typ) {
+			return invalidf("source %s column %q is %s; %s must be %s", src.Name, col, c.typ, role, want)
+		}
+		return nil
+	}
+	var sel []string
+	// A row without its event time or a key can never be chosen; DuckDB's
+	// ASOF join would match null keys to each other, so they go here.
+	where := []string{quoteIdent(src.TimestampField) + " IS NOT NULL"}
+	for _, k := range p.keys {
+		col := sourceCol(k.joinKey)
+		where = append(where, quoteIdent(col)+" IS NOT NULL")
+		if err := need(col, "join key "+k.joinKey, func(t string) bool { return keyTypeOK(t, k.typ) }, k.typ.String()); err != nil {
+			return "", err
+		}
+		sel = append(sel, fmt.Sprintf("CAST(%s AS %s) AS %s", quoteIdent(col), duckType(k.typ), quoteIdent(k.joinKey)))
+	}
+	for i, f := range p.features {
+		col := sourceCol(f.Feature)
+		if err := need(col, fmt.Sprintf("feature %s:%s", f.View, f.Feature), func(t string) bool { return castable(t, f.Type) }, f.Type.String()); err != nil {
+			return "", err
+		}
+		sel = append(sel, fmt.Sprintf("CAST(%s AS %s) AS f%d", quoteIdent(col), duckType(f.Type), i))
+	}
+	if err := need(src.TimestampField, "the timestamp field", isTimestampType, "a timestamp"); err != nil {
+		return "", err
+	}
+	ts := fmt.Sprintf("CAST(%s AS TIMESTAMP)", quoteIdent(src.TimestampField))
+	created := "'-infinity'::TIMESTAMP"
+	if src.CreatedTimestampField != "" {
+		if err := need(src.CreatedTimestampField, "the created timestamp field", isTimestampType, "a timestamp"); err != nil {
+			return "", err
+		}
+		created = fmt.Sprintf("coalesce(CAST(%s AS TIMESTAMP), '-infinity'::TIMESTAMP)", quoteIdent(src.CreatedTimestampField))
+	}
+	sel = append(sel,
+		ts+" AS "+colTS,
+		fmt.Sprintf("struct_pack(t := %s, c := %s, f := %s, r := %s) AS %s", ts, created, fileIdx, rowNum, colKey))
+	return fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(sel, ", "), from, strings.Join(where, " AND ")), nil
+}
+
+func sourceWhat(s *registry.Source) string {
+	if s.Kind == registry.SourceParquet {
+		return s.Path
+	}
+	return string(s.Kind)
+}
+
+// trainingSetSQL renders the point-in-time join: one ASOF LEFT JOIN per
+// view, the ttl bound on the chosen row, input order.
+func trainingSetSQL(plans []*viewPlan, sources []string, tsCol string) string {
+	var b strings.Builder
+	b.WriteString("SELECT e.* EXCLUDE (" + colRow + ", " + colTS + ", " + colKey + ")")
+	for i, p := range plans {
+		v := fmt.Sprintf("v%d", i)
+		cond := "e." + colTS + " IS NOT NULL"
+		if ttl := p.view.TTL.Std(); ttl > 0 {
+			cond = fmt.Sprintf("%s.%s >= e.%s - to_microseconds(%d)", v, colTS, colTS, ttl.Microseconds())
+		}
+		for j, f := range p.features {
+			fmt.Fprintf(&b, ", CASE WHEN %s THEN %s.f%d END AS %s", cond, v, j, quoteIdent(f.column))
+		}
+	}
+	ts := quoteIdent(tsCol)
+	fmt.Fprintf(&b, " FROM (SELECT *, CAST(%s AS TIMESTAMP) AS %s, CASE WHEN %s IS NOT NULL THEN struct_pack(t := CAST(%s AS TIMESTAMP), c := NULL::TIMESTAMP, f := NULL::BIGINT, r := NULL::BIGINT) END AS %s FROM %s) AS e",
+		ts, colTS, ts, ts, colKey, entitiesTable)
+	for i, p := range plans {
+		v := fmt.Sprintf("v%d", i)
+		fmt.Fprintf(&b, " ASOF LEFT JOIN (%s) AS %s ON ", sources[i], v)
+		for _, k := range p.keys {
+			fmt.Fprintf(&b, "e.%s = %s.%s AND ", quoteIdent(k.entityCol), v, quoteIdent(k.joinKey))
+		}
+		fmt.Fprintf(&b, "e.%s >= %s.%s", colKey, v, colKey)
+	}
+	b.WriteString(" ORDER BY e." + colRow)
+	return b.String()
+}
+
+// describe returns the columns a query would produce.
+func describe(ctx context.Context, conn *duckdb.Conn, query string) ([]column, error) {
+	rows, err := conn.QueryContext(ctx, "DESCRIBE "+query, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []column
+	vals := make([]driver.Value, len(rows.Columns()))
+	for {
+		if err := rows.Next(vals); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return nil, err
+		}
+		out = append(out, column{name: fmt.Sprint(vals[0]), typ: fmt.Sprint(vals[1])})
+	}
+}
+
+func queryInt(ctx context.Context, conn *duckdb.Conn, query string) (int64, error) {
+	rows, err := conn.QueryContext(ctx, query, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	vals := make([]driver.Value, 1)
+	if err := rows.Next(vals); err != nil {
+		return 0, err
+	}
+	switch v := vals[0].(type) {
+	case int64:
+		return v, nil
+	case int32:
+		return int64(v), nil
+	}
+	return 0, fmt.Errorf("%s: unexpected %T", query, vals[0])
+}
+
+// execCount runs a statement and returns the number of rows it affected.
+func execCount(ctx context.Context, conn *duckdb.Conn, query string) (int64, error) {
+	res, err := conn.ExecContext(ctx, query, nil)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// duckErr shortens DuckDB's multi-line errors to their first line.
+func duckErr(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, "\n"); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
+}
+
+// resultReader closes the request's connection when released.
+type resultReader struct {
+	array.RecordReader
+	conn *duckdb.Conn
+	refs int64
+}
+
+func (r *resultReader) Retain() { atomic.AddInt64(&r.refs, 1) }
+
+func (r *resultReader) Release() {
+	if atomic.AddInt64(&r.refs, -1) != 0 {
+		return
+	}
+	r.RecordReader.Release()
+	_ = r.conn.Close() // closing drops the temporary tables; nothing to report
+}
+
+// rowNumberReader appends the input row number to every batch.
+type rowNumberReader struct {
+	in     array.RecordReader
+	schema *arrow.Schema
+	next   int64
+	cur    arrow.RecordBatch
+	refs   int64
+}
+
+func newRowNumberReader(in array.RecordReader) *rowNumberReader {
+	fields := append(append([]arrow.Field{}, in.Schema().Fields()...), arrow.Field{Name: colRow, Type: arrow.PrimitiveTypes.Int64})
+	md := in.Schema().Metadata()
+	return &rowNumberReader{in: in, schema: arrow.NewSchema(fields, &md), refs: 1}
+}
+
+func (r *rowNumberReader) Schema() *arrow.Schema { return r.schema }
+func (r *rowNumberReader) Retain()               { atomic.AddInt64(&r.refs, 1) }
+func (r *rowNumberReader) Release() {
+	if atomic.AddInt64(&r.refs, -1) == 0 && r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
+	}
+}
+func (r *rowNumberReader) Err() error                    { return r.in.Err() }
+func (r *rowNumberReader) Record() arrow.RecordBatch      { return r.cur }
+func (r *rowNumberReader) RecordBatch() arrow.RecordBatch { return r.cur }
+
+func (r *rowNumberReader) Next() bool {
+	if r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
+	}
+	if !r.in.Next() {
+		return false
+	}
+	rec := r.in.RecordBatch()
+	n := int(rec.NumRows())
+	b := array.NewInt64Builder(memory.DefaultAllocator)
+	defer b.Release()
+	b.Reserve(n)
+	for i := range n {
+		b.UnsafeAppend(r.next + int64(i))
+	}
+	r.next += int64(n)
+	rowCol := b.NewArray()
+	defer rowCol.Release()
+	cols := append(append([]arrow.Array{}, rec.Columns()...), rowCol)
+	r.cur = array.NewRecordBatch(r.schema, cols, int64(n))
+	return true
+}
