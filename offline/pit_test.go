@@ -105,16 +105,16 @@ feature_views:
 
 // scenario is one random repository and entity table.
 type scenario struct {
-	dir            string
-	defs           *registry.Definitions
-	driverTTL      time.Duration
-	riderTTL       time.Duration
-	drivers        [][]driverRow // per file, files in lexical order
-	riders         []riderRow
-	pairs          []pairRow
-	entities       []entityRowUTC
-	naiveEntities  bool
-	entityFiles    int
+	dir           string
+	defs          *registry.Definitions
+	driverTTL     time.Duration
+	riderTTL      time.Duration
+	drivers       [][]driverRow // per file, files in lexical order
+	riders        []riderRow
+	pairs         []pairRow
+	entities      []entityRowUTC
+	naiveEntities bool
+	entityFiles   int
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -496,4 +496,3 @@ func (s *scenario) arrowEntities(t *testing.T, batch int) array.RecordReader {
 	t.Cleanup(rr.Release)
 	return rr
 }
-

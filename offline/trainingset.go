@@ -593,7 +593,7 @@ func (r *rowNumberReader) Release() {
 		r.cur = nil
 	}
 }
-func (r *rowNumberReader) Err() error                    { return r.in.Err() }
+func (r *rowNumberReader) Err() error                     { return r.in.Err() }
 func (r *rowNumberReader) Record() arrow.RecordBatch      { return r.cur }
 func (r *rowNumberReader) RecordBatch() arrow.RecordBatch { return r.cur }
 
