@@ -385,14 +385,16 @@ func keyTypeOK(have string, want registry.ValueType) bool {
 // the source has every column with a usable type.
 func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewPlan) (string, error) {
 	src := p.source
-	var from, fileIdx, rowNum string
+	// order is the source order of rule 2: (file, row in file) packed
+	// into one integer, files in lexical order.
+	var from, order string
 	switch src.Kind {
 	case registry.SourceParquet:
 		from = "read_parquet(" + quoteString(src.Path) + ", union_by_name = true)"
-		fileIdx, rowNum = "file_index::BIGINT", "file_row_number::BIGINT"
+		order = "(file_index::BIGINT << 40) + file_row_number"
 	case registry.SourceDuckDBQuery:
 		from = "(" + src.Query + ")"
-		fileIdx, rowNum = "0::BIGINT", "(row_number() OVER ())::BIGINT"
+		order = "(row_number() OVER ())::BIGINT"
 	default:
 		return "", invalidf("source %s of kind %s cannot be read offline", src.Name, src.Kind)
 	}
@@ -424,39 +426,58 @@ func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewP
 		return nil
 	}
 	var sel []string
-	// A row without its event time or a key can never be chosen; DuckDB's
-	// ASOF join would match null keys to each other, so they go here.
-	where := []string{quoteIdent(src.TimestampField) + " IS NOT NULL"}
 	for _, k := range p.keys {
 		col := sourceCol(k.joinKey)
-		where = append(where, quoteIdent(col)+" IS NOT NULL")
 		if err := need(col, "join key "+k.joinKey, func(t string) bool { return keyTypeOK(t, k.typ) }, k.typ.String()); err != nil {
 			return "", err
 		}
-		sel = append(sel, fmt.Sprintf("CAST(%s AS %s) AS %s", quoteIdent(col), duckType(k.typ), quoteIdent(k.joinKey)))
+		sel = append(sel, fmt.Sprintf("%s AS %s", castTo(byName[col].typ, quoteIdent(col), k.typ), quoteIdent(k.joinKey)))
 	}
 	for i, f := range p.features {
 		col := sourceCol(f.Feature)
 		if err := need(col, fmt.Sprintf("feature %s:%s", f.View, f.Feature), func(t string) bool { return castable(t, f.Type) }, f.Type.String()); err != nil {
 			return "", err
 		}
-		sel = append(sel, fmt.Sprintf("CAST(%s AS %s) AS f%d", quoteIdent(col), duckType(f.Type), i))
+		sel = append(sel, fmt.Sprintf("%s AS f%d", castTo(byName[col].typ, quoteIdent(col), f.Type), i))
 	}
 	if err := need(src.TimestampField, "the timestamp field", isTimestampType, "a timestamp"); err != nil {
 		return "", err
 	}
-	ts := fmt.Sprintf("CAST(%s AS TIMESTAMP)", quoteIdent(src.TimestampField))
-	created := "'-infinity'::TIMESTAMP"
+	ts := castTo(byName[src.TimestampField].typ, quoteIdent(src.TimestampField), registry.TypeTimestamp)
+	// The ordering key of rule 2. A null event time makes the struct's
+	// first field null, which sorts after every time, so the row is never
+	// chosen; rows with null keys are matched to entity rows with null keys
+	// by DuckDB's ASOF join and discarded in the projection (filtering them
+	// here costs a third of the join's time).
+	key := fmt.Sprintf("struct_pack(t := %s, o := %s)", ts, order)
 	if src.CreatedTimestampField != "" {
 		if err := need(src.CreatedTimestampField, "the created timestamp field", isTimestampType, "a timestamp"); err != nil {
 			return "", err
 		}
-		created = fmt.Sprintf("coalesce(CAST(%s AS TIMESTAMP), '-infinity'::TIMESTAMP)", quoteIdent(src.CreatedTimestampField))
+		created := castTo(byName[src.CreatedTimestampField].typ, quoteIdent(src.CreatedTimestampField), registry.TypeTimestamp)
+		key = fmt.Sprintf("struct_pack(t := %s, c := coalesce(%s, '-infinity'::TIMESTAMP), o := %s)", ts, created, order)
 	}
-	sel = append(sel,
-		ts+" AS "+colTS,
-		fmt.Sprintf("struct_pack(t := %s, c := %s, f := %s, r := %s) AS %s", ts, created, fileIdx, rowNum, colKey))
-	return fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(sel, ", "), from, strings.Join(where, " AND ")), nil
+	sel = append(sel, ts+" AS "+colTS, key+" AS "+colKey)
+	return fmt.Sprintf("SELECT %s FROM %s", strings.Join(sel, ", "), from), nil
+}
+
+// castTo converts a column expression of DuckDB type have to the type that
+// holds want, leaving it alone when it already is.
+func castTo(have, expr string, want registry.ValueType) string {
+	if have == duckType(want) {
+		return expr
+	}
+	return fmt.Sprintf("CAST(%s AS %s)", expr, duckType(want))
+}
+
+// entityKey is the left side of the ordering comparison: the entity row's
+// time with null tie-breakers, which compare greater than any value, so
+// that every candidate at time T qualifies.
+func entityKey(p *viewPlan, ts string) string {
+	if p.source.CreatedTimestampField != "" {
+		return fmt.Sprintf("struct_pack(t := %s, c := NULL::TIMESTAMP, o := NULL::BIGINT)", ts)
+	}
+	return fmt.Sprintf("struct_pack(t := %s, o := NULL::BIGINT)", ts)
 }
 
 func sourceWhat(s *registry.Source) string {
@@ -469,28 +490,41 @@ func sourceWhat(s *registry.Source) string {
 // trainingSetSQL renders the point-in-time join: one ASOF LEFT JOIN per
 // view, the ttl bound on the chosen row, input order.
 func trainingSetSQL(plans []*viewPlan, sources []string, tsCol string) string {
+	ts := "CAST(" + quoteIdent(tsCol) + " AS TIMESTAMP)"
 	var b strings.Builder
-	b.WriteString("SELECT e.* EXCLUDE (" + colRow + ", " + colTS + ", " + colKey + ")")
+	b.WriteString("SELECT e.* EXCLUDE (" + colRow + ", " + colTS)
+	for i := range plans {
+		fmt.Fprintf(&b, ", %s%d", colKey, i)
+	}
+	b.WriteString(")")
 	for i, p := range plans {
 		v := fmt.Sprintf("v%d", i)
-		cond := "e." + colTS + " IS NOT NULL"
-		if ttl := p.view.TTL.Std(); ttl > 0 {
-			cond = fmt.Sprintf("%s.%s >= e.%s - to_microseconds(%d)", v, colTS, colTS, ttl.Microseconds())
+		// A match counts only for an entity row with a time and non-null
+		// keys (DuckDB matches null keys to each other), within the ttl.
+		conds := []string{"e." + colTS + " IS NOT NULL"}
+		for _, k := range p.keys {
+			conds = append(conds, "e."+quoteIdent(k.entityCol)+" IS NOT NULL")
 		}
+		if ttl := p.view.TTL.Std(); ttl > 0 {
+			conds = append(conds, fmt.Sprintf("%s.%s >= e.%s - to_microseconds(%d)", v, colTS, colTS, ttl.Microseconds()))
+		}
+		cond := strings.Join(conds, " AND ")
 		for j, f := range p.features {
 			fmt.Fprintf(&b, ", CASE WHEN %s THEN %s.f%d END AS %s", cond, v, j, quoteIdent(f.column))
 		}
 	}
-	ts := quoteIdent(tsCol)
-	fmt.Fprintf(&b, " FROM (SELECT *, CAST(%s AS TIMESTAMP) AS %s, CASE WHEN %s IS NOT NULL THEN struct_pack(t := CAST(%s AS TIMESTAMP), c := NULL::TIMESTAMP, f := NULL::BIGINT, r := NULL::BIGINT) END AS %s FROM %s) AS e",
-		ts, colTS, ts, ts, colKey, entitiesTable)
+	fmt.Fprintf(&b, " FROM (SELECT *, %s AS %s", ts, colTS)
+	for i, p := range plans {
+		fmt.Fprintf(&b, ", %s AS %s%d", entityKey(p, ts), colKey, i)
+	}
+	fmt.Fprintf(&b, " FROM %s) AS e", entitiesTable)
 	for i, p := range plans {
 		v := fmt.Sprintf("v%d", i)
 		fmt.Fprintf(&b, " ASOF LEFT JOIN (%s) AS %s ON ", sources[i], v)
 		for _, k := range p.keys {
 			fmt.Fprintf(&b, "e.%s = %s.%s AND ", quoteIdent(k.entityCol), v, quoteIdent(k.joinKey))
 		}
-		fmt.Fprintf(&b, "e.%s >= %s.%s", colKey, v, colKey)
+		fmt.Fprintf(&b, "e.%s%d >= %s.%s", colKey, i, v, colKey)
 	}
 	b.WriteString(" ORDER BY e." + colRow)
 	return b.String()
@@ -619,4 +653,35 @@ func (r *rowNumberReader) Next() bool {
 	cols := append(append([]arrow.Array{}, rec.Columns()...), rowCol)
 	r.cur = array.NewRecordBatch(r.schema, cols, int64(n))
 	return true
+}
+
+// Explain returns the training set's SQL and DuckDB's plan for it; with
+// analyze, the plan is run and annotated with timings.
+func (e *Engine) Explain(ctx context.Context, req *Request, analyze bool) (string, error) {
+	q, err := e.prepare(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	defer q.close()
+	stmt := "EXPLAIN "
+	if analyze {
+		stmt = "EXPLAIN ANALYZE "
+	}
+	rows, err := q.conn.QueryContext(ctx, stmt+q.sql, nil)
+	if err != nil {
+		return "", fmt.Errorf("explain: %s", duckErr(err))
+	}
+	defer rows.Close()
+	var b strings.Builder
+	b.WriteString(q.sql + "\n\n")
+	vals := make([]driver.Value, len(rows.Columns()))
+	for {
+		if err := rows.Next(vals); err != nil {
+			if errors.Is(err, io.EOF) {
+				return b.String(), nil
+			}
+			return "", err
+		}
+		b.WriteString(fmt.Sprint(vals[len(vals)-1]) + "\n")
+	}
 }

@@ -1,0 +1,326 @@
+// Command pit measures point-in-time training sets: Quiver's training set
+// (to Arrow and to Parquet) beside hand-written DuckDB ASOF joins for the
+// same work (the limit) and the window-function formulation that SQL
+// feature stores render, over the same Parquet files, in one run.
+//
+// Each case runs in a child process so that its peak memory is its own;
+// the table shows medians over -runs runs.
+package main
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/quiverdata/quiver/bench/internal/report"
+	"github.com/quiverdata/quiver/offline"
+	"github.com/quiverdata/quiver/registry"
+)
+
+var (
+	entities = flag.Int("entities", 1_000_000, "entity (label) rows")
+	rows     = flag.Int("rows", 10_000_000, "rows per feature view")
+	keys     = flag.Int("keys", 1_000_000, "distinct entities")
+	views    = flag.Int("views", 3, "feature views")
+	runs     = flag.Int("runs", 3, "runs per case")
+	threads  = flag.Int("threads", 0, "DuckDB threads (0: one per core)")
+	dir      = flag.String("dir", "", "data directory (default: a new temporary one, removed at the end)")
+	skip     = flag.String("skip", "", "comma-separated cases to skip")
+	caseName = flag.String("case", "", "run one case and print its time (used by the parent process)")
+)
+
+const ttlDays = 7
+
+func main() {
+	flag.Parse()
+	if *caseName != "" {
+		d, n, err := runCase(*caseName)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println(n)
+		fmt.Println(d.Nanoseconds())
+		return
+	}
+	if err := orchestrate(); err != nil {
+		fmt.Fprintln(os.Stderr, "pit:", err)
+		os.Exit(1)
+	}
+}
+
+func orchestrate() error {
+	if *dir == "" {
+		d, err := os.MkdirTemp("", "quiver-bench-pit-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		*dir = d
+	}
+	fmt.Printf("point-in-time training set: %d entity rows × %d views × %d rows over %d entities, %d runs per case\n",
+		*entities, *views, *rows, *keys, *runs)
+	start := time.Now()
+	if err := generate(); err != nil {
+		return fmt.Errorf("generate data: %w", err)
+	}
+	fmt.Printf("data generated in %s under %s\n\n", report.Seconds(time.Since(start)), *dir)
+
+	cases := []struct{ name, label string }{
+		{"quiver-arrow", "Quiver training set → Arrow"},
+		{"quiver-parquet", "Quiver training set → Parquet"},
+		{"raw-asof", "hand-written ASOF joins → Arrow (limit)"},
+		{"window", "window functions (SQL feature stores) → Arrow"},
+	}
+	medians := map[string]time.Duration{}
+	var rowsOut []report.Row
+	for _, c := range cases {
+		if strings.Contains(","+*skip+",", ","+c.name+",") {
+			continue
+		}
+		var ds []time.Duration
+		var peak int64
+		for r := 0; r < *runs; r++ {
+			res, err := report.Child(childArgs(c.name)...)
+			if err != nil {
+				return err
+			}
+			if got := strings.TrimSpace(res.Output); got != fmt.Sprint(*entities) {
+				return fmt.Errorf("%s produced %s rows, want %d", c.name, got, *entities)
+			}
+			ds = append(ds, res.Elapsed)
+			peak = max(peak, res.PeakRSS)
+		}
+		m := report.Median(ds)
+		medians[c.name] = m
+		rowsOut = append(rowsOut, report.Row{Case: c.label, Cells: []string{
+			report.Seconds(m), report.Rate(int64(*entities), m), report.Bytes(peak)}})
+	}
+	report.Table(os.Stdout, []string{"case", "median", "entity rows/s", "peak RSS"}, rowsOut)
+	fmt.Println()
+	ratio := func(a, b string) (float64, bool) {
+		x, ok1 := medians[a]
+		y, ok2 := medians[b]
+		return x.Seconds() / y.Seconds(), ok1 && ok2
+	}
+	if r, ok := ratio("quiver-arrow", "raw-asof"); ok {
+		fmt.Printf("Quiver → Arrow / raw ASOF:            %.2f×  (target ≤ 1.30×)\n", r)
+	}
+	if r, ok := ratio("quiver-parquet", "raw-asof"); ok {
+		fmt.Printf("Quiver → Parquet / raw ASOF:          %.2f×\n", r)
+	}
+	if r, ok := ratio("window", "quiver-arrow"); ok {
+		fmt.Printf("window functions / Quiver → Arrow:    %.2f×  (target ≥ 5×)\n", r)
+	}
+	if m, ok := medians["quiver-arrow"]; ok {
+		fmt.Printf("Quiver → Arrow throughput:            %s entity rows  (target ≥ 1M/s)\n", report.Rate(int64(*entities), m))
+	}
+	return nil
+}
+
+func childArgs(name string) []string {
+	return []string{"-case", name, "-dir", *dir, "-entities", fmt.Sprint(*entities), "-rows", fmt.Sprint(*rows),
+		"-keys", fmt.Sprint(*keys), "-views", fmt.Sprint(*views), "-threads", fmt.Sprint(*threads)}
+}
+
+// generate writes the views (two files each) and the entity table with
+// DuckDB, deterministically: every value is a hash of the row number.
+func generate() error {
+	marker := filepath.Join(*dir, fmt.Sprintf("generated-%d-%d-%d-%d", *entities, *rows, *keys, *views))
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	span := 90 * 86400
+	for v := 1; v <= *views; v++ {
+		vdir := filepath.Join(*dir, "data", fmt.Sprintf("view%d", v))
+		if err := os.MkdirAll(vdir, 0o755); err != nil {
+			return err
+		}
+		half := *rows / 2
+		for part, bounds := range [][2]int{{0, half}, {half, *rows}} {
+			q := fmt.Sprintf(`COPY (SELECT
+				(hash(i, %[1]d, 'k') %% %[2]d)::BIGINT AS driver_id,
+				TIMESTAMP '2026-01-01' + to_seconds((hash(i, %[1]d, 't') %% %[3]d)::BIGINT) AS event_timestamp,
+				TIMESTAMP '2026-01-01' + to_seconds((hash(i, %[1]d, 't') %% %[3]d)::BIGINT + (hash(i, %[1]d, 'c') %% 3600)::BIGINT) AS created,
+				((hash(i, %[1]d, 'a') %% 10000) / 10000.0)::FLOAT AS f1,
+				(hash(i, %[1]d, 'b') %% 1000)::BIGINT AS f2,
+				((hash(i, %[1]d, 'd') %% 100000) / 1000.0)::DOUBLE AS f3
+				FROM range(%[4]d, %[5]d) r(i)) TO '%[6]s' (FORMAT parquet)`,
+				v, *keys, span, bounds[0], bounds[1], filepath.Join(vdir, fmt.Sprintf("part-%d.parquet", part)))
+			if _, err := db.Exec(q); err != nil {
+				return err
+			}
+		}
+	}
+	q := fmt.Sprintf(`COPY (SELECT
+		(hash(i, 'ek') %% %d)::BIGINT AS driver_id,
+		TIMESTAMP '2026-01-01' + to_seconds((hash(i, 'et') %% %d)::BIGINT) AS event_timestamp,
+		(i %% 2)::INTEGER AS label
+		FROM range(%d) r(i)) TO '%s' (FORMAT parquet)`, *keys, span, *entities, filepath.Join(*dir, "entities.parquet"))
+	if _, err := db.Exec(q); err != nil {
+		return err
+	}
+	return os.WriteFile(marker, nil, 0o644)
+}
+
+func definitions() (*registry.Definitions, error) {
+	var b strings.Builder
+	b.WriteString("entities: [{name: driver, join_keys: [{name: driver_id, type: int64}]}]\nsources:\n")
+	for v := 1; v <= *views; v++ {
+		fmt.Fprintf(&b, "  - {name: src%d, kind: parquet, path: \"view%d/*.parquet\", timestamp_field: event_timestamp, created_timestamp_field: created}\n", v, v)
+	}
+	b.WriteString("feature_views:\n")
+	for v := 1; v <= *views; v++ {
+		ttl := fmt.Sprintf("%dd", ttlDays)
+		if v == *views {
+			ttl = "0"
+		}
+		fmt.Fprintf(&b, "  - {name: view%d, entities: [driver], source: src%d, ttl: %s, features: [{name: f1, type: float32}, {name: f2, type: int64}, {name: f3, type: float64}]}\n", v, v, ttl)
+	}
+	defs, errs := registry.ParseDefinitions("bench", []string{"bench.yaml"}, map[string][]byte{"bench.yaml": []byte(b.String())})
+	return defs, errs.Err()
+}
+
+func runCase(name string) (time.Duration, int64, error) {
+	ctx := context.Background()
+	switch name {
+	case "quiver-arrow", "quiver-parquet":
+		defs, err := definitions()
+		if err != nil {
+			return 0, 0, err
+		}
+		eng, err := offline.Open(offline.Options{DataRoot: filepath.Join(*dir, "data"), Threads: *threads,
+			TempDirectory: filepath.Join(*dir, "tmp")})
+		if err != nil {
+			return 0, 0, err
+		}
+		defer eng.Close()
+		var refs []string
+		for v := 1; v <= *views; v++ {
+			refs = append(refs, fmt.Sprintf("view%d:*", v))
+		}
+		req := &offline.Request{Defs: defs, Entities: offline.EntitiesFromParquet(filepath.Join(*dir, "entities.parquet")),
+			Features: refs, FullFeatureNames: true}
+		start := time.Now()
+		if name == "quiver-parquet" {
+			n, err := eng.WriteParquet(ctx, req, filepath.Join(*dir, "out.parquet"))
+			return time.Since(start), n, err
+		}
+		rr, err := eng.TrainingSet(ctx, req)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer rr.Release()
+		var n int64
+		for rr.Next() {
+			n += rr.RecordBatch().NumRows()
+		}
+		return time.Since(start), n, rr.Err()
+	case "raw-asof", "window":
+		return rawQuery(ctx, name)
+	}
+	return 0, 0, fmt.Errorf("unknown case %q", name)
+}
+
+// rawQuery runs hand-written SQL on DuckDB configured like the engine and
+// reads the result as Arrow.
+func rawQuery(ctx context.Context, name string) (time.Duration, int64, error) {
+	settings := []string{"SET TimeZone = 'UTC'", "SET temp_directory = '" + filepath.Join(*dir, "tmp") + "'"}
+	if *threads > 0 {
+		settings = append(settings, fmt.Sprintf("SET threads = %d", *threads))
+	}
+	connector, err := duckdb.NewConnector("", func(ex driver.ExecerContext) error {
+		for _, s := range settings {
+			if _, err := ex.ExecContext(ctx, s, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer connector.Close()
+	c, err := connector.Connect(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	ar, err := duckdb.NewArrowFromConn(c)
+	if err != nil {
+		return 0, 0, err
+	}
+	q := asofSQL()
+	if name == "window" {
+		q = windowSQL()
+	}
+	start := time.Now()
+	rr, err := ar.QueryContext(ctx, q)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rr.Release()
+	var n int64
+	for rr.Next() {
+		n += rr.RecordBatch().NumRows()
+	}
+	return time.Since(start), n, rr.Err()
+}
+
+func viewPath(v int) string { return filepath.Join(*dir, "data", fmt.Sprintf("view%d", v), "*.parquet") }
+
+func ttlCond(v int, alias string) string {
+	if v == *views {
+		return "TRUE"
+	}
+	return fmt.Sprintf("%s.event_timestamp >= e.event_timestamp - INTERVAL %d DAY", alias, ttlDays)
+}
+
+// asofSQL is the join written by hand: one ASOF LEFT JOIN per view on the
+// event time alone (no tie-breaking), the ttl bound, input order.
+func asofSQL() string {
+	var sel, joins strings.Builder
+	for v := 1; v <= *views; v++ {
+		a := fmt.Sprintf("v%d", v)
+		for _, f := range []string{"f1", "f2", "f3"} {
+			fmt.Fprintf(&sel, ", CASE WHEN %s THEN %s.%s END AS view%d__%s", ttlCond(v, a), a, f, v, f)
+		}
+		fmt.Fprintf(&joins, " ASOF LEFT JOIN read_parquet('%s') %s ON e.driver_id = %s.driver_id AND e.event_timestamp >= %s.event_timestamp", viewPath(v), a, a, a)
+	}
+	return fmt.Sprintf("SELECT e.driver_id, e.event_timestamp, e.label%s FROM (SELECT *, file_row_number AS rid FROM read_parquet('%s')) e%s ORDER BY e.rid",
+		sel.String(), filepath.Join(*dir, "entities.parquet"), joins.String())
+}
+
+// windowSQL is the formulation SQL feature stores render: per view, a range
+// join on the keys within [T - ttl, T], ROW_NUMBER() over each entity row by
+// event time and created time descending, keep the first; then join the
+// views back to the entity rows.
+func windowSQL() string {
+	var ctes, sel, joins strings.Builder
+	fmt.Fprintf(&ctes, "WITH e AS (SELECT *, file_row_number AS rid FROM read_parquet('%s'))", filepath.Join(*dir, "entities.parquet"))
+	for v := 1; v <= *views; v++ {
+		a := fmt.Sprintf("v%d", v)
+		fmt.Fprintf(&ctes, `, %[1]s AS (SELECT rid, f1, f2, f3 FROM (
+			SELECT e.rid, x.f1, x.f2, x.f3, ROW_NUMBER() OVER (PARTITION BY e.rid ORDER BY x.event_timestamp DESC, x.created DESC) AS rn
+			FROM e JOIN read_parquet('%[2]s') x ON e.driver_id = x.driver_id AND x.event_timestamp <= e.event_timestamp AND %[3]s
+		) WHERE rn = 1)`, a, viewPath(v), strings.ReplaceAll(ttlCond(v, "x"), "e.event_timestamp", "e.event_timestamp"))
+		for _, f := range []string{"f1", "f2", "f3"} {
+			fmt.Fprintf(&sel, ", %s.%s AS view%d__%s", a, f, v, f)
+		}
+		fmt.Fprintf(&joins, " LEFT JOIN %s ON e.rid = %s.rid", a, a)
+	}
+	return fmt.Sprintf("%s SELECT e.driver_id, e.event_timestamp, e.label%s FROM e%s ORDER BY e.rid", ctes.String(), sel.String(), joins.String())
+}
