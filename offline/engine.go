@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/duckdb/duckdb-go/v2"
@@ -40,15 +39,13 @@ func OptionsFromConfig(cfg *registry.Config) Options {
 	}
 }
 
-var memoryLimitRE = regexp.MustCompile(`^(?i)\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$`)
-
 // Validate reports every problem in o.
 func (o *Options) Validate() error {
 	var errs []error
 	if o.DataRoot == "" {
 		errs = append(errs, errors.New("offline: DataRoot is required"))
 	}
-	if o.MemoryLimit != "" && !memoryLimitRE.MatchString(o.MemoryLimit) {
+	if o.MemoryLimit != "" && !registry.IsMemorySize(o.MemoryLimit) {
 		errs = append(errs, fmt.Errorf("offline: memory limit %q is not a size such as 4GB", o.MemoryLimit))
 	}
 	if o.Threads < 0 {

@@ -124,6 +124,9 @@ func splitList(in []string) []string {
 
 var memoryLimitRE = regexp.MustCompile(`^(?i)\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$`)
 
+// IsMemorySize reports whether s is a memory size DuckDB accepts, e.g. 4GB.
+func IsMemorySize(s string) bool { return memoryLimitRE.MatchString(s) }
+
 // Validate reports every problem in the configuration at once.
 func (c *Config) Validate() ErrorList {
 	var errs ErrorList

@@ -54,6 +54,7 @@ func commands() []command {
 		{"plan", "show what apply would change in the registry", cmdPlan},
 		{"apply", "write the definitions as a new registry version", cmdApply},
 		{"registry", "read the registry: list | describe NAME | history", cmdRegistry},
+		{"training-set", "point-in-time training set to Parquet, or Arrow on stdout", cmdTrainingSet},
 		{"version", "print quiver's version", cmdVersion},
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/stretchr/testify/require"
 
 	"github.com/quiverdata/quiver/registry"
@@ -177,4 +178,56 @@ quiver validate: 2 problems
 	code, out, _ := quiver(t, "help")
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "registry   read the registry")
+}
+
+func TestTrainingSetCommand(t *testing.T) {
+	dir := initRepo(t)
+	code, _, stderr := quiver(t, "apply", "--repo", dir)
+	require.Equal(t, 0, code, stderr)
+	labels := filepath.Join(dir, "data", "driver_labels.parquet")
+
+	out := filepath.Join(t.TempDir(), "ts.parquet")
+	code, stdout, stderr := quiver(t, "training-set", "--repo", dir, "--entities", labels,
+		"--features", "driver_hourly:conv_rate,driver_hourly:embedding", "--out", out, "--preview", "3")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "Wrote 1000 rows to "+out)
+	require.Contains(t, stdout, "driver_id  event_timestamp      trip_completed  conv_rate")
+	require.Empty(t, stderr, "no progress when stderr is not a terminal")
+
+	// Arrow IPC on stdout, with full feature names.
+	var ipcOut, errb bytes.Buffer
+	code = run(context.Background(), []string{"training-set", "--repo", dir, "--entities", labels,
+		"--features", "driver_hourly:*", "--full-feature-names", "--out", "-"}, &ipcOut, &errb)
+	require.Equal(t, 0, code, errb.String())
+	rd, err := ipc.NewReader(&ipcOut)
+	require.NoError(t, err)
+	defer rd.Release()
+	var names []string
+	for _, f := range rd.Schema().Fields() {
+		names = append(names, f.Name)
+	}
+	require.Equal(t, []string{"driver_id", "event_timestamp", "trip_completed", "driver_hourly__conv_rate",
+		"driver_hourly__acc_rate", "driver_hourly__avg_daily_trips", "driver_hourly__embedding"}, names)
+	var rows int64
+	for rd.Next() {
+		rows += rd.RecordBatch().NumRows()
+	}
+	require.NoError(t, rd.Err())
+	require.EqualValues(t, 1000, rows)
+
+	code, _, stderr = quiver(t, "training-set", "--repo", dir, "--entities", labels, "--feature-service", "ranking_v1", "--out", out)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "view driver_trips reads kafka source trips")
+
+	code, _, stderr = quiver(t, "training-set", "--repo", dir, "--entities", labels, "--features", "driver_hourly:nope", "--out", out)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, `view driver_hourly has no feature "nope"`)
+
+	code, _, stderr = quiver(t, "training-set", "--repo", dir, "--features", "driver_hourly:*", "--out", out)
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "--entities is required")
+
+	code, _, stderr = quiver(t, "training-set", "--repo", dir, "--entities", labels, "--features", "driver_hourly:*", "--out", out, "--join-key-map", "oops")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, `--join-key-map: "oops" is not KEY=COLUMN`)
 }

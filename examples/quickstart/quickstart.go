@@ -35,6 +35,17 @@ type DriverStat struct {
 	Embedding      []float32 `parquet:"embedding,list"`
 }
 
+// DriverLabel is one row of the example entity table: a driver at a
+// moment, and whether the trip offered then was completed.
+type DriverLabel struct {
+	DriverID       int64     `parquet:"driver_id"`
+	EventTimestamp time.Time `parquet:"event_timestamp,timestamp(microsecond)"`
+	TripCompleted  bool      `parquet:"trip_completed"`
+}
+
+// LabelsFile is the example entity table, relative to the data root.
+const LabelsFile = "driver_labels.parquet"
+
 // GenerateOptions size the generated data.
 type GenerateOptions struct {
 	Drivers int       // default 100; driver ids are 1001, 1002, …
@@ -46,9 +57,10 @@ type GenerateOptions struct {
 // EmbeddingDim is the length of the generated driver embeddings.
 const EmbeddingDim = 8
 
-// Generate writes the driver_stats Parquet files under dataRoot: one file
-// per day, one row per driver per hour. The same options always produce
-// the same bytes.
+// Generate writes the driver_stats Parquet files under dataRoot (one file
+// per day, one row per driver per hour) and an entity table of labelled
+// driver moments, LabelsFile. The same options always produce the same
+// bytes.
 func Generate(dataRoot string, opts GenerateOptions) error {
 	if opts.Drivers <= 0 {
 		opts.Drivers = 100
@@ -93,6 +105,25 @@ func Generate(dataRoot string, opts GenerateOptions) error {
 		if err := writeParquet(name, rows); err != nil {
 			return fmt.Errorf("write %s: %w", name, err)
 		}
+	}
+	// Labelled moments across the data's days and the 3 days after, so
+	// that some fall beyond the 48h ttl; every 50th names an unknown driver.
+	span := time.Duration(opts.Days+3) * 24 * time.Hour
+	labels := make([]DriverLabel, 10*opts.Drivers)
+	for i := range labels {
+		id := int64(1001 + rng.IntN(opts.Drivers))
+		if i%50 == 49 {
+			id = 9999
+		}
+		labels[i] = DriverLabel{
+			DriverID:       id,
+			EventTimestamp: start.Add(time.Duration(rng.Int64N(int64(span / time.Second))) * time.Second),
+			TripCompleted:  rng.IntN(3) > 0,
+		}
+	}
+	name := filepath.Join(dataRoot, LabelsFile)
+	if err := writeParquet(name, labels); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
 }

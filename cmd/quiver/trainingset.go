@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+
+	"github.com/quiverdata/quiver/offline"
+	"github.com/quiverdata/quiver/registry"
+)
+
+const trainingSetUsage = "training-set --entities FILE --features REFS [--feature-service S] [--full-feature-names] --out FILE|-"
+
+// latestDefinitions loads quiver.yaml and the latest applied registry
+// version: commands that read definitions never read the YAML on disk.
+func latestDefinitions(ctx context.Context, repo string) (*registry.Config, *registry.Snapshot, error) {
+	cfg, err := loadConfig(repo)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := openStore(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	snap, err := store.Latest(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, snap, nil
+}
+
+func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "training-set", trainingSetUsage)
+	entities := f.String("entities", "", "entity table: a Parquet `FILE` (or glob) with join keys, an event timestamp and any label columns")
+	features := f.String("features", "", "comma-separated feature references: view:feature or view:*")
+	service := f.String("feature-service", "", "a feature service `NAME` instead of --features")
+	full := f.Bool("full-feature-names", false, "name feature columns view__feature")
+	out := f.String("out", "", "output Parquet `FILE`, or - for an Arrow IPC stream on stdout")
+	tsCol := f.String("timestamp-column", offline.DefaultTimestampColumn, "the entity table's event-time `COLUMN`")
+	keyMap := f.String("join-key-map", "", "entity-table columns for join keys it names differently: `KEY=COLUMN` or VIEW.KEY=COLUMN, comma-separated")
+	explain := f.Bool("explain", false, "print the SQL and DuckDB's plan instead of running it")
+	preview := f.Int("preview", 0, "after writing Parquet, print its first `N` rows")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := f.positional(pos, 0, 0, trainingSetUsage); err != nil {
+		return err
+	}
+	switch {
+	case *entities == "":
+		return usageError{"--entities is required; usage: quiver " + trainingSetUsage}
+	case *out == "" && !*explain:
+		return usageError{"--out is required (a Parquet file, or - for Arrow on stdout); usage: quiver " + trainingSetUsage}
+	case *features == "" && *service == "":
+		return usageError{"give --features or --feature-service; usage: quiver " + trainingSetUsage}
+	}
+	joinKeys, err := parseKeyMap(*keyMap)
+	if err != nil {
+		return err
+	}
+	cfg, snap, err := latestDefinitions(ctx, f.repo)
+	if err != nil {
+		return err
+	}
+	eng, err := offline.Open(offline.OptionsFromConfig(cfg))
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	req := &offline.Request{
+		Defs:             snap.Defs,
+		Entities:         offline.EntitiesFromParquet(*entities),
+		Features:         splitList(*features),
+		FeatureService:   *service,
+		FullFeatureNames: *full,
+		TimestampColumn:  *tsCol,
+		JoinKeyMap:       joinKeys,
+	}
+	if *explain {
+		plan, err := eng.Explain(ctx, req, false)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprint(e.stdout, plan)
+		return err
+	}
+	prog := startProgress(e.stderr, fmt.Sprintf("building training set from registry version %d", snap.Version))
+	defer prog.Stop()
+	if *out == "-" {
+		return writeArrowStream(ctx, e, eng, req, prog)
+	}
+	n, err := eng.WriteParquet(ctx, req, *out)
+	if err != nil {
+		return err
+	}
+	took := prog.Stop()
+	if _, err := fmt.Fprintf(e.stdout, "Wrote %d rows to %s in %.1fs (registry version %d).\n", n, *out, took.Seconds(), snap.Version); err != nil {
+		return err
+	}
+	if *preview <= 0 {
+		return nil
+	}
+	cols, rows, err := eng.Head(ctx, *out, *preview)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(cols, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// writeArrowStream writes the training set to stdout as an Arrow IPC
+// stream, batch by batch.
+func writeArrowStream(ctx context.Context, e *env, eng *offline.Engine, req *offline.Request, prog *progress) (err error) {
+	rr, err := eng.TrainingSet(ctx, req)
+	if err != nil {
+		return err
+	}
+	defer rr.Release()
+	w := ipc.NewWriter(e.stdout, ipc.WithSchema(rr.Schema()))
+	defer func() {
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	var rows int64
+	for rr.Next() {
+		rec := rr.RecordBatch()
+		if err := w.Write(rec); err != nil {
+			return fmt.Errorf("write arrow stream: %w", err)
+		}
+		rows += rec.NumRows()
+		prog.Set(fmt.Sprintf("streamed %d rows", rows))
+	}
+	return rr.Err()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseKeyMap(s string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, kv := range splitList(s) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(k) == "" || strings.TrimSpace(v) == "" {
+			return nil, usageError{fmt.Sprintf("--join-key-map: %q is not KEY=COLUMN", kv)}
+		}
+		m[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return m, nil
+}
+
