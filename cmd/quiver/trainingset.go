@@ -163,4 +163,3 @@ func parseKeyMap(s string) (map[string]string, error) {
 	}
 	return m, nil
 }
-

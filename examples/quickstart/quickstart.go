@@ -117,7 +117,7 @@ func Generate(dataRoot string, opts GenerateOptions) error {
 		}
 		labels[i] = DriverLabel{
 			DriverID:       id,
-			EventTimestamp: start.Add(time.Duration(rng.Int64N(int64(span / time.Second))) * time.Second),
+			EventTimestamp: start.Add(time.Duration(rng.Int64N(int64(span/time.Second))) * time.Second),
 			TripCompleted:  rng.IntN(3) > 0,
 		}
 	}
