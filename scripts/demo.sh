@@ -38,6 +38,12 @@ step "Read the registry"
 run registry list
 run registry describe ranking_v1
 
+step "A point-in-time training set: each labelled moment joined with the features known then"
+run training-set --entities data/driver_labels.parquet \
+  --features driver_hourly:conv_rate,driver_hourly:acc_rate,driver_hourly:embedding \
+  --out train.parquet --preview 8
+echo "(rows whose driver is unknown, or whose latest stats are older than the 48h ttl, get nulls)"
+
 step "A typo is caught with its file, line and a suggestion"
 sed -i 's/source: driver_stats/source: driver_stat/' features/drivers.yaml
 run validate || echo "(exit status $?)"
