@@ -42,7 +42,7 @@ step "A point-in-time training set: each labelled moment joined with the feature
 run training-set --entities data/driver_labels.parquet \
   --features driver_hourly:conv_rate,driver_hourly:acc_rate,driver_hourly:embedding \
   --out train.parquet --preview 8
-echo "(rows whose driver is unknown, or whose latest stats are older than the 48h ttl, get nulls)"
+echo "(driver 9999 is unknown, and the 2026-11-22 row is 60h after the last stats, beyond the 48h ttl: their features are null)"
 
 step "A typo is caught with its file, line and a suggestion"
 sed -i 's/source: driver_stats/source: driver_stat/' features/drivers.yaml

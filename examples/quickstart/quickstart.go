@@ -121,6 +121,10 @@ func Generate(dataRoot string, opts GenerateOptions) error {
 			TripCompleted:  rng.IntN(3) > 0,
 		}
 	}
+	// Near the top, one of each case a training set must get right: an
+	// unknown driver, and a moment 59h after the last stats (beyond 48h).
+	labels[2].DriverID = 9999
+	labels[4].EventTimestamp = opts.End.Add(59 * time.Hour)
 	name := filepath.Join(dataRoot, LabelsFile)
 	if err := writeParquet(name, labels); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
