@@ -24,25 +24,7 @@ var update = flag.Bool("update", false, "rewrite the want sections of testdata f
 // data under data/ and an entity table (entities.csv), all converted to
 // Parquet by DuckDB, a request, and the exact training set (or error).
 func TestGoldenCases(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "pit", "*.txtar"))
-	require.NoError(t, err)
-	require.NotEmpty(t, files)
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txtar"), func(t *testing.T) {
-			data, err := os.ReadFile(file)
-			require.NoError(t, err)
-			a := txtar.Parse(data)
-			got := runGolden(t, a)
-			if *update {
-				a.Set("want", []byte(got))
-				require.NoError(t, os.WriteFile(file, txtar.Format(a), 0o644))
-				return
-			}
-			want, ok := a.Get("want")
-			require.True(t, ok, "%s has no want section (run with -update)", file)
-			require.Equal(t, string(want), got, "%s (rerun with -update to accept)", file)
-		})
-	}
+	txtar.RunGolden(t, filepath.Join("testdata", "pit", "*.txtar"), *update, runGolden)
 }
 
 func runGolden(t *testing.T, a *txtar.Archive) string {

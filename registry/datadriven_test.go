@@ -19,28 +19,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the want sections of testdata files")
 
-// runCases runs every testdata/DIR/*.txtar through fn, comparing fn's
-// output with the archive's "want" file (rewritten under -update).
+// runCases runs every testdata/DIR/*.txtar through fn (see txtar.RunGolden).
 func runCases(t *testing.T, dir string, fn func(t *testing.T, a *txtar.Archive) string) {
-	files, err := filepath.Glob(filepath.Join("testdata", dir, "*.txtar"))
-	require.NoError(t, err)
-	require.NotEmpty(t, files)
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txtar"), func(t *testing.T) {
-			data, err := os.ReadFile(file)
-			require.NoError(t, err)
-			a := txtar.Parse(data)
-			got := fn(t, a)
-			if *update {
-				a.Set("want", []byte(got))
-				require.NoError(t, os.WriteFile(file, txtar.Format(a), 0o644))
-				return
-			}
-			want, ok := a.Get("want")
-			require.True(t, ok, "%s has no want section (run with -update)", file)
-			require.Equal(t, string(want), got, "%s (rerun with -update to accept)", file)
-		})
-	}
+	txtar.RunGolden(t, filepath.Join("testdata", dir, "*.txtar"), *update, fn)
 }
 
 // envOf reads KEY=VALUE lines from the archive's "env" file.

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/quiverdata/quiver/bench/internal/report"
@@ -241,16 +242,8 @@ func runCase(name string) (time.Duration, int64, error) {
 			n, err := eng.WriteParquet(ctx, req, filepath.Join(distDir(), "out.parquet"))
 			return time.Since(start), n, err
 		}
-		rr, err := eng.TrainingSet(ctx, req)
-		if err != nil {
-			return 0, 0, err
-		}
-		defer rr.Release()
-		var n int64
-		for rr.Next() {
-			n += rr.RecordBatch().NumRows()
-		}
-		return time.Since(start), n, rr.Err()
+		n, err := drain(eng.TrainingSet(ctx, req))
+		return time.Since(start), n, err
 	case "raw-asof", "raw-asof-time", "window":
 		return rawQuery(ctx, name)
 	}
@@ -295,16 +288,21 @@ func rawQuery(ctx context.Context, name string) (time.Duration, int64, error) {
 		q = windowSQL()
 	}
 	start := time.Now()
-	rr, err := ar.QueryContext(ctx, q)
+	n, err := drain(ar.QueryContext(ctx, q))
+	return time.Since(start), n, err
+}
+
+// drain reads a result to the end and counts its rows.
+func drain(rr array.RecordReader, err error) (int64, error) {
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	defer rr.Release()
 	var n int64
 	for rr.Next() {
 		n += rr.RecordBatch().NumRows()
 	}
-	return time.Since(start), n, rr.Err()
+	return n, rr.Err()
 }
 
 func viewPath(v int) string {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"testing"
 )
 
 // File is one file of an archive.
@@ -111,4 +112,43 @@ func (a *Archive) WriteDir(dir, prefix string) error {
 		}
 	}
 	return nil
+}
+
+// RunGolden runs fn on every archive matching pattern (a glob) as a
+// subtest and compares its result with the archive's "want" file; with
+// update, it rewrites "want" instead. Each package passes its own -update
+// flag.
+func RunGolden(t *testing.T, pattern string, update bool, fn func(t *testing.T, a *Archive) string) {
+	t.Helper()
+	files, err := filepath.Glob(pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatalf("no test cases match %s", pattern)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txtar"), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := Parse(data)
+			got := fn(t, a)
+			if update {
+				a.Set("want", []byte(got))
+				if err := os.WriteFile(file, Format(a), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, ok := a.Get("want")
+			if !ok {
+				t.Fatalf("%s has no want section (run with -update)", file)
+			}
+			if string(want) != got {
+				t.Errorf("%s: output differs (rerun with -update to accept)\n--- want\n%s--- got\n%s", file, want, got)
+			}
+		})
+	}
 }
