@@ -1,0 +1,341 @@
+package online
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisOptions connect a Redis store.
+type RedisOptions struct {
+	// Addr is a standalone server's host:port; Addrs are Cluster seed
+	// nodes. Exactly one of them is set.
+	Addr     string
+	Addrs    []string
+	Username string
+	Password string
+	DB       int // standalone only
+	// DialTimeout, ReadTimeout and WriteTimeout default to 2s, 1s and 1s;
+	// a request's context deadline applies as well.
+	DialTimeout, ReadTimeout, WriteTimeout time.Duration
+	// PoolSize is the connections per node (default: go-redis's, 10 per CPU).
+	PoolSize int
+}
+
+// Validate reports every problem in o.
+func (o *RedisOptions) Validate() error {
+	var errs []error
+	switch {
+	case o.Addr == "" && len(o.Addrs) == 0:
+		errs = append(errs, errors.New("redis: give addr (standalone) or addrs (Cluster)"))
+	case o.Addr != "" && len(o.Addrs) > 0:
+		errs = append(errs, errors.New("redis: give addr or addrs, not both"))
+	}
+	if len(o.Addrs) > 0 && o.DB != 0 {
+		errs = append(errs, errors.New("redis: Cluster has no databases; db must be 0"))
+	}
+	return errors.Join(errs...)
+}
+
+// Redis is the Redis store, standalone or Cluster. Keys are
+//
+//	project:{entity}:view     (rows; the hash tag puts an entity's views on one slot)
+//	project:__meta:name       (meta)
+//
+// Values are rows as Codec encodes them. Writes are pipelined; each is a
+// Lua script that compares the new row's event time with the stored one
+// and sets the key only if it is not older, atomically on the server.
+// Reads are one MGET (standalone) or one pipeline of per-slot MGETs
+// (Cluster: one round trip per node, in parallel).
+type Redis struct {
+	client  redis.UniversalClient
+	cluster *redis.ClusterClient
+}
+
+var _ Store = (*Redis)(nil)
+
+// guardedSet sets KEYS[1] to ARGV[1] unless the stored row's event time
+// (bytes 2..9, big-endian) is greater. Byte-wise, because Lua's string
+// comparison follows the locale and stops at zero bytes.
+var guardedSet = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local new = ARGV[1]
+  for i = 2, 9 do
+    local a, b = string.byte(new, i), string.byte(cur, i)
+    if a ~= b then
+      if a < b then return 0 end
+      break
+    end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+`)
+
+// OpenRedis connects to Redis and loads the write script on every node.
+func OpenRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	dial, read, write := opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout
+	if dial == 0 {
+		dial = 2 * time.Second
+	}
+	if read == 0 {
+		read = time.Second
+	}
+	if write == 0 {
+		write = time.Second
+	}
+	s := &Redis{}
+	if len(opts.Addrs) > 0 {
+		s.cluster = redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs: opts.Addrs, Username: opts.Username, Password: opts.Password,
+			DialTimeout: dial, ReadTimeout: read, WriteTimeout: write, PoolSize: opts.PoolSize,
+			ContextTimeoutEnabled: true,
+		})
+		s.client = s.cluster
+	} else {
+		s.client = redis.NewClient(&redis.Options{
+			Addr: opts.Addr, Username: opts.Username, Password: opts.Password, DB: opts.DB,
+			DialTimeout: dial, ReadTimeout: read, WriteTimeout: write, PoolSize: opts.PoolSize,
+			ContextTimeoutEnabled: true,
+		})
+	}
+	if err := s.loadScript(ctx); err != nil {
+		_ = s.client.Close() // the load error is the one to report
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Redis) loadScript(ctx context.Context) error {
+	load := func(ctx context.Context, c *redis.Client) error {
+		return guardedSet.Load(ctx, c).Err()
+	}
+	var err error
+	if s.cluster != nil {
+		err = s.cluster.ForEachMaster(ctx, load)
+	} else {
+		err = load(ctx, s.client.(*redis.Client))
+	}
+	if err != nil {
+		return unavailable("load write script", err)
+	}
+	return nil
+}
+
+// unavailable wraps errors of reaching Redis as ErrUnavailable; replies
+// that Redis gave are reported as they are.
+func unavailable(action string, err error) error {
+	var rerr redis.Error
+	if errors.As(err, &rerr) && !strings.HasPrefix(rerr.Error(), "LOADING") && !strings.HasPrefix(rerr.Error(), "CLUSTERDOWN") {
+		return fmt.Errorf("%s: %w", action, err)
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: %s: %v", ErrUnavailable, action, err)
+}
+
+// RedisKey is the Redis key of a row.
+func RedisKey(k Key) string {
+	return k.Project + ":{" + string(k.Entity) + "}:" + k.View
+}
+
+func redisMetaKey(project, name string) string { return project + ":__meta:" + name }
+
+// Write implements Store.
+func (s *Redis) Write(ctx context.Context, rows []Row, opts WriteOptions) (WriteResult, error) {
+	for _, r := range rows {
+		if _, err := eventMicros(r.Value); err != nil {
+			return WriteResult{}, fmt.Errorf("write %s: %w", r.Key.View, err)
+		}
+	}
+	res, err := s.write(ctx, rows, opts)
+	if err != nil && strings.Contains(err.Error(), "NOSCRIPT") {
+		// A node restarted or was flushed: load the script and write again
+		// (the guard makes the replay harmless).
+		if lerr := s.loadScript(ctx); lerr != nil {
+			return WriteResult{}, lerr
+		}
+		res, err = s.write(ctx, rows, opts)
+	}
+	return res, err
+}
+
+func (s *Redis) write(ctx context.Context, rows []Row, opts WriteOptions) (WriteResult, error) {
+	pipe := s.client.Pipeline()
+	cmds := make([]redis.Cmder, len(rows))
+	for i, r := range rows {
+		key := RedisKey(r.Key)
+		if opts.Force {
+			cmds[i] = pipe.Set(ctx, key, r.Value, 0)
+		} else {
+			cmds[i] = guardedSet.EvalSha(ctx, pipe, []string{key}, r.Value)
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return WriteResult{}, unavailable("write rows", err)
+	}
+	var res WriteResult
+	for _, c := range cmds {
+		if ic, ok := c.(*redis.Cmd); ok {
+			n, err := ic.Int()
+			if err != nil {
+				return WriteResult{}, unavailable("write rows", err)
+			}
+			if n == 0 {
+				res.Skipped++
+				continue
+			}
+		}
+		res.Written++
+	}
+	return res, nil
+}
+
+// Read implements Store.
+func (s *Redis) Read(ctx context.Context, keys []Key) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = RedisKey(k)
+	}
+	if s.cluster == nil {
+		vals, err := s.client.MGet(ctx, names...).Result()
+		if err != nil {
+			return nil, unavailable("read rows", err)
+		}
+		fill(out, vals, nil)
+		return out, nil
+	}
+	// One MGET per slot, all in one pipeline: go-redis sends each node its
+	// commands in one round trip, nodes in parallel.
+	bySlot := map[string][]int{}
+	var order []string
+	for i, k := range keys {
+		tag := string(k.Entity) // the hash tag decides the slot
+		if _, ok := bySlot[tag]; !ok {
+			order = append(order, tag)
+		}
+		bySlot[tag] = append(bySlot[tag], i)
+	}
+	pipe := s.cluster.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(order))
+	for j, tag := range order {
+		idx := bySlot[tag]
+		ks := make([]string, len(idx))
+		for n, i := range idx {
+			ks[n] = names[i]
+		}
+		cmds[j] = pipe.MGet(ctx, ks...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, unavailable("read rows", err)
+	}
+	for j, tag := range order {
+		fill(out, cmds[j].Val(), bySlot[tag])
+	}
+	return out, nil
+}
+
+// fill copies MGET replies into out, at idx (or in order when idx is nil).
+func fill(out [][]byte, vals []any, idx []int) {
+	for n, v := range vals {
+		i := n
+		if idx != nil {
+			i = idx[n]
+		}
+		if s, ok := v.(string); ok {
+			out[i] = []byte(s)
+		}
+	}
+}
+
+// DeleteView implements Store.
+func (s *Redis) DeleteView(ctx context.Context, project, view string) (int64, error) {
+	pattern := project + ":{*}:" + view
+	var total int64
+	del := func(ctx context.Context, c *redis.Client) error {
+		it := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		var batch []string
+		flush := func() error {
+			if len(batch) == 0 {
+				return nil
+			}
+			// One UNLINK per key, pipelined: keys of different entities
+			// are on different slots, which one Cluster command may not span.
+			cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, k := range batch {
+					p.Unlink(ctx, k)
+				}
+				return nil
+			})
+			for _, cmd := range cmds {
+				total += cmd.(*redis.IntCmd).Val()
+			}
+			batch = batch[:0]
+			return err
+		}
+		for it.Next(ctx) {
+			batch = append(batch, it.Val())
+			if len(batch) == 500 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := it.Err(); err != nil {
+			return err
+		}
+		return flush()
+	}
+	var err error
+	if s.cluster != nil {
+		// Masters run concurrently; count under a lock.
+		var mu = make(chan struct{}, 1)
+		err = s.cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			mu <- struct{}{}
+			defer func() { <-mu }()
+			return del(ctx, c)
+		})
+	} else {
+		err = del(ctx, s.client.(*redis.Client))
+	}
+	if err != nil {
+		return total, unavailable("delete view "+view, err)
+	}
+	return total, nil
+}
+
+// GetMeta implements Store.
+func (s *Redis) GetMeta(ctx context.Context, project, name string) ([]byte, error) {
+	v, err := s.client.Get(ctx, redisMetaKey(project, name)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unavailable("read "+name, err)
+	}
+	return v, nil
+}
+
+// SetMeta implements Store.
+func (s *Redis) SetMeta(ctx context.Context, project, name string, value []byte) error {
+	if err := s.client.Set(ctx, redisMetaKey(project, name), value, 0).Err(); err != nil {
+		return unavailable("write "+name, err)
+	}
+	return nil
+}
+
+// Close implements Store.
+func (s *Redis) Close() error { return s.client.Close() }
