@@ -1,0 +1,299 @@
+package online
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/quiverdata/quiver/registry"
+)
+
+// Status says what a looked-up value is.
+type Status uint8
+
+// Statuses of looked-up values.
+const (
+	// Present: the value was found and is within the view's ttl.
+	Present Status = iota
+	// NullValue: the row was found but the feature is null in it.
+	NullValue
+	// NotFound: no row for the entity (or one written for other features).
+	NotFound
+	// OutsideMaxAge: the row is older than the view's ttl; the value is null.
+	OutsideMaxAge
+)
+
+var statusNames = [...]string{"PRESENT", "NULL_VALUE", "NOT_FOUND", "OUTSIDE_MAX_AGE"}
+
+func (s Status) String() string {
+	if int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return fmt.Sprintf("Status(%d)", uint8(s))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Request asks for features of entities. Entities holds one column per
+// join key (values int64 or string, Go integers accepted for int64), all
+// of the same length.
+type Request struct {
+	Entities         map[string][]any
+	Features         []string
+	FeatureService   string
+	FullFeatureNames bool
+}
+
+// FeatureVector is one feature's values for every requested entity row,
+// with a status and an event time each (zero when not found).
+type FeatureVector struct {
+	Name       string
+	View       string
+	Feature    string
+	Type       registry.ValueType
+	Values     []any
+	Statuses   []Status
+	EventTimes []time.Time
+}
+
+// Response is columnar: one vector per requested feature, in request
+// order, each as long as the entity columns.
+type Response struct {
+	Rows     int
+	Features []FeatureVector
+}
+
+// Lookup answers online feature requests from a Store. It is safe for
+// concurrent use.
+type Lookup struct {
+	store  Store
+	now    func() time.Time
+	codecs atomic.Pointer[codecCache]
+}
+
+type codecCache struct {
+	defs   *registry.Definitions
+	byView map[string]*Codec
+}
+
+// LookupOptions tune a Lookup.
+type LookupOptions struct {
+	// Now is the clock ttl is measured against (default time.Now).
+	Now func() time.Time
+}
+
+// NewLookup returns a lookup engine over store.
+func NewLookup(store Store, opts LookupOptions) *Lookup {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Lookup{store: store, now: opts.Now}
+}
+
+// codec returns the view's codec, cached for the newest definitions seen.
+func (l *Lookup) codec(defs *registry.Definitions, v *registry.FeatureView) *Codec {
+	cache := l.codecs.Load()
+	if cache == nil || cache.defs != defs {
+		cache = &codecCache{defs: defs, byView: make(map[string]*Codec)}
+		for _, fv := range defs.FeatureViews {
+			cache.byView[fv.Name] = NewCodec(fv)
+		}
+		l.codecs.Store(cache)
+	}
+	if c, ok := cache.byView[v.Name]; ok {
+		return c
+	}
+	return NewCodec(v)
+}
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidRequest, fmt.Sprintf(format, args...))
+}
+
+// viewRead is one view's part of a request.
+type viewRead struct {
+	view     *registry.FeatureView
+	codec    *Codec
+	keyTypes []registry.ValueType
+	keyNames []string
+	outputs  []int // index in Response.Features of each requested feature
+	slots    []int // the feature's slot in the codec's row
+	first    int   // index of this view's first key in the store read
+}
+
+// Get looks the request's features up, one store read for all views and
+// entities.
+func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Request) (*Response, error) {
+	refs := req.Features
+	switch {
+	case req.FeatureService != "" && len(refs) > 0:
+		return nil, invalidf("give features or a feature service, not both")
+	case req.FeatureService != "":
+		svc := defs.FeatureService(req.FeatureService)
+		if svc == nil {
+			return nil, invalidf("unknown feature service %q", req.FeatureService)
+		}
+		refs = svc.Features
+	case len(refs) == 0:
+		return nil, invalidf("no features requested")
+	}
+	feats, err := defs.Resolve(refs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidRequest, strings.TrimPrefix(err.Error(), registry.ErrNotFound.Error()+": "))
+	}
+	rows, err := entityRows(req.Entities)
+	if err != nil {
+		return nil, err
+	}
+	resp := &Response{Rows: rows, Features: make([]FeatureVector, len(feats))}
+	var reads []*viewRead
+	byView := map[string]*viewRead{}
+	owner := map[string]string{}
+	for i, f := range feats {
+		if f.OnDemand {
+			return nil, invalidf("%s:%s is an on-demand feature; on-demand features are not supported yet", f.View, f.Feature)
+		}
+		r := byView[f.View]
+		if r == nil {
+			v := defs.FeatureView(f.View)
+			if !v.IsOnline() {
+				return nil, invalidf("view %s is offline only (online: false)", v.Name)
+			}
+			r = &viewRead{view: v, codec: l.codec(defs, v)}
+			for _, en := range v.Entities {
+				for _, k := range defs.Entity(en).JoinKeys {
+					r.keyNames = append(r.keyNames, k.Name)
+					r.keyTypes = append(r.keyTypes, k.Type)
+				}
+			}
+			byView[f.View] = r
+			reads = append(reads, r)
+		}
+		name := f.Feature
+		if req.FullFeatureNames {
+			name = f.FullName()
+		}
+		if prev, dup := owner[name]; dup {
+			return nil, invalidf("feature name %q is in views %s and %s; request full feature names to tell them apart", name, prev, f.View)
+		}
+		owner[name] = f.View
+		slot := -1
+		for j, n := range r.codec.Names() {
+			if n == f.Feature {
+				slot = j
+			}
+		}
+		r.outputs = append(r.outputs, i)
+		r.slots = append(r.slots, slot)
+		resp.Features[i] = FeatureVector{Name: name, View: f.View, Feature: f.Feature, Type: f.Type,
+			Values: make([]any, rows), Statuses: make([]Status, rows), EventTimes: make([]time.Time, rows)}
+	}
+	keys := make([]Key, 0, len(reads)*rows)
+	vals := make([]any, 0, 4)
+	for _, r := range reads {
+		r.first = len(keys)
+		for row := range rows {
+			vals = vals[:0]
+			for k, name := range r.keyNames {
+				col, ok := req.Entities[name]
+				if !ok {
+					return nil, invalidf("missing join key %s of view %s (give an entity column %q)", name, r.view.Name, name)
+				}
+				v := col[row]
+				if err := checkKey(v, r.keyTypes[k]); err != nil {
+					return nil, invalidf("join key %s, row %d: %v", name, row, err)
+				}
+				vals = append(vals, v)
+			}
+			ent, err := EncodeEntity(r.keyTypes, vals)
+			if err != nil {
+				return nil, invalidf("join key of view %s, row %d: %v", r.view.Name, row, err)
+			}
+			keys = append(keys, Key{Project: defs.Project, View: r.view.Name, Entity: ent})
+		}
+	}
+	got, err := l.store.Read(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	now := l.now()
+	for _, r := range reads {
+		decoded := make([]any, len(r.codec.Names()))
+		ttl := r.view.TTL.Std()
+		for row := range rows {
+			value := got[r.first+row]
+			status := NotFound
+			var at time.Time
+			if value != nil {
+				var ok bool
+				at, ok, err = r.codec.Decode(value, decoded)
+				switch {
+				case err != nil:
+					return nil, fmt.Errorf("view %s, row %d: %w", r.view.Name, row, err)
+				case !ok:
+					status = NotFound
+				case ttl > 0 && at.Before(now.Add(-ttl)):
+					status = OutsideMaxAge
+				default:
+					status = Present
+				}
+			}
+			for n, out := range r.outputs {
+				fv := &resp.Features[out]
+				fv.Statuses[row] = status
+				if status == NotFound {
+					continue
+				}
+				fv.EventTimes[row] = at
+				if status != Present {
+					continue
+				}
+				v := decoded[r.slots[n]]
+				if v == nil {
+					fv.Statuses[row] = NullValue
+				}
+				fv.Values[row] = v
+			}
+		}
+	}
+	return resp, nil
+}
+
+// entityRows checks that the entity columns are non-empty and of one length.
+func entityRows(cols map[string][]any) (int, error) {
+	if len(cols) == 0 {
+		return 0, invalidf("no entities given")
+	}
+	names := make([]string, 0, len(cols))
+	for n := range cols {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	rows := len(cols[names[0]])
+	for _, n := range names[1:] {
+		if len(cols[n]) != rows {
+			return 0, invalidf("entity columns have different lengths: %s has %d values, %s has %d", names[0], rows, n, len(cols[n]))
+		}
+	}
+	return rows, nil
+}
+
+func checkKey(v any, t registry.ValueType) error {
+	switch t {
+	case registry.TypeInt64:
+		if _, ok := asInt(v); ok {
+			return nil
+		}
+		return fmt.Errorf("%v (%T) is not an int64", v, v)
+	case registry.TypeString:
+		if _, ok := v.(string); ok {
+			return nil
+		}
+		return fmt.Errorf("%v (%T) is not a string", v, v)
+	}
+	return fmt.Errorf("join keys are int64 or string, not %s", t)
+}
