@@ -1,5 +1,11 @@
 // Package materialize keeps the online store consistent with the offline
-// store: batch materialization (offline → online, incremental with
-// watermarks) and the streaming materializer (Kafka → online + offline log).
+// store. Batch materialization reads, per online view, each entity's latest
+// row in a time range from the offline store (offline.Engine.Latest, a
+// streaming DuckDB query) and writes it to the online store in bounded
+// chunks; writes are event-time guarded, so re-running is idempotent and
+// never replaces a newer value. Incremental runs resume from a watermark
+// per view, kept in the online store beside the rows (one value per view,
+// overwritten: it does not grow).
+//
 // It is the only package that imports both online and offline.
 package materialize

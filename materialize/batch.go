@@ -1,0 +1,271 @@
+package materialize
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/quiverdata/quiver/offline"
+	"github.com/quiverdata/quiver/online"
+	"github.com/quiverdata/quiver/registry"
+)
+
+// Options tune a batch run.
+type Options struct {
+	// Views limits the run to these views (default: every online view
+	// over a batch source).
+	Views []string
+	// ChunkRows is how many rows go to the online store per write
+	// (default 5,000); memory stays bounded by it.
+	ChunkRows int
+	// Progress, when set, is called after each chunk with the view and
+	// the rows written so far.
+	Progress func(view string, rows int64)
+}
+
+// Result reports one view's run.
+type Result struct {
+	View       string
+	Start, End time.Time // Start is zero for an unbounded start
+	Rows       int64     // entities read from the offline store
+	Written    int64     // rows stored online
+	Skipped    int64     // rows older than what the online store holds
+	Took       time.Duration
+}
+
+// Materializer moves rows from an offline engine to an online store.
+type Materializer struct {
+	Offline *offline.Engine
+	Online  online.Store
+	Now     func() time.Time // default time.Now
+}
+
+// Run materializes each view's latest rows with event times in
+// [start, end].
+func (m *Materializer) Run(ctx context.Context, defs *registry.Definitions, start, end time.Time, opts Options) ([]Result, error) {
+	views, err := batchViews(defs, opts.Views)
+	if err != nil {
+		return nil, err
+	}
+	var out []Result
+	for _, v := range views {
+		res, err := m.view(ctx, defs, v, start, end, opts)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// Incremental materializes each view from its watermark (the end of its
+// previous run; unbounded the first time) to end, then moves the
+// watermark to end. Rows that arrive in the offline store with event times
+// before a view's watermark are not picked up by later incremental runs;
+// run Run over their range for that.
+func (m *Materializer) Incremental(ctx context.Context, defs *registry.Definitions, end time.Time, opts Options) ([]Result, error) {
+	views, err := batchViews(defs, opts.Views)
+	if err != nil {
+		return nil, err
+	}
+	var out []Result
+	for _, v := range views {
+		wm, err := Watermark(ctx, m.Online, defs.Project, v.Name)
+		if err != nil {
+			return out, err
+		}
+		start := time.Time{}
+		if !wm.IsZero() {
+			if !end.After(wm) {
+				out = append(out, Result{View: v.Name, Start: wm, End: end})
+				continue
+			}
+			start = wm.Add(time.Microsecond) // (watermark, end]
+		}
+		res, err := m.view(ctx, defs, v, start, end, opts)
+		if err != nil {
+			return out, err
+		}
+		if err := m.Online.SetMeta(ctx, defs.Project, watermarkName(v.Name), []byte(end.UTC().Format(time.RFC3339Nano))); err != nil {
+			return out, fmt.Errorf("save watermark of %s: %w", v.Name, err)
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+func watermarkName(view string) string { return "watermark:" + view }
+
+// Watermark returns the end of a view's last incremental run, or zero.
+func Watermark(ctx context.Context, store online.Store, project, view string) (time.Time, error) {
+	b, err := store.GetMeta(ctx, project, watermarkName(view))
+	if err != nil || b == nil {
+		return time.Time{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(b))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("watermark of %s is %q: %w", view, b, err)
+	}
+	return t, nil
+}
+
+// batchViews returns the named views, or every online view over a batch
+// source, checking that each can be materialized in batch.
+func batchViews(defs *registry.Definitions, names []string) ([]*registry.FeatureView, error) {
+	if len(names) == 0 {
+		var out []*registry.FeatureView
+		for _, v := range defs.FeatureViews {
+			if v.IsOnline() && !defs.Source(v.Source).Kind.IsStream() {
+				out = append(out, v)
+			}
+		}
+		return out, nil
+	}
+	var out []*registry.FeatureView
+	for _, n := range names {
+		v := defs.FeatureView(n)
+		switch {
+		case v == nil:
+			return nil, fmt.Errorf("%w: unknown feature view %q", offline.ErrInvalidRequest, n)
+		case !v.IsOnline():
+			return nil, fmt.Errorf("%w: view %s is offline only (online: false)", offline.ErrInvalidRequest, n)
+		case defs.Source(v.Source).Kind.IsStream():
+			return nil, fmt.Errorf("%w: view %s reads a stream source; quiver stream materializes it", offline.ErrInvalidRequest, n)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (m *Materializer) now() time.Time {
+	if m.Now != nil {
+		return m.Now()
+	}
+	return time.Now()
+}
+
+func (m *Materializer) view(ctx context.Context, defs *registry.Definitions, v *registry.FeatureView, start, end time.Time, opts Options) (Result, error) {
+	began := m.now()
+	res := Result{View: v.Name, Start: start, End: end}
+	chunk := opts.ChunkRows
+	if chunk <= 0 {
+		chunk = 5000
+	}
+	rr, err := m.Offline.Latest(ctx, &offline.LatestRequest{Defs: defs, View: v.Name, Start: start, End: end})
+	if err != nil {
+		return res, err
+	}
+	defer rr.Release()
+	codec := online.NewCodec(v)
+	var keyTypes []registry.ValueType
+	for _, en := range v.Entities {
+		for _, k := range defs.Entity(en).JoinKeys {
+			keyTypes = append(keyTypes, k.Type)
+		}
+	}
+	nKeys, nFeats := len(keyTypes), len(codec.Names())
+	rows := make([]online.Row, 0, chunk)
+	flush := func() error {
+		if len(rows) == 0 {
+			return nil
+		}
+		w, err := m.Online.Write(ctx, rows, online.WriteOptions{})
+		if err != nil {
+			return fmt.Errorf("write %s online: %w", v.Name, err)
+		}
+		res.Written += int64(w.Written)
+		res.Skipped += int64(w.Skipped)
+		rows = rows[:0]
+		if opts.Progress != nil {
+			opts.Progress(v.Name, res.Written+res.Skipped)
+		}
+		return nil
+	}
+	keyVals := make([]any, nKeys)
+	featVals := make([]any, nFeats)
+	for rr.Next() {
+		rec := rr.RecordBatch()
+		tsCol, ok := rec.Column(nKeys + nFeats).(*array.Timestamp)
+		if !ok {
+			return res, fmt.Errorf("latest rows of %s: event time column is %s", v.Name, rec.Column(nKeys+nFeats).DataType())
+		}
+		for i := 0; i < int(rec.NumRows()); i++ {
+			for k := range nKeys {
+				keyVals[k] = Value(rec.Column(k), i)
+			}
+			for f := range nFeats {
+				featVals[f] = Value(rec.Column(nKeys+f), i)
+			}
+			ent, err := online.EncodeEntity(keyTypes, keyVals)
+			if err != nil {
+				return res, fmt.Errorf("%s row %d: %w", v.Name, res.Rows, err)
+			}
+			at := tsCol.Value(i).ToTime(tsCol.DataType().(*arrow.TimestampType).Unit)
+			val, err := codec.Encode(nil, at, featVals)
+			if err != nil {
+				return res, fmt.Errorf("%s row %d: %w", v.Name, res.Rows, err)
+			}
+			rows = append(rows, online.Row{Key: online.Key{Project: defs.Project, View: v.Name, Entity: ent}, Value: val})
+			res.Rows++
+			if len(rows) == chunk {
+				if err := flush(); err != nil {
+					return res, err
+				}
+			}
+		}
+	}
+	if err := rr.Err(); err != nil {
+		return res, fmt.Errorf("read latest rows of %s: %w", v.Name, err)
+	}
+	if err := flush(); err != nil {
+		return res, err
+	}
+	res.Took = m.now().Sub(began)
+	return res, nil
+}
+
+// Value returns row i of an Arrow column as a Go value the online codec
+// takes (nil for null; strings and bytes copied out of the batch; lists as
+// typed slices).
+func Value(a arrow.Array, i int) any {
+	if a.IsNull(i) {
+		return nil
+	}
+	switch c := a.(type) {
+	case *array.Int64:
+		return c.Value(i)
+	case *array.Int32:
+		return c.Value(i)
+	case *array.Int16:
+		return int64(c.Value(i))
+	case *array.Int8:
+		return int64(c.Value(i))
+	case *array.Float32:
+		return c.Value(i)
+	case *array.Float64:
+		return c.Value(i)
+	case *array.Boolean:
+		return c.Value(i)
+	case *array.String:
+		return strings.Clone(c.Value(i))
+	case *array.LargeString:
+		return strings.Clone(c.Value(i))
+	case *array.Binary:
+		return append([]byte(nil), c.Value(i)...)
+	case *array.Timestamp:
+		return c.Value(i).ToTime(c.DataType().(*arrow.TimestampType).Unit).UTC()
+	case *array.List:
+		start, end := c.ValueOffsets(i)
+		out := make([]any, 0, end-start)
+		for j := start; j < end; j++ {
+			out = append(out, Value(c.ListValues(), int(j)))
+		}
+		return out
+	}
+	return errors.New("unsupported arrow type " + a.DataType().String())
+}
