@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -27,7 +28,7 @@ var _ Store = (*Embedded)(nil)
 
 // OpenEmbedded opens (creating if needed) the store in dir.
 func OpenEmbedded(dir string) (*Embedded, error) {
-	db, err := pebble.Open(dir, &pebble.Options{})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
 	if err != nil {
 		return nil, fmt.Errorf("open embedded online store %s: %w", dir, err)
 	}
@@ -177,3 +178,15 @@ func (s *Embedded) SetMeta(ctx context.Context, project, name string, value []by
 
 // Close implements Store.
 func (s *Embedded) Close() error { return s.db.Close() }
+
+// quietLogger keeps Pebble's routine messages (WAL replays, compactions)
+// off the terminal and sends its errors to slog.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+func (quietLogger) Errorf(format string, args ...any) {
+	slog.Error("embedded online store", "error", fmt.Sprintf(format, args...))
+}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("embedded online store: "+format, args...))
+}

@@ -42,7 +42,15 @@ step "A point-in-time training set: each labelled moment joined with the feature
 run training-set --entities data/driver_labels.parquet \
   --features driver_hourly:conv_rate,driver_hourly:acc_rate,driver_hourly:embedding \
   --out train.parquet --preview 8
-echo "(driver 9999 is unknown, and the 2026-11-22 row is 60h after the last stats, beyond the 48h ttl: their features are null)"
+echo "(driver 9999 is unknown, and one row comes 59h after the last stats, beyond the 48h ttl: their features are null)"
+
+step "Materialize: the latest row of every driver into the embedded online store"
+run materialize --incremental
+run materialize --incremental
+echo "(the second run starts at the first one's watermark: nothing new)"
+
+step "Online lookup: columnar values with a status each"
+run online --entity driver_id=1001,1002,9999 --features driver_hourly:conv_rate,driver_hourly:acc_rate,driver_hourly:embedding
 
 step "A typo is caught with its file, line and a suggestion"
 sed -i 's/source: driver_stats/source: driver_stat/' features/drivers.yaml

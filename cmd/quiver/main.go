@@ -55,6 +55,8 @@ func commands() []command {
 		{"apply", "write the definitions as a new registry version", cmdApply},
 		{"registry", "read the registry: list | describe NAME | history", cmdRegistry},
 		{"training-set", "point-in-time training set to Parquet, or Arrow on stdout", cmdTrainingSet},
+		{"materialize", "load the latest offline rows into the online store", cmdMaterialize},
+		{"online", "look features up in the online store", cmdOnline},
 		{"version", "print quiver's version", cmdVersion},
 	}
 }

@@ -231,3 +231,47 @@ func TestTrainingSetCommand(t *testing.T) {
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, stderr, `--join-key-map: "oops" is not KEY=COLUMN`)
 }
+
+func TestMaterializeAndOnlineCommands(t *testing.T) {
+	dir := initRepo(t)
+	code, _, stderr := quiver(t, "apply", "--repo", dir)
+	require.Equal(t, 0, code, stderr)
+
+	code, _, stderr = quiver(t, "online", "--repo", dir, "--entity", "driver_id=1001", "--features", "driver_hourly:conv_rate", "--json")
+	require.Equal(t, 0, code, stderr)
+
+	code, out, stderr := quiver(t, "materialize", "--repo", dir, "--incremental")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "driver_hourly: 100 entities, 100 written, 0 older than online (from the beginning to ")
+
+	code, out, stderr = quiver(t, "online", "--repo", dir, "--entity", "driver_id=1001,9999", "--features", "driver_hourly:conv_rate,driver_hourly:embedding", "--json")
+	require.Equal(t, 0, code, stderr)
+	var resp struct {
+		Features []struct {
+			Name     string   `json:"name"`
+			Values   []any    `json:"values"`
+			Statuses []string `json:"statuses"`
+		} `json:"features"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &resp))
+	require.Len(t, resp.Features, 2)
+	require.Equal(t, []string{"PRESENT", "NOT_FOUND"}, resp.Features[0].Statuses)
+	require.Len(t, resp.Features[1].Values[0], 8, "the embedding")
+
+	code, out, _ = quiver(t, "materialize", "--repo", dir, "--incremental")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "driver_hourly: 0 entities")
+
+	code, _, stderr = quiver(t, "online", "--repo", dir, "--entity", "driver_id=abc", "--features", "driver_hourly:conv_rate")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, `join key driver_id is int64; "abc" is not`)
+	code, _, stderr = quiver(t, "online", "--repo", dir, "--features", "driver_hourly:conv_rate")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "--entity is required")
+	code, _, stderr = quiver(t, "materialize", "--repo", dir, "--start", "2026-11-20", "--end", "2026-11-19")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "is before --start")
+	code, _, stderr = quiver(t, "materialize", "--repo", dir, "--start", "yesterday", "--end", "now")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, `"yesterday" is not a time`)
+}

@@ -24,7 +24,9 @@ func cmdInit(_ context.Context, e *env, args []string) error {
 	if err := f.positional(pos, 1, 1, "init DIR"); err != nil {
 		return err
 	}
-	if err := quickstart.Scaffold(pos[0], quickstart.GenerateOptions{}); err != nil {
+	// Data up to the current hour, so that online lookups of the quickstart
+	// find values within the views' ttl.
+	if err := quickstart.Scaffold(pos[0], quickstart.GenerateOptions{End: time.Now().UTC().Truncate(time.Hour)}); err != nil {
 		return err
 	}
 	_, err = fmt.Fprintf(e.stdout, "Created feature repository %s (project rides) with generated data in %s/data.\nNext: cd %s && quiver plan && quiver apply\n", pos[0], pos[0], pos[0])

@@ -50,7 +50,7 @@ const LabelsFile = "driver_labels.parquet"
 type GenerateOptions struct {
 	Drivers int       // default 100; driver ids are 1001, 1002, …
 	Days    int       // default 3; one Parquet file per day
-	End     time.Time // end of the last day (default 2026-11-20T00:00:00Z)
+	End     time.Time // end of the last day (default 2026-11-20T00:00:00Z); quiver init uses the current hour
 	Seed    uint64    // default 42
 }
 
