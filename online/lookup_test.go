@@ -51,9 +51,9 @@ func TestLookup(t *testing.T) {
 	}
 	_, err = store.Write(ctx, []Row{
 		row(stats, "stats", intKey(1), base.Add(-time.Minute), float32(0.5), int64(7), []float32{1, 2}),
-		row(stats, "stats", intKey(2), base.Add(-time.Hour), nil, int64(3), nil),                       // exactly at the ttl bound
+		row(stats, "stats", intKey(2), base.Add(-time.Hour), nil, int64(3), nil),                           // exactly at the ttl bound
 		row(stats, "stats", intKey(3), base.Add(-time.Hour-time.Microsecond), float32(0.9), int64(1), nil), // just beyond it
-		row(riders, "riders", rk("a"), base.Add(-240*time.Hour), 4.5),                                   // no ttl
+		row(riders, "riders", rk("a"), base.Add(-240*time.Hour), 4.5),                                      // no ttl
 	}, WriteOptions{})
 	require.NoError(t, err)
 
