@@ -1,4 +1,9 @@
-// Package server adapts the online and offline stores to gRPC, HTTP/JSON
-// and Arrow Flight: request decoding, error mapping to status codes, auth,
-// limits, metrics and health. It holds no feature-store logic of its own.
+// Package server adapts the online store to gRPC (quiver.serving.v1.Serving,
+// gRPC health, reflection) and HTTP/JSON (POST /v1/online-features,
+// GET /healthz, GET /readyz). It converts requests and responses and maps
+// core errors to status codes; the lookup itself is online.Lookup.
+//
+// The definitions a request is answered with come from a function that
+// returns the current registry snapshot (a registry.Watcher's Current, in
+// quiver serve), so a new applied version takes effect without a restart.
 package server

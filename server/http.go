@@ -1,0 +1,175 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/quiverdata/quiver/online"
+)
+
+// OnlineFeaturesRequest is the JSON body of POST /v1/online-features.
+type OnlineFeaturesRequest struct {
+	Entities         map[string][]any `json:"entities"`
+	Features         []string         `json:"features"`
+	FeatureService   string           `json:"feature_service"`
+	FullFeatureNames bool             `json:"full_feature_names"`
+}
+
+// OnlineFeaturesResponse is its JSON answer.
+type OnlineFeaturesResponse struct {
+	Rows            int                 `json:"rows"`
+	RegistryVersion int64               `json:"registry_version"`
+	Features        []FeatureVectorJSON `json:"features"`
+}
+
+// FeatureVectorJSON is one feature's column: values (null where the status
+// is not PRESENT), statuses and event times (RFC 3339, null when not found).
+type FeatureVectorJSON struct {
+	Name            string          `json:"name"`
+	Type            string          `json:"type"`
+	Values          []any           `json:"values"`
+	Statuses        []online.Status `json:"statuses"`
+	EventTimestamps []*time.Time    `json:"event_timestamps"`
+}
+
+// DecodeOnlineFeaturesRequest reads a request body: unknown fields are
+// errors; entity values are strings or integers.
+func DecodeOnlineFeaturesRequest(r io.Reader) (*OnlineFeaturesRequest, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	var req OnlineFeaturesRequest
+	if err := dec.Decode(&req); err != nil {
+		return nil, fmt.Errorf("%w: request body: %w", online.ErrInvalidRequest, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: request body holds more than one JSON value", online.ErrInvalidRequest)
+	}
+	for name, col := range req.Entities {
+		for i, v := range col {
+			switch x := v.(type) {
+			case json.Number:
+				n, err := strconv.ParseInt(x.String(), 10, 64)
+				if err != nil {
+					return nil, fmt.Errorf("%w: entities.%s[%d]: %s is not an integer", online.ErrInvalidRequest, name, i, x)
+				}
+				col[i] = n
+			case string:
+			default:
+				return nil, fmt.Errorf("%w: entities.%s[%d]: %v is not a string or an integer", online.ErrInvalidRequest, name, i, v)
+			}
+		}
+	}
+	return &req, nil
+}
+
+func (s *Serving) handleOnlineFeatures(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		writeError(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	body := http.MaxBytesReader(w, r.Body, int64(s.limits.MaxRequestBytes))
+	req, err := DecodeOnlineFeaturesRequest(body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", tooBig.Limit))
+			return
+		}
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	snap := s.snapshot()
+	resp, err := s.get(r.Context(), snap, &online.Request{Entities: req.Entities, Features: req.Features,
+		FeatureService: req.FeatureService, FullFeatureNames: req.FullFeatureNames})
+	if err != nil {
+		writeError(w, httpStatus(err), err.Error())
+		return
+	}
+	out := OnlineFeaturesResponse{Rows: resp.Rows, RegistryVersion: snap.Version, Features: make([]FeatureVectorJSON, len(resp.Features))}
+	for i := range resp.Features {
+		fv := &resp.Features[i]
+		j := FeatureVectorJSON{Name: fv.Name, Type: fv.Type.String(), Values: make([]any, len(fv.Values)),
+			Statuses: fv.Statuses, EventTimestamps: make([]*time.Time, len(fv.EventTimes))}
+		for r, v := range fv.Values {
+			j.Values[r] = jsonSafe(v)
+			if !fv.EventTimes[r].IsZero() {
+				j.EventTimestamps[r] = &fv.EventTimes[r]
+			}
+		}
+		out.Features[i] = j
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// jsonSafe replaces the floats JSON cannot carry (NaN, ±Inf) by strings.
+func jsonSafe(v any) any {
+	f := func(x float64) any {
+		switch {
+		case math.IsNaN(x):
+			return "NaN"
+		case math.IsInf(x, 1):
+			return "Infinity"
+		case math.IsInf(x, -1):
+			return "-Infinity"
+		}
+		return x
+	}
+	switch x := v.(type) {
+	case float32:
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return f(float64(x))
+		}
+	case float64:
+		return f(x)
+	case []float32:
+		for _, e := range x {
+			if math.IsNaN(float64(e)) || math.IsInf(float64(e), 0) {
+				out := make([]any, len(x))
+				for i, e := range x {
+					out[i] = f(float64(e))
+				}
+				return out
+			}
+		}
+	case []float64:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = f(e)
+		}
+		return out
+	}
+	return v
+}
+
+func httpStatus(err error) int {
+	switch {
+	case errors.Is(err, online.ErrInvalidRequest):
+		return http.StatusBadRequest
+	case errors.Is(err, online.ErrUnavailable):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		http.Error(w, `{"error":"encode response"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes()) // the client went away; nothing to do
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}

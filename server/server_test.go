@@ -1,0 +1,281 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/quiverdata/quiver/internal/testutil/redistest"
+	"github.com/quiverdata/quiver/online"
+	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
+	"github.com/quiverdata/quiver/registry"
+)
+
+const defsYAML = `
+entities:
+  - {name: driver, join_keys: [{name: driver_id, type: int64}]}
+sources:
+  - {name: s, kind: parquet, path: x.parquet, timestamp_field: ts}
+feature_views:
+  - name: stats
+    entities: [driver]
+    source: s
+    ttl: 1h
+    features: [{name: rate, type: float32}, {name: trips, type: int64}, {name: emb, type: "list<float32>"}, {name: seen, type: timestamp}]
+feature_services:
+  - {name: svc, features: ["stats:rate"]}
+`
+
+var now = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+
+type harness struct {
+	srv      *Server
+	snap     atomic.Pointer[registry.Snapshot]
+	client   servingv1.ServingClient
+	conn     *grpc.ClientConn
+	httpBase string
+	store    online.Store
+}
+
+func startServer(t *testing.T, store online.Store, cfg Config) *harness {
+	t.Helper()
+	defs, errs := registry.ParseDefinitions("srv", []string{"f.yaml"}, map[string][]byte{"f.yaml": []byte(defsYAML)})
+	require.NoError(t, errs.Err())
+	h := &harness{store: store}
+	h.snap.Store(&registry.Snapshot{Project: "srv", Version: 1, Hash: "sha256:x", Defs: defs})
+	lookup := online.NewLookup(store, online.LookupOptions{Now: func() time.Time { return now }})
+	serving := NewServing(lookup, h.snap.Load, Limits{MaxEntities: 3}, "test")
+	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	srv, err := New(cfg, serving, func(ctx context.Context) error {
+		_, err := store.GetMeta(ctx, "srv", "ping")
+		return err
+	})
+	require.NoError(t, err)
+	h.srv = srv
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	conn, err := grpc.NewClient(srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, conn.Close()) })
+	h.conn, h.client = conn, servingv1.NewServingClient(conn)
+	h.httpBase = "http://" + srv.HTTPAddr().String()
+
+	c := online.NewCodec(defs.FeatureView("stats"))
+	row, err := c.Encode(nil, now.Add(-time.Minute), []any{float32(0.5), int64(7), []float32{1, 2}, now})
+	require.NoError(t, err)
+	old, err := c.Encode(nil, now.Add(-2*time.Hour), []any{float32(0.9), int64(1), nil, nil})
+	require.NoError(t, err)
+	ent := func(id int64) []byte {
+		b, err := online.EncodeEntity([]registry.ValueType{registry.TypeInt64}, []any{id})
+		require.NoError(t, err)
+		return b
+	}
+	_, err = store.Write(context.Background(), []online.Row{
+		{Key: online.Key{Project: "srv", View: "stats", Entity: ent(1)}, Value: row},
+		{Key: online.Key{Project: "srv", View: "stats", Entity: ent(2)}, Value: old},
+	}, online.WriteOptions{})
+	require.NoError(t, err)
+	return h
+}
+
+func embedded(t *testing.T) online.Store {
+	s, err := online.OpenEmbedded(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	return s
+}
+
+func TestGRPCLookup(t *testing.T) {
+	h := startServer(t, embedded(t), Config{})
+	ctx := context.Background()
+	resp, err := h.client.GetOnlineFeatures(ctx, &servingv1.GetOnlineFeaturesRequest{
+		Entities: map[string]*servingv1.EntityColumn{"driver_id": {Int64Values: []int64{1, 2, 3}}},
+		Features: []string{"stats:*"},
+	})
+	require.NoError(t, err)
+	require.EqualValues(t, 3, resp.Rows)
+	require.EqualValues(t, 1, resp.RegistryVersion)
+	rate, trips, emb, seen := resp.Features[0], resp.Features[1], resp.Features[2], resp.Features[3]
+	require.Equal(t, "rate", rate.Name)
+	require.Equal(t, "float32", rate.Type)
+	require.Equal(t, []float32{0.5, 0, 0}, rate.Values.FloatValues)
+	require.Equal(t, []servingv1.Status{servingv1.Status_PRESENT, servingv1.Status_OUTSIDE_MAX_AGE, servingv1.Status_NOT_FOUND}, rate.Statuses)
+	require.Equal(t, []int64{now.Add(-time.Minute).UnixMicro(), now.Add(-2 * time.Hour).UnixMicro(), 0}, rate.EventTimestamps)
+	require.Equal(t, []int64{7, 0, 0}, trips.Values.Int64Values)
+	require.Equal(t, "list<float32>", emb.Type)
+	require.Equal(t, []float32{1, 2}, emb.Values.ListValues[0].FloatValues)
+	require.Empty(t, emb.Values.ListValues[1].FloatValues)
+	require.Equal(t, []int64{now.UnixMicro(), 0, 0}, seen.Values.TimestampValues)
+
+	info, err := h.client.GetServerInfo(ctx, &servingv1.GetServerInfoRequest{})
+	require.NoError(t, err)
+	require.Equal(t, "srv", info.Project)
+	require.Equal(t, "test", info.Version)
+
+	// A new registry version takes effect without a restart.
+	next := *h.snap.Load()
+	next.Version = 2
+	h.snap.Store(&next)
+	resp, err = h.client.GetOnlineFeatures(ctx, &servingv1.GetOnlineFeaturesRequest{
+		Entities: map[string]*servingv1.EntityColumn{"driver_id": {Int64Values: []int64{1}}}, FeatureService: "svc", FullFeatureNames: true})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, resp.RegistryVersion)
+	require.Equal(t, "stats__rate", resp.Features[0].Name)
+
+	hc, err := healthpb.NewHealthClient(h.conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	require.NoError(t, err)
+	require.Equal(t, healthpb.HealthCheckResponse_SERVING, hc.Status)
+}
+
+func TestGRPCInvalidArgument(t *testing.T) {
+	h := startServer(t, embedded(t), Config{})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		req  *servingv1.GetOnlineFeaturesRequest
+		want string
+	}{
+		{&servingv1.GetOnlineFeaturesRequest{Entities: map[string]*servingv1.EntityColumn{"driver_id": {Int64Values: []int64{1}}}, Features: []string{"stats:nope"}}, `view stats has no feature "nope"`},
+		{&servingv1.GetOnlineFeaturesRequest{Entities: map[string]*servingv1.EntityColumn{"rider": {Int64Values: []int64{1}}}, Features: []string{"stats:rate"}}, "missing join key driver_id"},
+		{&servingv1.GetOnlineFeaturesRequest{Entities: map[string]*servingv1.EntityColumn{"driver_id": {StringValues: []string{"1"}}}, Features: []string{"stats:rate"}}, "is not an int64"},
+		{&servingv1.GetOnlineFeaturesRequest{Entities: map[string]*servingv1.EntityColumn{"driver_id": {Int64Values: []int64{1, 2, 3, 4}}}, Features: []string{"stats:rate"}}, "has 4 rows; the limit is 3"},
+		{&servingv1.GetOnlineFeaturesRequest{Entities: map[string]*servingv1.EntityColumn{"driver_id": {Int64Values: []int64{1}, StringValues: []string{"x"}}}, Features: []string{"stats:rate"}}, "both int64 and string"},
+	} {
+		_, err := h.client.GetOnlineFeatures(ctx, tc.req)
+		require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+		require.ErrorContains(t, err, tc.want)
+	}
+}
+
+func TestHTTPLookup(t *testing.T) {
+	h := startServer(t, embedded(t), Config{})
+	post := func(body string) (int, map[string]any) {
+		resp, err := http.Post(h.httpBase+"/v1/online-features", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var out map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		return resp.StatusCode, out
+	}
+	code, out := post(`{"entities": {"driver_id": [1, 2, 3]}, "features": ["stats:rate", "stats:emb"]}`)
+	require.Equal(t, http.StatusOK, code, "%v", out)
+	feats := out["features"].([]any)
+	rate := feats[0].(map[string]any)
+	require.Equal(t, []any{0.5, nil, nil}, rate["values"])
+	require.Equal(t, []any{"PRESENT", "OUTSIDE_MAX_AGE", "NOT_FOUND"}, rate["statuses"])
+	require.Equal(t, now.Add(-time.Minute).Format(time.RFC3339), rate["event_timestamps"].([]any)[0])
+	require.Nil(t, rate["event_timestamps"].([]any)[2])
+	require.Equal(t, []any{1.0, 2.0}, feats[1].(map[string]any)["values"].([]any)[0])
+
+	for _, tc := range []struct{ body, want string }{
+		{`{"entities": {"driver_id": [1]}, "features": ["stats:nope"]}`, `view stats has no feature \"nope\"`},
+		{`{"entities": {"driver_id": [1.5]}, "features": ["stats:rate"]}`, "entities.driver_id[0]: 1.5 is not an integer"},
+		{`{"entities": {"driver_id": [1]}, "features": ["stats:rate"], "extra": 1}`, `unknown field \"extra\"`},
+		{`{"entities": {"driver_id": [1]}`, "unexpected EOF"},
+		{`{"entities": {"driver_id": [1, 2]}, "features": ["stats:rate"]} {}`, "more than one JSON value"},
+	} {
+		code, out := post(tc.body)
+		require.Equal(t, http.StatusBadRequest, code, tc.body)
+		b, _ := json.Marshal(out)
+		require.Contains(t, string(b), tc.want)
+	}
+	big := `{"entities": {"driver_id": [` + strings.Repeat("1,", 3<<20) + `1]}, "features": ["stats:rate"]}`
+	code, _ = post(big)
+	require.Equal(t, http.StatusRequestEntityTooLarge, code)
+
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200} {
+		resp, err := http.Get(h.httpBase + path)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		require.Equal(t, want, resp.StatusCode, path)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	h := startServer(t, embedded(t), Config{AuthToken: "s3cret"})
+	ctx := context.Background()
+	req := &servingv1.GetOnlineFeaturesRequest{Entities: map[string]*servingv1.EntityColumn{"driver_id": {Int64Values: []int64{1}}}, Features: []string{"stats:rate"}}
+	_, err := h.client.GetOnlineFeatures(ctx, req)
+	require.Equal(t, codes.Unauthenticated, status.Code(err))
+	_, err = h.client.GetOnlineFeatures(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer wrong"), req)
+	require.Equal(t, codes.Unauthenticated, status.Code(err))
+	_, err = h.client.GetOnlineFeatures(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer s3cret"), req)
+	require.NoError(t, err)
+	_, err = healthpb.NewHealthClient(h.conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	require.NoError(t, err, "health checks need no token")
+
+	body := `{"entities": {"driver_id": [1]}, "features": ["stats:rate"]}`
+	resp, err := http.Post(h.httpBase+"/v1/online-features", "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	hreq, err := http.NewRequest(http.MethodPost, h.httpBase+"/v1/online-features", bytes.NewBufferString(body))
+	require.NoError(t, err)
+	hreq.Header.Set("Authorization", "Bearer s3cret")
+	resp, err = http.DefaultClient.Do(hreq)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+// TestRedisBehindTheServer: the same lookups through a real Redis, and
+// UNAVAILABLE / 503 when Redis goes away.
+func TestRedisBehindTheServer(t *testing.T) {
+	redisSrv := redistest.Start(t)
+	store, err := online.OpenRedis(context.Background(), online.RedisOptions{Addr: redisSrv.Addr(), DialTimeout: 100 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, store.Close()) })
+	h := startServer(t, store, Config{})
+	ctx := context.Background()
+	req := &servingv1.GetOnlineFeaturesRequest{Entities: map[string]*servingv1.EntityColumn{"driver_id": {Int64Values: []int64{1}}}, Features: []string{"stats:rate"}}
+	resp, err := h.client.GetOnlineFeatures(ctx, req)
+	require.NoError(t, err)
+	require.Equal(t, []float32{0.5}, resp.Features[0].Values.FloatValues)
+
+	redisSrv.Stop()
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	_, err = h.client.GetOnlineFeatures(cctx, req)
+	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+	r, err := http.Get(h.httpBase + "/readyz")
+	require.NoError(t, err)
+	require.NoError(t, r.Body.Close())
+	require.Equal(t, http.StatusServiceUnavailable, r.StatusCode)
+}
+
+// FuzzDecodeOnlineFeaturesRequest: the HTTP request decoder never panics
+// and every error it returns is an invalid-request error.
+func FuzzDecodeOnlineFeaturesRequest(f *testing.F) {
+	for _, seed := range []string{
+		`{"entities": {"driver_id": [1, 2]}, "features": ["stats:rate"]}`,
+		`{"entities": {"rider_id": ["a"]}, "feature_service": "svc", "full_feature_names": true}`,
+		`{"entities": {"driver_id": [1.5, "x", null, {}]}}`,
+		`{"entities": null}`, `[]`, `{`, ``,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, err := DecodeOnlineFeaturesRequest(bytes.NewReader(data))
+		if err != nil && !errors.Is(err, online.ErrInvalidRequest) {
+			t.Fatalf("error is not an invalid request: %v", err)
+		}
+	})
+}
