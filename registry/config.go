@@ -74,11 +74,16 @@ type KafkaConfig struct {
 	Brokers []string `yaml:"brokers"`
 }
 
-// ServeConfig holds the serving addresses.
+// ServeConfig holds the serving addresses and request policy.
 type ServeConfig struct {
 	GRPC   string `yaml:"grpc"`   // default 127.0.0.1:6566
 	HTTP   string `yaml:"http"`   // default 127.0.0.1:6567
 	Flight string `yaml:"flight"` // default 127.0.0.1:8815
+	// AuthToken, when set, is required as a bearer token on every request
+	// but health checks; write it as ${VAR}, never in clear.
+	AuthToken string `yaml:"auth_token"`
+	// MaxEntities bounds the entity rows of one lookup (default 1000).
+	MaxEntities int `yaml:"max_entities"`
 }
 
 // Unresolved is a ${VAR} whose variable is unset and has no default.
@@ -180,6 +185,9 @@ func (c *Config) Validate() ErrorList {
 		if _, _, err := net.SplitHostPort(b); err != nil {
 			bad("kafka.brokers", "%q is not a host:port address", b)
 		}
+	}
+	if c.Serve.MaxEntities < 0 {
+		bad("serve.max_entities", "must not be negative")
 	}
 	for _, a := range []struct{ field, addr string }{{"serve.grpc", c.Serve.GRPC}, {"serve.http", c.Serve.HTTP}, {"serve.flight", c.Serve.Flight}} {
 		if a.addr == "" {

@@ -57,6 +57,7 @@ func commands() []command {
 		{"training-set", "point-in-time training set to Parquet, or Arrow on stdout", cmdTrainingSet},
 		{"materialize", "load the latest offline rows into the online store", cmdMaterialize},
 		{"online", "look features up in the online store", cmdOnline},
+		{"serve", "serve online features over gRPC and HTTP", cmdServe},
 		{"version", "print quiver's version", cmdVersion},
 	}
 }

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/stretchr/testify/require"
@@ -274,4 +278,53 @@ func TestMaterializeAndOnlineCommands(t *testing.T) {
 	code, _, stderr = quiver(t, "materialize", "--repo", dir, "--start", "yesterday", "--end", "now")
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, stderr, `"yesterday" is not a time`)
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+func TestServeCommand(t *testing.T) {
+	dir := initRepo(t)
+	code, _, stderr := quiver(t, "apply", "--repo", dir)
+	require.Equal(t, 0, code, stderr)
+	code, _, stderr = quiver(t, "materialize", "--repo", dir, "--incremental")
+	require.Equal(t, 0, code, stderr)
+
+	httpAddr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var errb bytes.Buffer
+	go func() { done <- run(ctx, []string{"serve", "--repo", dir, "--grpc", "off", "--http", httpAddr}, io.Discard, &errb) }()
+	body := `{"entities": {"driver_id": [1001]}, "features": ["driver_hourly:acc_rate"]}`
+	var resp *http.Response
+	require.Eventually(t, func() bool {
+		r, err := http.Post("http://"+httpAddr+"/v1/online-features", "application/json", strings.NewReader(body))
+		if err != nil {
+			return false
+		}
+		resp = r
+		return true
+	}, 10*time.Second, 20*time.Millisecond)
+	var out struct {
+		Features []struct {
+			Statuses []string `json:"statuses"`
+		} `json:"features"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, []string{"PRESENT"}, out.Features[0].Statuses)
+	cancel()
+	select {
+	case code := <-done:
+		require.Equal(t, 0, code, errb.String())
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop when its context ended")
+	}
+	require.Contains(t, errb.String(), "msg=serving registry_version=1")
+	require.Contains(t, errb.String(), `msg="shutting down"`)
 }

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/quiverdata/quiver/online"
+	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/server"
+)
+
+const serveUsage = "serve [--grpc ADDR] [--http ADDR]"
+
+func cmdServe(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "serve", serveUsage)
+	grpcAddr := f.String("grpc", "", "gRPC `ADDR` (default serve.grpc; \"off\" to disable)")
+	httpAddr := f.String("http", "", "HTTP `ADDR` (default serve.http; \"off\" to disable)")
+	reload := f.Duration("reload", 2*time.Second, "how often to look for a new registry version")
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := f.positional(pos, 0, 0, serveUsage); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(f.repo)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Require("serve"); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	regStore, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	watcher, err := registry.NewWatcher(ctx, regStore, registry.WatchOptions{
+		Interval: *reload,
+		OnChange: func(old, new *registry.Snapshot) {
+			log.Info("registry reloaded", "from_version", old.Version, "to_version", new.Version)
+		},
+		OnError: func(err error) { log.Warn("registry reload failed; serving the current version", "error", err) },
+	})
+	if err != nil {
+		return err
+	}
+	store, err := online.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	pick := func(flag, conf string) string {
+		switch flag {
+		case "":
+			return conf
+		case "off":
+			return ""
+		}
+		return flag
+	}
+	serving := server.NewServing(online.NewLookup(store, online.LookupOptions{}), watcher.Current,
+		server.Limits{MaxEntities: cfg.Serve.MaxEntities}, version)
+	srv, err := server.New(server.Config{
+		GRPCAddr: pick(*grpcAddr, cfg.Serve.GRPC), HTTPAddr: pick(*httpAddr, cfg.Serve.HTTP),
+		AuthToken: cfg.Serve.AuthToken, Logger: log,
+	}, serving, func(ctx context.Context) error {
+		_, err := store.GetMeta(ctx, cfg.Project, "ready")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		if err := watcher.Run(ctx); err != nil {
+			log.Error("registry watcher stopped", "error", err)
+		}
+	}()
+	attrs := []any{"registry_version", watcher.Current().Version, "online", cfg.Online.Type}
+	if a := srv.GRPCAddr(); a != nil {
+		attrs = append(attrs, "grpc", a.String())
+	}
+	if a := srv.HTTPAddr(); a != nil {
+		attrs = append(attrs, "http", a.String())
+	}
+	log.Info("serving", attrs...)
+	if err := srv.Serve(ctx); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
