@@ -52,6 +52,21 @@ echo "(the second run starts at the first one's watermark: nothing new)"
 step "Online lookup: columnar values with a status each"
 run online --entity driver_id=1001,1002,9999 --features driver_hourly:conv_rate,driver_hourly:acc_rate,driver_hourly:embedding
 
+step "Serve over gRPC and HTTP (quiver serve, in the background)"
+grpc=127.0.0.1:${QUIVER_DEMO_GRPC_PORT:-16566}
+http=127.0.0.1:${QUIVER_DEMO_HTTP_PORT:-16567}
+"$quiver" serve --grpc "$grpc" --http "$http" 2>"$demo/serve.log" &
+serve_pid=$!
+trap 'kill $serve_pid 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -fs "http://$http/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+echo "\$ curl -s -X POST http://$http/v1/online-features -d '{\"entities\": {\"driver_id\": [1001, 9999]}, \"features\": [\"driver_hourly:conv_rate\"]}'"
+curl -s -X POST "http://$http/v1/online-features" -d '{"entities": {"driver_id": [1001, 9999]}, "features": ["driver_hourly:conv_rate"]}'
+echo "\$ go run ./examples/online-client -addr $grpc    # the Go SDK over gRPC"
+(cd "$root" && go run -tags duckdb_arrow ./examples/online-client -addr "$grpc")
+kill $serve_pid
+wait $serve_pid 2>/dev/null || true
+trap - EXIT
+
 step "A typo is caught with its file, line and a suggestion"
 sed -i 's/source: driver_stats/source: driver_stat/' features/drivers.yaml
 run validate || echo "(exit status $?)"

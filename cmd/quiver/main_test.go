@@ -299,7 +299,9 @@ func TestServeCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var errb bytes.Buffer
-	go func() { done <- run(ctx, []string{"serve", "--repo", dir, "--grpc", "off", "--http", httpAddr}, io.Discard, &errb) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--repo", dir, "--grpc", "off", "--http", httpAddr}, io.Discard, &errb)
+	}()
 	body := `{"entities": {"driver_id": [1001]}, "features": ["driver_hourly:acc_rate"]}`
 	var resp *http.Response
 	require.Eventually(t, func() bool {

@@ -1,0 +1,312 @@
+package sdk
+
+import (
+	"context"
+
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/quiverdata/quiver/online"
+	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
+	"github.com/quiverdata/quiver/registry"
+)
+
+// Request names entities and features. Entities holds one column per join
+// key: []int64 or []string, all of the same length.
+type Request struct {
+	Entities         map[string]any
+	Features         []string
+	FeatureService   string
+	FullFeatureNames bool
+}
+
+// Features is a lookup's result, columnar: feature by name, row by index.
+type Features struct {
+	rows    int
+	names   []string
+	vectors map[string]*vector
+}
+
+type vector struct {
+	typ      string
+	values   []any
+	statuses []online.Status
+	times    []time.Time
+}
+
+// Rows is the number of entity rows.
+func (f *Features) Rows() int { return f.rows }
+
+// Names lists the features in request order.
+func (f *Features) Names() []string { return f.names }
+
+// Status returns the status of a feature's value for entity row i.
+func (f *Features) Status(name string, i int) online.Status {
+	v := f.vectors[name]
+	if v == nil || i < 0 || i >= len(v.statuses) {
+		return online.NotFound
+	}
+	return v.statuses[i]
+}
+
+// EventTime returns when a value was produced (zero when not found).
+func (f *Features) EventTime(name string, i int) time.Time {
+	v := f.vectors[name]
+	if v == nil || i < 0 || i >= len(v.times) {
+		return time.Time{}
+	}
+	return v.times[i]
+}
+
+// Value returns a feature's value for entity row i, nil unless PRESENT.
+func (f *Features) Value(name string, i int) any {
+	v := f.vectors[name]
+	if v == nil || i < 0 || i >= len(v.values) {
+		return nil
+	}
+	return v.values[i]
+}
+
+// Float64 returns a float feature's value as float64 and whether it is
+// present.
+func (f *Features) Float64(name string, i int) (float64, bool) {
+	switch x := f.Value(name, i).(type) {
+	case float32:
+		return float64(x), true
+	case float64:
+		return x, true
+	}
+	return 0, false
+}
+
+// Int64 returns an integer feature's value and whether it is present.
+func (f *Features) Int64(name string, i int) (int64, bool) {
+	switch x := f.Value(name, i).(type) {
+	case int32:
+		return int64(x), true
+	case int64:
+		return x, true
+	}
+	return 0, false
+}
+
+// String returns a string feature's value and whether it is present.
+func (f *Features) String(name string, i int) (string, bool) {
+	s, ok := f.Value(name, i).(string)
+	return s, ok
+}
+
+// Float32s returns a list<float32> feature's value (an embedding).
+func (f *Features) Float32s(name string, i int) ([]float32, bool) {
+	l, ok := f.Value(name, i).([]float32)
+	return l, ok
+}
+
+// Client looks features up over gRPC.
+type Client struct {
+	conn  *grpc.ClientConn
+	api   servingv1.ServingClient
+	token string
+}
+
+// Options configure a Client.
+type Options struct {
+	// Token is sent as a bearer token when set.
+	Token string
+	// DialOptions replace the default (plaintext) transport options.
+	DialOptions []grpc.DialOption
+}
+
+// Dial returns a client of the server at addr (host:port).
+func Dial(addr string, opts Options) (*Client, error) {
+	dial := opts.DialOptions
+	if len(dial) == 0 {
+		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	conn, err := grpc.NewClient(addr, dial...)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return &Client{conn: conn, api: servingv1.NewServingClient(conn), token: opts.Token}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// OnlineFeatures looks features up.
+func (c *Client) OnlineFeatures(ctx context.Context, req Request) (*Features, error) {
+	pr := &servingv1.GetOnlineFeaturesRequest{Entities: map[string]*servingv1.EntityColumn{},
+		Features: req.Features, FeatureService: req.FeatureService, FullFeatureNames: req.FullFeatureNames}
+	for name, col := range req.Entities {
+		switch x := col.(type) {
+		case []int64:
+			pr.Entities[name] = &servingv1.EntityColumn{Int64Values: x}
+		case []string:
+			pr.Entities[name] = &servingv1.EntityColumn{StringValues: x}
+		default:
+			return nil, fmt.Errorf("entity column %s is %T; give []int64 or []string", name, col)
+		}
+	}
+	if c.token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.token)
+	}
+	resp, err := c.api.GetOnlineFeatures(ctx, pr)
+	if err != nil {
+		return nil, err
+	}
+	out := &Features{rows: int(resp.Rows), vectors: map[string]*vector{}}
+	for _, fv := range resp.Features {
+		t, err := registry.ParseValueType(fv.Type)
+		if err != nil {
+			return nil, fmt.Errorf("feature %s: %w", fv.Name, err)
+		}
+		v := &vector{typ: fv.Type, values: make([]any, len(fv.Statuses)), statuses: make([]online.Status, len(fv.Statuses)), times: make([]time.Time, len(fv.Statuses))}
+		for i, st := range fv.Statuses {
+			v.statuses[i] = online.Status(st)
+			if ts := fv.EventTimestamps[i]; ts != 0 {
+				v.times[i] = time.UnixMicro(ts).UTC()
+			}
+			if st == servingv1.Status_PRESENT {
+				v.values[i] = valueAt(t, fv.Values, i)
+			}
+		}
+		out.names = append(out.names, fv.Name)
+		out.vectors[fv.Name] = v
+	}
+	return out, nil
+}
+
+// valueAt reads row i of a typed column.
+func valueAt(t registry.ValueType, v *servingv1.Values, i int) any {
+	if t.List {
+		if i >= len(v.ListValues) {
+			return nil
+		}
+		l := v.ListValues[i]
+		switch t.Elem {
+		case registry.Int32:
+			return l.Int32Values
+		case registry.Int64:
+			return l.Int64Values
+		case registry.Float32:
+			return l.FloatValues
+		case registry.Float64:
+			return l.DoubleValues
+		case registry.Bool:
+			return l.BoolValues
+		case registry.String:
+			return l.StringValues
+		case registry.Bytes:
+			return l.BytesValues
+		case registry.Timestamp:
+			out := make([]time.Time, len(l.TimestampValues))
+			for j, us := range l.TimestampValues {
+				out[j] = time.UnixMicro(us).UTC()
+			}
+			return out
+		}
+		return nil
+	}
+	switch t.Elem {
+	case registry.Int32:
+		return at(v.Int32Values, i)
+	case registry.Int64:
+		return at(v.Int64Values, i)
+	case registry.Float32:
+		return at(v.FloatValues, i)
+	case registry.Float64:
+		return at(v.DoubleValues, i)
+	case registry.Bool:
+		return at(v.BoolValues, i)
+	case registry.String:
+		return at(v.StringValues, i)
+	case registry.Bytes:
+		return at(v.BytesValues, i)
+	case registry.Timestamp:
+		if us, ok := at(v.TimestampValues, i).(int64); ok {
+			return time.UnixMicro(us).UTC()
+		}
+	}
+	return nil
+}
+
+func at[T any](s []T, i int) any {
+	if i < len(s) {
+		return s[i]
+	}
+	return nil
+}
+
+// Embedded looks features up in a repository's online store directly, in
+// process, against the latest applied registry version.
+type Embedded struct {
+	store  online.Store
+	lookup *online.Lookup
+	defs   *registry.Definitions
+}
+
+// OpenEmbedded opens the online store of the feature repository in dir.
+// An embedded (Pebble) store admits one process at a time.
+func OpenEmbedded(ctx context.Context, dir string) (*Embedded, error) {
+	cfg, err := registry.LoadConfig(dir, registry.LoadOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Require("registry"); err != nil {
+		return nil, err
+	}
+	reg, err := registry.OpenStore(cfg.RegistryPath())
+	if err != nil {
+		return nil, err
+	}
+	snap, err := reg.Latest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	store, err := online.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Embedded{store: store, lookup: online.NewLookup(store, online.LookupOptions{}), defs: snap.Defs}, nil
+}
+
+// Close closes the store.
+func (e *Embedded) Close() error { return e.store.Close() }
+
+// OnlineFeatures looks features up without a server.
+func (e *Embedded) OnlineFeatures(ctx context.Context, req Request) (*Features, error) {
+	ents := map[string][]any{}
+	for name, col := range req.Entities {
+		switch x := col.(type) {
+		case []int64:
+			ents[name] = toAny(x)
+		case []string:
+			ents[name] = toAny(x)
+		default:
+			return nil, fmt.Errorf("entity column %s is %T; give []int64 or []string", name, col)
+		}
+	}
+	resp, err := e.lookup.Get(ctx, e.defs, &online.Request{Entities: ents, Features: req.Features,
+		FeatureService: req.FeatureService, FullFeatureNames: req.FullFeatureNames})
+	if err != nil {
+		return nil, err
+	}
+	out := &Features{rows: resp.Rows, vectors: map[string]*vector{}}
+	for _, fv := range resp.Features {
+		out.names = append(out.names, fv.Name)
+		out.vectors[fv.Name] = &vector{typ: fv.Type.String(), values: fv.Values, statuses: fv.Statuses, times: fv.EventTimes}
+	}
+	return out, nil
+}
+
+func toAny[T any](s []T) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}

@@ -1,0 +1,92 @@
+package sdk
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/quiverdata/quiver/examples/quickstart"
+	"github.com/quiverdata/quiver/materialize"
+	"github.com/quiverdata/quiver/offline"
+	"github.com/quiverdata/quiver/online"
+	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/server"
+)
+
+// quickstartRepo scaffolds, applies and materializes the quickstart.
+func quickstartRepo(t *testing.T) (*registry.Repo, *registry.Snapshot) {
+	dir := t.TempDir()
+	require.NoError(t, quickstart.Scaffold(dir, quickstart.GenerateOptions{Drivers: 10, Days: 1, End: time.Now().UTC().Truncate(time.Hour)}))
+	repo, err := registry.LoadRepo(dir, registry.LoadOptions{})
+	require.NoError(t, err)
+	reg, err := registry.OpenStore(repo.Config.RegistryPath())
+	require.NoError(t, err)
+	res, err := reg.Apply(context.Background(), repo.Defs, registry.ApplyOptions{})
+	require.NoError(t, err)
+	off, err := offline.Open(offline.OptionsFromConfig(repo.Config))
+	require.NoError(t, err)
+	defer off.Close()
+	store, err := online.Open(context.Background(), repo.Config)
+	require.NoError(t, err)
+	defer store.Close()
+	_, err = (&materialize.Materializer{Offline: off, Online: store}).Incremental(context.Background(), repo.Defs, time.Now(), materialize.Options{})
+	require.NoError(t, err)
+	return repo, res.Snapshot
+}
+
+func TestEmbeddedAndClientAgree(t *testing.T) {
+	ctx := context.Background()
+	repo, snap := quickstartRepo(t)
+	req := Request{Entities: map[string]any{"driver_id": []int64{1001, 1002, 9999}},
+		Features: []string{"driver_hourly:conv_rate", "driver_hourly:avg_daily_trips", "driver_hourly:embedding"}}
+
+	emb, err := OpenEmbedded(ctx, repo.Dir)
+	require.NoError(t, err)
+	local, err := emb.OnlineFeatures(ctx, req)
+	require.NoError(t, err)
+	require.NoError(t, emb.Close())
+
+	store, err := online.Open(ctx, repo.Config)
+	require.NoError(t, err)
+	defer store.Close()
+	serving := server.NewServing(online.NewLookup(store, online.LookupOptions{}), func() *registry.Snapshot { return snap }, server.Limits{}, "test")
+	srv, err := server.New(server.Config{GRPCAddr: "127.0.0.1:0", AuthToken: "t"}, serving, func(context.Context) error { return nil })
+	require.NoError(t, err)
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx) }()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+
+	c, err := Dial(srv.GRPCAddr().String(), Options{Token: "t"})
+	require.NoError(t, err)
+	defer c.Close()
+	remote, err := c.OnlineFeatures(ctx, req)
+	require.NoError(t, err)
+
+	require.Equal(t, 3, remote.Rows())
+	require.Equal(t, local.Names(), remote.Names())
+	for _, name := range remote.Names() {
+		for i := range 3 {
+			require.Equal(t, local.Value(name, i), remote.Value(name, i), "%s row %d", name, i)
+			require.Equal(t, local.Status(name, i), remote.Status(name, i))
+			require.Equal(t, local.EventTime(name, i), remote.EventTime(name, i))
+		}
+	}
+	rate, ok := remote.Float64("conv_rate", 0)
+	require.True(t, ok)
+	require.Greater(t, rate, 0.0)
+	trips, ok := remote.Int64("avg_daily_trips", 1)
+	require.True(t, ok)
+	require.GreaterOrEqual(t, trips, int64(0))
+	emb32, ok := remote.Float32s("embedding", 0)
+	require.True(t, ok)
+	require.Len(t, emb32, quickstart.EmbeddingDim)
+	require.Equal(t, online.NotFound, remote.Status("conv_rate", 2))
+	_, ok = remote.Float64("conv_rate", 2)
+	require.False(t, ok)
+
+	_, err = c.OnlineFeatures(ctx, Request{Entities: map[string]any{"driver_id": []int{1}}, Features: []string{"driver_hourly:conv_rate"}})
+	require.ErrorContains(t, err, "give []int64 or []string")
+}
