@@ -26,9 +26,15 @@ type Embedded struct {
 
 var _ Store = (*Embedded)(nil)
 
+// embeddedCacheBytes is the block cache of the embedded store: reads of a
+// working set that fits never touch the disk.
+const embeddedCacheBytes = 256 << 20
+
 // OpenEmbedded opens (creating if needed) the store in dir.
 func OpenEmbedded(dir string) (*Embedded, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	cache := pebble.NewCache(embeddedCacheBytes)
+	defer cache.Unref() // the DB holds its own reference
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}, Cache: cache})
 	if err != nil {
 		return nil, fmt.Errorf("open embedded online store %s: %w", dir, err)
 	}
