@@ -169,61 +169,89 @@ func (m *Materializer) view(ctx context.Context, defs *registry.Definitions, v *
 		}
 	}
 	nKeys, nFeats := len(keyTypes), len(codec.Names())
-	rows := make([]online.Row, 0, chunk)
-	flush := func() error {
-		if len(rows) == 0 {
-			return nil
-		}
-		w, err := m.Online.Write(ctx, rows, online.WriteOptions{})
-		if err != nil {
-			return fmt.Errorf("write %s online: %w", v.Name, err)
-		}
-		res.Written += int64(w.Written)
-		res.Skipped += int64(w.Skipped)
-		rows = rows[:0]
-		if opts.Progress != nil {
-			opts.Progress(v.Name, res.Written+res.Skipped)
-		}
-		return nil
-	}
-	keyVals := make([]any, nKeys)
-	featVals := make([]any, nFeats)
-	for rr.Next() {
-		rec := rr.RecordBatch()
-		tsCol, ok := rec.Column(nKeys + nFeats).(*array.Timestamp)
-		if !ok {
-			return res, fmt.Errorf("latest rows of %s: event time column is %s", v.Name, rec.Column(nKeys+nFeats).DataType())
-		}
-		for i := 0; i < int(rec.NumRows()); i++ {
-			for k := range nKeys {
-				keyVals[k] = Value(rec.Column(k), i)
-			}
-			for f := range nFeats {
-				featVals[f] = Value(rec.Column(nKeys+f), i)
-			}
-			ent, err := online.EncodeEntity(keyTypes, keyVals)
+
+	// Reading and encoding (DuckDB, CPU) overlap with writing (the online
+	// store, I/O): full chunks go to a writer goroutine through a channel
+	// of one, so at most three chunks are in memory.
+	chunks := make(chan []online.Row, 1)
+	writeErr := make(chan error, 1)
+	go func() {
+		var err error
+		for rows := range chunks {
 			if err != nil {
-				return res, fmt.Errorf("%s row %d: %w", v.Name, res.Rows, err)
+				continue // drain after a failure
 			}
-			at := tsCol.Value(i).ToTime(tsCol.DataType().(*arrow.TimestampType).Unit)
-			val, err := codec.Encode(nil, at, featVals)
-			if err != nil {
-				return res, fmt.Errorf("%s row %d: %w", v.Name, res.Rows, err)
+			var w online.WriteResult
+			if w, err = m.Online.Write(ctx, rows, online.WriteOptions{}); err != nil {
+				err = fmt.Errorf("write %s online: %w", v.Name, err)
+				continue
 			}
-			rows = append(rows, online.Row{Key: online.Key{Project: defs.Project, View: v.Name, Entity: ent}, Value: val})
-			res.Rows++
-			if len(rows) == chunk {
-				if err := flush(); err != nil {
-					return res, err
+			res.Written += int64(w.Written)
+			res.Skipped += int64(w.Skipped)
+			if opts.Progress != nil {
+				opts.Progress(v.Name, res.Written+res.Skipped)
+			}
+		}
+		writeErr <- err
+	}()
+	readErr := func() error {
+		defer close(chunks)
+		rows := make([]online.Row, 0, chunk)
+		keyVals := make([]any, nKeys)
+		featVals := make([]any, nFeats)
+		var n int64
+		for rr.Next() {
+			rec := rr.RecordBatch()
+			tsCol, ok := rec.Column(nKeys + nFeats).(*array.Timestamp)
+			if !ok {
+				return fmt.Errorf("latest rows of %s: event time column is %s", v.Name, rec.Column(nKeys+nFeats).DataType())
+			}
+			unit := tsCol.DataType().(*arrow.TimestampType).Unit
+			for i := 0; i < int(rec.NumRows()); i++ {
+				for k := range nKeys {
+					keyVals[k] = Value(rec.Column(k), i)
+				}
+				for f := range nFeats {
+					featVals[f] = Value(rec.Column(nKeys+f), i)
+				}
+				ent, err := online.EncodeEntity(keyTypes, keyVals)
+				if err != nil {
+					return fmt.Errorf("%s row %d: %w", v.Name, n, err)
+				}
+				val, err := codec.Encode(nil, tsCol.Value(i).ToTime(unit), featVals)
+				if err != nil {
+					return fmt.Errorf("%s row %d: %w", v.Name, n, err)
+				}
+				rows = append(rows, online.Row{Key: online.Key{Project: defs.Project, View: v.Name, Entity: ent}, Value: val})
+				n++
+				if len(rows) == chunk {
+					select {
+					case chunks <- rows:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+					rows = make([]online.Row, 0, chunk)
 				}
 			}
 		}
-	}
-	if err := rr.Err(); err != nil {
-		return res, fmt.Errorf("read latest rows of %s: %w", v.Name, err)
-	}
-	if err := flush(); err != nil {
+		res.Rows = n
+		if err := rr.Err(); err != nil {
+			return fmt.Errorf("read latest rows of %s: %w", v.Name, err)
+		}
+		if len(rows) > 0 {
+			select {
+			case chunks <- rows:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}()
+	if err := <-writeErr; err != nil {
 		return res, err
+	}
+	if readErr != nil {
+		return res, readErr
 	}
 	res.Took = m.now().Sub(began)
 	return res, nil

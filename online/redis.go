@@ -58,24 +58,38 @@ type Redis struct {
 
 var _ Store = (*Redis)(nil)
 
-// guardedSet sets KEYS[1] to ARGV[1] unless the stored row's event time
-// (bytes 2..9, big-endian) is greater. Byte-wise, because Lua's string
-// comparison follows the locale and stops at zero bytes.
+// guardedSet sets each KEYS[i] to ARGV[i] unless the stored row's event
+// time (bytes 2..9, big-endian) is greater, and returns how many it set.
+// The comparison is byte-wise, because Lua's string comparison follows the
+// locale and stops at zero bytes. One call carries many keys on a
+// standalone server (Cluster: the keys of one call share a slot).
 var guardedSet = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local new = ARGV[1]
-  for i = 2, 9 do
-    local a, b = string.byte(new, i), string.byte(cur, i)
-    if a ~= b then
-      if a < b then return 0 end
-      break
+local written = 0
+for k = 1, #KEYS do
+  local new = ARGV[k]
+  local cur = redis.call('GET', KEYS[k])
+  local older = false
+  if cur then
+    for i = 2, 9 do
+      local a, b = string.byte(new, i), string.byte(cur, i)
+      if a ~= b then
+        older = a < b
+        break
+      end
     end
   end
+  if not older then
+    redis.call('SET', KEYS[k], new)
+    written = written + 1
+  end
 end
-redis.call('SET', KEYS[1], ARGV[1])
-return 1
+return written
 `)
+
+// keysPerScript is how many rows one script call writes on a standalone
+// server: large enough to amortize the call, small enough not to block
+// Redis for long.
+const keysPerScript = 128
 
 // OpenRedis connects to Redis and loads the write script on every node.
 func OpenRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
@@ -171,31 +185,51 @@ func (s *Redis) Write(ctx context.Context, rows []Row, opts WriteOptions) (Write
 
 func (s *Redis) write(ctx context.Context, rows []Row, opts WriteOptions) (WriteResult, error) {
 	pipe := s.client.Pipeline()
-	cmds := make([]redis.Cmder, len(rows))
-	for i, r := range rows {
-		key := RedisKey(r.Key)
-		if opts.Force {
-			cmds[i] = pipe.Set(ctx, key, r.Value, 0)
-		} else {
-			cmds[i] = guardedSet.EvalSha(ctx, pipe, []string{key}, r.Value)
+	type call struct {
+		cmd  redis.Cmder
+		rows int
+	}
+	var calls []call
+	if opts.Force {
+		for _, r := range rows {
+			calls = append(calls, call{pipe.Set(ctx, RedisKey(r.Key), r.Value, 0), 1})
 		}
+	} else {
+		// Rows in order; on a Cluster one key per call (its own slot).
+		per := keysPerScript
+		if s.cluster != nil {
+			per = 1
+		}
+		for lo := 0; lo < len(rows); lo += per {
+			hi := min(lo+per, len(rows))
+			keys := make([]string, 0, hi-lo)
+			args := make([]any, 0, hi-lo)
+			for _, r := range rows[lo:hi] {
+				keys = append(keys, RedisKey(r.Key))
+				args = append(args, r.Value)
+			}
+			calls = append(calls, call{guardedSet.EvalSha(ctx, pipe, keys, args...), hi - lo})
+		}
+	}
+	if len(calls) == 0 {
+		return WriteResult{}, nil
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return WriteResult{}, unavailable("write rows", err)
 	}
 	var res WriteResult
-	for _, c := range cmds {
-		if ic, ok := c.(*redis.Cmd); ok {
-			n, err := ic.Int()
-			if err != nil {
-				return WriteResult{}, unavailable("write rows", err)
-			}
-			if n == 0 {
-				res.Skipped++
-				continue
-			}
+	for _, c := range calls {
+		ic, ok := c.cmd.(*redis.Cmd)
+		if !ok {
+			res.Written += c.rows
+			continue
 		}
-		res.Written++
+		n, err := ic.Int()
+		if err != nil {
+			return WriteResult{}, unavailable("write rows", err)
+		}
+		res.Written += n
+		res.Skipped += c.rows - n
 	}
 	return res, nil
 }
