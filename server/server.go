@@ -32,6 +32,8 @@ type Config struct {
 	// ShutdownTimeout bounds the drain of in-flight requests (default 10s).
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+	// Metrics, when set, are recorded and served at GET /metrics.
+	Metrics *Metrics
 }
 
 // Server runs the gRPC and HTTP surfaces of a Serving.
@@ -64,7 +66,7 @@ func New(cfg Config, serving *Serving, ready func(context.Context) error) (*Serv
 		s.grpcLis = lis
 		s.grpc = grpc.NewServer(
 			grpc.MaxRecvMsgSize(serving.limits.MaxRequestBytes),
-			grpc.ChainUnaryInterceptor(s.recoverUnary, s.authUnary),
+			grpc.ChainUnaryInterceptor(s.unaryInterceptors()...),
 		)
 		servingv1.RegisterServingServer(s.grpc, serving)
 		s.health = health.NewServer()
@@ -81,7 +83,12 @@ func New(cfg Config, serving *Serving, ready func(context.Context) error) (*Serv
 		}
 		s.httpLis = lis
 		mux := http.NewServeMux()
-		mux.Handle("/v1/online-features", s.authHTTP(http.HandlerFunc(serving.handleOnlineFeatures)))
+		var lookups http.Handler = s.authHTTP(http.HandlerFunc(serving.handleOnlineFeatures))
+		if cfg.Metrics != nil {
+			lookups = cfg.Metrics.observeHTTP("/v1/online-features", lookups)
+			mux.Handle("/metrics", cfg.Metrics.Handler())
+		}
+		mux.Handle("/v1/online-features", lookups)
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		})
@@ -159,6 +166,14 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	}
 	snap := s.serving.snapshot()
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "registry_version": snap.Version})
+}
+
+func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
+	var out []grpc.UnaryServerInterceptor
+	if s.cfg.Metrics != nil {
+		out = append(out, s.cfg.Metrics.observeGRPC)
+	}
+	return append(out, s.recoverUnary, s.authUnary)
 }
 
 func (s *Server) authorized(header string) bool {

@@ -57,7 +57,11 @@ func startServer(t *testing.T, store online.Store, cfg Config) *harness {
 	require.NoError(t, errs.Err())
 	h := &harness{store: store}
 	h.snap.Store(&registry.Snapshot{Project: "srv", Version: 1, Hash: "sha256:x", Defs: defs})
-	lookup := online.NewLookup(store, online.LookupOptions{Now: func() time.Time { return now }})
+	var lookupStore = store
+	if cfg.Metrics != nil {
+		lookupStore = cfg.Metrics.InstrumentStore(store)
+	}
+	lookup := online.NewLookup(lookupStore, online.LookupOptions{Now: func() time.Time { return now }})
 	serving := NewServing(lookup, h.snap.Load, Limits{MaxEntities: 3}, "test")
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	srv, err := New(cfg, serving, func(ctx context.Context) error {
@@ -278,4 +282,32 @@ func FuzzDecodeOnlineFeaturesRequest(f *testing.F) {
 			t.Fatalf("error is not an invalid request: %v", err)
 		}
 	})
+}
+
+func TestMetrics(t *testing.T) {
+	m := NewMetrics()
+	h := startServer(t, embedded(t), Config{Metrics: m})
+	ctx := context.Background()
+	_, err := h.client.GetOnlineFeatures(ctx, &servingv1.GetOnlineFeaturesRequest{
+		Entities: map[string]*servingv1.EntityColumn{"driver_id": {Int64Values: []int64{1}}}, Features: []string{"stats:rate"}})
+	require.NoError(t, err)
+	_, err = h.client.GetOnlineFeatures(ctx, &servingv1.GetOnlineFeaturesRequest{
+		Entities: map[string]*servingv1.EntityColumn{"driver_id": {Int64Values: []int64{1}}}, Features: []string{"stats:nope"}})
+	require.Error(t, err)
+	resp, err := http.Post(h.httpBase+"/v1/online-features", "application/json", strings.NewReader(`{"entities": {"driver_id": [1]}, "features": ["stats:rate"]}`))
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+
+	resp, err = http.Get(h.httpBase + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, err = b.ReadFrom(resp.Body)
+	require.NoError(t, err)
+	text := b.String()
+	require.Contains(t, text, `quiver_request_duration_seconds_count{code="OK",method="/quiver.serving.v1.Serving/GetOnlineFeatures",surface="grpc"} 1`)
+	require.Contains(t, text, `quiver_request_duration_seconds_count{code="InvalidArgument",method="/quiver.serving.v1.Serving/GetOnlineFeatures",surface="grpc"} 1`)
+	require.Contains(t, text, `quiver_request_duration_seconds_count{code="200",method="/v1/online-features",surface="http"} 1`)
+	require.Contains(t, text, `quiver_online_store_duration_seconds_count{op="read",outcome="ok"} 2`, "one store read per successful lookup")
+	require.Contains(t, text, "go_goroutines")
 }

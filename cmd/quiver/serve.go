@@ -47,11 +47,13 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := online.Open(ctx, cfg)
+	rawStore, err := online.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer rawStore.Close()
+	metrics := server.NewMetrics()
+	store := metrics.InstrumentStore(rawStore)
 	pick := func(flag, conf string) string {
 		switch flag {
 		case "":
@@ -65,7 +67,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		server.Limits{MaxEntities: cfg.Serve.MaxEntities}, version)
 	srv, err := server.New(server.Config{
 		GRPCAddr: pick(*grpcAddr, cfg.Serve.GRPC), HTTPAddr: pick(*httpAddr, cfg.Serve.HTTP),
-		AuthToken: cfg.Serve.AuthToken, Logger: log,
+		AuthToken: cfg.Serve.AuthToken, Logger: log, Metrics: metrics,
 	}, serving, func(ctx context.Context) error {
 		_, err := store.GetMeta(ctx, cfg.Project, "ready")
 		return err

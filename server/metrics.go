@@ -1,0 +1,108 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+
+	"github.com/quiverdata/quiver/online"
+)
+
+// Metrics are the server's Prometheus metrics, on a registry of their own
+// (served at GET /metrics), never the global one.
+type Metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.HistogramVec
+	storeOps *prometheus.HistogramVec
+}
+
+// latencyBuckets span 25 µs to 2.5 s.
+var latencyBuckets = prometheus.ExponentialBuckets(25e-6, 2, 17)
+
+// NewMetrics creates the metrics on a new registry, with Go runtime and
+// process collectors.
+func NewMetrics() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		registry: reg,
+		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "quiver_request_duration_seconds", Help: "Request latency by surface (grpc, http), method and status code.",
+			Buckets: latencyBuckets,
+		}, []string{"surface", "method", "code"}),
+		storeOps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "quiver_online_store_duration_seconds", Help: "Online store calls (each read is one round trip per node) by operation and outcome.",
+			Buckets: latencyBuckets,
+		}, []string{"op", "outcome"}),
+	}
+	reg.MustRegister(m.requests, m.storeOps, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+func (m *Metrics) observeGRPC(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := handler(ctx, req)
+	m.requests.WithLabelValues("grpc", info.FullMethod, status.Code(err).String()).Observe(time.Since(start).Seconds())
+	return resp, err
+}
+
+func (m *Metrics) observeHTTP(method string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		m.requests.WithLabelValues("http", method, strconv.Itoa(rec.code)).Observe(time.Since(start).Seconds())
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// InstrumentStore wraps a store so that its calls are timed in m.
+func (m *Metrics) InstrumentStore(s online.Store) online.Store {
+	return &instrumentedStore{Store: s, m: m}
+}
+
+type instrumentedStore struct {
+	online.Store
+	m *Metrics
+}
+
+func (s *instrumentedStore) observe(op string, start time.Time, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	s.m.storeOps.WithLabelValues(op, outcome).Observe(time.Since(start).Seconds())
+}
+
+func (s *instrumentedStore) Read(ctx context.Context, keys []online.Key) ([][]byte, error) {
+	start := time.Now()
+	out, err := s.Store.Read(ctx, keys)
+	s.observe("read", start, err)
+	return out, err
+}
+
+func (s *instrumentedStore) Write(ctx context.Context, rows []online.Row, opts online.WriteOptions) (online.WriteResult, error) {
+	start := time.Now()
+	res, err := s.Store.Write(ctx, rows, opts)
+	s.observe("write", start, err)
+	return res, err
+}
