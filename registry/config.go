@@ -84,6 +84,15 @@ type ServeConfig struct {
 	AuthToken string `yaml:"auth_token"`
 	// MaxEntities bounds the entity rows of one lookup (default 1000).
 	MaxEntities int `yaml:"max_entities"`
+	// TLS, when set, serves gRPC and HTTP over TLS.
+	TLS *TLSConfig `yaml:"tls"`
+}
+
+// TLSConfig names a PEM certificate (chain) and its key, relative to the
+// repository directory.
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // Unresolved is a ${VAR} whose variable is unset and has no default.
@@ -185,6 +194,9 @@ func (c *Config) Validate() ErrorList {
 		if _, _, err := net.SplitHostPort(b); err != nil {
 			bad("kafka.brokers", "%q is not a host:port address", b)
 		}
+	}
+	if t := c.Serve.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
+		bad("serve.tls", "give both cert_file and key_file")
 	}
 	if c.Serve.MaxEntities < 0 {
 		bad("serve.max_entities", "must not be negative")

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -34,6 +36,8 @@ type Config struct {
 	Logger          *slog.Logger
 	// Metrics, when set, are recorded and served at GET /metrics.
 	Metrics *Metrics
+	// TLSCertFile and TLSKeyFile, when set, serve both surfaces over TLS.
+	TLSCertFile, TLSKeyFile string
 }
 
 // Server runs the gRPC and HTTP surfaces of a Serving.
@@ -58,16 +62,28 @@ func New(cfg Config, serving *Serving, ready func(context.Context) error) (*Serv
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, serving: serving, ready: ready}
+	var tlsCfg *tls.Config
+	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load TLS certificate: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	if cfg.GRPCAddr != "" {
 		lis, err := net.Listen("tcp", cfg.GRPCAddr)
 		if err != nil {
 			return nil, fmt.Errorf("listen for gRPC on %s: %w", cfg.GRPCAddr, err)
 		}
 		s.grpcLis = lis
-		s.grpc = grpc.NewServer(
+		opts := []grpc.ServerOption{
 			grpc.MaxRecvMsgSize(serving.limits.MaxRequestBytes),
 			grpc.ChainUnaryInterceptor(s.unaryInterceptors()...),
-		)
+		}
+		if tlsCfg != nil {
+			opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+		}
+		s.grpc = grpc.NewServer(opts...)
 		servingv1.RegisterServingServer(s.grpc, serving)
 		s.health = health.NewServer()
 		healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -80,6 +96,9 @@ func New(cfg Config, serving *Serving, ready func(context.Context) error) (*Serv
 				_ = s.grpcLis.Close() // the listen error is the one to report
 			}
 			return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
+		}
+		if tlsCfg != nil {
+			lis = tls.NewListener(lis, tlsCfg)
 		}
 		s.httpLis = lis
 		mux := http.NewServeMux()

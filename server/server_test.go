@@ -53,6 +53,18 @@ type harness struct {
 
 func startServer(t *testing.T, store online.Store, cfg Config) *harness {
 	t.Helper()
+	return start(t, store, cfg, true)
+}
+
+// startServerTLS starts a server over TLS with an embedded store; the
+// caller dials it.
+func startServerTLS(t *testing.T, certFile, keyFile string) *harness {
+	t.Helper()
+	return start(t, embedded(t), Config{TLSCertFile: certFile, TLSKeyFile: keyFile}, false)
+}
+
+func start(t *testing.T, store online.Store, cfg Config, dial bool) *harness {
+	t.Helper()
 	defs, errs := registry.ParseDefinitions("srv", []string{"f.yaml"}, map[string][]byte{"f.yaml": []byte(defsYAML)})
 	require.NoError(t, errs.Err())
 	h := &harness{store: store}
@@ -77,11 +89,13 @@ func startServer(t *testing.T, store online.Store, cfg Config) *harness {
 		cancel()
 		require.NoError(t, <-done)
 	})
-	conn, err := grpc.NewClient(srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, conn.Close()) })
-	h.conn, h.client = conn, servingv1.NewServingClient(conn)
-	h.httpBase = "http://" + srv.HTTPAddr().String()
+	if dial {
+		conn, err := grpc.NewClient(srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, conn.Close()) })
+		h.conn, h.client = conn, servingv1.NewServingClient(conn)
+		h.httpBase = "http://" + srv.HTTPAddr().String()
+	}
 
 	c := online.NewCodec(defs.FeatureView("stats"))
 	row, err := c.Encode(nil, now.Add(-time.Minute), []any{float32(0.5), int64(7), []float32{1, 2}, now})

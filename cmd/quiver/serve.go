@@ -65,10 +65,14 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	}
 	serving := server.NewServing(online.NewLookup(store, online.LookupOptions{}), watcher.Current,
 		server.Limits{MaxEntities: cfg.Serve.MaxEntities}, version)
-	srv, err := server.New(server.Config{
+	scfg := server.Config{
 		GRPCAddr: pick(*grpcAddr, cfg.Serve.GRPC), HTTPAddr: pick(*httpAddr, cfg.Serve.HTTP),
 		AuthToken: cfg.Serve.AuthToken, Logger: log, Metrics: metrics,
-	}, serving, func(ctx context.Context) error {
+	}
+	if t := cfg.Serve.TLS; t != nil {
+		scfg.TLSCertFile, scfg.TLSKeyFile = cfg.Abs(t.CertFile), cfg.Abs(t.KeyFile)
+	}
+	srv, err := server.New(scfg, serving, func(ctx context.Context) error {
 		_, err := store.GetMeta(ctx, cfg.Project, "ready")
 		return err
 	})
