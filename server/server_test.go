@@ -63,7 +63,11 @@ func startServerTLS(t *testing.T, certFile, keyFile string) *harness {
 	return start(t, embedded(t), Config{TLSCertFile: certFile, TLSKeyFile: keyFile}, false)
 }
 
-func start(t *testing.T, store online.Store, cfg Config, dial bool) *harness {
+func startServerB(b *testing.B) *harness {
+	return start(b, embedded(b), Config{}, true)
+}
+
+func start(t testing.TB, store online.Store, cfg Config, dial bool) *harness {
 	t.Helper()
 	defs, errs := registry.ParseDefinitions("srv", []string{"f.yaml"}, map[string][]byte{"f.yaml": []byte(defsYAML)})
 	require.NoError(t, errs.Err())
@@ -115,7 +119,7 @@ func start(t *testing.T, store online.Store, cfg Config, dial bool) *harness {
 	return h
 }
 
-func embedded(t *testing.T) online.Store {
+func embedded(t testing.TB) online.Store {
 	s, err := online.OpenEmbedded(t.TempDir())
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
