@@ -163,10 +163,8 @@ func (m *Materializer) view(ctx context.Context, defs *registry.Definitions, v *
 	defer rr.Release()
 	codec := online.NewCodec(v)
 	var keyTypes []registry.ValueType
-	for _, en := range v.Entities {
-		for _, k := range defs.Entity(en).JoinKeys {
-			keyTypes = append(keyTypes, k.Type)
-		}
+	for _, k := range defs.JoinKeys(v) {
+		keyTypes = append(keyTypes, k.Type)
 	}
 	nKeys, nFeats := len(keyTypes), len(codec.Names())
 

@@ -46,10 +46,8 @@ func (e *Engine) Latest(ctx context.Context, req *LatestRequest) (array.RecordRe
 	for _, f := range v.OutputFeatures() {
 		p.features = append(p.features, outputFeature{ResolvedFeature: registry.ResolvedFeature{View: v.Name, Feature: f.Name, Type: f.Type}, column: f.Name})
 	}
-	for _, en := range v.Entities {
-		for _, k := range req.Defs.Entity(en).JoinKeys {
-			p.keys = append(p.keys, keyPair{joinKey: k.Name, entityCol: k.Name, typ: k.Type})
-		}
+	for _, k := range req.Defs.JoinKeys(v) {
+		p.keys = append(p.keys, keyPair{joinKey: k.Name, entityCol: k.Name, typ: k.Type})
 	}
 	conn, err := e.conn(ctx)
 	if err != nil {

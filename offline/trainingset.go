@@ -103,26 +103,12 @@ func resolve(req *Request) ([]*viewPlan, []string, error) {
 	if req.Defs == nil {
 		return nil, nil, invalidf("no definitions (apply the repository first)")
 	}
-	refs := req.Features
-	switch {
-	case req.FeatureService != "" && len(refs) > 0:
-		return nil, nil, invalidf("give features or a feature service, not both")
-	case req.FeatureService != "":
-		svc := req.Defs.FeatureService(req.FeatureService)
-		if svc == nil {
-			return nil, nil, invalidf("unknown feature service %q", req.FeatureService)
-		}
-		refs = svc.Features
-	case len(refs) == 0:
-		return nil, nil, invalidf("no features requested (give feature references such as view:feature, or a feature service)")
-	}
-	feats, err := req.Defs.Resolve(refs)
+	feats, err := req.Defs.ResolveRequest(req.Features, req.FeatureService, req.FullFeatureNames)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %s", ErrInvalidRequest, strings.TrimPrefix(err.Error(), registry.ErrNotFound.Error()+": "))
+		return nil, nil, fmt.Errorf("%w: %s", ErrInvalidRequest, err)
 	}
 	var plans []*viewPlan
 	byView := map[string]*viewPlan{}
-	owner := map[string]string{} // output column → view
 	var columns []string
 	for _, f := range feats {
 		if f.OnDemand {
@@ -139,29 +125,19 @@ func resolve(req *Request) ([]*viewPlan, []string, error) {
 			byView[f.View] = p
 			plans = append(plans, p)
 		}
-		col := f.Feature
-		if req.FullFeatureNames {
-			col = f.FullName()
-		}
-		if prev, dup := owner[col]; dup {
-			return nil, nil, invalidf("feature name %q is in views %s and %s; request full feature names (view__feature) to tell them apart", col, prev, f.View)
-		}
-		owner[col] = f.View
-		columns = append(columns, col)
-		p.features = append(p.features, outputFeature{ResolvedFeature: f, column: col})
+		columns = append(columns, f.Output)
+		p.features = append(p.features, outputFeature{ResolvedFeature: f, column: f.Output})
 	}
 	for _, p := range plans {
-		for _, ename := range p.view.Entities {
-			for _, k := range req.Defs.Entity(ename).JoinKeys {
-				col := k.Name
-				if alias, ok := req.JoinKeyMap[k.Name]; ok {
-					col = alias
-				}
-				if alias, ok := req.JoinKeyMap[p.view.Name+"."+k.Name]; ok {
-					col = alias
-				}
-				p.keys = append(p.keys, keyPair{joinKey: k.Name, entityCol: col, typ: k.Type})
+		for _, k := range req.Defs.JoinKeys(p.view) {
+			col := k.Name
+			if alias, ok := req.JoinKeyMap[k.Name]; ok {
+				col = alias
 			}
+			if alias, ok := req.JoinKeyMap[p.view.Name+"."+k.Name]; ok {
+				col = alias
+			}
+			p.keys = append(p.keys, keyPair{joinKey: k.Name, entityCol: col, typ: k.Type})
 		}
 	}
 	return plans, columns, nil

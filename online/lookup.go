@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -128,22 +127,9 @@ type viewRead struct {
 // Get looks the request's features up, one store read for all views and
 // entities.
 func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Request) (*Response, error) {
-	refs := req.Features
-	switch {
-	case req.FeatureService != "" && len(refs) > 0:
-		return nil, invalidf("give features or a feature service, not both")
-	case req.FeatureService != "":
-		svc := defs.FeatureService(req.FeatureService)
-		if svc == nil {
-			return nil, invalidf("unknown feature service %q", req.FeatureService)
-		}
-		refs = svc.Features
-	case len(refs) == 0:
-		return nil, invalidf("no features requested")
-	}
-	feats, err := defs.Resolve(refs)
+	feats, err := defs.ResolveRequest(req.Features, req.FeatureService, req.FullFeatureNames)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrInvalidRequest, strings.TrimPrefix(err.Error(), registry.ErrNotFound.Error()+": "))
+		return nil, fmt.Errorf("%w: %s", ErrInvalidRequest, err)
 	}
 	rows, err := entityRows(req.Entities)
 	if err != nil {
@@ -152,7 +138,6 @@ func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Reque
 	resp := &Response{Rows: rows, Features: make([]FeatureVector, len(feats))}
 	var reads []*viewRead
 	byView := map[string]*viewRead{}
-	owner := map[string]string{}
 	for i, f := range feats {
 		if f.OnDemand {
 			return nil, invalidf("%s:%s is an on-demand feature; on-demand features are not supported yet", f.View, f.Feature)
@@ -164,23 +149,13 @@ func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Reque
 				return nil, invalidf("view %s is offline only (online: false)", v.Name)
 			}
 			r = &viewRead{view: v, codec: l.codec(defs, v)}
-			for _, en := range v.Entities {
-				for _, k := range defs.Entity(en).JoinKeys {
-					r.keyNames = append(r.keyNames, k.Name)
-					r.keyTypes = append(r.keyTypes, k.Type)
-				}
+			for _, k := range defs.JoinKeys(v) {
+				r.keyNames = append(r.keyNames, k.Name)
+				r.keyTypes = append(r.keyTypes, k.Type)
 			}
 			byView[f.View] = r
 			reads = append(reads, r)
 		}
-		name := f.Feature
-		if req.FullFeatureNames {
-			name = f.FullName()
-		}
-		if prev, dup := owner[name]; dup {
-			return nil, invalidf("feature name %q is in views %s and %s; request full feature names to tell them apart", name, prev, f.View)
-		}
-		owner[name] = f.View
 		slot := -1
 		for j, n := range r.codec.Names() {
 			if n == f.Feature {
@@ -189,7 +164,7 @@ func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Reque
 		}
 		r.outputs = append(r.outputs, i)
 		r.slots = append(r.slots, slot)
-		resp.Features[i] = FeatureVector{Name: name, View: f.View, Feature: f.Feature, Type: f.Type,
+		resp.Features[i] = FeatureVector{Name: f.Output, View: f.View, Feature: f.Feature, Type: f.Type,
 			Values: make([]any, rows), Statuses: make([]Status, rows), EventTimes: make([]time.Time, rows)}
 	}
 	keys := make([]Key, 0, len(reads)*rows)

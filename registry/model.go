@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -388,6 +389,9 @@ type ResolvedFeature struct {
 	Feature  string
 	Type     ValueType
 	OnDemand bool
+	// Output is the feature's column name in a response (set by
+	// ResolveRequest).
+	Output string
 }
 
 // FullName is the feature's name with full_feature_names: view__feature.
@@ -453,4 +457,56 @@ func (d *Definitions) resolveRef(ref FeatureRef) ([]ResolvedFeature, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: view %s has no feature %q%s", ErrNotFound, ref.View, ref.Feature, didYouMean(ref.Feature, names))
+}
+
+// JoinKeys returns a view's join keys in key order: the view's entities in
+// order, each entity's keys in declaration order.
+func (d *Definitions) JoinKeys(v *FeatureView) []*Field {
+	var out []*Field
+	for _, en := range v.Entities {
+		if e := d.Entity(en); e != nil {
+			out = append(out, e.JoinKeys...)
+		}
+	}
+	return out
+}
+
+// ResolveRequest resolves what a lookup or training set asks for:
+// feature references or a feature service (not both), each feature with
+// its output name (Output: feature, or view__feature with fullNames).
+// Two features with one output name are an error naming both views.
+func (d *Definitions) ResolveRequest(refs []string, service string, fullNames bool) ([]ResolvedFeature, error) {
+	switch {
+	case service != "" && len(refs) > 0:
+		return nil, errors.New("give features or a feature service, not both")
+	case service != "":
+		svc := d.FeatureService(service)
+		if svc == nil {
+			names := make([]string, len(d.FeatureServices))
+			for i, s := range d.FeatureServices {
+				names[i] = s.Name
+			}
+			return nil, fmt.Errorf("unknown feature service %q%s", service, didYouMean(service, names))
+		}
+		refs = svc.Features
+	case len(refs) == 0:
+		return nil, errors.New("no features requested (give feature references such as view:feature, or a feature service)")
+	}
+	feats, err := d.Resolve(refs)
+	if err != nil {
+		return nil, errors.New(strings.TrimPrefix(err.Error(), ErrNotFound.Error()+": "))
+	}
+	owner := map[string]string{}
+	for i := range feats {
+		f := &feats[i]
+		f.Output = f.Feature
+		if fullNames {
+			f.Output = f.FullName()
+		}
+		if prev, dup := owner[f.Output]; dup {
+			return nil, fmt.Errorf("feature name %q is in views %s and %s; request full feature names (view__feature) to tell them apart", f.Output, prev, f.View)
+		}
+		owner[f.Output] = f.View
+	}
+	return feats, nil
 }
