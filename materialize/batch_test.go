@@ -99,7 +99,7 @@ func TestOnlineEqualsPointInTimeJoin(t *testing.T) {
 					}
 					want = fl
 				}
-				require.Equal(t, want, fv.Values[row], "T=%s driver row %d feature %s", T, row, fv.Name)
+				require.Equal(t, want, got.Features[fi].Value(row), "T=%s driver row %d feature %s", T, row, fv.Name)
 				if want == nil {
 					require.NotEqual(t, online.Present, fv.Statuses[row])
 				}

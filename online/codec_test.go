@@ -92,5 +92,14 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		out := make([]any, len(c.Types()))
 		_, _, _ = c.Decode(data, out) // must not panic; errors are expected
+		// The typed path, with every other feature requested.
+		cols := make([]*Column, len(c.Types()))
+		for i, ty := range c.Types() {
+			if i%2 == 0 {
+				col := newColumn(ty, 1)
+				cols[i] = &col
+			}
+		}
+		_, _, _ = c.decodeInto(data, 0, cols, make([]bool, len(cols)))
 	})
 }

@@ -48,15 +48,23 @@ type Request struct {
 }
 
 // FeatureVector is one feature's values for every requested entity row,
-// with a status and an event time each (zero when not found).
+// typed, with a status and an event time each (zero when not found).
 type FeatureVector struct {
 	Name       string
 	View       string
 	Feature    string
 	Type       registry.ValueType
-	Values     []any
+	Values     Column
 	Statuses   []Status
 	EventTimes []time.Time
+}
+
+// Value returns row i's value, or nil unless its status is Present.
+func (fv *FeatureVector) Value(i int) any {
+	if fv.Statuses[i] != Present {
+		return nil
+	}
+	return fv.Values.At(i)
 }
 
 // Response is columnar: one vector per requested feature, in request
@@ -165,7 +173,7 @@ func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Reque
 		r.outputs = append(r.outputs, i)
 		r.slots = append(r.slots, slot)
 		resp.Features[i] = FeatureVector{Name: f.Output, View: f.View, Feature: f.Feature, Type: f.Type,
-			Values: make([]any, rows), Statuses: make([]Status, rows), EventTimes: make([]time.Time, rows)}
+			Values: newColumn(f.Type, rows), Statuses: make([]Status, rows), EventTimes: make([]time.Time, rows)}
 	}
 	keys := make([]Key, 0, len(reads)*rows)
 	vals := make([]any, 0, 4)
@@ -197,7 +205,11 @@ func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Reque
 	}
 	now := l.now()
 	for _, r := range reads {
-		decoded := make([]any, len(r.codec.Names()))
+		slots := make([]*Column, len(r.codec.Names()))
+		for n, out := range r.outputs {
+			slots[r.slots[n]] = &resp.Features[out].Values
+		}
+		nulls := make([]bool, len(slots))
 		ttl := r.view.TTL.Std()
 		for row := range rows {
 			value := got[r.first+row]
@@ -205,7 +217,7 @@ func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Reque
 			var at time.Time
 			if value != nil {
 				var ok bool
-				at, ok, err = r.codec.Decode(value, decoded)
+				at, ok, err = r.codec.decodeInto(value, row, slots, nulls)
 				switch {
 				case err != nil:
 					return nil, fmt.Errorf("view %s, row %d: %w", r.view.Name, row, err)
@@ -224,14 +236,12 @@ func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Reque
 					continue
 				}
 				fv.EventTimes[row] = at
-				if status != Present {
-					continue
-				}
-				v := decoded[r.slots[n]]
-				if v == nil {
+				switch {
+				case status == OutsideMaxAge:
+					fv.Values.zero(row) // the value is withheld, not only flagged
+				case nulls[r.slots[n]]:
 					fv.Statuses[row] = NullValue
 				}
-				fv.Values[row] = v
 			}
 		}
 	}

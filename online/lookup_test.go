@@ -68,14 +68,22 @@ func TestLookup(t *testing.T) {
 		names = append(names, f.Name)
 	}
 	require.Equal(t, []string{"stats__rate", "stats__trips", "stats__emb", "riders__rate"}, names)
-	rate, trips, emb, rider := resp.Features[0], resp.Features[1], resp.Features[2], resp.Features[3]
-	require.Equal(t, []any{float32(0.5), nil, nil, nil}, rate.Values)
+	rate, trips, emb, rider := &resp.Features[0], &resp.Features[1], &resp.Features[2], &resp.Features[3]
+	values := func(fv *FeatureVector) []any {
+		out := make([]any, len(fv.Statuses))
+		for i := range out {
+			out[i] = fv.Value(i)
+		}
+		return out
+	}
+	require.Equal(t, []any{float32(0.5), nil, nil, nil}, values(rate))
+	require.Equal(t, []float32{0.5, 0, 0, 0}, rate.Values.Float32s, "withheld values are zero in the typed column")
 	require.Equal(t, []Status{Present, NullValue, OutsideMaxAge, NotFound}, rate.Statuses)
-	require.Equal(t, []any{int64(7), int64(3), nil, nil}, trips.Values)
+	require.Equal(t, []any{int64(7), int64(3), nil, nil}, values(trips))
 	require.Equal(t, []Status{Present, Present, OutsideMaxAge, NotFound}, trips.Statuses)
-	require.Equal(t, []any{[]float32{1, 2}, nil, nil, nil}, emb.Values)
+	require.Equal(t, []any{[]float32{1, 2}, nil, nil, nil}, values(emb))
 	require.Equal(t, []time.Time{base.Add(-time.Minute), base.Add(-time.Hour), base.Add(-time.Hour - time.Microsecond), {}}, rate.EventTimes)
-	require.Equal(t, []any{4.5, nil, 4.5, 4.5}, rider.Values)
+	require.Equal(t, []any{4.5, nil, 4.5, 4.5}, values(rider))
 	require.Equal(t, []Status{Present, NotFound, Present, Present}, rider.Statuses)
 
 	// Time passes: the first row ages out too.

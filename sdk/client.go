@@ -296,9 +296,14 @@ func (e *Embedded) OnlineFeatures(ctx context.Context, req Request) (*Features, 
 		return nil, err
 	}
 	out := &Features{rows: resp.Rows, vectors: map[string]*vector{}}
-	for _, fv := range resp.Features {
+	for i := range resp.Features {
+		fv := &resp.Features[i]
+		vals := make([]any, resp.Rows)
+		for r := range vals {
+			vals[r] = fv.Value(r)
+		}
 		out.names = append(out.names, fv.Name)
-		out.vectors[fv.Name] = &vector{typ: fv.Type.String(), values: fv.Values, statuses: fv.Statuses, times: fv.EventTimes}
+		out.vectors[fv.Name] = &vector{typ: fv.Type.String(), values: vals, statuses: fv.Statuses, times: fv.EventTimes}
 	}
 	return out, nil
 }

@@ -96,10 +96,10 @@ func (s *Serving) handleOnlineFeatures(w http.ResponseWriter, r *http.Request) {
 	out := OnlineFeaturesResponse{Rows: resp.Rows, RegistryVersion: snap.Version, Features: make([]FeatureVectorJSON, len(resp.Features))}
 	for i := range resp.Features {
 		fv := &resp.Features[i]
-		j := FeatureVectorJSON{Name: fv.Name, Type: fv.Type.String(), Values: make([]any, len(fv.Values)),
+		j := FeatureVectorJSON{Name: fv.Name, Type: fv.Type.String(), Values: make([]any, resp.Rows),
 			Statuses: fv.Statuses, EventTimestamps: make([]*time.Time, len(fv.EventTimes))}
-		for r, v := range fv.Values {
-			j.Values[r] = jsonSafe(v)
+		for r := range resp.Rows {
+			j.Values[r] = jsonSafe(fv.Value(r))
 			if !fv.EventTimes[r].IsZero() {
 				j.EventTimestamps[r] = &fv.EventTimes[r]
 			}

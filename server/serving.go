@@ -124,95 +124,56 @@ func vectorProto(fv *online.FeatureVector) *servingv1.FeatureVector {
 			out.EventTimestamps[i] = fv.EventTimes[i].UnixMicro()
 		}
 	}
-	out.Values = valuesProto(fv.Type, fv.Values)
+	out.Values = columnProto(&fv.Values)
 	return out
 }
 
-func valuesProto(t registry.ValueType, vals []any) *servingv1.Values {
-	v := &servingv1.Values{}
-	if t.List {
-		et := registry.ValueType{Elem: t.Elem}
-		v.ListValues = make([]*servingv1.Values, len(vals))
-		for i, x := range vals {
-			v.ListValues[i] = valuesProto(et, listAny(x))
+// columnProto hands a typed column to the proto without copying scalars.
+func columnProto(c *online.Column) *servingv1.Values {
+	if c.Type.List {
+		v := &servingv1.Values{ListValues: make([]*servingv1.Values, len(c.Lists))}
+		for i, l := range c.Lists {
+			v.ListValues[i] = listProto(l)
 		}
 		return v
 	}
-	n := len(vals)
-	switch t.Elem {
-	case registry.Int32:
-		v.Int32Values = make([]int32, n)
-		for i, x := range vals {
-			v.Int32Values[i], _ = x.(int32)
-		}
-	case registry.Int64:
-		v.Int64Values = make([]int64, n)
-		for i, x := range vals {
-			v.Int64Values[i], _ = x.(int64)
-		}
-	case registry.Float32:
-		v.FloatValues = make([]float32, n)
-		for i, x := range vals {
-			v.FloatValues[i], _ = x.(float32)
-		}
-	case registry.Float64:
-		v.DoubleValues = make([]float64, n)
-		for i, x := range vals {
-			v.DoubleValues[i], _ = x.(float64)
-		}
-	case registry.Bool:
-		v.BoolValues = make([]bool, n)
-		for i, x := range vals {
-			v.BoolValues[i], _ = x.(bool)
-		}
-	case registry.String:
-		v.StringValues = make([]string, n)
-		for i, x := range vals {
-			v.StringValues[i], _ = x.(string)
-		}
-	case registry.Bytes:
-		v.BytesValues = make([][]byte, n)
-		for i, x := range vals {
-			v.BytesValues[i], _ = x.([]byte)
-		}
-	case registry.Timestamp:
-		v.TimestampValues = make([]int64, n)
-		for i, x := range vals {
-			if ts, ok := x.(time.Time); ok {
-				v.TimestampValues[i] = ts.UnixMicro()
+	v := &servingv1.Values{Int32Values: c.Int32s, Int64Values: c.Int64s, FloatValues: c.Float32s, DoubleValues: c.Float64s,
+		BoolValues: c.Bools, StringValues: c.Strings, BytesValues: c.Bytes}
+	if c.Times != nil {
+		v.TimestampValues = make([]int64, len(c.Times))
+		for i, t := range c.Times {
+			if !t.IsZero() {
+				v.TimestampValues[i] = t.UnixMicro()
 			}
 		}
 	}
 	return v
 }
 
-// listAny turns a decoded list (a typed slice) into []any.
-func listAny(x any) []any {
-	switch l := x.(type) {
-	case []float32:
-		return toAny(l)
-	case []float64:
-		return toAny(l)
-	case []int64:
-		return toAny(l)
+// listProto converts one row's list (a typed slice, nil when absent).
+func listProto(l any) *servingv1.Values {
+	v := &servingv1.Values{}
+	switch x := l.(type) {
 	case []int32:
-		return toAny(l)
-	case []string:
-		return toAny(l)
+		v.Int32Values = x
+	case []int64:
+		v.Int64Values = x
+	case []float32:
+		v.FloatValues = x
+	case []float64:
+		v.DoubleValues = x
 	case []bool:
-		return toAny(l)
+		v.BoolValues = x
+	case []string:
+		v.StringValues = x
 	case [][]byte:
-		return toAny(l)
+		v.BytesValues = x
 	case []time.Time:
-		return toAny(l)
+		v.TimestampValues = make([]int64, len(x))
+		for i, t := range x {
+			v.TimestampValues[i] = t.UnixMicro()
+		}
 	}
-	return nil
+	return v
 }
 
-func toAny[T any](s []T) []any {
-	out := make([]any, len(s))
-	for i, v := range s {
-		out[i] = v
-	}
-	return out
-}

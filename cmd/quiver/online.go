@@ -167,7 +167,7 @@ func cmdOnline(ctx context.Context, e *env, args []string) error {
 				cells = append(cells, fv.Statuses[row].String())
 				continue
 			}
-			cells = append(cells, offlineCell(fv.Values[row]))
+			cells = append(cells, offlineCell(fv.Value(row)))
 		}
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
@@ -236,9 +236,11 @@ func lookupJSON(cols map[string][]any, resp *online.Response) any {
 		Entities map[string][]any `json:"entities"`
 		Features []featureJSON    `json:"features"`
 	}{Entities: cols}
-	for _, fv := range resp.Features {
-		fj := featureJSON{Name: fv.Name, Values: fv.Values, Statuses: fv.Statuses, EventTimes: make([]*time.Time, len(fv.EventTimes))}
+	for i := range resp.Features {
+		fv := &resp.Features[i]
+		fj := featureJSON{Name: fv.Name, Values: make([]any, resp.Rows), Statuses: fv.Statuses, EventTimes: make([]*time.Time, len(fv.EventTimes))}
 		for i, t := range fv.EventTimes {
+			fj.Values[i] = fv.Value(i)
 			if !t.IsZero() {
 				fj.EventTimes[i] = &fv.EventTimes[i]
 			}

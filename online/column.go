@@ -1,0 +1,238 @@
+package online
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/quiverdata/quiver/registry"
+)
+
+// Column is one feature's values for every entity row, typed: the slice
+// that matches Type is set (a list feature sets Lists, one typed slice such
+// as []float32 per row). Rows without a present value hold the zero value.
+type Column struct {
+	Type     registry.ValueType
+	Int32s   []int32
+	Int64s   []int64
+	Float32s []float32
+	Float64s []float64
+	Bools    []bool
+	Strings  []string
+	Bytes    [][]byte
+	Times    []time.Time
+	Lists    []any
+}
+
+func newColumn(t registry.ValueType, rows int) Column {
+	c := Column{Type: t}
+	if t.List {
+		c.Lists = make([]any, rows)
+		return c
+	}
+	switch t.Elem {
+	case registry.Int32:
+		c.Int32s = make([]int32, rows)
+	case registry.Int64:
+		c.Int64s = make([]int64, rows)
+	case registry.Float32:
+		c.Float32s = make([]float32, rows)
+	case registry.Float64:
+		c.Float64s = make([]float64, rows)
+	case registry.Bool:
+		c.Bools = make([]bool, rows)
+	case registry.String:
+		c.Strings = make([]string, rows)
+	case registry.Bytes:
+		c.Bytes = make([][]byte, rows)
+	case registry.Timestamp:
+		c.Times = make([]time.Time, rows)
+	}
+	return c
+}
+
+// At returns row i's value as a Go value (int32, int64, float32, float64,
+// bool, string, []byte, time.Time, or a typed slice for lists).
+func (c *Column) At(i int) any {
+	if c.Type.List {
+		return c.Lists[i]
+	}
+	switch c.Type.Elem {
+	case registry.Int32:
+		return c.Int32s[i]
+	case registry.Int64:
+		return c.Int64s[i]
+	case registry.Float32:
+		return c.Float32s[i]
+	case registry.Float64:
+		return c.Float64s[i]
+	case registry.Bool:
+		return c.Bools[i]
+	case registry.String:
+		return c.Strings[i]
+	case registry.Bytes:
+		return c.Bytes[i]
+	case registry.Timestamp:
+		return c.Times[i]
+	}
+	return nil
+}
+
+// zero resets row i to the zero value.
+func (c *Column) zero(i int) {
+	if c.Type.List {
+		c.Lists[i] = nil
+		return
+	}
+	switch c.Type.Elem {
+	case registry.Int32:
+		c.Int32s[i] = 0
+	case registry.Int64:
+		c.Int64s[i] = 0
+	case registry.Float32:
+		c.Float32s[i] = 0
+	case registry.Float64:
+		c.Float64s[i] = 0
+	case registry.Bool:
+		c.Bools[i] = false
+	case registry.String:
+		c.Strings[i] = ""
+	case registry.Bytes:
+		c.Bytes[i] = nil
+	case registry.Timestamp:
+		c.Times[i] = time.Time{}
+	}
+}
+
+// readInto decodes one value of type t from b into row i of c.
+func readInto(b []byte, t registry.ValueType, c *Column, i int) ([]byte, error) {
+	if t.List {
+		v, rest, err := readValue(b, t)
+		if err != nil {
+			return nil, err
+		}
+		c.Lists[i] = v
+		return rest, nil
+	}
+	switch t.Elem {
+	case registry.Int32, registry.Int64, registry.Timestamp:
+		n, k := binary.Varint(b)
+		if k <= 0 {
+			return nil, fmt.Errorf("bad varint")
+		}
+		switch t.Elem {
+		case registry.Int32:
+			c.Int32s[i] = int32(n)
+		case registry.Int64:
+			c.Int64s[i] = n
+		default:
+			c.Times[i] = time.UnixMicro(n).UTC()
+		}
+		return b[k:], nil
+	case registry.Float32:
+		if len(b) < 4 {
+			return nil, fmt.Errorf("short float32")
+		}
+		c.Float32s[i] = math.Float32frombits(binary.LittleEndian.Uint32(b))
+		return b[4:], nil
+	case registry.Float64:
+		if len(b) < 8 {
+			return nil, fmt.Errorf("short float64")
+		}
+		c.Float64s[i] = math.Float64frombits(binary.LittleEndian.Uint64(b))
+		return b[8:], nil
+	}
+	v, rest, err := readValue(b, t)
+	if err != nil {
+		return nil, err
+	}
+	switch t.Elem {
+	case registry.Bool:
+		c.Bools[i] = v.(bool)
+	case registry.String:
+		c.Strings[i] = v.(string)
+	case registry.Bytes:
+		c.Bytes[i] = v.([]byte)
+	}
+	return rest, nil
+}
+
+// skipValue steps over one value of type t.
+func skipValue(b []byte, t registry.ValueType) ([]byte, error) {
+	if t.List {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)) {
+			return nil, fmt.Errorf("bad list length")
+		}
+		b = b[k:]
+		et := registry.ValueType{Elem: t.Elem}
+		var err error
+		for range int(n) {
+			if b, err = skipValue(b, et); err != nil {
+				return nil, err
+			}
+		}
+		return b, nil
+	}
+	switch t.Elem {
+	case registry.Int32, registry.Int64, registry.Timestamp:
+		_, k := binary.Varint(b)
+		if k <= 0 {
+			return nil, fmt.Errorf("bad varint")
+		}
+		return b[k:], nil
+	case registry.Float32, registry.Float64, registry.Bool:
+		w := map[registry.Scalar]int{registry.Float32: 4, registry.Float64: 8, registry.Bool: 1}[t.Elem]
+		if len(b) < w {
+			return nil, fmt.Errorf("short value")
+		}
+		return b[w:], nil
+	case registry.String, registry.Bytes:
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return nil, fmt.Errorf("bad length")
+		}
+		return b[k+int(n):], nil
+	}
+	return nil, fmt.Errorf("unknown type %s", t)
+}
+
+// decodeInto decodes a row's requested features into columns: out[slot]
+// is the column of the feature in that row slot, nil when not requested.
+// It returns the event time, whether the row matches the codec's features,
+// and which slots are null.
+func (c *Codec) decodeInto(value []byte, row int, out []*Column, nulls []bool) (time.Time, bool, error) {
+	us, err := eventMicros(value)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	at := time.UnixMicro(us).UTC()
+	if binary.LittleEndian.Uint32(value[eventTimeTo:headerLen]) != c.fingerprint {
+		return at, false, nil
+	}
+	nb := (len(c.types) + 7) / 8
+	if len(value) < headerLen+nb {
+		return time.Time{}, false, fmt.Errorf("%w: %d bytes", ErrCorruptRow, len(value))
+	}
+	bitmap := value[headerLen : headerLen+nb]
+	rest := value[headerLen+nb:]
+	for i, t := range c.types {
+		nulls[i] = bitmap[i/8]&(1<<(i%8)) != 0
+		if nulls[i] {
+			continue
+		}
+		if out[i] == nil {
+			rest, err = skipValue(rest, t)
+		} else {
+			rest, err = readInto(rest, t, out[i], row)
+		}
+		if err != nil {
+			return time.Time{}, false, fmt.Errorf("%w: feature %s: %v", ErrCorruptRow, c.names[i], err)
+		}
+	}
+	if len(rest) != 0 {
+		return time.Time{}, false, fmt.Errorf("%w: %d trailing bytes", ErrCorruptRow, len(rest))
+	}
+	return at, true, nil
+}
