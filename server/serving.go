@@ -176,4 +176,3 @@ func listProto(l any) *servingv1.Values {
 	}
 	return v
 }
-
