@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -328,4 +329,23 @@ func TestMetrics(t *testing.T) {
 	require.Contains(t, text, `quiver_request_duration_seconds_count{code="200",method="/v1/online-features",surface="http"} 1`)
 	require.Contains(t, text, `quiver_online_store_duration_seconds_count{op="read",outcome="ok"} 2`, "one store read per successful lookup")
 	require.Contains(t, text, "go_goroutines")
+}
+
+// TestNoGoroutinesLeft: a server that served requests and shut down leaves
+// no goroutines behind.
+func TestNoGoroutinesLeft(t *testing.T) {
+	store := embedded(t)
+	before := runtime.NumGoroutine()
+	t.Run("serve", func(t *testing.T) {
+		h := startServer(t, store, Config{Metrics: NewMetrics()})
+		_, err := h.client.GetOnlineFeatures(context.Background(), &servingv1.GetOnlineFeaturesRequest{
+			Entities: map[string]*servingv1.EntityColumn{"driver_id": {Int64Values: []int64{1}}}, Features: []string{"stats:rate"}})
+		require.NoError(t, err)
+		resp, err := http.Post(h.httpBase+"/v1/online-features", "application/json", strings.NewReader(`{"entities": {"driver_id": [1]}, "features": ["stats:rate"]}`))
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+	})
+	http.DefaultClient.CloseIdleConnections()
+	require.Eventually(t, func() bool { return runtime.NumGoroutine() <= before }, 10*time.Second, 20*time.Millisecond,
+		"goroutines: %d before, %d after", before, runtime.NumGoroutine())
 }
