@@ -300,7 +300,7 @@ func TestServeCommand(t *testing.T) {
 	done := make(chan int, 1)
 	var errb bytes.Buffer
 	go func() {
-		done <- run(ctx, []string{"serve", "--repo", dir, "--grpc", "off", "--http", httpAddr}, io.Discard, &errb)
+		done <- run(ctx, []string{"serve", "--repo", dir, "--grpc", "off", "--http", httpAddr, "--reload", "20ms"}, io.Discard, &errb)
 	}()
 	body := `{"entities": {"driver_id": [1001]}, "features": ["driver_hourly:acc_rate"]}`
 	var resp *http.Response
@@ -320,6 +320,25 @@ func TestServeCommand(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
 	require.NoError(t, resp.Body.Close())
 	require.Equal(t, []string{"PRESENT"}, out.Features[0].Statuses)
+
+	// A new applied version is served without a restart.
+	path := filepath.Join(dir, "features", "drivers.yaml")
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, bytes.Replace(data, []byte("Hourly quality statistics per driver."), []byte("Hourly driver statistics."), 1), 0o644))
+	code, _, stderr = quiver(t, "apply", "--repo", dir)
+	require.Equal(t, 0, code, stderr)
+	require.Eventually(t, func() bool {
+		r, err := http.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		defer r.Body.Close()
+		var ready struct {
+			Version int64 `json:"registry_version"`
+		}
+		return json.NewDecoder(r.Body).Decode(&ready) == nil && ready.Version == 2
+	}, 10*time.Second, 20*time.Millisecond, "the server picks up registry version 2")
 	cancel()
 	select {
 	case code := <-done:
@@ -329,4 +348,5 @@ func TestServeCommand(t *testing.T) {
 	}
 	require.Contains(t, errb.String(), "msg=serving registry_version=1")
 	require.Contains(t, errb.String(), `msg="shutting down"`)
+	require.Contains(t, errb.String(), `msg="registry reloaded" from_version=1 to_version=2`)
 }
