@@ -8,12 +8,29 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/quiverdata/quiver/internal/testutil/redistest"
 	"github.com/quiverdata/quiver/registry"
 )
 
 // BenchmarkLookup100x50 looks 50 features (5 views of 10 float32) up for
 // 100 entities in the embedded store.
 func BenchmarkLookup100x50(b *testing.B) {
+	store, err := OpenEmbedded(b.TempDir())
+	require.NoError(b, err)
+	defer store.Close()
+	benchLookup(b, store)
+}
+
+// BenchmarkLookup100x50Redis is the same against a real redis-server.
+func BenchmarkLookup100x50Redis(b *testing.B) {
+	srv := redistest.Start(b)
+	store, err := OpenRedis(context.Background(), RedisOptions{Addr: srv.Addr()})
+	require.NoError(b, err)
+	defer store.Close()
+	benchLookup(b, store)
+}
+
+func benchLookup(b *testing.B, store Store) {
 	var y strings.Builder
 	y.WriteString("entities: [{name: driver, join_keys: [{name: driver_id, type: int64}]}]\nsources: [{name: s, kind: parquet, path: x.parquet, timestamp_field: ts}]\nfeature_views:\n")
 	for v := range 5 {
@@ -28,9 +45,6 @@ func BenchmarkLookup100x50(b *testing.B) {
 	}
 	defs, errs := registry.ParseDefinitions("bench", []string{"b.yaml"}, map[string][]byte{"b.yaml": []byte(y.String())})
 	require.NoError(b, errs.Err())
-	store, err := OpenEmbedded(b.TempDir())
-	require.NoError(b, err)
-	defer store.Close()
 	vals := make([]any, 10)
 	for i := range vals {
 		vals[i] = float32(i)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -177,8 +178,19 @@ func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Reque
 	}
 	keys := make([]Key, 0, len(reads)*rows)
 	vals := make([]any, 0, 4)
+	// Views of the same entities share their encoded keys.
+	encoded := map[string][][]byte{}
 	for _, r := range reads {
 		r.first = len(keys)
+		sig := strings.Join(r.keyNames, ",")
+		if ents, ok := encoded[sig]; ok {
+			for row := range rows {
+				keys = append(keys, Key{Project: defs.Project, View: r.view.Name, Entity: ents[row]})
+			}
+			continue
+		}
+		ents := make([][]byte, rows)
+		encoded[sig] = ents
 		for row := range rows {
 			vals = vals[:0]
 			for k, name := range r.keyNames {
@@ -196,6 +208,7 @@ func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Reque
 			if err != nil {
 				return nil, invalidf("join key of view %s, row %d: %v", r.view.Name, row, err)
 			}
+			ents[row] = ent
 			keys = append(keys, Key{Project: defs.Project, View: r.view.Name, Entity: ent})
 		}
 	}
