@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -169,29 +170,36 @@ func (m *Materializer) view(ctx context.Context, defs *registry.Definitions, v *
 	nKeys, nFeats := len(keyTypes), len(codec.Names())
 
 	// Reading and encoding (DuckDB, CPU) overlap with writing (the online
-	// store, I/O): full chunks go to a writer goroutine through a channel
-	// of one, so at most three chunks are in memory.
+	// store, I/O), and two writers keep two pipelines in flight: Latest
+	// yields one row per entity, so chunks never share a key and their
+	// order does not matter. At most four chunks are in memory.
+	const writers = 2
 	chunks := make(chan []online.Row, 1)
-	writeErr := make(chan error, 1)
-	go func() {
-		var err error
-		for rows := range chunks {
-			if err != nil {
-				continue // drain after a failure
+	writeErr := make(chan error, writers)
+	var mu sync.Mutex // guards res's counters and Progress
+	for range writers {
+		go func() {
+			var err error
+			for rows := range chunks {
+				if err != nil {
+					continue // drain after a failure
+				}
+				var w online.WriteResult
+				if w, err = m.Online.Write(ctx, rows, online.WriteOptions{}); err != nil {
+					err = fmt.Errorf("write %s online: %w", v.Name, err)
+					continue
+				}
+				mu.Lock()
+				res.Written += int64(w.Written)
+				res.Skipped += int64(w.Skipped)
+				if opts.Progress != nil {
+					opts.Progress(v.Name, res.Written+res.Skipped)
+				}
+				mu.Unlock()
 			}
-			var w online.WriteResult
-			if w, err = m.Online.Write(ctx, rows, online.WriteOptions{}); err != nil {
-				err = fmt.Errorf("write %s online: %w", v.Name, err)
-				continue
-			}
-			res.Written += int64(w.Written)
-			res.Skipped += int64(w.Skipped)
-			if opts.Progress != nil {
-				opts.Progress(v.Name, res.Written+res.Skipped)
-			}
-		}
-		writeErr <- err
-	}()
+			writeErr <- err
+		}()
+	}
 	readErr := func() error {
 		defer close(chunks)
 		rows := make([]online.Row, 0, chunk)
@@ -245,8 +253,14 @@ func (m *Materializer) view(ctx context.Context, defs *registry.Definitions, v *
 		}
 		return nil
 	}()
-	if err := <-writeErr; err != nil {
-		return res, err
+	var werr error
+	for range writers {
+		if err := <-writeErr; err != nil && werr == nil {
+			werr = err
+		}
+	}
+	if werr != nil {
+		return res, werr
 	}
 	if readErr != nil {
 		return res, readErr

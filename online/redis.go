@@ -59,10 +59,11 @@ type Redis struct {
 var _ Store = (*Redis)(nil)
 
 // guardedSet sets each KEYS[i] to ARGV[i] unless the stored row's event
-// time (bytes 2..9, big-endian) is greater, and returns how many it set.
-// The comparison is byte-wise, because Lua's string comparison follows the
-// locale and stops at zero bytes. One call carries many keys on a
-// standalone server (Cluster: the keys of one call share a slot).
+// time (bytes 2..9, big-endian unsigned) is greater, and returns how many
+// it set. The times are compared as two unsigned 32-bit halves (Lua numbers
+// are doubles; Lua's string comparison follows the server's locale). One
+// call carries many keys on a standalone server (Cluster: the keys of one
+// call share a slot).
 var guardedSet = redis.NewScript(`
 local written = 0
 for k = 1, #KEYS do
@@ -70,13 +71,9 @@ for k = 1, #KEYS do
   local cur = redis.call('GET', KEYS[k])
   local older = false
   if cur then
-    for i = 2, 9 do
-      local a, b = string.byte(new, i), string.byte(cur, i)
-      if a ~= b then
-        older = a < b
-        break
-      end
-    end
+    local nh, nl = struct.unpack('>I4I4', new, 2)
+    local ch, cl = struct.unpack('>I4I4', cur, 2)
+    older = nh < ch or (nh == ch and nl < cl)
   end
   if not older then
     redis.call('SET', KEYS[k], new)

@@ -1,7 +1,8 @@
 // Command materialize measures batch materialization into Redis: rows/s
 // of Quiver's offline → online run (DuckDB read of each entity's latest
 // row, encoding, event-time-guarded pipelined writes) beside raw pipelined
-// SETs of the same keys and bytes, in the same run.
+// SETs of the same keys and bytes, with the same two pipelines in flight,
+// in the same run.
 package main
 
 import (
@@ -151,13 +152,32 @@ feature_views: [{name: stats, entities: [driver], source: s, features: [%s]}]
 		if err := raw.FlushAll(ctx).Err(); err != nil {
 			return err
 		}
+		// The same concurrency as Quiver's writers: two pipelines in flight.
 		start = time.Now()
+		next := make(chan int)
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() {
+				var err error
+				for lo := range next {
+					if err != nil {
+						continue
+					}
+					pipe := raw.Pipeline()
+					for i := lo; i < min(lo+*chunk, len(keys)); i++ {
+						pipe.Set(ctx, keys[i], vals[i], 0)
+					}
+					_, err = pipe.Exec(ctx)
+				}
+				errs <- err
+			}()
+		}
 		for lo := 0; lo < len(keys); lo += *chunk {
-			pipe := raw.Pipeline()
-			for i := lo; i < min(lo+*chunk, len(keys)); i++ {
-				pipe.Set(ctx, keys[i], vals[i], 0)
-			}
-			if _, err := pipe.Exec(ctx); err != nil {
+			next <- lo
+		}
+		close(next)
+		for range 2 {
+			if err := <-errs; err != nil {
 				return err
 			}
 		}
