@@ -91,19 +91,10 @@ func (c *Codec) Decode(value []byte, out []any) (eventTime time.Time, ok bool, e
 	if len(out) != len(c.types) {
 		return time.Time{}, false, fmt.Errorf("decode row: %d slots for %d features", len(out), len(c.types))
 	}
-	us, err := eventMicros(value)
-	if err != nil {
-		return time.Time{}, false, err
+	at, ok, bitmap, rest, err := c.frame(value)
+	if !ok || err != nil {
+		return at, false, err
 	}
-	if binary.LittleEndian.Uint32(value[eventTimeTo:headerLen]) != c.fingerprint {
-		return time.UnixMicro(us).UTC(), false, nil
-	}
-	nb := (len(c.types) + 7) / 8
-	if len(value) < headerLen+nb {
-		return time.Time{}, false, fmt.Errorf("%w: %d bytes", ErrCorruptRow, len(value))
-	}
-	bitmap := value[headerLen : headerLen+nb]
-	rest := value[headerLen+nb:]
 	for i, t := range c.types {
 		if bitmap[i/8]&(1<<(i%8)) != 0 {
 			out[i] = nil
@@ -118,7 +109,26 @@ func (c *Codec) Decode(value []byte, out []any) (eventTime time.Time, ok bool, e
 	if len(rest) != 0 {
 		return time.Time{}, false, fmt.Errorf("%w: %d trailing bytes", ErrCorruptRow, len(rest))
 	}
-	return time.UnixMicro(us).UTC(), true, nil
+	return at, true, nil
+}
+
+// frame splits a row into its event time, null bitmap and values. ok is
+// false (and nothing else is returned) when the row was written for other
+// features than the codec's.
+func (c *Codec) frame(value []byte) (at time.Time, ok bool, bitmap, rest []byte, err error) {
+	us, err := eventMicros(value)
+	if err != nil {
+		return time.Time{}, false, nil, nil, err
+	}
+	at = time.UnixMicro(us).UTC()
+	if binary.LittleEndian.Uint32(value[eventTimeTo:headerLen]) != c.fingerprint {
+		return at, false, nil, nil, nil
+	}
+	nb := (len(c.types) + 7) / 8
+	if len(value) < headerLen+nb {
+		return time.Time{}, false, nil, nil, fmt.Errorf("%w: %d bytes", ErrCorruptRow, len(value))
+	}
+	return at, true, value[headerLen : headerLen+nb], value[headerLen+nb:], nil
 }
 
 func eventMicros(value []byte) (int64, error) {

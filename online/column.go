@@ -203,20 +203,10 @@ func skipValue(b []byte, t registry.ValueType) ([]byte, error) {
 // It returns the event time, whether the row matches the codec's features,
 // and which slots are null.
 func (c *Codec) decodeInto(value []byte, row int, out []*Column, nulls []bool) (time.Time, bool, error) {
-	us, err := eventMicros(value)
-	if err != nil {
-		return time.Time{}, false, err
+	at, ok, bitmap, rest, err := c.frame(value)
+	if !ok || err != nil {
+		return at, false, err
 	}
-	at := time.UnixMicro(us).UTC()
-	if binary.LittleEndian.Uint32(value[eventTimeTo:headerLen]) != c.fingerprint {
-		return at, false, nil
-	}
-	nb := (len(c.types) + 7) / 8
-	if len(value) < headerLen+nb {
-		return time.Time{}, false, fmt.Errorf("%w: %d bytes", ErrCorruptRow, len(value))
-	}
-	bitmap := value[headerLen : headerLen+nb]
-	rest := value[headerLen+nb:]
 	for i, t := range c.types {
 		nulls[i] = bitmap[i/8]&(1<<(i%8)) != 0
 		if nulls[i] {

@@ -86,15 +86,11 @@ feature_views: [{name: stats, entities: [driver], source: s, features: [%s]}]
 		return err
 	}
 	defer off.Close()
-	rs, err := benchredis.Start()
+	rs, store, err := benchredis.StartStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer rs.Stop()
-	store, err := online.OpenRedis(ctx, online.RedisOptions{Addr: rs.Addr})
-	if err != nil {
-		return err
-	}
 	defer store.Close()
 	raw := redis.NewClient(&redis.Options{Addr: rs.Addr})
 	defer raw.Close()

@@ -85,15 +85,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	rs, err := benchredis.Start()
+	rs, store, err := benchredis.StartStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer rs.Stop()
-	store, err := online.OpenRedis(ctx, online.RedisOptions{Addr: rs.Addr})
-	if err != nil {
-		return err
-	}
 	defer store.Close()
 	// Fill every view for every entity.
 	now := time.Now()

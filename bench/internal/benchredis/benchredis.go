@@ -4,6 +4,7 @@ package benchredis
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/quiverdata/quiver/online"
 )
 
 // Server is a running redis-server.
@@ -61,4 +64,19 @@ func (s *Server) Stop() {
 	_ = s.cmd.Process.Kill() // a benchmark's server; its exit status is of no interest
 	_ = s.cmd.Wait()
 	_ = os.RemoveAll(s.dir)
+}
+
+// StartStore starts a server and opens Quiver's Redis store on it; close
+// the store, then stop the server.
+func StartStore(ctx context.Context) (*Server, *online.Redis, error) {
+	s, err := Start()
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := online.OpenRedis(ctx, online.RedisOptions{Addr: s.Addr})
+	if err != nil {
+		s.Stop()
+		return nil, nil, err
+	}
+	return s, store, nil
 }
