@@ -219,6 +219,11 @@ func TestTrainingSetCommand(t *testing.T) {
 	require.NoError(t, rd.Err())
 	require.EqualValues(t, 1000, rows)
 
+	code, stdout, stderr = quiver(t, "training-set", "--repo", dir, "--entities", labels, "--features", "driver_hourly:conv_rate", "--explain")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "ASOF LEFT JOIN")
+	require.Contains(t, stdout, "ASOF_JOIN", "the plan follows the SQL")
+
 	code, _, stderr = quiver(t, "training-set", "--repo", dir, "--entities", labels, "--feature-service", "ranking_v1", "--out", out)
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "view driver_trips reads kafka source trips")
