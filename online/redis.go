@@ -60,23 +60,27 @@ var _ Store = (*Redis)(nil)
 
 // guardedSet sets each KEYS[i] to ARGV[i] unless the stored row's event
 // time (bytes 2..9, big-endian unsigned) is greater, and returns how many
-// it set. The times are compared as two unsigned 32-bit halves (Lua numbers
-// are doubles; Lua's string comparison follows the server's locale). One
-// call carries many keys on a standalone server (Cluster: the keys of one
-// call share a slot).
+// it set. The common case, a row at least as new as the stored one, costs
+// Redis one command: SET ... GET swaps the row in and hands back the old
+// one; only when the old row turns out to be newer is it put back, inside
+// the same script, so no reader ever sees the older row. The times are
+// compared as two unsigned 32-bit halves (Lua numbers are doubles; Lua's
+// string comparison follows the server's locale). One call carries many
+// keys on a standalone server (Cluster: the keys of one call share a slot).
 var guardedSet = redis.NewScript(`
 local written = 0
 for k = 1, #KEYS do
   local new = ARGV[k]
-  local cur = redis.call('GET', KEYS[k])
+  local cur = redis.call('SET', KEYS[k], new, 'GET')
   local older = false
   if cur then
     local nh, nl = struct.unpack('>I4I4', new, 2)
     local ch, cl = struct.unpack('>I4I4', cur, 2)
     older = nh < ch or (nh == ch and nl < cl)
   end
-  if not older then
-    redis.call('SET', KEYS[k], new)
+  if older then
+    redis.call('SET', KEYS[k], cur)
+  else
     written = written + 1
   end
 end

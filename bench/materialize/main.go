@@ -131,25 +131,29 @@ feature_views: [{name: stats, entities: [driver], source: s, features: [%s]}]
 
 	fmt.Printf("batch materialization into Redis: %d entities (%d source rows, %d float32 features), chunks of %d, %d runs per case\n\n",
 		*entities, 2**entities, features, *chunk, *runs)
-	var quiverT, rawT []time.Duration
+	var quiverT, rerunT, rawT []time.Duration
 	for range *runs {
 		if err := raw.FlushAll(ctx).Err(); err != nil {
 			return err
 		}
-		start := time.Now()
-		res, err := (&materialize.Materializer{Offline: off, Online: store}).Run(ctx, defs, time.Time{}, end, materialize.Options{ChunkRows: *chunk})
-		if err != nil {
-			return err
-		}
-		quiverT = append(quiverT, time.Since(start))
-		if res[0].Written != int64(*entities) {
-			return fmt.Errorf("wrote %d rows, want %d", res[0].Written, *entities)
+		// Into an empty store, then the same run again over the rows it
+		// wrote (every guard finds a stored row and compares).
+		for _, into := range []*[]time.Duration{&quiverT, &rerunT} {
+			start := time.Now()
+			res, err := (&materialize.Materializer{Offline: off, Online: store}).Run(ctx, defs, time.Time{}, end, materialize.Options{ChunkRows: *chunk})
+			if err != nil {
+				return err
+			}
+			*into = append(*into, time.Since(start))
+			if res[0].Written != int64(*entities) {
+				return fmt.Errorf("wrote %d rows, want %d", res[0].Written, *entities)
+			}
 		}
 		if err := raw.FlushAll(ctx).Err(); err != nil {
 			return err
 		}
 		// The same concurrency as Quiver's writers: two pipelines in flight.
-		start = time.Now()
+		start := time.Now()
 		next := make(chan int)
 		errs := make(chan error, 2)
 		for range 2 {
@@ -179,16 +183,26 @@ feature_views: [{name: stats, entities: [driver], source: s, features: [%s]}]
 		}
 		rawT = append(rawT, time.Since(start))
 	}
-	q, r := report.Median(quiverT), report.Median(rawT)
+	q, q2, r := report.Median(quiverT), report.Median(rerunT), report.Median(rawT)
 	n := int64(*entities)
-	report.Table(os.Stdout, []string{"case", "median", "rows/s", "of raw"}, []report.Row{
-		{Case: "Quiver materialize (Parquet → Redis)", Cells: []string{report.Seconds(q), report.Rate(n, q), fmt.Sprintf("%.0f%%", 100*r.Seconds()/q.Seconds())}},
-		{Case: "raw pipelined SET of the same bytes", Cells: []string{report.Seconds(r), report.Rate(n, r), "100%"}},
-	})
-	verdict := "met"
-	if r.Seconds()/q.Seconds() < 0.5 {
-		verdict = "NOT met"
+	row := func(name string, d time.Duration) report.Row {
+		return report.Row{Case: name, Cells: []string{report.Seconds(d), report.Rate(n, d), fmt.Sprintf("%.0f%%", 100*r.Seconds()/d.Seconds())}}
 	}
-	fmt.Printf("\nQuiver reaches %.0f%% of the raw write rate (target ≥ 50%%): %s\n", 100*r.Seconds()/q.Seconds(), verdict)
+	report.Table(os.Stdout, []string{"case", "median", "rows/s", "of raw"}, []report.Row{
+		row("Quiver materialize into an empty store", q),
+		row("Quiver materialize over the rows stored", q2),
+		row("raw pipelined SET of the same bytes", r),
+	})
+	for _, c := range []struct {
+		name string
+		d    time.Duration
+	}{{"into an empty store", q}, {"over the rows stored", q2}} {
+		verdict := "met"
+		if r.Seconds()/c.d.Seconds() < 0.5 {
+			verdict = "NOT met"
+		}
+		fmt.Printf("\nQuiver %s reaches %.0f%% of the raw write rate (target ≥ 50%%): %s", c.name, 100*r.Seconds()/c.d.Seconds(), verdict)
+	}
+	fmt.Println()
 	return nil
 }
