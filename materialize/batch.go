@@ -2,15 +2,14 @@ package materialize
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
+	"github.com/quiverdata/quiver/internal/arrowconv"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
@@ -215,10 +214,10 @@ func (m *Materializer) view(ctx context.Context, defs *registry.Definitions, v *
 			unit := tsCol.DataType().(*arrow.TimestampType).Unit
 			for i := 0; i < int(rec.NumRows()); i++ {
 				for k := range nKeys {
-					keyVals[k] = Value(rec.Column(k), i)
+					keyVals[k] = arrowconv.Value(rec.Column(k), i)
 				}
 				for f := range nFeats {
-					featVals[f] = Value(rec.Column(nKeys+f), i)
+					featVals[f] = arrowconv.Value(rec.Column(nKeys+f), i)
 				}
 				ent, err := online.EncodeEntity(keyTypes, keyVals)
 				if err != nil {
@@ -267,45 +266,4 @@ func (m *Materializer) view(ctx context.Context, defs *registry.Definitions, v *
 	}
 	res.Took = m.now().Sub(began)
 	return res, nil
-}
-
-// Value returns row i of an Arrow column as a Go value the online codec
-// takes (nil for null; strings and bytes copied out of the batch; lists as
-// typed slices).
-func Value(a arrow.Array, i int) any {
-	if a.IsNull(i) {
-		return nil
-	}
-	switch c := a.(type) {
-	case *array.Int64:
-		return c.Value(i)
-	case *array.Int32:
-		return c.Value(i)
-	case *array.Int16:
-		return int64(c.Value(i))
-	case *array.Int8:
-		return int64(c.Value(i))
-	case *array.Float32:
-		return c.Value(i)
-	case *array.Float64:
-		return c.Value(i)
-	case *array.Boolean:
-		return c.Value(i)
-	case *array.String:
-		return strings.Clone(c.Value(i))
-	case *array.LargeString:
-		return strings.Clone(c.Value(i))
-	case *array.Binary:
-		return append([]byte(nil), c.Value(i)...)
-	case *array.Timestamp:
-		return c.Value(i).ToTime(c.DataType().(*arrow.TimestampType).Unit).UTC()
-	case *array.List:
-		start, end := c.ValueOffsets(i)
-		out := make([]any, 0, end-start)
-		for j := start; j < end; j++ {
-			out = append(out, Value(c.ListValues(), int(j)))
-		}
-		return out
-	}
-	return errors.New("unsupported arrow type " + a.DataType().String())
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quiverdata/quiver/examples/quickstart"
+	"github.com/quiverdata/quiver/internal/arrowconv"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
@@ -81,7 +82,7 @@ func TestOnlineEqualsPointInTimeJoin(t *testing.T) {
 					train = append(train, nil)
 				}
 				for i := 0; i < int(rec.NumRows()); i++ {
-					train[c-2] = append(train[c-2], Value(rec.Column(c), i))
+					train[c-2] = append(train[c-2], arrowconv.Value(rec.Column(c), i))
 				}
 			}
 		}

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/google/cel-go/cel"
+
+	"github.com/quiverdata/quiver/internal/celenv"
 )
 
 // exprEnv type-checks on-demand expressions. Each input view's feature is
@@ -43,28 +45,51 @@ func CELType(t ValueType) *cel.Type {
 	return elem
 }
 
-func newExprEnv(inputs []*FeatureView, request []*Field) (*exprEnv, error) {
-	var opts []cel.EnvOption
-	var names []string
+// ExprObjects returns the objects an on-demand view's expressions read:
+// each input view with its output features, then "request" with the
+// request fields. Transform evaluation binds records in this order.
+func ExprObjects(inputs []*FeatureView, request []*Field) []celenv.Object {
+	var objs []celenv.Object
 	for _, fv := range inputs {
+		o := celenv.Object{Var: fv.Name}
 		for _, f := range fv.OutputFeatures() {
-			if f.Type.IsZero() {
-				continue
-			}
-			n := fv.Name + "." + f.Name
-			opts = append(opts, cel.Variable(n, CELType(f.Type)))
-			names = append(names, n)
+			o.Fields = append(o.Fields, celenv.Field{Name: f.Name, Type: CELType(f.Type)})
 		}
+		objs = append(objs, o)
 	}
+	req := celenv.Object{Var: requestPrefix}
 	for _, f := range request {
-		if f.Type.IsZero() || checkName(f.Name) != "" {
-			continue
-		}
-		n := requestPrefix + "." + f.Name
-		opts = append(opts, cel.Variable(n, CELType(f.Type)))
-		names = append(names, n)
+		req.Fields = append(req.Fields, celenv.Field{Name: f.Name, Type: CELType(f.Type)})
 	}
-	env, err := cel.NewEnv(opts...)
+	return append(objs, req)
+}
+
+// ExprEnv returns the CEL environment of an on-demand view's expressions.
+func (d *Definitions) ExprEnv(od *OnDemandView) (*cel.Env, error) {
+	var inputs []*FeatureView
+	for _, name := range od.Inputs {
+		if fv := d.FeatureView(name); fv != nil {
+			inputs = append(inputs, fv)
+		}
+	}
+	return celenv.New(ExprObjects(inputs, od.Request))
+}
+
+func newExprEnv(inputs []*FeatureView, request []*Field) (*exprEnv, error) {
+	var names []string
+	var valid []*Field
+	for _, f := range request {
+		if !f.Type.IsZero() && checkName(f.Name) == "" {
+			valid = append(valid, f)
+		}
+	}
+	objs := ExprObjects(inputs, valid)
+	for _, o := range objs {
+		for _, f := range o.Fields {
+			names = append(names, o.Var+"."+f.Name)
+		}
+	}
+	env, err := celenv.New(objs)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +105,7 @@ func (e *exprEnv) check(expr string, want ValueType) string {
 		for _, ce := range iss.Errors() {
 			msg := strings.ReplaceAll(ce.Message, " (in container '')", "")
 			switch {
-			case strings.HasPrefix(msg, "undeclared reference"):
+			case strings.HasPrefix(msg, "undeclared reference"), strings.HasPrefix(msg, "undefined field"):
 				msg = e.explainUndeclared(expr, msg)
 			case strings.HasPrefix(msg, "found no matching overload") && strings.Contains(msg, "int") && strings.Contains(msg, "double"):
 				msg += "; CEL does not mix int and double: convert one side with double(...) or int(...)"

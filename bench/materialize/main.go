@@ -20,6 +20,7 @@ import (
 
 	"github.com/quiverdata/quiver/bench/internal/benchredis"
 	"github.com/quiverdata/quiver/bench/internal/report"
+	"github.com/quiverdata/quiver/internal/arrowconv"
 	"github.com/quiverdata/quiver/materialize"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
@@ -109,13 +110,13 @@ feature_views: [{name: stats, entities: [driver], source: s, features: [%s]}]
 		rec := rr.RecordBatch()
 		for i := 0; i < int(rec.NumRows()); i++ {
 			for f := range features {
-				fv[f] = materialize.Value(rec.Column(1+f), i)
+				fv[f] = arrowconv.Value(rec.Column(1+f), i)
 			}
-			ent, err := online.EncodeEntity([]registry.ValueType{registry.TypeInt64}, []any{materialize.Value(rec.Column(0), i)})
+			ent, err := online.EncodeEntity([]registry.ValueType{registry.TypeInt64}, []any{arrowconv.Value(rec.Column(0), i)})
 			if err != nil {
 				return err
 			}
-			at := materialize.Value(rec.Column(1+features), i).(time.Time)
+			at := arrowconv.Value(rec.Column(1+features), i).(time.Time)
 			v, err := codec.Encode(nil, at, fv)
 			if err != nil {
 				return err

@@ -1,0 +1,137 @@
+package transform
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/quiverdata/quiver/internal/arrowconv"
+	"github.com/quiverdata/quiver/registry"
+)
+
+// ArrowType is the Arrow type of a feature of type t in a training set:
+// the types DuckDB gives stored features, so on-demand columns look like
+// the others (timestamps are microseconds without a zone, meaning UTC).
+func ArrowType(t registry.ValueType) arrow.DataType {
+	var dt arrow.DataType
+	switch t.Elem {
+	case registry.Int32:
+		dt = arrow.PrimitiveTypes.Int32
+	case registry.Int64:
+		dt = arrow.PrimitiveTypes.Int64
+	case registry.Float32:
+		dt = arrow.PrimitiveTypes.Float32
+	case registry.Float64:
+		dt = arrow.PrimitiveTypes.Float64
+	case registry.Bool:
+		dt = arrow.FixedWidthTypes.Boolean
+	case registry.String:
+		dt = arrow.BinaryTypes.String
+	case registry.Bytes:
+		dt = arrow.BinaryTypes.Binary
+	case registry.Timestamp:
+		dt = &arrow.TimestampType{Unit: arrow.Microsecond}
+	}
+	if t.List {
+		return arrow.ListOf(dt)
+	}
+	return dt
+}
+
+// BatchResult is a batch's evaluated features.
+type BatchResult struct {
+	// Columns holds one array per feature, in View.Features order; the
+	// caller releases them.
+	Columns []arrow.Array
+	// Errors counts runtime failures (null values in Columns); FirstError
+	// is the first of them.
+	Errors     int
+	FirstError error
+}
+
+// EvalBatch evaluates every feature over rows rows: inputs[i] holds
+// View.Inputs[i] and request[j] View.Request[j]. A null input is null with
+// code 1. A value that does not fit its declared type is an error, not a
+// runtime failure.
+func (e *Evaluator) EvalBatch(mem memory.Allocator, rows int, inputs, request []arrow.Array) (*BatchResult, error) {
+	v := e.view
+	if len(inputs) != len(v.Inputs) || len(request) != len(v.Request) {
+		return nil, fmt.Errorf("on-demand view %s: %d input and %d request columns given, want %d and %d",
+			v.Def.Name, len(inputs), len(request), len(v.Inputs), len(v.Request))
+	}
+	builders := make([]array.Builder, len(v.Features))
+	for i, f := range v.Features {
+		builders[i] = array.NewBuilder(mem, ArrowType(f.Type))
+		builders[i].Reserve(rows)
+	}
+	defer func() {
+		for _, b := range builders {
+			b.Release()
+		}
+	}()
+	res := &BatchResult{}
+	for row := range rows {
+		for i, a := range inputs {
+			if err := e.SetInput(i, arrowconv.Value(a, row)); err != nil {
+				return nil, fmt.Errorf("row %d: %w", row, err)
+			}
+		}
+		for j, a := range request {
+			if err := e.SetRequest(j, arrowconv.Value(a, row)); err != nil {
+				return nil, fmt.Errorf("row %d: request field %s: %w", row, v.Request[j].Name, err)
+			}
+		}
+		for f := range v.Features {
+			r := e.Eval(f)
+			if r.Err != nil {
+				res.Errors++
+				if res.FirstError == nil {
+					res.FirstError = fmt.Errorf("row %d: %w", row, r.Err)
+				}
+			}
+			appendValue(builders[f], r.Value)
+		}
+	}
+	for _, b := range builders {
+		res.Columns = append(res.Columns, b.NewArray())
+	}
+	return res, nil
+}
+
+// appendValue appends a Go value of a builder's type (nil: null).
+func appendValue(b array.Builder, v any) {
+	if v == nil {
+		b.AppendNull()
+		return
+	}
+	switch b := b.(type) {
+	case *array.Int32Builder:
+		b.Append(v.(int32))
+	case *array.Int64Builder:
+		b.Append(v.(int64))
+	case *array.Float32Builder:
+		b.Append(v.(float32))
+	case *array.Float64Builder:
+		b.Append(v.(float64))
+	case *array.BooleanBuilder:
+		b.Append(v.(bool))
+	case *array.StringBuilder:
+		b.Append(v.(string))
+	case *array.BinaryBuilder:
+		b.Append(v.([]byte))
+	case *array.TimestampBuilder:
+		b.Append(arrow.Timestamp(v.(time.Time).UnixMicro()))
+	case *array.ListBuilder:
+		b.Append(true)
+		elems, err := listElems(v)
+		if err != nil {
+			panic(err) // FromCEL only makes typed slices
+		}
+		for _, x := range elems {
+			appendValue(b.ValueBuilder(), x)
+		}
+	}
+}
