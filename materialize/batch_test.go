@@ -68,21 +68,29 @@ func TestOnlineEqualsPointInTimeJoin(t *testing.T) {
 		require.EqualValues(t, 20, res[0].Written)
 
 		lookup := online.NewLookup(store, online.LookupOptions{Now: func() time.Time { return T }})
-		got, err := lookup.Get(ctx, defs, &online.Request{Entities: map[string][]any{"driver_id": append(driverIDs(20), int64(9999))}, Features: []string{"driver_hourly:*"}})
+		// On-demand features too: the same expressions over the same
+		// inputs and request fields, online and offline.
+		features := []string{"driver_hourly:*", "driver_scores:*"}
+		surges := make([]any, 21)
+		for i := range surges {
+			surges[i] = surge(i)
+		}
+		got, err := lookup.Get(ctx, defs, &online.Request{Entities: map[string][]any{"driver_id": append(driverIDs(20), int64(9999))}, Features: features,
+			RequestContext: map[string][]any{"surge": surges}})
 		require.NoError(t, err)
 
 		ents := entityTable(t, T, 21)
-		rr, err := f.off.TrainingSet(ctx, &offline.Request{Defs: defs, Entities: offline.EntitiesFromArrow(ents), Features: []string{"driver_hourly:*"}})
+		rr, err := f.off.TrainingSet(ctx, &offline.Request{Defs: defs, Entities: offline.EntitiesFromArrow(ents), Features: features})
 		require.NoError(t, err)
 		var train [][]any // per feature
 		for rr.Next() {
 			rec := rr.RecordBatch()
-			for c := 2; c < int(rec.NumCols()); c++ {
-				if len(train) < c-1 {
+			for c := 3; c < int(rec.NumCols()); c++ {
+				if len(train) < c-2 {
 					train = append(train, nil)
 				}
 				for i := 0; i < int(rec.NumRows()); i++ {
-					train[c-2] = append(train[c-2], arrowconv.Value(rec.Column(c), i))
+					train[c-3] = append(train[c-3], arrowconv.Value(rec.Column(c), i))
 				}
 			}
 		}
@@ -90,6 +98,8 @@ func TestOnlineEqualsPointInTimeJoin(t *testing.T) {
 		rr.Release()
 		require.NoError(t, store.Close())
 
+		require.Len(t, train, len(got.Features))
+		require.Equal(t, "adjusted_conv", got.Features[len(got.Features)-1].Name)
 		for fi, fv := range got.Features {
 			for row := range 21 {
 				want := train[fi][row]
@@ -107,6 +117,12 @@ func TestOnlineEqualsPointInTimeJoin(t *testing.T) {
 			}
 		}
 		require.Equal(t, online.NotFound, got.Features[0].Statuses[20], "unknown driver")
+		adjusted := got.Features[len(got.Features)-1]
+		if T.Before(f.end) {
+			require.Equal(t, online.Present, adjusted.Statuses[3])
+			require.NotZero(t, adjusted.Values.Float64s[3])
+		}
+		require.Equal(t, online.NotFound, adjusted.Statuses[20], "an on-demand feature over a missing input")
 		if T.After(f.end.Add(48 * time.Hour)) {
 			require.Equal(t, online.OutsideMaxAge, got.Features[0].Statuses[0], "beyond the ttl online as offline")
 		}
@@ -150,10 +166,14 @@ func TestIncrementalAndIdempotent(t *testing.T) {
 }
 
 // entityTable is n drivers at time T as an Arrow stream.
+// surge is row i's request field of the on-demand view driver_scores.
+func surge(i int) float64 { return 1 + 0.25*float64(i%5) }
+
 func entityTable(t *testing.T, T time.Time, n int) array.RecordReader {
 	schema := arrow.NewSchema([]arrow.Field{
 		{Name: "driver_id", Type: arrow.PrimitiveTypes.Int64},
 		{Name: "event_timestamp", Type: &arrow.TimestampType{Unit: arrow.Microsecond}},
+		{Name: "surge", Type: arrow.PrimitiveTypes.Float64},
 	}, nil)
 	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
 	defer b.Release()
@@ -164,6 +184,7 @@ func entityTable(t *testing.T, T time.Time, n int) array.RecordReader {
 		}
 		b.Field(0).(*array.Int64Builder).Append(id)
 		b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(T.UnixMicro()))
+		b.Field(2).(*array.Float64Builder).Append(surge(i))
 	}
 	rec := b.NewRecordBatch()
 	defer rec.Release()

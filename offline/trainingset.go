@@ -17,6 +17,7 @@ import (
 	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/transform"
 )
 
 // DefaultTimestampColumn is the entity table's event-time column unless a
@@ -97,36 +98,104 @@ type keyPair struct {
 	typ       registry.ValueType
 }
 
+// demand is a requested on-demand view: the features to compute, and the
+// columns of the joined result that hold its inputs and request fields.
+type demand struct {
+	view      *transform.View
+	features  []int    // index in view.Features
+	outputs   []string // output column of each
+	inputCols []string // column of each of view.Inputs
+	reqCols   []string // column of each of view.Request (cast in SQL)
+	reqFrom   []string // the entity-table column each is cast from
+}
+
+// resolved is a request's plan: the views to join, the output feature
+// columns and the on-demand views computed over the join.
+type resolved struct {
+	plans   []*viewPlan
+	columns []string
+	demands []*demand
+}
+
 // resolve turns the request's references into per-view plans, in the order
 // the references name them, and checks output names for collisions.
-func resolve(req *Request) ([]*viewPlan, []string, error) {
+// On-demand features add their inputs to the join as hidden columns when
+// they are not requested themselves.
+func (e *Engine) resolve(req *Request) (*resolved, error) {
 	if req.Defs == nil {
-		return nil, nil, invalidf("no definitions (apply the repository first)")
+		return nil, invalidf("no definitions (apply the repository first)")
 	}
 	feats, err := req.Defs.ResolveRequest(req.Features, req.FeatureService, req.FullFeatureNames)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %s", ErrInvalidRequest, err)
+		return nil, fmt.Errorf("%w: %s", ErrInvalidRequest, err)
 	}
+	res := &resolved{}
 	var plans []*viewPlan
 	byView := map[string]*viewPlan{}
 	var columns []string
+	stored := map[registry.FeatureRef]string{}
+	byDemand := map[string]*demand{}
+	var stc []registry.ResolvedFeature
 	for _, f := range feats {
-		if f.OnDemand {
-			return nil, nil, invalidf("%s:%s is an on-demand feature; on-demand features in training sets are not supported yet", f.View, f.Feature)
+		if !f.OnDemand {
+			stc = append(stc, f)
+			stored[registry.FeatureRef{View: f.View, Feature: f.Feature}] = f.Output
+			continue
 		}
+		d := byDemand[f.View]
+		if d == nil {
+			set, err := e.transforms.Get(req.Defs)
+			if err != nil {
+				return nil, err
+			}
+			d = &demand{view: set.View(f.View)}
+			byDemand[f.View] = d
+			res.demands = append(res.demands, d)
+		}
+		for j, tf := range d.view.Features {
+			if tf.Name == f.Feature {
+				d.features = append(d.features, j)
+				d.outputs = append(d.outputs, f.Output)
+			}
+		}
+	}
+	hidden := 0
+	for di, d := range res.demands {
+		for _, in := range d.view.Inputs {
+			ref := registry.FeatureRef{View: in.View, Feature: in.Feature}
+			col, ok := stored[ref]
+			if !ok {
+				col = fmt.Sprintf("%sin%d", internalPrefix, hidden)
+				hidden++
+				stored[ref] = col
+				stc = append(stc, registry.ResolvedFeature{View: in.View, Feature: in.Feature, Type: in.Type, Output: col})
+			}
+			d.inputCols = append(d.inputCols, col)
+		}
+		for j, f := range d.view.Request {
+			d.reqCols = append(d.reqCols, fmt.Sprintf("%srq%d_%d", internalPrefix, di, j))
+			d.reqFrom = append(d.reqFrom, f.Name)
+		}
+	}
+	for _, f := range stc {
 		p := byView[f.View]
 		if p == nil {
 			v := req.Defs.FeatureView(f.View)
 			src := req.Defs.Source(v.Source)
 			if src.Kind.IsStream() {
-				return nil, nil, invalidf("view %s reads %s source %s, whose offline log is written by the streaming materializer; training sets over stream views are not supported yet", v.Name, src.Kind, src.Name)
+				return nil, invalidf("view %s reads %s source %s, whose offline log is written by the streaming materializer; training sets over stream views are not supported yet", v.Name, src.Kind, src.Name)
 			}
 			p = &viewPlan{view: v, source: src}
 			byView[f.View] = p
 			plans = append(plans, p)
 		}
-		columns = append(columns, f.Output)
+		if !strings.HasPrefix(f.Output, internalPrefix) {
+			columns = append(columns, f.Output)
+		}
 		p.features = append(p.features, outputFeature{ResolvedFeature: f, column: f.Output})
+	}
+	for _, d := range res.demands {
+		columns = append(columns, d.outputs...)
 	}
 	for _, p := range plans {
 		for _, k := range req.Defs.JoinKeys(p.view) {
@@ -140,7 +209,8 @@ func resolve(req *Request) ([]*viewPlan, []string, error) {
 			p.keys = append(p.keys, keyPair{joinKey: k.Name, entityCol: col, typ: k.Type})
 		}
 	}
-	return plans, columns, nil
+	res.plans, res.columns = plans, columns
+	return res, nil
 }
 
 // column is a named, typed column as DuckDB describes it.
@@ -167,7 +237,11 @@ func (e *Engine) TrainingSet(ctx context.Context, req *Request) (array.RecordRea
 		}
 		return nil, q.fail(fmt.Errorf("run training-set query: %s", duckErr(err)))
 	}
-	return &resultReader{RecordReader: rr, conn: q.conn, refs: 1}, nil
+	var out array.RecordReader = &resultReader{RecordReader: rr, conn: q.conn, refs: 1}
+	if len(q.demands) > 0 {
+		out = newDemandReader(out, q.demands)
+	}
+	return out, nil
 }
 
 // WriteParquet builds the training set into a Parquet file at path,
@@ -178,12 +252,28 @@ func (e *Engine) WriteParquet(ctx context.Context, req *Request, path string) (i
 	if err != nil {
 		return 0, err
 	}
-	defer q.close()
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return 0, err
+		return 0, q.fail(err)
 	}
 	tmp := abs + ".tmp-" + fmt.Sprint(os.Getpid())
+	if len(q.demands) > 0 {
+		// On-demand columns are computed in Go: stream the result through
+		// them into a Parquet writer.
+		q.close()
+		rr, err := e.TrainingSet(ctx, req)
+		if err != nil {
+			return 0, err
+		}
+		defer rr.Release()
+		n, err := writeParquetFile(ctx, rr, tmp)
+		if err != nil {
+			_ = os.Remove(tmp) // best effort; the write error is the one to report
+			return 0, fmt.Errorf("write training set to %s: %w", path, err)
+		}
+		return n, os.Rename(tmp, abs)
+	}
+	defer q.close()
 	n, err := execCount(ctx, q.conn, "COPY ("+q.sql+") TO "+quoteString(tmp)+" (FORMAT parquet, COMPRESSION zstd)")
 	if err != nil {
 		_ = os.Remove(tmp) // best effort; the copy error is the one to report
@@ -205,6 +295,7 @@ type prepared struct {
 	sql     string
 	rows    int64
 	release func()
+	demands []*demand
 }
 
 func (q *prepared) close() {
@@ -222,10 +313,11 @@ func (q *prepared) fail(err error) error {
 // prepare opens a connection, loads the entity table, checks every column
 // the joins need and renders the query.
 func (e *Engine) prepare(ctx context.Context, req *Request) (*prepared, error) {
-	plans, outCols, err := resolve(req)
+	res, err := e.resolve(req)
 	if err != nil {
 		return nil, err
 	}
+	plans, outCols := res.plans, res.columns
 	tsCol := req.TimestampColumn
 	if tsCol == "" {
 		tsCol = DefaultTimestampColumn
@@ -234,7 +326,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := &prepared{conn: conn}
+	q := &prepared{conn: conn, demands: res.demands}
 	if err := e.loadEntities(ctx, q, req.Entities); err != nil {
 		return nil, q.fail(err)
 	}
@@ -242,7 +334,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request) (*prepared, error) {
 	if err != nil {
 		return nil, q.fail(err)
 	}
-	if err := checkEntities(ecols, tsCol, plans, outCols); err != nil {
+	if err := checkEntities(ecols, tsCol, plans, outCols, res.demands); err != nil {
 		return nil, q.fail(err)
 	}
 	sources := make([]string, len(plans))
@@ -253,7 +345,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request) (*prepared, error) {
 		}
 		sources[i] = rel
 	}
-	q.sql = trainingSetSQL(plans, sources, tsCol)
+	q.sql = trainingSetSQL(plans, sources, tsCol, res.demands)
 	return q, nil
 }
 
@@ -310,7 +402,7 @@ func (e *Engine) loadEntities(ctx context.Context, q *prepared, ents Entities) e
 }
 
 // checkEntities checks the entity table's columns against the request.
-func checkEntities(cols []column, tsCol string, plans []*viewPlan, outCols []string) error {
+func checkEntities(cols []column, tsCol string, plans []*viewPlan, outCols []string, demands []*demand) error {
 	byName := map[string]column{}
 	var names []string
 	for _, c := range cols {
@@ -338,6 +430,17 @@ func checkEntities(cols []column, tsCol string, plans []*viewPlan, outCols []str
 			}
 			if !keyTypeOK(c.typ, k.typ) {
 				return invalidf("entity table column %q is %s; join key %s of view %s is %s", k.entityCol, c.typ, k.joinKey, p.view.Name, k.typ)
+			}
+		}
+	}
+	for _, d := range demands {
+		for _, f := range d.view.Request {
+			c, ok := byName[f.Name]
+			if !ok {
+				return invalidf("entity table has no column %q for request field %s (%s) of on-demand view %s", f.Name, f.Name, f.Type, d.view.Def.Name)
+			}
+			if !castable(c.typ, f.Type) {
+				return invalidf("entity table column %q is %s; request field %s of on-demand view %s is %s", f.Name, c.typ, f.Name, d.view.Def.Name, f.Type)
 			}
 		}
 	}
@@ -465,7 +568,7 @@ func sourceWhat(s *registry.Source) string {
 
 // trainingSetSQL renders the point-in-time join: one ASOF LEFT JOIN per
 // view, the ttl bound on the chosen row, input order.
-func trainingSetSQL(plans []*viewPlan, sources []string, tsCol string) string {
+func trainingSetSQL(plans []*viewPlan, sources []string, tsCol string, demands []*demand) string {
 	ts := "CAST(" + quoteIdent(tsCol) + " AS TIMESTAMP)"
 	var b strings.Builder
 	b.WriteString("SELECT e.* EXCLUDE (" + colRow + ", " + colTS)
@@ -487,6 +590,11 @@ func trainingSetSQL(plans []*viewPlan, sources []string, tsCol string) string {
 		cond := strings.Join(conds, " AND ")
 		for j, f := range p.features {
 			fmt.Fprintf(&b, ", CASE WHEN %s THEN %s.f%d END AS %s", cond, v, j, quoteIdent(f.column))
+		}
+	}
+	for _, d := range demands {
+		for j, f := range d.view.Request {
+			fmt.Fprintf(&b, ", CAST(e.%s AS %s) AS %s", quoteIdent(d.reqFrom[j]), duckType(f.Type), quoteIdent(d.reqCols[j]))
 		}
 	}
 	fmt.Fprintf(&b, " FROM (SELECT *, %s AS %s", ts, colTS)

@@ -79,6 +79,32 @@ func (c *Column) At(i int) any {
 	return nil
 }
 
+// set sets row i to v, a Go value of the column's type (as At returns).
+func (c *Column) set(i int, v any) {
+	if c.Type.List {
+		c.Lists[i] = v
+		return
+	}
+	switch c.Type.Elem {
+	case registry.Int32:
+		c.Int32s[i] = v.(int32)
+	case registry.Int64:
+		c.Int64s[i] = v.(int64)
+	case registry.Float32:
+		c.Float32s[i] = v.(float32)
+	case registry.Float64:
+		c.Float64s[i] = v.(float64)
+	case registry.Bool:
+		c.Bools[i] = v.(bool)
+	case registry.String:
+		c.Strings[i] = v.(string)
+	case registry.Bytes:
+		c.Bytes[i] = v.([]byte)
+	case registry.Timestamp:
+		c.Times[i] = v.(time.Time)
+	}
+}
+
 // zero resets row i to the zero value.
 func (c *Column) zero(i int) {
 	if c.Type.List {

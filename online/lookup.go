@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/transform"
 )
 
 // Status says what a looked-up value is.
@@ -24,9 +25,12 @@ const (
 	NotFound
 	// OutsideMaxAge: the row is older than the view's ttl; the value is null.
 	OutsideMaxAge
+	// EvaluationError: an on-demand feature's expression failed at run
+	// time (division by zero, overflow, ...); the value is null.
+	EvaluationError
 )
 
-var statusNames = [...]string{"PRESENT", "NULL_VALUE", "NOT_FOUND", "OUTSIDE_MAX_AGE"}
+var statusNames = [...]string{"PRESENT", "NULL_VALUE", "NOT_FOUND", "OUTSIDE_MAX_AGE", "EVALUATION_ERROR"}
 
 func (s Status) String() string {
 	if int(s) < len(statusNames) {
@@ -40,12 +44,15 @@ func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Request asks for features of entities. Entities holds one column per
 // join key (values int64 or string, Go integers accepted for int64), all
-// of the same length.
+// of the same length. RequestContext holds one column per request field
+// of the requested on-demand views, as long as the entity columns (values
+// as transform.ToCEL takes them).
 type Request struct {
 	Entities         map[string][]any
 	Features         []string
 	FeatureService   string
 	FullFeatureNames bool
+	RequestContext   map[string][]any
 }
 
 // FeatureVector is one feature's values for every requested entity row,
@@ -73,14 +80,19 @@ func (fv *FeatureVector) Value(i int) any {
 type Response struct {
 	Rows     int
 	Features []FeatureVector
+	// EvaluationErrors counts on-demand values that failed at run time
+	// (status EvaluationError); FirstEvaluationError is the first.
+	EvaluationErrors     int
+	FirstEvaluationError error
 }
 
 // Lookup answers online feature requests from a Store. It is safe for
 // concurrent use.
 type Lookup struct {
-	store  Store
-	now    func() time.Time
-	codecs atomic.Pointer[codecCache]
+	store      Store
+	now        func() time.Time
+	codecs     atomic.Pointer[codecCache]
+	transforms transform.Cache
 }
 
 type codecCache struct {
@@ -145,11 +157,61 @@ func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Reque
 		return nil, err
 	}
 	resp := &Response{Rows: rows, Features: make([]FeatureVector, len(feats))}
+	newVector := func(f registry.ResolvedFeature) FeatureVector {
+		return FeatureVector{Name: f.Output, View: f.View, Feature: f.Feature, Type: f.Type,
+			Values: newColumn(f.Type, rows), Statuses: make([]Status, rows), EventTimes: make([]time.Time, rows)}
+	}
+	// vectors are the response's, then those of on-demand inputs that
+	// were not requested.
+	vectors := resp.Features
+	stored := map[registry.FeatureRef]int{}
+	var demands []*demand
+	byDemand := map[string]*demand{}
+	for i, f := range feats {
+		vectors[i] = newVector(f)
+		if !f.OnDemand {
+			stored[registry.FeatureRef{View: f.View, Feature: f.Feature}] = i
+			continue
+		}
+		d := byDemand[f.View]
+		if d == nil {
+			set, err := l.transforms.Get(defs)
+			if err != nil {
+				return nil, err
+			}
+			d = &demand{view: set.View(f.View)}
+			byDemand[f.View] = d
+			demands = append(demands, d)
+		}
+		for j, tf := range d.view.Features {
+			if tf.Name == f.Feature {
+				d.features = append(d.features, j)
+				d.outputs = append(d.outputs, i)
+			}
+		}
+	}
+	for _, d := range demands {
+		for _, in := range d.view.Inputs {
+			ref := registry.FeatureRef{View: in.View, Feature: in.Feature}
+			i, ok := stored[ref]
+			if !ok {
+				i = len(vectors)
+				stored[ref] = i
+				fv := defs.FeatureView(in.View)
+				vectors = append(vectors, newVector(registry.ResolvedFeature{View: in.View, Feature: in.Feature, Type: in.Type}))
+				feats = append(feats, registry.ResolvedFeature{View: in.View, Feature: in.Feature, Type: in.Type, Output: fv.Name + ":" + in.Feature})
+			}
+			d.inputs = append(d.inputs, i)
+		}
+		if err := d.request(req.RequestContext, rows); err != nil {
+			return nil, err
+		}
+	}
 	var reads []*viewRead
 	byView := map[string]*viewRead{}
 	for i, f := range feats {
 		if f.OnDemand {
-			return nil, invalidf("%s:%s is an on-demand feature; on-demand features are not supported yet", f.View, f.Feature)
+			continue
 		}
 		r := byView[f.View]
 		if r == nil {
@@ -173,8 +235,6 @@ func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Reque
 		}
 		r.outputs = append(r.outputs, i)
 		r.slots = append(r.slots, slot)
-		resp.Features[i] = FeatureVector{Name: f.Output, View: f.View, Feature: f.Feature, Type: f.Type,
-			Values: newColumn(f.Type, rows), Statuses: make([]Status, rows), EventTimes: make([]time.Time, rows)}
 	}
 	keys := make([]Key, 0, len(reads)*rows)
 	vals := make([]any, 0, 4)
@@ -220,7 +280,7 @@ func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Reque
 	for _, r := range reads {
 		slots := make([]*Column, len(r.codec.Names()))
 		for n, out := range r.outputs {
-			slots[r.slots[n]] = &resp.Features[out].Values
+			slots[r.slots[n]] = &vectors[out].Values
 		}
 		nulls := make([]bool, len(slots))
 		ttl := r.view.TTL.Std()
@@ -243,7 +303,7 @@ func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Reque
 				}
 			}
 			for n, out := range r.outputs {
-				fv := &resp.Features[out]
+				fv := &vectors[out]
 				fv.Statuses[row] = status
 				if status == NotFound {
 					continue
@@ -258,7 +318,79 @@ func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Reque
 			}
 		}
 	}
+	for _, d := range demands {
+		if err := d.eval(resp, vectors); err != nil {
+			return nil, err
+		}
+	}
 	return resp, nil
+}
+
+// demand is one on-demand view's part of a request.
+type demand struct {
+	view     *transform.View
+	features []int   // index in view.Features of each requested feature
+	outputs  []int   // its index in Response.Features
+	inputs   []int   // the vector of each of view.Inputs
+	req      [][]any // the column of each of view.Request
+}
+
+// request finds the view's request fields in the request context.
+func (d *demand) request(ctx map[string][]any, rows int) error {
+	for _, f := range d.view.Request {
+		col, ok := ctx[f.Name]
+		if !ok {
+			return invalidf("missing request field %s (%s) of on-demand view %s: give it in the request context", f.Name, f.Type, d.view.Def.Name)
+		}
+		if len(col) != rows {
+			return invalidf("request field %s has %d values; the entity columns have %d", f.Name, len(col), rows)
+		}
+		d.req = append(d.req, col)
+	}
+	return nil
+}
+
+// eval computes the requested on-demand features row by row. An input
+// that is not present is null with its status as the code, so a feature
+// that reads it gets that status.
+func (d *demand) eval(resp *Response, vectors []FeatureVector) error {
+	e := d.view.NewEvaluator()
+	for row := range resp.Rows {
+		for i, vi := range d.inputs {
+			in := &vectors[vi]
+			if st := in.Statuses[row]; st != Present {
+				e.SetInputNull(i, uint8(st))
+				continue
+			}
+			if err := e.SetInput(i, in.Values.At(row)); err != nil {
+				return fmt.Errorf("on-demand view %s, row %d: %w", d.view.Def.Name, row, err)
+			}
+		}
+		for j, col := range d.req {
+			if err := e.SetRequest(j, col[row]); err != nil {
+				return invalidf("request field %s, row %d: %v", d.view.Request[j].Name, row, err)
+			}
+		}
+		for n, f := range d.features {
+			fv := &resp.Features[d.outputs[n]]
+			r := e.Eval(f)
+			switch {
+			case r.Err != nil:
+				fv.Statuses[row] = EvaluationError
+				resp.EvaluationErrors++
+				if resp.FirstEvaluationError == nil {
+					resp.FirstEvaluationError = fmt.Errorf("row %d: %w", row, r.Err)
+				}
+			case r.Null != 0:
+				fv.Statuses[row] = Status(r.Null)
+			case r.Value == nil:
+				fv.Statuses[row] = NullValue
+			default:
+				fv.Values.set(row, r.Value)
+			}
+		}
+	}
+	return nil
 }
 
 // entityRows checks that the entity columns are non-empty and of one length.

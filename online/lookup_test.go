@@ -24,8 +24,17 @@ feature_views:
     features: [{name: rate, type: float32}, {name: trips, type: int64}, {name: emb, type: "list<float32>"}]
   - {name: riders, entities: [rider], source: s, features: [{name: rate, type: float64}]}
   - {name: archive, entities: [driver], source: s, online: false, features: [{name: old, type: int64}]}
+on_demand_feature_views:
+  - name: scores
+    inputs: [stats]
+    request: [{name: surge, type: float64}]
+    features:
+      - {name: adjusted, type: float64, expr: "stats.rate * request.surge"}
+      - {name: rate_or_zero, type: float64, expr: "stats.?rate.orValue(0.0)"}
+      - {name: per_trip, type: int64, expr: "100 / stats.trips"}
 feature_services:
   - {name: svc, features: ["stats:rate", "riders:*"]}
+  - {name: ranked, features: ["stats:trips", "scores:*"]}
 `
 
 func TestLookup(t *testing.T) {
@@ -112,6 +121,70 @@ func TestLookup(t *testing.T) {
 		{Request{Entities: map[string][]any{"driver_id": {int64(1)}}, FeatureService: "nope"}, `unknown feature service "nope"`},
 	} {
 		_, err := l.Get(ctx, defs, &tc.req)
+		require.ErrorIs(t, err, ErrInvalidRequest, tc.want)
+		require.ErrorContains(t, err, tc.want)
+	}
+}
+
+func TestLookupOnDemand(t *testing.T) {
+	ctx := context.Background()
+	defs, errs := registry.ParseDefinitions("look", []string{"f.yaml"}, map[string][]byte{"f.yaml": []byte(lookupDefs)})
+	require.NoError(t, errs.Err())
+	store, err := OpenEmbedded(t.TempDir())
+	require.NoError(t, err)
+	defer store.Close()
+	l := NewLookup(store, LookupOptions{Now: func() time.Time { return base }})
+	stats := NewCodec(defs.FeatureView("stats"))
+	var rows []Row
+	for _, r := range []struct {
+		id    int64
+		at    time.Time
+		rate  any
+		trips int64
+	}{
+		{1, base.Add(-time.Minute), float32(0.5), 4},
+		{2, base.Add(-time.Minute), nil, 0},            // null rate, zero trips
+		{3, base.Add(-2 * time.Hour), float32(0.9), 1}, // beyond the ttl
+	} {
+		v, err := stats.Encode(nil, r.at, []any{r.rate, r.trips, nil})
+		require.NoError(t, err)
+		rows = append(rows, Row{Key: Key{Project: "look", View: "stats", Entity: intKey(r.id)}, Value: v})
+	}
+	_, err = store.Write(ctx, rows, WriteOptions{})
+	require.NoError(t, err)
+
+	resp, err := l.Get(ctx, defs, &Request{
+		Entities:       map[string][]any{"driver_id": {int64(1), int64(2), int64(3), int64(4)}},
+		FeatureService: "ranked",
+		RequestContext: map[string][]any{"surge": {2.0, 2.0, 2.0, 2}},
+	})
+	require.NoError(t, err)
+	names := []string{}
+	for _, f := range resp.Features {
+		names = append(names, f.Name)
+	}
+	// stats:rate is read for the expressions but not returned.
+	require.Equal(t, []string{"trips", "adjusted", "rate_or_zero", "per_trip"}, names)
+	adjusted, orZero, perTrip := &resp.Features[1], &resp.Features[2], &resp.Features[3]
+	require.Equal(t, []Status{Present, NullValue, OutsideMaxAge, NotFound}, adjusted.Statuses)
+	require.Equal(t, 1.0, adjusted.Value(0))
+	require.Equal(t, []Status{Present, Present, Present, Present}, orZero.Statuses)
+	require.Equal(t, []float64{0.5, 0, 0, 0}, orZero.Values.Float64s)
+	// 100 / 0 fails on row 1 only; the other features are unaffected.
+	require.Equal(t, []Status{Present, EvaluationError, OutsideMaxAge, NotFound}, perTrip.Statuses)
+	require.Equal(t, int64(25), perTrip.Value(0))
+	require.Equal(t, 1, resp.EvaluationErrors)
+	require.ErrorContains(t, resp.FirstEvaluationError, "row 1: scores:per_trip: division by zero")
+
+	for _, tc := range []struct {
+		ctx  map[string][]any
+		want string
+	}{
+		{nil, "missing request field surge (float64) of on-demand view scores"},
+		{map[string][]any{"surge": {1.0}}, "request field surge has 1 values; the entity columns have 2"},
+		{map[string][]any{"surge": {1.0, "x"}}, "request field surge, row 1: x (string) is not a float64"},
+	} {
+		_, err := l.Get(ctx, defs, &Request{Entities: map[string][]any{"driver_id": {int64(1), int64(2)}}, Features: []string{"scores:adjusted"}, RequestContext: tc.ctx})
 		require.ErrorIs(t, err, ErrInvalidRequest, tc.want)
 		require.ErrorContains(t, err, tc.want)
 	}
