@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"reflect"
 
 	"fmt"
 	"time"
@@ -17,11 +18,68 @@ import (
 
 // Request names entities and features. Entities holds one column per join
 // key: []int64 or []string, all of the same length.
+//
+// RequestContext holds the request fields of the requested on-demand
+// views, one column each, as long as the entity columns: []float64,
+// []float32, []int64, []int32, []bool, []string, [][]byte, []time.Time, or
+// for list fields a slice of those ([][]float32, ...).
 type Request struct {
 	Entities         map[string]any
 	Features         []string
 	FeatureService   string
 	FullFeatureNames bool
+	RequestContext   map[string]any
+}
+
+// contextValues converts a request-context column to its proto column.
+func contextValues(col any) (*servingv1.Values, error) {
+	v := &servingv1.Values{}
+	switch x := col.(type) {
+	case []float64:
+		v.DoubleValues = x
+	case []float32:
+		v.FloatValues = x
+	case []int64:
+		v.Int64Values = x
+	case []int32:
+		v.Int32Values = x
+	case []bool:
+		v.BoolValues = x
+	case []string:
+		v.StringValues = x
+	case [][]byte:
+		v.BytesValues = x
+	case []time.Time:
+		for _, t := range x {
+			v.TimestampValues = append(v.TimestampValues, t.UnixMicro())
+		}
+	default:
+		rv := reflect.ValueOf(col)
+		if rv.Kind() != reflect.Slice {
+			return nil, fmt.Errorf("%T is not a column", col)
+		}
+		for i := range rv.Len() {
+			l, err := contextValues(rv.Index(i).Interface())
+			if err != nil {
+				return nil, fmt.Errorf("row %d: %w", i, err)
+			}
+			v.ListValues = append(v.ListValues, l)
+		}
+	}
+	return v, nil
+}
+
+// contextColumn converts a request-context column to Go values per row.
+func contextColumn(col any) ([]any, error) {
+	rv := reflect.ValueOf(col)
+	if rv.Kind() != reflect.Slice {
+		return nil, fmt.Errorf("%T is not a column", col)
+	}
+	out := make([]any, rv.Len())
+	for i := range out {
+		out[i] = rv.Index(i).Interface()
+	}
+	return out, nil
 }
 
 // Features is a lookup's result, columnar: feature by name, row by index.
@@ -150,6 +208,16 @@ func (c *Client) OnlineFeatures(ctx context.Context, req Request) (*Features, er
 		default:
 			return nil, fmt.Errorf("entity column %s is %T; give []int64 or []string", name, col)
 		}
+	}
+	for name, col := range req.RequestContext {
+		v, err := contextValues(col)
+		if err != nil {
+			return nil, fmt.Errorf("request context %s: %w", name, err)
+		}
+		if pr.RequestContext == nil {
+			pr.RequestContext = map[string]*servingv1.Values{}
+		}
+		pr.RequestContext[name] = v
 	}
 	if c.token != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.token)
@@ -290,8 +358,16 @@ func (e *Embedded) OnlineFeatures(ctx context.Context, req Request) (*Features, 
 			return nil, fmt.Errorf("entity column %s is %T; give []int64 or []string", name, col)
 		}
 	}
+	reqCtx := map[string][]any{}
+	for name, col := range req.RequestContext {
+		vals, err := contextColumn(col)
+		if err != nil {
+			return nil, fmt.Errorf("request context %s: %w", name, err)
+		}
+		reqCtx[name] = vals
+	}
 	resp, err := e.lookup.Get(ctx, e.defs, &online.Request{Entities: ents, Features: req.Features,
-		FeatureService: req.FeatureService, FullFeatureNames: req.FullFeatureNames})
+		FeatureService: req.FeatureService, FullFeatureNames: req.FullFeatureNames, RequestContext: reqCtx})
 	if err != nil {
 		return nil, err
 	}

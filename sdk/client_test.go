@@ -40,7 +40,8 @@ func TestEmbeddedAndClientAgree(t *testing.T) {
 	ctx := context.Background()
 	repo, snap := quickstartRepo(t)
 	req := Request{Entities: map[string]any{"driver_id": []int64{1001, 1002, 9999}},
-		Features: []string{"driver_hourly:conv_rate", "driver_hourly:avg_daily_trips", "driver_hourly:embedding"}}
+		Features:       []string{"driver_hourly:conv_rate", "driver_hourly:avg_daily_trips", "driver_hourly:embedding", "driver_scores:adjusted_conv"},
+		RequestContext: map[string]any{"surge": []float64{1.5, 2, 3}}}
 
 	emb, err := OpenEmbedded(ctx, repo.Dir)
 	require.NoError(t, err)
@@ -83,7 +84,11 @@ func TestEmbeddedAndClientAgree(t *testing.T) {
 	emb32, ok := remote.Float32s("embedding", 0)
 	require.True(t, ok)
 	require.Len(t, emb32, quickstart.EmbeddingDim)
+	adjusted, ok := remote.Float64("adjusted_conv", 0)
+	require.True(t, ok)
+	require.InDelta(t, 1.5*rate, adjusted, 1e-6, "on-demand: conv_rate × surge")
 	require.Equal(t, online.NotFound, remote.Status("conv_rate", 2))
+	require.Equal(t, online.NotFound, remote.Status("adjusted_conv", 2))
 	_, ok = remote.Float64("conv_rate", 2)
 	require.False(t, ok)
 

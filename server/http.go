@@ -20,6 +20,9 @@ type OnlineFeaturesRequest struct {
 	Features         []string         `json:"features"`
 	FeatureService   string           `json:"feature_service"`
 	FullFeatureNames bool             `json:"full_feature_names"`
+	// RequestContext holds the request fields of on-demand views: numbers,
+	// strings, booleans, RFC 3339 timestamps or lists of them.
+	RequestContext map[string][]any `json:"request_context"`
 }
 
 // OnlineFeaturesResponse is its JSON answer.
@@ -67,7 +70,45 @@ func DecodeOnlineFeaturesRequest(r io.Reader) (*OnlineFeaturesRequest, error) {
 			}
 		}
 	}
+	for name, col := range req.RequestContext {
+		for i, v := range col {
+			x, err := jsonValue(v)
+			if err != nil {
+				return nil, fmt.Errorf("%w: request_context.%s[%d]: %v", online.ErrInvalidRequest, name, i, err)
+			}
+			col[i] = x
+		}
+	}
 	return &req, nil
+}
+
+// jsonValue turns a decoded JSON value into what on-demand request fields
+// take: integers as int64, other numbers as float64, lists element by
+// element; objects are errors.
+func jsonValue(v any) (any, error) {
+	switch x := v.(type) {
+	case json.Number:
+		if n, err := strconv.ParseInt(x.String(), 10, 64); err == nil {
+			return n, nil
+		}
+		f, err := strconv.ParseFloat(x.String(), 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s is not a number", x)
+		}
+		return f, nil
+	case []any:
+		for i, e := range x {
+			y, err := jsonValue(e)
+			if err != nil {
+				return nil, fmt.Errorf("element %d: %w", i, err)
+			}
+			x[i] = y
+		}
+		return x, nil
+	case map[string]any:
+		return nil, errors.New("an object is not a request field value")
+	}
+	return v, nil
 }
 
 func (s *Serving) handleOnlineFeatures(w http.ResponseWriter, r *http.Request) {
@@ -88,7 +129,7 @@ func (s *Serving) handleOnlineFeatures(w http.ResponseWriter, r *http.Request) {
 	}
 	snap := s.snapshot()
 	resp, err := s.get(r.Context(), snap, &online.Request{Entities: req.Entities, Features: req.Features,
-		FeatureService: req.FeatureService, FullFeatureNames: req.FullFeatureNames})
+		FeatureService: req.FeatureService, FullFeatureNames: req.FullFeatureNames, RequestContext: req.RequestContext})
 	if err != nil {
 		writeError(w, httpStatus(err), err.Error())
 		return

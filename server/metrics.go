@@ -20,6 +20,7 @@ type Metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.HistogramVec
 	storeOps *prometheus.HistogramVec
+	evalErrs *prometheus.CounterVec
 }
 
 // latencyBuckets span 25 µs to 2.5 s.
@@ -39,8 +40,11 @@ func NewMetrics() *Metrics {
 			Name: "quiver_online_store_duration_seconds", Help: "Online store calls (each read is one round trip per node) by operation and outcome.",
 			Buckets: latencyBuckets,
 		}, []string{"op", "outcome"}),
+		evalErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quiver_on_demand_evaluation_errors_total", Help: "On-demand feature values whose expression failed at run time (status EVALUATION_ERROR), by feature.",
+		}, []string{"feature"}),
 	}
-	reg.MustRegister(m.requests, m.storeOps, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(m.requests, m.storeOps, m.evalErrs, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -73,6 +77,22 @@ type statusRecorder struct {
 func (r *statusRecorder) WriteHeader(code int) {
 	r.code = code
 	r.ResponseWriter.WriteHeader(code)
+}
+
+// countEvaluationErrors adds a response's failed on-demand values.
+func (m *Metrics) countEvaluationErrors(resp *online.Response) {
+	for i := range resp.Features {
+		fv := &resp.Features[i]
+		n := 0
+		for _, st := range fv.Statuses {
+			if st == online.EvaluationError {
+				n++
+			}
+		}
+		if n > 0 {
+			m.evalErrs.WithLabelValues(fv.View + ":" + fv.Feature).Add(float64(n))
+		}
+	}
 }
 
 // InstrumentStore wraps a store so that its calls are timed in m.

@@ -63,6 +63,9 @@ func New(cfg Config, serving *Serving, ready func(context.Context) error) (*Serv
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, serving: serving, ready: ready}
+	if cfg.Metrics != nil {
+		serving.onEvalErrors = cfg.Metrics.countEvaluationErrors
+	}
 	var tlsCfg *tls.Config
 	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)

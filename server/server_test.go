@@ -38,6 +38,14 @@ feature_views:
     source: s
     ttl: 1h
     features: [{name: rate, type: float32}, {name: trips, type: int64}, {name: emb, type: "list<float32>"}, {name: seen, type: timestamp}]
+on_demand_feature_views:
+  - name: scores
+    inputs: [stats]
+    request: [{name: surge, type: float64}, {name: tags, type: "list<string>"}]
+    features:
+      - {name: adjusted, type: float64, expr: "stats.rate * request.surge"}
+      - {name: per_trip, type: int64, expr: "100 / stats.trips"}
+      - {name: tagged, type: bool, expr: "'vip' in request.tags"}
 feature_services:
   - {name: svc, features: ["stats:rate"]}
 `
@@ -365,4 +373,73 @@ func TestNoGoroutinesLeft(t *testing.T) {
 	if !assert.Eventually(t, func() bool { return len(ours()) == 0 }, 10*time.Second, 20*time.Millisecond) {
 		t.Logf("goroutines left:\n%s", strings.Join(ours(), "\n\n"))
 	}
+}
+
+func TestOnDemandOverGRPCAndHTTP(t *testing.T) {
+	m := NewMetrics()
+	h := startServer(t, embedded(t), Config{Metrics: m})
+	ctx := context.Background()
+	// Driver 1 is present (trips 7), 2 is beyond the ttl, 3 is unknown.
+	resp, err := h.client.GetOnlineFeatures(ctx, &servingv1.GetOnlineFeaturesRequest{
+		Entities: map[string]*servingv1.EntityColumn{"driver_id": {Int64Values: []int64{1, 2, 3}}},
+		Features: []string{"scores:*"},
+		RequestContext: map[string]*servingv1.Values{
+			"surge": {DoubleValues: []float64{2, 2, 2}},
+			"tags":  {ListValues: []*servingv1.Values{{StringValues: []string{"vip"}}, {}, {StringValues: []string{"x"}}}},
+		},
+	})
+	require.NoError(t, err)
+	adjusted, perTrip, tagged := resp.Features[0], resp.Features[1], resp.Features[2]
+	require.Equal(t, []float64{1, 0, 0}, adjusted.Values.DoubleValues)
+	require.Equal(t, []servingv1.Status{servingv1.Status_PRESENT, servingv1.Status_OUTSIDE_MAX_AGE, servingv1.Status_NOT_FOUND}, adjusted.Statuses)
+	require.Equal(t, []int64{14, 0, 0}, perTrip.Values.Int64Values)
+	require.Equal(t, []bool{true, false, false}, tagged.Values.BoolValues)
+	require.Equal(t, []servingv1.Status{servingv1.Status_PRESENT, servingv1.Status_PRESENT, servingv1.Status_PRESENT}, tagged.Statuses)
+
+	_, err = h.client.GetOnlineFeatures(ctx, &servingv1.GetOnlineFeaturesRequest{
+		Entities: map[string]*servingv1.EntityColumn{"driver_id": {Int64Values: []int64{1}}}, Features: []string{"scores:adjusted"}})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+	require.ErrorContains(t, err, "missing request field surge (float64) of on-demand view scores")
+	_, err = h.client.GetOnlineFeatures(ctx, &servingv1.GetOnlineFeaturesRequest{
+		Entities: map[string]*servingv1.EntityColumn{"driver_id": {Int64Values: []int64{1}}}, Features: []string{"scores:adjusted"},
+		RequestContext: map[string]*servingv1.Values{"surge": {DoubleValues: []float64{1}, StringValues: []string{"x"}}, "tags": {}}})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+	require.ErrorContains(t, err, "request_context.surge: sets more than one typed list")
+
+	// HTTP: the same request in JSON; a zero trip count fails only that value.
+	_, err = h.store.Write(ctx, []online.Row{{Key: online.Key{Project: "srv", View: "stats", Entity: intEntity(t, 4)}, Value: encodeStats(t, float32(0.25), int64(0))}}, online.WriteOptions{})
+	require.NoError(t, err)
+	body := `{"entities": {"driver_id": [1, 4]}, "features": ["scores:adjusted", "scores:per_trip"],
+		"request_context": {"surge": [2, 0.5], "tags": [["vip"], []]}}`
+	hr, err := http.Post(h.httpBase+"/v1/online-features", "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer hr.Body.Close()
+	require.Equal(t, http.StatusOK, hr.StatusCode)
+	var out OnlineFeaturesResponse
+	require.NoError(t, json.NewDecoder(hr.Body).Decode(&out))
+	require.Equal(t, []any{1.0, 0.125}, out.Features[0].Values)
+	require.Equal(t, []any{14.0, nil}, out.Features[1].Values)
+	require.Equal(t, []online.Status{online.Present, online.EvaluationError}, out.Features[1].Statuses)
+
+	mr, err := http.Get(h.httpBase + "/metrics")
+	require.NoError(t, err)
+	defer mr.Body.Close()
+	var b bytes.Buffer
+	_, err = b.ReadFrom(mr.Body)
+	require.NoError(t, err)
+	require.Contains(t, b.String(), `quiver_on_demand_evaluation_errors_total{feature="scores:per_trip"} 1`)
+}
+
+func intEntity(t *testing.T, id int64) []byte {
+	b, err := online.EncodeEntity([]registry.ValueType{registry.TypeInt64}, []any{id})
+	require.NoError(t, err)
+	return b
+}
+
+func encodeStats(t *testing.T, rate float32, trips int64) []byte {
+	defs, errs := registry.ParseDefinitions("srv", []string{"f.yaml"}, map[string][]byte{"f.yaml": []byte(defsYAML)})
+	require.NoError(t, errs.Err())
+	v, err := online.NewCodec(defs.FeatureView("stats")).Encode(nil, now.Add(-time.Minute), []any{rate, trips, nil, nil})
+	require.NoError(t, err)
+	return v
 }

@@ -38,6 +38,9 @@ type Serving struct {
 	snapshot func() *registry.Snapshot
 	limits   Limits
 	version  string
+	// onEvalErrors, when set, is told of responses with on-demand
+	// evaluation errors (the server counts them).
+	onEvalErrors func(*online.Response)
 }
 
 // NewServing returns the service. snapshot returns the registry version
@@ -69,9 +72,17 @@ func (s *Serving) GetOnlineFeatures(ctx context.Context, req *servingv1.GetOnlin
 			ents[name] = vals
 		}
 	}
+	reqCtx := make(map[string][]any, len(req.GetRequestContext()))
+	for name, col := range req.GetRequestContext() {
+		vals, err := valuesColumn(col)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "request_context.%s: %v", name, err)
+		}
+		reqCtx[name] = vals
+	}
 	snap := s.snapshot()
 	resp, err := s.get(ctx, snap, &online.Request{Entities: ents, Features: req.GetFeatures(),
-		FeatureService: req.GetFeatureService(), FullFeatureNames: req.GetFullFeatureNames()})
+		FeatureService: req.GetFeatureService(), FullFeatureNames: req.GetFullFeatureNames(), RequestContext: reqCtx})
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -90,7 +101,54 @@ func (s *Serving) get(ctx context.Context, snap *registry.Snapshot, req *online.
 			return nil, fmt.Errorf("%w: entity column %s has %d rows; the limit is %d per request", online.ErrInvalidRequest, name, len(col), s.limits.MaxEntities)
 		}
 	}
-	return s.lookup.Get(ctx, snap.Defs, req)
+	resp, err := s.lookup.Get(ctx, snap.Defs, req)
+	if err == nil && resp.EvaluationErrors > 0 && s.onEvalErrors != nil {
+		s.onEvalErrors(resp)
+	}
+	return resp, err
+}
+
+// valuesColumn turns a request-context column into Go values: the one
+// typed list it sets (timestamps as times, lists as typed slices).
+func valuesColumn(v *servingv1.Values) ([]any, error) {
+	var out []any
+	set := 0
+	add := func(n int, at func(i int) any) {
+		if n == 0 {
+			return
+		}
+		set++
+		out = make([]any, n)
+		for i := range out {
+			out[i] = at(i)
+		}
+	}
+	add(len(v.GetInt32Values()), func(i int) any { return v.GetInt32Values()[i] })
+	add(len(v.GetInt64Values()), func(i int) any { return v.GetInt64Values()[i] })
+	add(len(v.GetFloatValues()), func(i int) any { return v.GetFloatValues()[i] })
+	add(len(v.GetDoubleValues()), func(i int) any { return v.GetDoubleValues()[i] })
+	add(len(v.GetBoolValues()), func(i int) any { return v.GetBoolValues()[i] })
+	add(len(v.GetStringValues()), func(i int) any { return v.GetStringValues()[i] })
+	add(len(v.GetBytesValues()), func(i int) any { return v.GetBytesValues()[i] })
+	add(len(v.GetTimestampValues()), func(i int) any { return time.UnixMicro(v.GetTimestampValues()[i]).UTC() })
+	var listErr error
+	add(len(v.GetListValues()), func(i int) any {
+		l, err := valuesColumn(v.GetListValues()[i])
+		if err != nil && listErr == nil {
+			listErr = fmt.Errorf("list %d: %w", i, err)
+		}
+		if l == nil {
+			l = []any{}
+		}
+		return l
+	})
+	switch {
+	case listErr != nil:
+		return nil, listErr
+	case set > 1:
+		return nil, errors.New("sets more than one typed list; set the one of the field's type")
+	}
+	return out, nil
 }
 
 // GetServerInfo implements servingv1.ServingServer.

@@ -195,7 +195,7 @@ func TestTrainingSetCommand(t *testing.T) {
 		"--features", "driver_hourly:conv_rate,driver_hourly:embedding", "--out", out, "--preview", "3")
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "Wrote 1000 rows to "+out)
-	require.Contains(t, stdout, "driver_id  event_timestamp      trip_completed  conv_rate")
+	require.Contains(t, stdout, "driver_id  event_timestamp      trip_completed  surge  conv_rate")
 	require.Empty(t, stderr, "no progress when stderr is not a terminal")
 
 	// Arrow IPC on stdout, with full feature names.
@@ -210,7 +210,7 @@ func TestTrainingSetCommand(t *testing.T) {
 	for _, f := range rd.Schema().Fields() {
 		names = append(names, f.Name)
 	}
-	require.Equal(t, []string{"driver_id", "event_timestamp", "trip_completed", "driver_hourly__conv_rate",
+	require.Equal(t, []string{"driver_id", "event_timestamp", "trip_completed", "surge", "driver_hourly__conv_rate",
 		"driver_hourly__acc_rate", "driver_hourly__avg_daily_trips", "driver_hourly__embedding"}, names)
 	var rows int64
 	for rd.Next() {
@@ -227,6 +227,14 @@ func TestTrainingSetCommand(t *testing.T) {
 	code, _, stderr = quiver(t, "training-set", "--repo", dir, "--entities", labels, "--feature-service", "ranking_v1", "--out", out)
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "view driver_trips reads kafka source trips")
+
+	// On-demand features: surge comes from the entity table, conv_rate from
+	// the join; written to Parquet through the Go path.
+	code, stdout, stderr = quiver(t, "training-set", "--repo", dir, "--entities", labels,
+		"--features", "driver_hourly:conv_rate,driver_scores:adjusted_conv", "--out", out, "--preview", "2")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "Wrote 1000 rows to "+out)
+	require.Contains(t, stdout, "surge  conv_rate  adjusted_conv")
 
 	code, _, stderr = quiver(t, "training-set", "--repo", dir, "--entities", labels, "--features", "driver_hourly:nope", "--out", out)
 	require.Equal(t, 1, code)
@@ -270,6 +278,16 @@ func TestMaterializeAndOnlineCommands(t *testing.T) {
 	code, out, _ = quiver(t, "materialize", "--repo", dir, "--incremental")
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "driver_hourly: 0 entities")
+
+	code, out, stderr = quiver(t, "online", "--repo", dir, "--entity", "driver_id=1001,1002", "--features", "driver_hourly:conv_rate,driver_scores:adjusted_conv",
+		"--request", "surge=2", "--json")
+	require.Equal(t, 0, code, stderr)
+	require.NoError(t, json.Unmarshal([]byte(out), &resp))
+	require.Equal(t, []string{"PRESENT", "PRESENT"}, resp.Features[1].Statuses)
+	require.InDelta(t, 2*resp.Features[0].Values[1].(float64), resp.Features[1].Values[1].(float64), 1e-9)
+	code, _, stderr = quiver(t, "online", "--repo", dir, "--entity", "driver_id=1001", "--features", "driver_scores:adjusted_conv")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "missing request field surge (float64) of on-demand view driver_scores")
 
 	code, _, stderr = quiver(t, "online", "--repo", dir, "--entity", "driver_id=abc", "--features", "driver_hourly:conv_rate")
 	require.Equal(t, 1, code)

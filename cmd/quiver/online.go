@@ -104,7 +104,7 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not a time (e.g. 2026-11-20T15:04:05Z, 2026-11-20, now)", s)
 }
 
-const onlineUsage = "online --entity KEY=V1,V2 [--entity …] --features REFS | --feature-service S [--full-feature-names] [--json]"
+const onlineUsage = "online --entity KEY=V1,V2 [--entity …] --features REFS | --feature-service S [--request FIELD=V1,V2 …] [--full-feature-names] [--json]"
 
 type entityFlag []string
 
@@ -115,6 +115,8 @@ func cmdOnline(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "online", onlineUsage)
 	var ents entityFlag
 	f.Var(&ents, "entity", "join key and values, `KEY=V1,V2`; repeat for more keys")
+	var reqFlags entityFlag
+	f.Var(&reqFlags, "request", "request field of on-demand views and its values, `FIELD=V1,V2` (one value applies to every row); repeat for more fields")
 	features := f.String("features", "", "comma-separated feature references")
 	service := f.String("feature-service", "", "a feature service `NAME` instead of --features")
 	full := f.Bool("full-feature-names", false, "name features view__feature")
@@ -137,6 +139,10 @@ func cmdOnline(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	reqCtx, err := parseRequestContext(reqFlags, len(cols[order[0]]))
+	if err != nil {
+		return err
+	}
 	store, err := online.Open(ctx, cfg)
 	if err != nil {
 		return err
@@ -144,6 +150,7 @@ func cmdOnline(ctx context.Context, e *env, args []string) error {
 	defer store.Close()
 	resp, err := online.NewLookup(store, online.LookupOptions{}).Get(ctx, snap.Defs, &online.Request{
 		Entities: cols, Features: splitList(*features), FeatureService: *service, FullFeatureNames: *full,
+		RequestContext: reqCtx,
 	})
 	if err != nil {
 		return err
@@ -222,6 +229,40 @@ func parseEntities(defs *registry.Definitions, flags []string) (map[string][]any
 		order = append(order, key)
 	}
 	return cols, order, nil
+}
+
+// parseRequestContext turns FIELD=V1,V2 flags into request-context
+// columns of rows values (one value is repeated). Values are integers,
+// numbers, true/false or strings (RFC 3339 strings for timestamps); the
+// lookup checks them against the fields' declared types.
+func parseRequestContext(flags []string, rows int) (map[string][]any, error) {
+	out := map[string][]any{}
+	for _, fl := range flags {
+		name, vals, ok := strings.Cut(fl, "=")
+		if !ok || name == "" {
+			return nil, usageError{fmt.Sprintf("--request %q is not FIELD=V1,V2", fl)}
+		}
+		var col []any
+		for _, v := range strings.Split(vals, ",") {
+			v = strings.TrimSpace(v)
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				col = append(col, n)
+			} else if x, err := strconv.ParseFloat(v, 64); err == nil {
+				col = append(col, x)
+			} else if b, err := strconv.ParseBool(v); err == nil {
+				col = append(col, b)
+			} else {
+				col = append(col, v)
+			}
+		}
+		if len(col) == 1 && rows > 1 {
+			for len(col) < rows {
+				col = append(col, col[0])
+			}
+		}
+		out[name] = col
+	}
+	return out, nil
 }
 
 type featureJSON struct {

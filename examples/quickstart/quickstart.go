@@ -41,6 +41,9 @@ type DriverLabel struct {
 	DriverID       int64     `parquet:"driver_id"`
 	EventTimestamp time.Time `parquet:"event_timestamp,timestamp(microsecond)"`
 	TripCompleted  bool      `parquet:"trip_completed"`
+	// Surge is the request field of the on-demand view driver_scores: the
+	// surge multiplier at the time of the request.
+	Surge float64 `parquet:"surge"`
 }
 
 // LabelsFile is the example entity table, relative to the data root.
@@ -119,6 +122,7 @@ func Generate(dataRoot string, opts GenerateOptions) error {
 			DriverID:       id,
 			EventTimestamp: start.Add(time.Duration(rng.Int64N(int64(span/time.Second))) * time.Second),
 			TripCompleted:  rng.IntN(3) > 0,
+			Surge:          1 + 0.25*float64(i%5),
 		}
 	}
 	// Near the top, one of each case a training set must get right: an

@@ -30,6 +30,8 @@ const (
 	Status_NULL_VALUE      Status = 1
 	Status_NOT_FOUND       Status = 2
 	Status_OUTSIDE_MAX_AGE Status = 3
+	// An on-demand feature's expression failed at run time; the value is null.
+	Status_EVALUATION_ERROR Status = 4
 )
 
 // Enum value maps for Status.
@@ -39,12 +41,14 @@ var (
 		1: "NULL_VALUE",
 		2: "NOT_FOUND",
 		3: "OUTSIDE_MAX_AGE",
+		4: "EVALUATION_ERROR",
 	}
 	Status_value = map[string]int32{
-		"PRESENT":         0,
-		"NULL_VALUE":      1,
-		"NOT_FOUND":       2,
-		"OUTSIDE_MAX_AGE": 3,
+		"PRESENT":          0,
+		"NULL_VALUE":       1,
+		"NOT_FOUND":        2,
+		"OUTSIDE_MAX_AGE":  3,
+		"EVALUATION_ERROR": 4,
 	}
 )
 
@@ -85,8 +89,13 @@ type GetOnlineFeaturesRequest struct {
 	FeatureService string   `protobuf:"bytes,3,opt,name=feature_service,json=featureService,proto3" json:"feature_service,omitempty"`
 	// Name features view__feature instead of feature.
 	FullFeatureNames bool `protobuf:"varint,4,opt,name=full_feature_names,json=fullFeatureNames,proto3" json:"full_feature_names,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Request fields of the requested on-demand views, one column each, as
+	// long as the entity columns. A column sets the one typed list of its
+	// field's declared type (timestamp_values for timestamps, list_values
+	// for lists).
+	RequestContext map[string]*Values `protobuf:"bytes,5,rep,name=request_context,json=requestContext,proto3" json:"request_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetOnlineFeaturesRequest) Reset() {
@@ -145,6 +154,13 @@ func (x *GetOnlineFeaturesRequest) GetFullFeatureNames() bool {
 		return x.FullFeatureNames
 	}
 	return false
+}
+
+func (x *GetOnlineFeaturesRequest) GetRequestContext() map[string]*Values {
+	if x != nil {
+		return x.RequestContext
+	}
+	return nil
 }
 
 // EntityColumn holds a join key's values: int64 or string, as declared.
@@ -564,15 +580,19 @@ var File_quiver_serving_v1_serving_proto protoreflect.FileDescriptor
 
 const file_quiver_serving_v1_serving_proto_rawDesc = "" +
 	"\n" +
-	"\x1fquiver/serving/v1/serving.proto\x12\x11quiver.serving.v1\"\xc2\x02\n" +
+	"\x1fquiver/serving/v1/serving.proto\x12\x11quiver.serving.v1\"\x8a\x04\n" +
 	"\x18GetOnlineFeaturesRequest\x12U\n" +
 	"\bentities\x18\x01 \x03(\v29.quiver.serving.v1.GetOnlineFeaturesRequest.EntitiesEntryR\bentities\x12\x1a\n" +
 	"\bfeatures\x18\x02 \x03(\tR\bfeatures\x12'\n" +
 	"\x0ffeature_service\x18\x03 \x01(\tR\x0efeatureService\x12,\n" +
-	"\x12full_feature_names\x18\x04 \x01(\bR\x10fullFeatureNames\x1a\\\n" +
+	"\x12full_feature_names\x18\x04 \x01(\bR\x10fullFeatureNames\x12h\n" +
+	"\x0frequest_context\x18\x05 \x03(\v2?.quiver.serving.v1.GetOnlineFeaturesRequest.RequestContextEntryR\x0erequestContext\x1a\\\n" +
 	"\rEntitiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x125\n" +
-	"\x05value\x18\x02 \x01(\v2\x1f.quiver.serving.v1.EntityColumnR\x05value:\x028\x01\"V\n" +
+	"\x05value\x18\x02 \x01(\v2\x1f.quiver.serving.v1.EntityColumnR\x05value:\x028\x01\x1a\\\n" +
+	"\x13RequestContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12/\n" +
+	"\x05value\x18\x02 \x01(\v2\x19.quiver.serving.v1.ValuesR\x05value:\x028\x01\"V\n" +
 	"\fEntityColumn\x12!\n" +
 	"\fint64_values\x18\x01 \x03(\x03R\vint64Values\x12#\n" +
 	"\rstring_values\x18\x02 \x03(\tR\fstringValues\"\x98\x01\n" +
@@ -603,13 +623,14 @@ const file_quiver_serving_v1_serving_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12)\n" +
 	"\x10registry_version\x18\x03 \x01(\x03R\x0fregistryVersion\x12#\n" +
-	"\rregistry_hash\x18\x04 \x01(\tR\fregistryHash*I\n" +
+	"\rregistry_hash\x18\x04 \x01(\tR\fregistryHash*_\n" +
 	"\x06Status\x12\v\n" +
 	"\aPRESENT\x10\x00\x12\x0e\n" +
 	"\n" +
 	"NULL_VALUE\x10\x01\x12\r\n" +
 	"\tNOT_FOUND\x10\x02\x12\x13\n" +
-	"\x0fOUTSIDE_MAX_AGE\x10\x032\xdd\x01\n" +
+	"\x0fOUTSIDE_MAX_AGE\x10\x03\x12\x14\n" +
+	"\x10EVALUATION_ERROR\x10\x042\xdd\x01\n" +
 	"\aServing\x12n\n" +
 	"\x11GetOnlineFeatures\x12+.quiver.serving.v1.GetOnlineFeaturesRequest\x1a,.quiver.serving.v1.GetOnlineFeaturesResponse\x12b\n" +
 	"\rGetServerInfo\x12'.quiver.serving.v1.GetServerInfoRequest\x1a(.quiver.serving.v1.GetServerInfoResponseB@Z>github.com/quiverdata/quiver/proto/quiver/serving/v1;servingv1b\x06proto3"
@@ -627,7 +648,7 @@ func file_quiver_serving_v1_serving_proto_rawDescGZIP() []byte {
 }
 
 var file_quiver_serving_v1_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_quiver_serving_v1_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_quiver_serving_v1_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_quiver_serving_v1_serving_proto_goTypes = []any{
 	(Status)(0),                       // 0: quiver.serving.v1.Status
 	(*GetOnlineFeaturesRequest)(nil),  // 1: quiver.serving.v1.GetOnlineFeaturesRequest
@@ -638,23 +659,26 @@ var file_quiver_serving_v1_serving_proto_goTypes = []any{
 	(*GetServerInfoRequest)(nil),      // 6: quiver.serving.v1.GetServerInfoRequest
 	(*GetServerInfoResponse)(nil),     // 7: quiver.serving.v1.GetServerInfoResponse
 	nil,                               // 8: quiver.serving.v1.GetOnlineFeaturesRequest.EntitiesEntry
+	nil,                               // 9: quiver.serving.v1.GetOnlineFeaturesRequest.RequestContextEntry
 }
 var file_quiver_serving_v1_serving_proto_depIdxs = []int32{
-	8, // 0: quiver.serving.v1.GetOnlineFeaturesRequest.entities:type_name -> quiver.serving.v1.GetOnlineFeaturesRequest.EntitiesEntry
-	4, // 1: quiver.serving.v1.GetOnlineFeaturesResponse.features:type_name -> quiver.serving.v1.FeatureVector
-	5, // 2: quiver.serving.v1.FeatureVector.values:type_name -> quiver.serving.v1.Values
-	0, // 3: quiver.serving.v1.FeatureVector.statuses:type_name -> quiver.serving.v1.Status
-	5, // 4: quiver.serving.v1.Values.list_values:type_name -> quiver.serving.v1.Values
-	2, // 5: quiver.serving.v1.GetOnlineFeaturesRequest.EntitiesEntry.value:type_name -> quiver.serving.v1.EntityColumn
-	1, // 6: quiver.serving.v1.Serving.GetOnlineFeatures:input_type -> quiver.serving.v1.GetOnlineFeaturesRequest
-	6, // 7: quiver.serving.v1.Serving.GetServerInfo:input_type -> quiver.serving.v1.GetServerInfoRequest
-	3, // 8: quiver.serving.v1.Serving.GetOnlineFeatures:output_type -> quiver.serving.v1.GetOnlineFeaturesResponse
-	7, // 9: quiver.serving.v1.Serving.GetServerInfo:output_type -> quiver.serving.v1.GetServerInfoResponse
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	8,  // 0: quiver.serving.v1.GetOnlineFeaturesRequest.entities:type_name -> quiver.serving.v1.GetOnlineFeaturesRequest.EntitiesEntry
+	9,  // 1: quiver.serving.v1.GetOnlineFeaturesRequest.request_context:type_name -> quiver.serving.v1.GetOnlineFeaturesRequest.RequestContextEntry
+	4,  // 2: quiver.serving.v1.GetOnlineFeaturesResponse.features:type_name -> quiver.serving.v1.FeatureVector
+	5,  // 3: quiver.serving.v1.FeatureVector.values:type_name -> quiver.serving.v1.Values
+	0,  // 4: quiver.serving.v1.FeatureVector.statuses:type_name -> quiver.serving.v1.Status
+	5,  // 5: quiver.serving.v1.Values.list_values:type_name -> quiver.serving.v1.Values
+	2,  // 6: quiver.serving.v1.GetOnlineFeaturesRequest.EntitiesEntry.value:type_name -> quiver.serving.v1.EntityColumn
+	5,  // 7: quiver.serving.v1.GetOnlineFeaturesRequest.RequestContextEntry.value:type_name -> quiver.serving.v1.Values
+	1,  // 8: quiver.serving.v1.Serving.GetOnlineFeatures:input_type -> quiver.serving.v1.GetOnlineFeaturesRequest
+	6,  // 9: quiver.serving.v1.Serving.GetServerInfo:input_type -> quiver.serving.v1.GetServerInfoRequest
+	3,  // 10: quiver.serving.v1.Serving.GetOnlineFeatures:output_type -> quiver.serving.v1.GetOnlineFeaturesResponse
+	7,  // 11: quiver.serving.v1.Serving.GetServerInfo:output_type -> quiver.serving.v1.GetServerInfoResponse
+	10, // [10:12] is the sub-list for method output_type
+	8,  // [8:10] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_quiver_serving_v1_serving_proto_init() }
@@ -668,7 +692,7 @@ func file_quiver_serving_v1_serving_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_quiver_serving_v1_serving_proto_rawDesc), len(file_quiver_serving_v1_serving_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
