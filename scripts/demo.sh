@@ -44,6 +44,11 @@ run training-set --entities data/driver_labels.parquet \
   --out train.parquet --preview 8
 echo "(driver 9999 is unknown, and one row comes 59h after the last stats, beyond the 48h ttl: their features are null)"
 
+step "On-demand features in a training set: driver_scores:adjusted_conv = conv_rate × the label's surge (CEL)"
+run training-set --entities data/driver_labels.parquet \
+  --features driver_hourly:conv_rate,driver_scores:adjusted_conv \
+  --out train_scores.parquet --preview 5
+
 step "Materialize: the latest row of every driver into the embedded online store"
 run materialize --incremental
 run materialize --incremental
@@ -51,6 +56,9 @@ echo "(the second run starts at the first one's watermark: nothing new)"
 
 step "Online lookup: columnar values with a status each"
 run online --entity driver_id=1001,1002,9999 --features driver_hourly:conv_rate,driver_hourly:acc_rate,driver_hourly:embedding
+
+step "The same on-demand expression at request time: surge comes with the request"
+run online --entity driver_id=1001,1002,9999 --features driver_hourly:conv_rate,driver_scores:adjusted_conv --request surge=1.5,2,2
 
 step "Serve over gRPC and HTTP (quiver serve, in the background)"
 grpc=127.0.0.1:${QUIVER_DEMO_GRPC_PORT:-16566}
@@ -61,6 +69,9 @@ trap 'kill $serve_pid 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -fs "http://$http/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 echo "\$ curl -s -X POST http://$http/v1/online-features -d '{\"entities\": {\"driver_id\": [1001, 9999]}, \"features\": [\"driver_hourly:conv_rate\"]}'"
 curl -s -X POST "http://$http/v1/online-features" -d '{"entities": {"driver_id": [1001, 9999]}, "features": ["driver_hourly:conv_rate"]}'
+echo "\$ curl -s -X POST http://$http/v1/online-features -d '{\"entities\": {\"driver_id\": [1001]}, \"features\": [\"driver_hourly:conv_rate\", \"driver_scores:adjusted_conv\"], \"request_context\": {\"surge\": [1.5]}}'"
+curl -s -X POST "http://$http/v1/online-features" -d '{"entities": {"driver_id": [1001]}, "features": ["driver_hourly:conv_rate", "driver_scores:adjusted_conv"], "request_context": {"surge": [1.5]}}'
+echo
 echo "\$ go run ./examples/online-client -addr $grpc    # the Go SDK over gRPC"
 (cd "$root" && go run -tags duckdb_arrow ./examples/online-client -addr "$grpc")
 kill $serve_pid

@@ -75,6 +75,18 @@ func definitions() (*registry.Definitions, error) {
 		}
 		b.WriteString("]}\n")
 	}
+	// Five on-demand features over the stored ones and a request field.
+	b.WriteString(`on_demand_feature_views:
+  - name: od
+    inputs: [view0, view1, view2, view3, view4]
+    request: [{name: surge, type: float64}]
+    features:
+      - {name: scaled, type: float64, expr: "view0.f0 * request.surge"}
+      - {name: sum, type: float64, expr: "view1.f1 + view2.f2"}
+      - {name: flag, type: bool, expr: "view3.f3 > 0.5"}
+      - {name: clipped, type: float64, expr: "math.least(view4.f4 * 2.0, 1.0)"}
+      - {name: guarded, type: float64, expr: "has(view0.f9) ? view0.f9 / request.surge : 0.0"}
+`)
 	defs, errs := registry.ParseDefinitions("bench", []string{"b.yaml"}, map[string][]byte{"b.yaml": []byte(b.String())})
 	return defs, errs.Err()
 }
@@ -256,6 +268,63 @@ func run() error {
 	for _, v := range verdicts {
 		fmt.Println(v)
 	}
+	return onDemandOverhead(ctx, defs, embLookup, refs)
+}
+
+// onDemandOverhead measures what five on-demand features add to a 100×50
+// lookup on the embedded store in process (no network in the figure):
+// rounds of the request without and with them, alternated, compared by
+// their means.
+func onDemandOverhead(ctx context.Context, defs *registry.Definitions, l *online.Lookup, refs []string) error {
+	const n, rounds, perRound = 100, 20, 200
+	ids := make([]any, n)
+	surge := make([]any, n)
+	for i := range ids {
+		ids[i] = int64((i * 97) % *entities)
+		surge[i] = 1.5
+	}
+	plain := &online.Request{Entities: map[string][]any{"driver_id": ids}, Features: refs, FullFeatureNames: true}
+	withOD := &online.Request{Entities: map[string][]any{"driver_id": ids}, Features: append(append([]string{}, refs...), "od:*"),
+		FullFeatureNames: true, RequestContext: map[string][]any{"surge": surge}}
+	resp, err := l.Get(ctx, defs, withOD)
+	if err != nil {
+		return err
+	}
+	for _, fv := range resp.Features[views*featuresPerView:] {
+		for _, st := range fv.Statuses {
+			if st != online.Present {
+				return fmt.Errorf("on-demand feature %s: status %s", fv.Name, st)
+			}
+		}
+	}
+	var tPlain, tOD time.Duration
+	for range rounds {
+		for _, c := range []struct {
+			req *online.Request
+			sum *time.Duration
+		}{{plain, &tPlain}, {withOD, &tOD}} {
+			start := time.Now()
+			for range perRound {
+				if _, err := l.Get(ctx, defs, c.req); err != nil {
+					return err
+				}
+			}
+			*c.sum += time.Since(start)
+		}
+	}
+	calls := float64(rounds * perRound)
+	meanPlain, meanOD := float64(tPlain)/calls, float64(tOD)/calls
+	perFeatureRow := (meanOD - meanPlain) / (5 * n)
+	fmt.Printf("\non-demand features, embedded store in process, %d entities, mean of %d calls each:\n", n, rounds*perRound)
+	report.Table(os.Stdout, []string{"case", "mean", "per on-demand feature per row"}, []report.Row{
+		{Case: fmt.Sprintf("%d×%d stored", n, views*featuresPerView), Cells: []string{us(time.Duration(meanPlain)), ""}},
+		{Case: fmt.Sprintf("%d×%d stored + 5 on-demand", n, views*featuresPerView), Cells: []string{us(time.Duration(meanOD)), fmt.Sprintf("%.2fµs", perFeatureRow/1e3)}},
+	})
+	verdict := "met"
+	if perFeatureRow > 2000 {
+		verdict = "NOT met"
+	}
+	fmt.Printf("\non-demand overhead %.2fµs per feature per row (target < 2µs): %s\n", perFeatureRow/1e3, verdict)
 	return nil
 }
 
