@@ -301,6 +301,8 @@ func FuzzDecodeOnlineFeaturesRequest(f *testing.F) {
 		`{"entities": {"rider_id": ["a"]}, "feature_service": "svc", "full_feature_names": true}`,
 		`{"entities": {"driver_id": [1.5, "x", null, {}]}}`,
 		`{"entities": null}`, `[]`, `{`, ``,
+		`{"entities": {"driver_id": [1]}, "features": ["scores:adjusted"], "request_context": {"surge": [1.5], "tags": [["a", 2.5e3]]}}`,
+		`{"request_context": {"x": [{"a": 1}, 1e999, "2026-01-01T00:00:00Z"]}}`,
 	} {
 		f.Add([]byte(seed))
 	}

@@ -39,7 +39,7 @@ func TestParseEntities(t *testing.T) {
 // FuzzCommandLineValues: the parsers of --entity, --join-key-map and
 // times never panic, and what they accept is well formed.
 func FuzzCommandLineValues(f *testing.F) {
-	for _, s := range []string{"driver_id=1,2", "rider_id=a", "k=v,view.k=w", "=", ",,", "2026-11-20T15:04:05Z", "2026-11-20", "now", "x=1=2"} {
+	for _, s := range []string{"driver_id=1,2", "rider_id=a", "k=v,view.k=w", "=", ",,", "2026-11-20T15:04:05Z", "2026-11-20", "now", "x=1=2", "surge=1.5,2", "vip=true", "at=2026-11-20T15:04:05Z"} {
 		f.Add(s)
 	}
 	defs := flagDefs(f)
@@ -56,6 +56,15 @@ func FuzzCommandLineValues(f *testing.F) {
 		}
 		if ts, err := parseTime(s); err == nil {
 			require.Equal(t, "UTC", ts.Location().String())
+		}
+		if ctx, err := parseRequestContext([]string{s}, 3); err == nil {
+			require.Len(t, ctx, 1)
+			for _, col := range ctx {
+				require.NotEmpty(t, col)
+				if len(col) == 1 {
+					t.Fatalf("one value was not repeated for 3 rows: %v", col)
+				}
+			}
 		}
 	})
 }
