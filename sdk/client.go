@@ -33,38 +33,21 @@ type Request struct {
 
 // contextValues converts a request-context column to its proto column.
 func contextValues(col any) (*servingv1.Values, error) {
+	if v, ok := servingv1.ValuesOf(col); ok {
+		return v, nil
+	}
+	// A column of lists: one Values per row.
+	rows, err := contextColumn(col)
+	if err != nil {
+		return nil, err
+	}
 	v := &servingv1.Values{}
-	switch x := col.(type) {
-	case []float64:
-		v.DoubleValues = x
-	case []float32:
-		v.FloatValues = x
-	case []int64:
-		v.Int64Values = x
-	case []int32:
-		v.Int32Values = x
-	case []bool:
-		v.BoolValues = x
-	case []string:
-		v.StringValues = x
-	case [][]byte:
-		v.BytesValues = x
-	case []time.Time:
-		for _, t := range x {
-			v.TimestampValues = append(v.TimestampValues, t.UnixMicro())
+	for i, row := range rows {
+		l, err := contextValues(row)
+		if err != nil {
+			return nil, fmt.Errorf("row %d: %w", i, err)
 		}
-	default:
-		rv := reflect.ValueOf(col)
-		if rv.Kind() != reflect.Slice {
-			return nil, fmt.Errorf("%T is not a column", col)
-		}
-		for i := range rv.Len() {
-			l, err := contextValues(rv.Index(i).Interface())
-			if err != nil {
-				return nil, fmt.Errorf("row %d: %w", i, err)
-			}
-			v.ListValues = append(v.ListValues, l)
-		}
+		v.ListValues = append(v.ListValues, l)
 	}
 	return v, nil
 }

@@ -210,27 +210,8 @@ func columnProto(c *online.Column) *servingv1.Values {
 
 // listProto converts one row's list (a typed slice, nil when absent).
 func listProto(l any) *servingv1.Values {
-	v := &servingv1.Values{}
-	switch x := l.(type) {
-	case []int32:
-		v.Int32Values = x
-	case []int64:
-		v.Int64Values = x
-	case []float32:
-		v.FloatValues = x
-	case []float64:
-		v.DoubleValues = x
-	case []bool:
-		v.BoolValues = x
-	case []string:
-		v.StringValues = x
-	case [][]byte:
-		v.BytesValues = x
-	case []time.Time:
-		v.TimestampValues = make([]int64, len(x))
-		for i, t := range x {
-			v.TimestampValues[i] = t.UnixMicro()
-		}
+	if v, ok := servingv1.ValuesOf(l); ok {
+		return v
 	}
-	return v
+	return &servingv1.Values{}
 }
