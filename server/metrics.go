@@ -60,6 +60,13 @@ func (m *Metrics) observeGRPC(ctx context.Context, req any, info *grpc.UnaryServ
 	return resp, err
 }
 
+func (m *Metrics) observeGRPCStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	start := time.Now()
+	err := handler(srv, ss)
+	m.requests.WithLabelValues("flight", info.FullMethod, status.Code(err).String()).Observe(time.Since(start).Seconds())
+	return err
+}
+
 func (m *Metrics) observeHTTP(method string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()

@@ -22,6 +22,8 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/apache/arrow-go/v18/arrow/flight"
+
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
 )
 
@@ -37,8 +39,11 @@ type Config struct {
 	Logger          *slog.Logger
 	// Metrics, when set, are recorded and served at GET /metrics.
 	Metrics *Metrics
-	// TLSCertFile and TLSKeyFile, when set, serve both surfaces over TLS.
+	// TLSCertFile and TLSKeyFile, when set, serve every surface over TLS.
 	TLSCertFile, TLSKeyFile string
+	// FlightAddr, with Flight set, serves Arrow Flight there.
+	FlightAddr string
+	Flight     *FlightService
 }
 
 // Server runs the gRPC and HTTP surfaces of a Serving.
@@ -51,7 +56,14 @@ type Server struct {
 	http    *http.Server
 	grpcLis net.Listener
 	httpLis net.Listener
+	flight  *grpc.Server
+	fliLis  net.Listener
 }
+
+// flightMaxMessage bounds one Flight message either way: entity batches in,
+// record batches out (clients need a matching MaxCallRecvMsgSize for
+// batches over gRPC's default 4 MiB).
+const flightMaxMessage = 64 << 20
 
 // New binds the configured addresses. ready reports whether the server can
 // answer (the online store is reachable); /readyz and gRPC health use it.
@@ -98,12 +110,28 @@ func New(cfg Config, serving *Serving, ready func(context.Context) error) (*Serv
 		healthpb.RegisterHealthServer(s.grpc, s.health)
 		reflection.Register(s.grpc)
 	}
+	if cfg.FlightAddr != "" && cfg.Flight != nil {
+		lis, err := net.Listen("tcp", cfg.FlightAddr)
+		if err != nil {
+			s.closeListeners()
+			return nil, fmt.Errorf("listen for Arrow Flight on %s: %w", cfg.FlightAddr, err)
+		}
+		s.fliLis = lis
+		opts := []grpc.ServerOption{
+			grpc.MaxRecvMsgSize(flightMaxMessage), grpc.MaxSendMsgSize(flightMaxMessage),
+			grpc.ChainUnaryInterceptor(s.unaryInterceptors()...),
+			grpc.ChainStreamInterceptor(s.streamInterceptors()...),
+		}
+		if tlsCfg != nil {
+			opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+		}
+		s.flight = grpc.NewServer(opts...)
+		flight.RegisterFlightServiceServer(s.flight, cfg.Flight)
+	}
 	if cfg.HTTPAddr != "" {
 		lis, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
-			if s.grpcLis != nil {
-				_ = s.grpcLis.Close() // the listen error is the one to report
-			}
+			s.closeListeners()
 			return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 		}
 		if tlsCfg != nil {
@@ -126,6 +154,23 @@ func New(cfg Config, serving *Serving, ready func(context.Context) error) (*Serv
 	return s, nil
 }
 
+// closeListeners closes what New bound before failing.
+func (s *Server) closeListeners() {
+	for _, l := range []net.Listener{s.grpcLis, s.fliLis} {
+		if l != nil {
+			_ = l.Close() // the listen error is the one to report
+		}
+	}
+}
+
+// FlightAddr is the bound Arrow Flight address (nil when off).
+func (s *Server) FlightAddr() net.Addr {
+	if s.fliLis == nil {
+		return nil
+	}
+	return s.fliLis.Addr()
+}
+
 // GRPCAddr is the bound gRPC address (nil when off).
 func (s *Server) GRPCAddr() net.Addr {
 	if s.grpcLis == nil {
@@ -145,10 +190,13 @@ func (s *Server) HTTPAddr() net.Addr {
 // Serve serves until ctx is done, then stops taking requests, drains the
 // ones in flight (up to ShutdownTimeout) and returns.
 func (s *Server) Serve(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	if s.grpc != nil {
 		s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 		go func() { errc <- s.grpc.Serve(s.grpcLis) }()
+	}
+	if s.flight != nil {
+		go func() { errc <- s.flight.Serve(s.fliLis) }()
 	}
 	if s.http != nil {
 		go func() {
@@ -169,12 +217,17 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer cancel()
 	if s.grpc != nil {
 		s.health.Shutdown()
+	}
+	for _, g := range []*grpc.Server{s.grpc, s.flight} {
+		if g == nil {
+			continue
+		}
 		done := make(chan struct{})
-		go func() { s.grpc.GracefulStop(); close(done) }()
+		go func() { g.GracefulStop(); close(done) }()
 		select {
 		case <-done:
 		case <-sctx.Done():
-			s.grpc.Stop()
+			g.Stop()
 		}
 	}
 	if s.http != nil {
@@ -202,6 +255,34 @@ func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
 		out = append(out, s.cfg.Metrics.observeGRPC)
 	}
 	return append(out, s.recoverUnary, s.authUnary)
+}
+
+func (s *Server) streamInterceptors() []grpc.StreamServerInterceptor {
+	var out []grpc.StreamServerInterceptor
+	if s.cfg.Metrics != nil {
+		out = append(out, s.cfg.Metrics.observeGRPCStream)
+	}
+	return append(out, s.recoverStream, s.authStream)
+}
+
+func (s *Server) authStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if s.cfg.AuthToken != "" {
+		md, _ := metadata.FromIncomingContext(ss.Context())
+		if vals := md.Get("authorization"); len(vals) == 0 || !s.authorized(vals[0]) {
+			return status.Error(codes.Unauthenticated, "missing or wrong bearer token")
+		}
+	}
+	return handler(srv, ss)
+}
+
+func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.cfg.Logger.Error("panic in handler", "method", info.FullMethod, "panic", fmt.Sprint(p))
+			err = status.Error(codes.Internal, "internal error")
+		}
+	}()
+	return handler(srv, ss)
 }
 
 func (s *Server) authorized(header string) bool {

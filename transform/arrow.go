@@ -92,7 +92,7 @@ func (e *Evaluator) EvalBatch(mem memory.Allocator, rows int, inputs, request []
 					res.FirstError = fmt.Errorf("row %d: %w", row, r.Err)
 				}
 			}
-			appendValue(builders[f], r.Value)
+			AppendValue(builders[f], r.Value)
 		}
 	}
 	for _, b := range builders {
@@ -101,8 +101,9 @@ func (e *Evaluator) EvalBatch(mem memory.Allocator, rows int, inputs, request []
 	return res, nil
 }
 
-// appendValue appends a Go value of a builder's type (nil: null).
-func appendValue(b array.Builder, v any) {
+// AppendValue appends a Go value of a builder's type (nil: null): the
+// values FromCEL returns and online columns hold.
+func AppendValue(b array.Builder, v any) {
 	if v == nil {
 		b.AppendNull()
 		return
@@ -131,7 +132,7 @@ func appendValue(b array.Builder, v any) {
 			panic(err) // FromCEL only makes typed slices
 		}
 		for _, x := range elems {
-			appendValue(b.ValueBuilder(), x)
+			AppendValue(b.ValueBuilder(), x)
 		}
 	}
 }

@@ -202,7 +202,7 @@ func TestBatchEqualsRows(t *testing.T) {
 			if x != nil {
 				x, _ = FromCEL(typ, mustCEL(t, typ, x))
 			}
-			appendValue(b, x)
+			AppendValue(b, x)
 		}
 		return b.NewArray()
 	}

@@ -1,0 +1,436 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/quiverdata/quiver/offline"
+	"github.com/quiverdata/quiver/online"
+	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/transform"
+)
+
+// Flight command kinds.
+const (
+	// FlightTrainingSet: a point-in-time training set. In DoExchange the
+	// client streams the entity table; in a ticket (DoGet) Entities names
+	// a Parquet file or glob within the data root.
+	FlightTrainingSet = "training_set"
+	// FlightOnlineFeatures: online values for each entity batch the client
+	// streams in DoExchange (batch inference).
+	FlightOnlineFeatures = "online_features"
+)
+
+// FlightCommand is the JSON of a Flight descriptor's cmd and of a ticket.
+type FlightCommand struct {
+	Kind             string            `json:"kind"`
+	Features         []string          `json:"features,omitempty"`
+	FeatureService   string            `json:"feature_service,omitempty"`
+	FullFeatureNames bool              `json:"full_feature_names,omitempty"`
+	TimestampColumn  string            `json:"timestamp_column,omitempty"`
+	JoinKeyMap       map[string]string `json:"join_key_map,omitempty"`
+	// Entities is a Parquet path or glob relative to the data root (DoGet
+	// and GetFlightInfo only).
+	Entities string `json:"entities,omitempty"`
+}
+
+// DecodeFlightCommand parses a descriptor cmd or a ticket: one JSON object
+// with known fields only and a known kind.
+func DecodeFlightCommand(b []byte) (*FlightCommand, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var c FlightCommand
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("command is not a Quiver Flight command (JSON such as {\"kind\": \"training_set\", \"features\": [\"view:feature\"]}): %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("command holds more than one JSON value")
+	}
+	switch c.Kind {
+	case FlightTrainingSet, FlightOnlineFeatures:
+	case "":
+		return nil, errors.New(`command has no kind ("training_set" or "online_features")`)
+	default:
+		return nil, fmt.Errorf("unknown command kind %q (want \"training_set\" or \"online_features\")", c.Kind)
+	}
+	return &c, nil
+}
+
+// FlightService serves training sets and online features over Arrow
+// Flight. Requests run in parallel, each on its own DuckDB connection or
+// lookup, and stop when the client cancels.
+type FlightService struct {
+	flight.BaseFlightServer
+	offline  *offline.Engine
+	lookup   *online.Lookup
+	snapshot func() *registry.Snapshot
+	dataRoot string
+	limits   Limits
+}
+
+// NewFlightService returns the service. dataRoot bounds the entity paths
+// tickets may name; snapshot gives the registry version per request.
+func NewFlightService(off *offline.Engine, lookup *online.Lookup, snapshot func() *registry.Snapshot, dataRoot string, limits Limits) (*FlightService, error) {
+	root, err := filepath.Abs(dataRoot)
+	if err != nil {
+		return nil, err
+	}
+	limits.ensureDefaults()
+	return &FlightService{offline: off, lookup: lookup, snapshot: snapshot, dataRoot: root, limits: limits}, nil
+}
+
+func flightInvalid(format string, args ...any) error {
+	return status.Errorf(codes.InvalidArgument, format, args...)
+}
+
+// flightError maps core errors to Flight (gRPC) status codes.
+func flightError(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	if errors.Is(err, offline.ErrInvalidRequest) {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	return grpcError(err)
+}
+
+func (c *FlightCommand) trainingRequest(defs *registry.Definitions, ents offline.Entities) *offline.Request {
+	return &offline.Request{Defs: defs, Entities: ents, Features: c.Features, FeatureService: c.FeatureService,
+		FullFeatureNames: c.FullFeatureNames, TimestampColumn: c.TimestampColumn, JoinKeyMap: c.JoinKeyMap}
+}
+
+// entitiesPath resolves a ticket's entity path within the data root.
+func (f *FlightService) entitiesPath(p string) (string, error) {
+	if p == "" {
+		return "", flightInvalid("the command names no entities (a Parquet path within the data root)")
+	}
+	abs := p
+	if !filepath.IsAbs(p) {
+		abs = filepath.Join(f.dataRoot, p)
+	}
+	abs = filepath.Clean(abs)
+	rel, err := filepath.Rel(f.dataRoot, abs)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", flightInvalid("entities %q is outside the data root", p)
+	}
+	return abs, nil
+}
+
+// ticketTrainingSet opens the training set a ticket or descriptor names.
+func (f *FlightService) ticketTrainingSet(ctx context.Context, cmdBytes []byte) (array.RecordReader, error) {
+	cmd, err := DecodeFlightCommand(cmdBytes)
+	if err != nil {
+		return nil, flightInvalid("%v", err)
+	}
+	if cmd.Kind != FlightTrainingSet {
+		return nil, flightInvalid("a ticket names a training set; %q streams its entities with DoExchange", cmd.Kind)
+	}
+	path, err := f.entitiesPath(cmd.Entities)
+	if err != nil {
+		return nil, err
+	}
+	rr, err := f.offline.TrainingSet(ctx, cmd.trainingRequest(f.snapshot().Defs, offline.EntitiesFromParquet(path)))
+	if err != nil {
+		return nil, flightError(err)
+	}
+	return rr, nil
+}
+
+// DoGet streams the training set a ticket names.
+func (f *FlightService) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer) error {
+	rr, err := f.ticketTrainingSet(stream.Context(), t.GetTicket())
+	if err != nil {
+		return err
+	}
+	defer rr.Release()
+	return sendAll(stream, rr)
+}
+
+// sendAll writes every batch of rr to the stream; gRPC flow control holds
+// the producer back when the client reads slowly.
+func sendAll(stream flight.DataStreamWriter, rr array.RecordReader) error {
+	w := flight.NewRecordWriter(stream, ipc.WithSchema(rr.Schema()))
+	for rr.Next() {
+		if err := w.Write(rr.RecordBatch()); err != nil {
+			_ = w.Close() // the send error is the one to report
+			return err
+		}
+	}
+	if err := rr.Err(); err != nil {
+		_ = w.Close() // the read error is the one to report
+		return flightError(err)
+	}
+	return w.Close()
+}
+
+// DoExchange takes the entity stream of a training set or of a batch of
+// online lookups, named by the first message's descriptor cmd.
+func (f *FlightService) DoExchange(stream flight.FlightService_DoExchangeServer) error {
+	rd, err := flight.NewRecordReader(stream)
+	if err != nil {
+		return flightInvalid("read the entity stream: %v", err)
+	}
+	defer rd.Release()
+	desc := rd.LatestFlightDescriptor()
+	if desc == nil || desc.GetType() != flight.DescriptorCMD {
+		return flightInvalid("the first message needs a CMD descriptor holding a Quiver Flight command")
+	}
+	cmd, err := DecodeFlightCommand(desc.GetCmd())
+	if err != nil {
+		return flightInvalid("%v", err)
+	}
+	if cmd.Entities != "" {
+		return flightInvalid("DoExchange reads the entities from the stream; a path belongs in a DoGet ticket")
+	}
+	snap := f.snapshot()
+	if cmd.Kind == FlightOnlineFeatures {
+		return f.exchangeOnline(stream, rd, snap, cmd)
+	}
+	rr, err := f.offline.TrainingSet(stream.Context(), cmd.trainingRequest(snap.Defs, offline.EntitiesFromArrow(rd)))
+	if err != nil {
+		return flightError(err)
+	}
+	defer rr.Release()
+	return sendAll(stream, rr)
+}
+
+// exchangeOnline answers each entity batch with a batch of the entity
+// columns and the online values (null unless PRESENT), in chunks of at
+// most MaxEntities rows per lookup.
+func (f *FlightService) exchangeOnline(stream flight.FlightService_DoExchangeServer, rd *flight.Reader, snap *registry.Snapshot, cmd *FlightCommand) error {
+	ctx := stream.Context()
+	var w *flight.Writer
+	defer func() {
+		if w != nil {
+			_ = w.Close() // closing ends the stream; errors were reported by Write
+		}
+	}()
+	for rd.Next() {
+		rec := rd.RecordBatch()
+		rows := int(rec.NumRows())
+		cols := map[string][]any{}
+		for i, fld := range rec.Schema().Fields() {
+			vals, err := columnValues(rec.Column(i))
+			if err != nil {
+				return flightInvalid("entity column %s: %v", fld.Name, err)
+			}
+			cols[fld.Name] = vals
+		}
+		var out []arrow.RecordBatch
+		for lo := 0; lo < rows; lo += f.limits.MaxEntities {
+			hi := min(lo+f.limits.MaxEntities, rows)
+			part := online.Request{Features: cmd.Features, FeatureService: cmd.FeatureService, FullFeatureNames: cmd.FullFeatureNames,
+				Entities: map[string][]any{}, RequestContext: map[string][]any{}}
+			for name, vals := range cols {
+				part.Entities[name] = vals[lo:hi]
+				part.RequestContext[name] = vals[lo:hi]
+			}
+			resp, err := f.lookup.Get(ctx, snap.Defs, &part)
+			if err != nil {
+				return flightError(err)
+			}
+			out = append(out, onlineBatch(rec, lo, hi, resp))
+		}
+		for _, b := range out {
+			if w == nil {
+				w = flight.NewRecordWriter(stream, ipc.WithSchema(b.Schema()))
+			}
+			err := w.Write(b)
+			b.Release()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if err := rd.Err(); err != nil {
+		return flightInvalid("read the entity stream: %v", err)
+	}
+	return nil
+}
+
+// columnValues reads an entity or request column as Go values.
+func columnValues(a arrow.Array) ([]any, error) {
+	out := make([]any, a.Len())
+	for i := range out {
+		if a.IsNull(i) {
+			continue
+		}
+		switch c := a.(type) {
+		case *array.Int64:
+			out[i] = c.Value(i)
+		case *array.Int32:
+			out[i] = int64(c.Value(i))
+		case *array.String:
+			out[i] = c.Value(i)
+		case *array.LargeString:
+			out[i] = c.Value(i)
+		case *array.Float64:
+			out[i] = c.Value(i)
+		case *array.Float32:
+			out[i] = c.Value(i)
+		case *array.Boolean:
+			out[i] = c.Value(i)
+		case *array.Timestamp:
+			out[i] = c.Value(i).ToTime(c.DataType().(*arrow.TimestampType).Unit).UTC()
+		default:
+			return nil, fmt.Errorf("type %s is not supported (join keys are int64 or string; request fields scalars)", a.DataType())
+		}
+	}
+	return out, nil
+}
+
+// onlineBatch builds rows [lo, hi) of the entity batch followed by the
+// features' values.
+func onlineBatch(ents arrow.RecordBatch, lo, hi int, resp *online.Response) arrow.RecordBatch {
+	fields := append([]arrow.Field{}, ents.Schema().Fields()...)
+	cols := make([]arrow.Array, 0, len(fields)+len(resp.Features))
+	for i := range ents.Schema().Fields() {
+		cols = append(cols, array.NewSlice(ents.Column(i), int64(lo), int64(hi)))
+	}
+	for i := range resp.Features {
+		fv := &resp.Features[i]
+		fields = append(fields, arrow.Field{Name: fv.Name, Type: transform.ArrowType(fv.Type), Nullable: true})
+		b := array.NewBuilder(memory.DefaultAllocator, transform.ArrowType(fv.Type))
+		for r := range resp.Rows {
+			transform.AppendValue(b, fv.Value(r))
+		}
+		cols = append(cols, b.NewArray())
+		b.Release()
+	}
+	defer func() {
+		for _, c := range cols {
+			c.Release()
+		}
+	}()
+	return array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, int64(hi-lo))
+}
+
+// datasetSchema is the Arrow schema of a feature view or service as a
+// dataset: its join keys, the event timestamp, then its features.
+func datasetSchema(defs *registry.Definitions, refs []string) (*arrow.Schema, error) {
+	feats, err := defs.Resolve(refs)
+	if err != nil {
+		return nil, err
+	}
+	var fields []arrow.Field
+	seen := map[string]bool{}
+	for _, f := range feats {
+		fv := defs.FeatureView(f.View)
+		if fv == nil {
+			continue
+		}
+		for _, k := range defs.JoinKeys(fv) {
+			if !seen[k.Name] {
+				seen[k.Name] = true
+				fields = append(fields, arrow.Field{Name: k.Name, Type: transform.ArrowType(k.Type)})
+			}
+		}
+	}
+	fields = append(fields, arrow.Field{Name: offline.DefaultTimestampColumn, Type: transform.ArrowType(registry.TypeTimestamp)})
+	for _, f := range feats {
+		fields = append(fields, arrow.Field{Name: f.Feature, Type: transform.ArrowType(f.Type), Nullable: true})
+	}
+	return arrow.NewSchema(fields, nil), nil
+}
+
+// datasets lists the feature views, on-demand views and feature services
+// as PATH descriptors with their schemas.
+func datasets(defs *registry.Definitions) ([]*flight.FlightInfo, error) {
+	var out []*flight.FlightInfo
+	add := func(kind, name string, refs []string) error {
+		sch, err := datasetSchema(defs, refs)
+		if err != nil {
+			return err
+		}
+		out = append(out, &flight.FlightInfo{Schema: flight.SerializeSchema(sch, memory.DefaultAllocator),
+			FlightDescriptor: &flight.FlightDescriptor{Type: flight.DescriptorPATH, Path: []string{kind, name}},
+			TotalRecords:     -1, TotalBytes: -1})
+		return nil
+	}
+	for _, v := range defs.FeatureViews {
+		if err := add("feature_view", v.Name, []string{v.Name + ":*"}); err != nil {
+			return nil, err
+		}
+	}
+	for _, v := range defs.OnDemandViews {
+		if err := add("on_demand_feature_view", v.Name, []string{v.Name + ":*"}); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range defs.FeatureServices {
+		if err := add("feature_service", s.Name, s.Features); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ListFlights lists the registry's views and services as datasets.
+func (f *FlightService) ListFlights(_ *flight.Criteria, stream flight.FlightService_ListFlightsServer) error {
+	infos, err := datasets(f.snapshot().Defs)
+	if err != nil {
+		return flightError(err)
+	}
+	for _, info := range infos {
+		if err := stream.Send(info); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flightInfo describes a PATH dataset, or a CMD training set with the
+// ticket that fetches it.
+func (f *FlightService) flightInfo(ctx context.Context, d *flight.FlightDescriptor) (*flight.FlightInfo, error) {
+	switch d.GetType() {
+	case flight.DescriptorPATH:
+		infos, err := datasets(f.snapshot().Defs)
+		if err != nil {
+			return nil, flightError(err)
+		}
+		for _, info := range infos {
+			if strings.Join(info.FlightDescriptor.Path, "/") == strings.Join(d.GetPath(), "/") {
+				return info, nil
+			}
+		}
+		return nil, status.Errorf(codes.NotFound, "no dataset %q (paths are feature_view/NAME, on_demand_feature_view/NAME, feature_service/NAME)", strings.Join(d.GetPath(), "/"))
+	case flight.DescriptorCMD:
+		rr, err := f.ticketTrainingSet(ctx, d.GetCmd())
+		if err != nil {
+			return nil, err
+		}
+		sch := rr.Schema()
+		rr.Release()
+		return &flight.FlightInfo{Schema: flight.SerializeSchema(sch, memory.DefaultAllocator), FlightDescriptor: d,
+			Endpoint:     []*flight.FlightEndpoint{{Ticket: &flight.Ticket{Ticket: d.GetCmd()}}},
+			TotalRecords: -1, TotalBytes: -1}, nil
+	}
+	return nil, flightInvalid("descriptor type %v is not supported", d.GetType())
+}
+
+// GetFlightInfo implements Flight.
+func (f *FlightService) GetFlightInfo(ctx context.Context, d *flight.FlightDescriptor) (*flight.FlightInfo, error) {
+	return f.flightInfo(ctx, d)
+}
+
+// GetSchema implements Flight.
+func (f *FlightService) GetSchema(ctx context.Context, d *flight.FlightDescriptor) (*flight.SchemaResult, error) {
+	info, err := f.flightInfo(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return &flight.SchemaResult{Schema: info.Schema}, nil
+}
