@@ -60,10 +60,11 @@ run online --entity driver_id=1001,1002,9999 --features driver_hourly:conv_rate,
 step "The same on-demand expression at request time: surge comes with the request"
 run online --entity driver_id=1001,1002,9999 --features driver_hourly:conv_rate,driver_scores:adjusted_conv --request surge=1.5,2,2
 
-step "Serve over gRPC and HTTP (quiver serve, in the background)"
+step "Serve over gRPC, HTTP and Arrow Flight (quiver serve, in the background)"
 grpc=127.0.0.1:${QUIVER_DEMO_GRPC_PORT:-16566}
 http=127.0.0.1:${QUIVER_DEMO_HTTP_PORT:-16567}
-"$quiver" serve --grpc "$grpc" --http "$http" 2>"$demo/serve.log" &
+flight=127.0.0.1:${QUIVER_DEMO_FLIGHT_PORT:-16568}
+"$quiver" serve --grpc "$grpc" --http "$http" --flight "$flight" 2>"$demo/serve.log" &
 serve_pid=$!
 trap 'kill $serve_pid 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -fs "http://$http/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -74,6 +75,8 @@ curl -s -X POST "http://$http/v1/online-features" -d '{"entities": {"driver_id":
 echo
 echo "\$ go run ./examples/online-client -addr $grpc    # the Go SDK over gRPC"
 (cd "$root" && go run -tags duckdb_arrow ./examples/online-client -addr "$grpc")
+echo "\$ go run ./examples/flight-client -addr $flight    # a training set and batch inference over Arrow Flight"
+(cd "$root" && go run -tags duckdb_arrow ./examples/flight-client -addr "$flight")
 kill $serve_pid
 wait $serve_pid 2>/dev/null || true
 trap - EXIT

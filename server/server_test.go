@@ -445,3 +445,25 @@ func encodeStats(t *testing.T, rate float32, trips int64) []byte {
 	require.NoError(t, err)
 	return v
 }
+
+// FuzzDecodeFlightCommand: the Flight command decoder never panics, and
+// what it accepts has a known kind.
+func FuzzDecodeFlightCommand(f *testing.F) {
+	for _, seed := range []string{
+		`{"kind": "training_set", "features": ["driver_hourly:conv_rate"], "entities": "driver_labels.parquet"}`,
+		`{"kind": "online_features", "feature_service": "ranking_v1", "full_feature_names": true}`,
+		`{"kind": "training_set", "join_key_map": {"driver_id": "driver"}, "timestamp_column": "at"}`,
+		`{"kind": "nope"}`, `{"kind": "training_set", "extra": 1}`, `{}`, `[]`, `not json`, ``, `{"kind": "training_set"} {}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := DecodeFlightCommand(b)
+		if err != nil {
+			return
+		}
+		if c.Kind != FlightTrainingSet && c.Kind != FlightOnlineFeatures {
+			t.Fatalf("accepted kind %q", c.Kind)
+		}
+	})
+}

@@ -323,7 +323,7 @@ func TestServeCommand(t *testing.T) {
 	done := make(chan int, 1)
 	var errb bytes.Buffer
 	go func() {
-		done <- run(ctx, []string{"serve", "--repo", dir, "--grpc", "off", "--http", httpAddr, "--reload", "20ms"}, io.Discard, &errb)
+		done <- run(ctx, []string{"serve", "--repo", dir, "--grpc", "off", "--flight", "off", "--http", httpAddr, "--reload", "20ms"}, io.Discard, &errb)
 	}()
 	body := `{"entities": {"driver_id": [1001]}, "features": ["driver_hourly:acc_rate"]}`
 	var resp *http.Response

@@ -6,17 +6,19 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/server"
 )
 
-const serveUsage = "serve [--grpc ADDR] [--http ADDR]"
+const serveUsage = "serve [--grpc ADDR] [--http ADDR] [--flight ADDR]"
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "serve", serveUsage)
 	grpcAddr := f.String("grpc", "", "gRPC `ADDR` (default serve.grpc; \"off\" to disable)")
 	httpAddr := f.String("http", "", "HTTP `ADDR` (default serve.http; \"off\" to disable)")
+	flightAddr := f.String("flight", "", "Arrow Flight `ADDR` (default serve.flight; \"off\" to disable)")
 	reload := f.Duration("reload", 2*time.Second, "how often to look for a new registry version")
 	pos, err := f.parse(args)
 	if err != nil {
@@ -63,11 +65,23 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		}
 		return flag
 	}
-	serving := server.NewServing(online.NewLookup(store, online.LookupOptions{}), watcher.Current,
-		server.Limits{MaxEntities: cfg.Serve.MaxEntities}, version)
+	lookup := online.NewLookup(store, online.LookupOptions{})
+	limits := server.Limits{MaxEntities: cfg.Serve.MaxEntities}
+	serving := server.NewServing(lookup, watcher.Current, limits, version)
 	scfg := server.Config{
 		GRPCAddr: pick(*grpcAddr, cfg.Serve.GRPC), HTTPAddr: pick(*httpAddr, cfg.Serve.HTTP),
-		AuthToken: cfg.Serve.AuthToken, Logger: log, Metrics: metrics,
+		FlightAddr: pick(*flightAddr, cfg.Serve.Flight),
+		AuthToken:  cfg.Serve.AuthToken, Logger: log, Metrics: metrics,
+	}
+	if scfg.FlightAddr != "" {
+		off, err := offline.Open(offline.OptionsFromConfig(cfg))
+		if err != nil {
+			return err
+		}
+		defer off.Close()
+		if scfg.Flight, err = server.NewFlightService(off, lookup, watcher.Current, cfg.DataRoot(), limits); err != nil {
+			return err
+		}
 	}
 	if t := cfg.Serve.TLS; t != nil {
 		scfg.TLSCertFile, scfg.TLSKeyFile = cfg.Abs(t.CertFile), cfg.Abs(t.KeyFile)
@@ -92,6 +106,9 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	}
 	if a := srv.HTTPAddr(); a != nil {
 		attrs = append(attrs, "http", a.String())
+	}
+	if a := srv.FlightAddr(); a != nil {
+		attrs = append(attrs, "flight", a.String())
 	}
 	log.Info("serving", attrs...)
 	if err := srv.Serve(ctx); err != nil {
