@@ -244,6 +244,29 @@ func (e *Engine) TrainingSet(ctx context.Context, req *Request) (array.RecordRea
 	return out, nil
 }
 
+// TrainingSetSchema returns the Arrow schema of the training set a request
+// would build, without running the join.
+func (e *Engine) TrainingSetSchema(ctx context.Context, req *Request) (*arrow.Schema, error) {
+	q, err := e.prepare(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer q.close()
+	ar, err := duckdb.NewArrowFromConn(q.conn)
+	if err != nil {
+		return nil, err
+	}
+	rr, err := ar.QueryContext(ctx, "SELECT * FROM ("+q.sql+") LIMIT 0")
+	if err != nil {
+		return nil, fmt.Errorf("describe training set: %s", duckErr(err))
+	}
+	defer rr.Release()
+	if len(q.demands) > 0 {
+		return newDemandReader(rr, q.demands).Schema(), nil
+	}
+	return rr.Schema(), nil
+}
+
 // WriteParquet builds the training set into a Parquet file at path,
 // written to a temporary name and renamed into place. It returns the
 // number of rows written.

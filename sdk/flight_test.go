@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -267,6 +268,7 @@ func TestFlightDatasetsAndErrors(t *testing.T) {
 	c, err := DialFlight(h.addr, Options{})
 	require.NoError(t, err)
 	defer c.Close()
+	require.NoError(t, os.Symlink("/etc", filepath.Join(h.repo.Config.DataRoot(), "escape")))
 	for _, tc := range []struct {
 		call func() error
 		want string
@@ -277,6 +279,7 @@ func TestFlightDatasetsAndErrors(t *testing.T) {
 		}, `view driver_hourly has no feature "nope"`},
 		{func() error { _, err := c.TrainingSetFromPath(ctx, "../../etc/passwd", tsReq); return err }, "is outside the data root"},
 		{func() error { _, err := c.TrainingSetFromPath(ctx, "/etc/passwd", tsReq); return err }, "is outside the data root"},
+		{func() error { _, err := c.TrainingSetFromPath(ctx, "escape/passwd", tsReq); return err }, "leads outside the data root"},
 		{func() error {
 			_, err := raw.DoGet(ctx, &flight.Ticket{Ticket: []byte("not json")})
 			if err == nil {

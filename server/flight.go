@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 
@@ -79,6 +80,8 @@ type FlightService struct {
 	snapshot func() *registry.Snapshot
 	dataRoot string
 	limits   Limits
+	// slots bounds the training sets built at once; more wait their turn.
+	slots chan struct{}
 }
 
 // NewFlightService returns the service. dataRoot bounds the entity paths
@@ -89,7 +92,18 @@ func NewFlightService(off *offline.Engine, lookup *online.Lookup, snapshot func(
 		return nil, err
 	}
 	limits.ensureDefaults()
-	return &FlightService{offline: off, lookup: lookup, snapshot: snapshot, dataRoot: root, limits: limits}, nil
+	return &FlightService{offline: off, lookup: lookup, snapshot: snapshot, dataRoot: root, limits: limits,
+		slots: make(chan struct{}, limits.MaxConcurrentTrainingSets)}, nil
+}
+
+// acquire waits for a training-set slot; release it when done.
+func (f *FlightService) acquire(ctx context.Context) (release func(), err error) {
+	select {
+	case f.slots <- struct{}{}:
+		return func() { <-f.slots }, nil
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
 }
 
 func flightInvalid(format string, args ...any) error {
@@ -122,23 +136,29 @@ func (f *FlightService) entitiesPath(p string) (string, error) {
 		abs = filepath.Join(f.dataRoot, p)
 	}
 	abs = filepath.Clean(abs)
-	rel, err := filepath.Rel(f.dataRoot, abs)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+	inside := func(path string) bool {
+		rel, err := filepath.Rel(f.dataRoot, path)
+		return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+	}
+	if !inside(abs) {
 		return "", flightInvalid("entities %q is outside the data root", p)
+	}
+	// A symbolic link inside the root must not lead out of it.
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		root, rerr := filepath.EvalSymlinks(f.dataRoot)
+		if rerr != nil {
+			root = f.dataRoot
+		}
+		if rel, err := filepath.Rel(root, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return "", flightInvalid("entities %q leads outside the data root", p)
+		}
 	}
 	return abs, nil
 }
 
 // ticketTrainingSet opens the training set a ticket or descriptor names.
 func (f *FlightService) ticketTrainingSet(ctx context.Context, cmdBytes []byte) (array.RecordReader, error) {
-	cmd, err := DecodeFlightCommand(cmdBytes)
-	if err != nil {
-		return nil, flightInvalid("%v", err)
-	}
-	if cmd.Kind != FlightTrainingSet {
-		return nil, flightInvalid("a ticket names a training set; %q streams its entities with DoExchange", cmd.Kind)
-	}
-	path, err := f.entitiesPath(cmd.Entities)
+	cmd, path, err := f.ticketCommand(cmdBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -149,8 +169,27 @@ func (f *FlightService) ticketTrainingSet(ctx context.Context, cmdBytes []byte) 
 	return rr, nil
 }
 
+// ticketCommand parses a ticket or descriptor naming a training set over
+// an entity path.
+func (f *FlightService) ticketCommand(cmdBytes []byte) (*FlightCommand, string, error) {
+	cmd, err := DecodeFlightCommand(cmdBytes)
+	if err != nil {
+		return nil, "", flightInvalid("%v", err)
+	}
+	if cmd.Kind != FlightTrainingSet {
+		return nil, "", flightInvalid("a ticket names a training set; %q streams its entities with DoExchange", cmd.Kind)
+	}
+	path, err := f.entitiesPath(cmd.Entities)
+	return cmd, path, err
+}
+
 // DoGet streams the training set a ticket names.
 func (f *FlightService) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer) error {
+	release, err := f.acquire(stream.Context())
+	if err != nil {
+		return err
+	}
+	defer release()
 	rr, err := f.ticketTrainingSet(stream.Context(), t.GetTicket())
 	if err != nil {
 		return err
@@ -181,7 +220,7 @@ func sendAll(stream flight.DataStreamWriter, rr array.RecordReader) error {
 func (f *FlightService) DoExchange(stream flight.FlightService_DoExchangeServer) error {
 	rd, err := flight.NewRecordReader(stream)
 	if err != nil {
-		return flightInvalid("read the entity stream: %v", err)
+		return streamError(stream.Context(), err)
 	}
 	defer rd.Release()
 	desc := rd.LatestFlightDescriptor()
@@ -197,8 +236,16 @@ func (f *FlightService) DoExchange(stream flight.FlightService_DoExchangeServer)
 	}
 	snap := f.snapshot()
 	if cmd.Kind == FlightOnlineFeatures {
+		if f.lookup == nil {
+			return status.Error(codes.Unimplemented, "this server has no online store")
+		}
 		return f.exchangeOnline(stream, rd, snap, cmd)
 	}
+	release, err := f.acquire(stream.Context())
+	if err != nil {
+		return err
+	}
+	defer release()
 	rr, err := f.offline.TrainingSet(stream.Context(), cmd.trainingRequest(snap.Defs, offline.EntitiesFromArrow(rd)))
 	if err != nil {
 		return flightError(err)
@@ -223,11 +270,11 @@ func (f *FlightService) exchangeOnline(stream flight.FlightService_DoExchangeSer
 		rows := int(rec.NumRows())
 		cols := map[string][]any{}
 		for i, fld := range rec.Schema().Fields() {
-			vals, err := columnValues(rec.Column(i))
-			if err != nil {
-				return flightInvalid("entity column %s: %v", fld.Name, err)
+			// Columns of other types are carried through but cannot be
+			// join keys or request fields.
+			if vals, err := columnValues(rec.Column(i)); err == nil {
+				cols[fld.Name] = vals
 			}
-			cols[fld.Name] = vals
 		}
 		var out []arrow.RecordBatch
 		for lo := 0; lo < rows; lo += f.limits.MaxEntities {
@@ -256,9 +303,21 @@ func (f *FlightService) exchangeOnline(stream flight.FlightService_DoExchangeSer
 		}
 	}
 	if err := rd.Err(); err != nil {
-		return flightInvalid("read the entity stream: %v", err)
+		return streamError(ctx, err)
 	}
 	return nil
+}
+
+// streamError reports a failed read of the client's stream: the client's
+// own cancellation, or a stream that is not Arrow IPC.
+func streamError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	if errors.Is(err, io.EOF) {
+		return flightInvalid("the client sent no entity stream (a schema message with the command's descriptor comes first)")
+	}
+	return flightInvalid("read the entity stream: %v", err)
 }
 
 // columnValues reads an entity or request column as Go values.
@@ -408,12 +467,14 @@ func (f *FlightService) flightInfo(ctx context.Context, d *flight.FlightDescript
 		}
 		return nil, status.Errorf(codes.NotFound, "no dataset %q (paths are feature_view/NAME, on_demand_feature_view/NAME, feature_service/NAME)", strings.Join(d.GetPath(), "/"))
 	case flight.DescriptorCMD:
-		rr, err := f.ticketTrainingSet(ctx, d.GetCmd())
+		cmd, path, err := f.ticketCommand(d.GetCmd())
 		if err != nil {
 			return nil, err
 		}
-		sch := rr.Schema()
-		rr.Release()
+		sch, err := f.offline.TrainingSetSchema(ctx, cmd.trainingRequest(f.snapshot().Defs, offline.EntitiesFromParquet(path)))
+		if err != nil {
+			return nil, flightError(err)
+		}
 		return &flight.FlightInfo{Schema: flight.SerializeSchema(sch, memory.DefaultAllocator), FlightDescriptor: d,
 			Endpoint:     []*flight.FlightEndpoint{{Ticket: &flight.Ticket{Ticket: d.GetCmd()}}},
 			TotalRecords: -1, TotalBytes: -1}, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -20,6 +21,9 @@ type Limits struct {
 	MaxEntities int
 	// MaxRequestBytes bounds request bodies and messages (default 4 MiB).
 	MaxRequestBytes int
+	// MaxConcurrentTrainingSets bounds the training sets Arrow Flight
+	// builds at once; further requests wait (default the number of CPUs).
+	MaxConcurrentTrainingSets int
 }
 
 func (l *Limits) ensureDefaults() {
@@ -28,6 +32,9 @@ func (l *Limits) ensureDefaults() {
 	}
 	if l.MaxRequestBytes <= 0 {
 		l.MaxRequestBytes = 4 << 20
+	}
+	if l.MaxConcurrentTrainingSets <= 0 {
+		l.MaxConcurrentTrainingSets = runtime.NumCPU()
 	}
 }
 
