@@ -226,6 +226,13 @@ func (e *Engine) TrainingSet(ctx context.Context, req *Request) (array.RecordRea
 	if err != nil {
 		return nil, err
 	}
+	return q.run(ctx)
+}
+
+// run starts the prepared query and returns its reader, which closes the
+// connection when released; on-demand features are computed batch by
+// batch over it.
+func (q *prepared) run(ctx context.Context) (array.RecordReader, error) {
 	ar, err := duckdb.NewArrowFromConn(q.conn)
 	if err != nil {
 		return nil, q.fail(err)
@@ -283,8 +290,7 @@ func (e *Engine) WriteParquet(ctx context.Context, req *Request, path string) (i
 	if len(q.demands) > 0 {
 		// On-demand columns are computed in Go: stream the result through
 		// them into a Parquet writer.
-		q.close()
-		rr, err := e.TrainingSet(ctx, req)
+		rr, err := q.run(ctx)
 		if err != nil {
 			return 0, err
 		}

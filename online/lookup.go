@@ -208,9 +208,9 @@ func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Reque
 			if !ok {
 				i = len(vectors)
 				stored[ref] = i
-				fv := defs.FeatureView(in.View)
-				vectors = append(vectors, newVector(registry.ResolvedFeature{View: in.View, Feature: in.Feature, Type: in.Type}))
-				feats = append(feats, registry.ResolvedFeature{View: in.View, Feature: in.Feature, Type: in.Type, Output: fv.Name + ":" + in.Feature})
+				hidden := registry.ResolvedFeature{View: in.View, Feature: in.Feature, Type: in.Type}
+				vectors = append(vectors, newVector(hidden))
+				feats = append(feats, hidden)
 			}
 			d.inputs = append(d.inputs, i)
 		}

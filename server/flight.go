@@ -96,8 +96,14 @@ func NewFlightService(off *offline.Engine, lookup *online.Lookup, snapshot func(
 		slots: make(chan struct{}, limits.MaxConcurrentTrainingSets)}, nil
 }
 
-// acquire waits for a training-set slot; release it when done.
+// acquire takes a free training-set slot, or waits for one; release it
+// when done.
 func (f *FlightService) acquire(ctx context.Context) (release func(), err error) {
+	select {
+	case f.slots <- struct{}{}:
+		return func() { <-f.slots }, nil
+	default:
+	}
 	select {
 	case f.slots <- struct{}{}:
 		return func() { <-f.slots }, nil
