@@ -16,8 +16,19 @@
 //  4. The output has exactly one row per input row, in input order, with
 //     every input column carried through, then the features, named feature
 //     or, with FullFeatureNames, view__feature.
-//  5. Timestamps are UTC with microsecond precision; naive timestamps mean
+//  5. A view with aggregations: each aggregation over window W is computed
+//     from the events with the same join-key values and
+//     floor(T, hop) - W <= event_ts <= T, floor counting hops from the Unix
+//     epoch; nulls are ignored, an empty window gives count 0 and null
+//     otherwise, last breaks ties in event time by source order. This is
+//     what package aggregate computes online.
+//  6. Timestamps are UTC with microsecond precision; naive timestamps mean
 //     UTC.
+//
+// Views over stream sources (kafka, push) read the view's offline log,
+// the Parquet files of package streamlog that its manifests commit (by
+// explicit list, never a glob), in the log's source order; a view nothing
+// was logged for reads as an empty relation of the declared types.
 //
 // # How it runs
 //
@@ -27,7 +38,11 @@
 // in file): DuckDB's ASOF picks the greatest candidate not after T in that
 // order, which is rule 2 exactly, at the cost of one sort per view. The ttl
 // bound is applied to the chosen row (rule 1: if the latest row is too old,
-// every older one is too). The result is ordered by input row number.
+// every older one is too). A view with aggregations is instead one join
+// of the entity rows to its events on the join keys, a time bucket and the
+// longest window, grouped by entity row with a FILTER per shorter window
+// (see windowSQL), left-joined by row number. The result is ordered by
+// input row number.
 //
 // # Use
 //

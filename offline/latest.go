@@ -28,8 +28,10 @@ type LatestRequest struct {
 // [Start, End], its latest row by the rules of training sets (greatest
 // event time, then created time, then source order): the join keys, the
 // view's features in OutputFeatures order, and LatestEventTimeColumn. It
-// is what batch materialization writes to the online store. The caller
-// must Release the reader.
+// is what batch materialization writes to the online store. For a view
+// over a stream source, the rows are its offline log's; a view with
+// aggregations has no latest row and is refused. The caller must Release
+// the reader.
 func (e *Engine) Latest(ctx context.Context, req *LatestRequest) (array.RecordReader, error) {
 	if req.Defs == nil {
 		return nil, invalidf("no definitions")
@@ -38,11 +40,12 @@ func (e *Engine) Latest(ctx context.Context, req *LatestRequest) (array.RecordRe
 	if v == nil {
 		return nil, invalidf("unknown feature view %q", req.View)
 	}
-	src := req.Defs.Source(v.Source)
-	if src.Kind.IsStream() {
-		return nil, invalidf("view %s reads %s source %s; the streaming materializer keeps it online", v.Name, src.Kind, src.Name)
+	if len(v.Aggregations) > 0 {
+		// An aggregate is a window evaluated at a time, not a row to pick.
+		return nil, invalidf("view %s has aggregations, which have no latest row; the streaming materializer keeps them online, and training sets evaluate them at each entity row's time", v.Name)
 	}
-	p := &viewPlan{view: v, source: src}
+	// A stream view's rows are read from its offline log.
+	p := &viewPlan{view: v, source: req.Defs.Source(v.Source)}
 	for _, f := range v.OutputFeatures() {
 		p.features = append(p.features, outputFeature{ResolvedFeature: registry.ResolvedFeature{View: v.Name, Feature: f.Name, Type: f.Type}, column: f.Name})
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/streamlog"
 	"github.com/quiverdata/quiver/transform"
 )
 
@@ -75,6 +77,7 @@ const (
 	colRow         = "__quiver_row"
 	colTS          = "__quiver_ts"
 	colKey         = "__quiver_key"
+	colOrd         = "__quiver_ord"
 	entitiesTable  = "__quiver_entities"
 )
 
@@ -85,6 +88,55 @@ type viewPlan struct {
 	source   *registry.Source
 	features []outputFeature
 	keys     []keyPair
+	// aggs holds, for a view with aggregations, the aggregation of each
+	// feature (rule 5 instead of rules 1 and 2), and aggInput the index of
+	// the input each reads (see inputs).
+	aggs     []*registry.Aggregation
+	aggInput []int
+}
+
+// aggregated reports whether the view's features are windowed
+// aggregations.
+func (p *viewPlan) aggregated() bool { return len(p.view.Aggregations) > 0 }
+
+// input is a source column a view plan reads besides its join keys and
+// times, by its view-side name (after field_mapping).
+type input struct {
+	name string
+	typ  registry.ValueType
+	role string // what reads it, for errors
+}
+
+// inputs returns the columns sourceRelation projects as f0, f1, ...: one
+// per feature, or for aggregations one per distinct aggregated column;
+// aggInput gives each aggregation's index in them (-1 for count without
+// a column).
+func (p *viewPlan) inputs() (ins []input, aggInput []int, err error) {
+	if !p.aggregated() {
+		for _, f := range p.features {
+			ins = append(ins, input{name: f.Feature, typ: f.Type, role: fmt.Sprintf("feature %s:%s", f.View, f.Feature)})
+		}
+		return ins, nil, nil
+	}
+	index := map[string]int{}
+	for _, a := range p.aggs {
+		if a.Column == "" {
+			aggInput = append(aggInput, -1)
+			continue
+		}
+		i, ok := index[a.Column]
+		if !ok {
+			f := p.source.SchemaField(a.Column)
+			if f == nil {
+				return nil, nil, invalidf("aggregation %s:%s reads %q, which source %s does not declare", p.view.Name, a.Name, a.Column, p.source.Name)
+			}
+			i = len(ins)
+			index[a.Column] = i
+			ins = append(ins, input{name: a.Column, typ: f.Type, role: fmt.Sprintf("aggregation %s:%s", p.view.Name, a.Name)})
+		}
+		aggInput = append(aggInput, i)
+	}
+	return ins, aggInput, nil
 }
 
 type outputFeature struct {
@@ -181,11 +233,7 @@ func (e *Engine) resolve(req *Request) (*resolved, error) {
 		p := byView[f.View]
 		if p == nil {
 			v := req.Defs.FeatureView(f.View)
-			src := req.Defs.Source(v.Source)
-			if src.Kind.IsStream() {
-				return nil, invalidf("view %s reads %s source %s, whose offline log is written by the streaming materializer; training sets over stream views are not supported yet", v.Name, src.Kind, src.Name)
-			}
-			p = &viewPlan{view: v, source: src}
+			p = &viewPlan{view: v, source: req.Defs.Source(v.Source)}
 			byView[f.View] = p
 			plans = append(plans, p)
 		}
@@ -198,6 +246,18 @@ func (e *Engine) resolve(req *Request) (*resolved, error) {
 		columns = append(columns, d.outputs...)
 	}
 	for _, p := range plans {
+		if p.aggregated() {
+			for _, f := range p.features {
+				i := slices.IndexFunc(p.view.Aggregations, func(a *registry.Aggregation) bool { return a.Name == f.Feature })
+				if i < 0 {
+					return nil, invalidf("view %s has no aggregation %q", p.view.Name, f.Feature)
+				}
+				p.aggs = append(p.aggs, p.view.Aggregations[i])
+			}
+			if _, p.aggInput, err = p.inputs(); err != nil {
+				return nil, err
+			}
+		}
 		for _, k := range req.Defs.JoinKeys(p.view) {
 			col := k.Name
 			if alias, ok := req.JoinKeyMap[k.Name]; ok {
@@ -393,6 +453,9 @@ func (e *Engine) loadEntities(ctx context.Context, q *prepared, ents Entities) e
 		sql := fmt.Sprintf("CREATE TEMP TABLE %s AS SELECT *, (file_index::BIGINT << 40) + file_row_number AS %s FROM read_parquet(%s)",
 			entitiesTable, colRow, quoteString(path))
 		if _, err := execCount(ctx, q.conn, sql); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err() // cancelled while loading, not a bad table
+			}
 			return fmt.Errorf("%w: entity table %s: %s", ErrInvalidRequest, ents.path, duckErr(err))
 		}
 	case ents.reader != nil:
@@ -414,6 +477,9 @@ func (e *Engine) loadEntities(ctx context.Context, q *prepared, ents Entities) e
 		defer release()
 		sql := fmt.Sprintf("CREATE TEMP TABLE %s AS SELECT * FROM __quiver_entity_stream", entitiesTable)
 		if _, err := execCount(ctx, q.conn, sql); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return fmt.Errorf("%w: entity table: %s", ErrInvalidRequest, duckErr(err))
 		}
 		if err := numbered.Err(); err != nil {
@@ -489,26 +555,53 @@ func keyTypeOK(have string, want registry.ValueType) bool {
 }
 
 // sourceRelation renders the SQL relation of a view's source, projected to
-// its join keys, requested features and ordering key, after checking that
-// the source has every column with a usable type.
+// its join keys, its inputs (f0, f1, ...), its event time and ordering
+// key, after checking that the source has every column with a usable type.
+// For a view with features the ordering key is the struct of rule 2
+// (colKey); for a view with aggregations it is the source order alone
+// (colOrd), which breaks ties of last.
 func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewPlan) (string, error) {
 	src := p.source
+	what := sourceWhat(src)
 	// order is the source order of rule 2: (file, row in file) packed
 	// into one integer, files in lexical order.
 	var from, order string
-	switch src.Kind {
-	case registry.SourceParquet:
+	switch {
+	case src.Kind == registry.SourceParquet:
 		from = "read_parquet(" + quoteString(src.Path) + ", union_by_name = true)"
 		order = "(file_index::BIGINT << 40) + file_row_number"
-	case registry.SourceDuckDBQuery:
+	case src.Kind == registry.SourceDuckDBQuery:
 		from = "(" + src.Query + ")"
 		order = "(row_number() OVER ())::BIGINT"
+	case src.Kind.IsStream():
+		// The view's offline log, read like a Parquet source: only the
+		// files a manifest commits, by explicit list (a glob would see
+		// files being written), in the log's source order.
+		what = fmt.Sprintf("%s, offline log %s", src.Kind, filepath.ToSlash(filepath.Join(streamlog.Dir, p.view.Name)))
+		files, err := streamlog.Files(e.dataRoot, p.view.Name)
+		if err != nil {
+			return "", fmt.Errorf("source %s (%s): %w", src.Name, what, err)
+		}
+		if len(files) == 0 {
+			// Nothing logged yet: no rows, with the declared types.
+			from, order = emptyRelation(src.Schema), "0::BIGINT"
+			break
+		}
+		quoted := make([]string, len(files))
+		for i, f := range files {
+			quoted[i] = quoteString(f)
+		}
+		from = "read_parquet([" + strings.Join(quoted, ", ") + "], union_by_name = true)"
+		order = "(file_index::BIGINT << 40) + file_row_number"
 	default:
 		return "", invalidf("source %s of kind %s cannot be read offline", src.Name, src.Kind)
 	}
 	cols, err := describe(ctx, conn, "SELECT * FROM "+from)
 	if err != nil {
-		return "", fmt.Errorf("%w: source %s (%s, data root %s): %s", ErrInvalidRequest, src.Name, sourceWhat(src), e.dataRoot, duckErr(err))
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", fmt.Errorf("%w: source %s (%s, data root %s): %s", ErrInvalidRequest, src.Name, what, e.dataRoot, duckErr(err))
 	}
 	byName := map[string]column{}
 	for _, c := range cols {
@@ -526,7 +619,7 @@ func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewP
 	need := func(col, role string, ok func(string) bool, want string) error {
 		c, found := byName[col]
 		if !found {
-			return invalidf("source %s (%s) has no column %q (%s)", src.Name, sourceWhat(src), col, role)
+			return invalidf("source %s (%s) has no column %q (%s)", src.Name, what, col, role)
 		}
 		if !ok(c.typ) {
 			return invalidf("source %s column %q is %s; %s must be %s", src.Name, col, c.typ, role, want)
@@ -541,17 +634,27 @@ func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewP
 		}
 		sel = append(sel, fmt.Sprintf("%s AS %s", castTo(byName[col].typ, quoteIdent(col), k.typ), quoteIdent(k.joinKey)))
 	}
-	for i, f := range p.features {
-		col := sourceCol(f.Feature)
-		if err := need(col, fmt.Sprintf("feature %s:%s", f.View, f.Feature), func(t string) bool { return castable(t, f.Type) }, f.Type.String()); err != nil {
+	ins, _, err := p.inputs()
+	if err != nil {
+		return "", err
+	}
+	for i, in := range ins {
+		col := sourceCol(in.name)
+		if err := need(col, in.role, func(t string) bool { return castable(t, in.typ) }, in.typ.String()); err != nil {
 			return "", err
 		}
-		sel = append(sel, fmt.Sprintf("%s AS f%d", castTo(byName[col].typ, quoteIdent(col), f.Type), i))
+		sel = append(sel, fmt.Sprintf("%s AS f%d", castTo(byName[col].typ, quoteIdent(col), in.typ), i))
 	}
 	if err := need(src.TimestampField, "the timestamp field", isTimestampType, "a timestamp"); err != nil {
 		return "", err
 	}
 	ts := castTo(byName[src.TimestampField].typ, quoteIdent(src.TimestampField), registry.TypeTimestamp)
+	if p.aggregated() {
+		// Rule 5 reads every event in the window; created times play no
+		// part, and source order breaks ties of last.
+		sel = append(sel, ts+" AS "+colTS, order+" AS "+colOrd)
+		return fmt.Sprintf("SELECT %s FROM %s", strings.Join(sel, ", "), from), nil
+	}
 	// The ordering key of rule 2. A null event time makes the struct's
 	// first field null, which sorts after every time, so the row is never
 	// chosen; rows with null keys are matched to entity rows with null keys
@@ -567,6 +670,19 @@ func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewP
 	}
 	sel = append(sel, ts+" AS "+colTS, key+" AS "+colKey)
 	return fmt.Sprintf("SELECT %s FROM %s", strings.Join(sel, ", "), from), nil
+}
+
+// emptyRelation is a relation without rows whose columns are the declared
+// fields, with their types.
+func emptyRelation(fields []*registry.Field) string {
+	cols := make([]string, len(fields))
+	for i, f := range fields {
+		cols[i] = fmt.Sprintf("NULL::%s AS %s", duckType(f.Type), quoteIdent(f.Name))
+	}
+	if len(cols) == 0 {
+		cols = []string{"NULL AS " + internalPrefix + "none"}
+	}
+	return "(SELECT " + strings.Join(cols, ", ") + " WHERE false)"
 }
 
 // castTo converts a column expression of DuckDB type have to the type that
@@ -596,17 +712,33 @@ func sourceWhat(s *registry.Source) string {
 }
 
 // trainingSetSQL renders the point-in-time join: one ASOF LEFT JOIN per
-// view, the ttl bound on the chosen row, input order.
+// view with features, the ttl bound on the chosen row; one LEFT JOIN per
+// view with aggregations to its windows per entity row (windowSQL); input
+// order.
 func trainingSetSQL(plans []*viewPlan, sources []string, tsCol string, demands []*demand) string {
 	ts := "CAST(" + quoteIdent(tsCol) + " AS TIMESTAMP)"
 	var b strings.Builder
 	b.WriteString("SELECT e.* EXCLUDE (" + colRow + ", " + colTS)
-	for i := range plans {
-		fmt.Fprintf(&b, ", %s%d", colKey, i)
+	for i, p := range plans {
+		if !p.aggregated() {
+			fmt.Fprintf(&b, ", %s%d", colKey, i)
+		}
 	}
 	b.WriteString(")")
 	for i, p := range plans {
 		v := fmt.Sprintf("v%d", i)
+		if p.aggregated() {
+			// Entity rows the window join has no events for (or that have
+			// a null key or time) get no row: count 0, the rest null.
+			for j, f := range p.features {
+				if p.aggs[j].Function == registry.AggCount {
+					fmt.Fprintf(&b, ", coalesce(%s.a%d, 0) AS %s", v, j, quoteIdent(f.column))
+				} else {
+					fmt.Fprintf(&b, ", %s.a%d AS %s", v, j, quoteIdent(f.column))
+				}
+			}
+			continue
+		}
 		// A match counts only for an entity row with a time and non-null
 		// keys (DuckDB matches null keys to each other), within the ttl.
 		conds := []string{"e." + colTS + " IS NOT NULL"}
@@ -628,11 +760,17 @@ func trainingSetSQL(plans []*viewPlan, sources []string, tsCol string, demands [
 	}
 	fmt.Fprintf(&b, " FROM (SELECT *, %s AS %s", ts, colTS)
 	for i, p := range plans {
-		fmt.Fprintf(&b, ", %s AS %s%d", entityKey(p, ts), colKey, i)
+		if !p.aggregated() {
+			fmt.Fprintf(&b, ", %s AS %s%d", entityKey(p, ts), colKey, i)
+		}
 	}
 	fmt.Fprintf(&b, " FROM %s) AS e", entitiesTable)
 	for i, p := range plans {
 		v := fmt.Sprintf("v%d", i)
+		if p.aggregated() {
+			fmt.Fprintf(&b, " LEFT JOIN (%s) AS %s ON %s.%s = e.%s", windowSQL(p, sources[i], ts), v, v, colRow, colRow)
+			continue
+		}
 		fmt.Fprintf(&b, " ASOF LEFT JOIN (%s) AS %s ON ", sources[i], v)
 		for _, k := range p.keys {
 			fmt.Fprintf(&b, "e.%s = %s.%s AND ", quoteIdent(k.entityCol), v, quoteIdent(k.joinKey))

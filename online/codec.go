@@ -23,11 +23,17 @@ import (
 //	         float64: 8 bytes (IEEE 754, little-endian); bool: 1 byte;
 //	         string, bytes: uvarint length, bytes; list<T>: uvarint count,
 //	         then the elements as above (lists hold no null elements).
+//
+// Row format 2 holds the aggregation tiles of a view with aggregations
+// (package aggregate). It has the same header, its event time being the
+// greatest event time applied and its fingerprint the aggregate.Spec's, so
+// that stores guard writes of both formats alike.
 const (
-	rowVersion    = 1
-	headerLen     = 13
-	eventTimeFrom = 1
-	eventTimeTo   = 9
+	rowVersion     = 1
+	tileRowVersion = 2
+	headerLen      = 13
+	eventTimeFrom  = 1
+	eventTimeTo    = 9
 )
 
 // Codec encodes and decodes one view's rows. It is immutable and safe for
@@ -114,14 +120,14 @@ func (c *Codec) Decode(value []byte, out []any) (eventTime time.Time, ok bool, e
 
 // frame splits a row into its event time, null bitmap and values. ok is
 // false (and nothing else is returned) when the row was written for other
-// features than the codec's.
+// features than the codec's, or is a tile row.
 func (c *Codec) frame(value []byte) (at time.Time, ok bool, bitmap, rest []byte, err error) {
 	us, err := eventMicros(value)
 	if err != nil {
 		return time.Time{}, false, nil, nil, err
 	}
 	at = time.UnixMicro(us).UTC()
-	if binary.LittleEndian.Uint32(value[eventTimeTo:headerLen]) != c.fingerprint {
+	if value[0] != rowVersion || binary.LittleEndian.Uint32(value[eventTimeTo:headerLen]) != c.fingerprint {
 		return at, false, nil, nil, nil
 	}
 	nb := (len(c.types) + 7) / 8
@@ -131,9 +137,10 @@ func (c *Codec) frame(value []byte) (at time.Time, ok bool, bitmap, rest []byte,
 	return at, true, value[headerLen : headerLen+nb], value[headerLen+nb:], nil
 }
 
+// eventMicros reads the event time of a row of either format.
 func eventMicros(value []byte) (int64, error) {
-	if len(value) < headerLen || value[0] != rowVersion {
-		return 0, fmt.Errorf("%w: not a version-%d row", ErrCorruptRow, rowVersion)
+	if len(value) < headerLen || (value[0] != rowVersion && value[0] != tileRowVersion) {
+		return 0, fmt.Errorf("%w: not a row of format %d or %d", ErrCorruptRow, rowVersion, tileRowVersion)
 	}
 	return int64(binary.BigEndian.Uint64(value[eventTimeFrom:eventTimeTo]) ^ (1 << 63)), nil
 }

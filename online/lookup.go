@@ -2,12 +2,14 @@ package online
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/quiverdata/quiver/aggregate"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/transform"
 )
@@ -19,9 +21,11 @@ type Status uint8
 const (
 	// Present: the value was found and is within the view's ttl.
 	Present Status = iota
-	// NullValue: the row was found but the feature is null in it.
+	// NullValue: the row was found but the feature is null in it (for an
+	// aggregation: its window holds no value).
 	NullValue
-	// NotFound: no row for the entity (or one written for other features).
+	// NotFound: no row for the entity (or one written for other features,
+	// or for other aggregations).
 	NotFound
 	// OutsideMaxAge: the row is older than the view's ttl; the value is null.
 	OutsideMaxAge
@@ -109,11 +113,18 @@ type Lookup struct {
 type codecCache struct {
 	defs   *registry.Definitions
 	byView map[string]*Codec
+	specs  map[string]specOrErr // views with aggregations
+}
+
+type specOrErr struct {
+	spec *aggregate.Spec
+	err  error
 }
 
 // LookupOptions tune a Lookup.
 type LookupOptions struct {
-	// Now is the clock ttl is measured against (default time.Now).
+	// Now is the clock ttl is measured against and aggregation windows
+	// end at (default time.Now).
 	Now func() time.Time
 }
 
@@ -125,20 +136,38 @@ func NewLookup(store Store, opts LookupOptions) *Lookup {
 	return &Lookup{store: store, now: opts.Now}
 }
 
-// codec returns the view's codec, cached for the newest definitions seen.
-func (l *Lookup) codec(defs *registry.Definitions, v *registry.FeatureView) *Codec {
+// cache returns the codecs and aggregation specs of defs' views, cached
+// for the newest definitions seen.
+func (l *Lookup) cache(defs *registry.Definitions) *codecCache {
 	cache := l.codecs.Load()
 	if cache == nil || cache.defs != defs {
-		cache = &codecCache{defs: defs, byView: make(map[string]*Codec)}
+		cache = &codecCache{defs: defs, byView: make(map[string]*Codec), specs: make(map[string]specOrErr)}
 		for _, fv := range defs.FeatureViews {
 			cache.byView[fv.Name] = NewCodec(fv)
+			if len(fv.Aggregations) > 0 {
+				spec, err := aggregate.NewSpec(fv, defs.Source(fv.Source))
+				cache.specs[fv.Name] = specOrErr{spec, err}
+			}
 		}
 		l.codecs.Store(cache)
 	}
-	if c, ok := cache.byView[v.Name]; ok {
+	return cache
+}
+
+// codec returns the view's codec.
+func (l *Lookup) codec(defs *registry.Definitions, v *registry.FeatureView) *Codec {
+	if c, ok := l.cache(defs).byView[v.Name]; ok {
 		return c
 	}
 	return NewCodec(v)
+}
+
+// spec returns the aggregation spec of a view with aggregations.
+func (l *Lookup) spec(defs *registry.Definitions, v *registry.FeatureView) (*aggregate.Spec, error) {
+	if s, ok := l.cache(defs).specs[v.Name]; ok {
+		return s.spec, s.err
+	}
+	return aggregate.NewSpec(v, defs.Source(v.Source))
 }
 
 func invalidf(format string, args ...any) error {
@@ -149,6 +178,7 @@ func invalidf(format string, args ...any) error {
 type viewRead struct {
 	view     *registry.FeatureView
 	codec    *Codec
+	spec     *aggregate.Spec // views with aggregations: rows are tiles
 	keyTypes []registry.ValueType
 	keyNames []string
 	outputs  []int // index in Response.Features of each requested feature
@@ -231,6 +261,11 @@ func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Reque
 				return nil, invalidf("view %s is offline only (online: false)", v.Name)
 			}
 			r = &viewRead{view: v, codec: l.codec(defs, v)}
+			if len(v.Aggregations) > 0 {
+				if r.spec, err = l.spec(defs, v); err != nil {
+					return nil, fmt.Errorf("lookup %s: %w", v.Name, err)
+				}
+			}
 			for _, k := range defs.JoinKeys(v) {
 				r.keyNames = append(r.keyNames, k.Name)
 				r.keyTypes = append(r.keyTypes, k.Type)
@@ -289,6 +324,12 @@ func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Reque
 	}
 	now := l.now()
 	for _, r := range reads {
+		if r.spec != nil {
+			if err := r.evaluate(got[r.first:r.first+rows], now, vectors); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		slots := make([]*Column, len(r.codec.Names()))
 		for n, out := range r.outputs {
 			slots[r.slots[n]] = &vectors[out].Values
@@ -335,6 +376,45 @@ func (l *Lookup) Get(ctx context.Context, defs *registry.Definitions, req *Reque
 		}
 	}
 	return resp, nil
+}
+
+// evaluate fills the requested aggregations of a view from its tile rows
+// (one per entity row), with windows ending at now. The status is Present
+// with the row's max event time as event time, NullValue where a window
+// holds no value, NotFound without a row or with one written for other
+// aggregations (the stream rebuilds it). The view's ttl does not apply:
+// the windows bound what is counted.
+func (r *viewRead) evaluate(values [][]byte, now time.Time, vectors []FeatureVector) error {
+	vals := make([]any, len(r.codec.Names()))
+	for row, value := range values {
+		status := NotFound
+		var at time.Time
+		if value != nil {
+			var err error
+			at, err = r.spec.EvaluateEncoded(value, now, vals)
+			switch {
+			case errors.Is(err, aggregate.ErrSpecChanged):
+			case err != nil:
+				return fmt.Errorf("view %s, row %d: %w: %w", r.view.Name, row, ErrCorruptRow, err)
+			case !at.IsZero(): // zero: a row that holds no event
+				status = Present
+			}
+		}
+		for n, out := range r.outputs {
+			fv := &vectors[out]
+			fv.Statuses[row] = status
+			if status == NotFound {
+				continue
+			}
+			fv.EventTimes[row] = at
+			if v := vals[r.slots[n]]; v != nil {
+				fv.Values.set(row, v)
+			} else {
+				fv.Statuses[row] = NullValue
+			}
+		}
+	}
+	return nil
 }
 
 // demand is one on-demand view's part of a request.

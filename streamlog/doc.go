@@ -1,0 +1,37 @@
+// Package streamlog is the offline log of stream feature views: the events
+// the streaming materializer (and the push API) applied online, kept as
+// Parquet so that training sets read exactly what serving saw.
+//
+// # Layout
+//
+// Each stream view has its own directory under the offline data root:
+//
+//	<data_root>/_stream/<view>/date=2026-11-23/<batch>-0.parquet
+//	<data_root>/_stream/<view>/_manifests/<batch>.json
+//
+// A batch is one flush of one writer: for Kafka, the events of one
+// partition between two offsets; for push, one group of pushed rows. Its
+// events are split by event date (UTC) into one file per date. The columns
+// are the source's declared schema fields, with their source names and
+// types (timestamps as microseconds without a zone, meaning UTC), so the
+// offline store reads the log like a Parquet source of the same schema.
+//
+// # Commit protocol
+//
+// Append writes every file of a batch to a temporary name, syncs it and
+// renames it into place, then writes the batch's manifest the same way and
+// syncs the directories. The manifest is the commit record: Files lists
+// only files that a manifest names, so a crash between the steps leaves
+// garbage (removed by Recover) but never a half-visible batch. A manifest
+// records the stream, partition and the first and last source offsets of
+// the batch, so after a crash a writer learns from Offsets which events
+// are already logged and does not log them twice.
+//
+// # Concurrency
+//
+// A Log may be used by one goroutine per (stream, partition) at a time;
+// Append calls for different partitions may run concurrently. Several
+// processes may share a data root when they own different partitions, as
+// consumers in one Kafka group do. Files and Offsets read the directory
+// and are safe to call from anywhere.
+package streamlog

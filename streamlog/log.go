@@ -1,0 +1,396 @@
+package streamlog
+
+import (
+	"cmp"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/transform"
+)
+
+// Dir is the directory under the data root that holds the stream logs.
+const Dir = "_stream"
+
+const manifestDir = "_manifests"
+
+// NoOffset marks events without a source offset (pushed rows).
+const NoOffset = -1
+
+// Event is one logged event: its values, one per schema field in schema
+// order (nil for null), with the Go types transform.AppendValue takes.
+type Event struct {
+	Values []any
+	Time   time.Time // the event time (the timestamp field's value)
+	Offset int64     // the source offset, or NoOffset
+}
+
+// Batch is what one Append logs: events of one stream partition, offsets
+// ascending (or all NoOffset).
+type Batch struct {
+	Stream    string // the Kafka topic, or "push"
+	Partition int32
+	Events    []Event
+}
+
+// Manifest is a batch's commit record.
+type Manifest struct {
+	Batch       string    `json:"batch"`
+	Stream      string    `json:"stream"`
+	Partition   int32     `json:"partition"`
+	FirstOffset int64     `json:"first_offset"`
+	LastOffset  int64     `json:"last_offset"`
+	Files       []File    `json:"files"`
+	Committed   time.Time `json:"committed"`
+}
+
+// File is one Parquet file of a batch.
+type File struct {
+	Path    string    `json:"path"` // relative to the view's directory
+	Rows    int64     `json:"rows"`
+	MinTime time.Time `json:"min_time"`
+	MaxTime time.Time `json:"max_time"`
+}
+
+// Position is a stream partition.
+type Position struct {
+	Stream    string
+	Partition int32
+}
+
+// Log is one stream view's log.
+type Log struct {
+	dir    string
+	view   string
+	fields []*registry.Field
+	schema *arrow.Schema
+	mu     sync.Mutex // guards dir creation
+}
+
+// ViewDir returns the directory of a view's log under a data root.
+func ViewDir(dataRoot, view string) string { return filepath.Join(dataRoot, Dir, view) }
+
+// Open returns the log of a view whose source declares fields.
+func Open(dataRoot, view string, fields []*registry.Field) (*Log, error) {
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("stream log of view %s: the source declares no schema", view)
+	}
+	afs := make([]arrow.Field, len(fields))
+	for i, f := range fields {
+		afs[i] = arrow.Field{Name: f.Name, Type: transform.ArrowType(f.Type), Nullable: true}
+	}
+	l := &Log{dir: ViewDir(dataRoot, view), view: view, fields: fields, schema: arrow.NewSchema(afs, nil)}
+	if err := os.MkdirAll(filepath.Join(l.dir, manifestDir), 0o755); err != nil {
+		return nil, fmt.Errorf("stream log of view %s: %w", view, err)
+	}
+	return l, nil
+}
+
+// Schema returns the Arrow schema of the log's files.
+func (l *Log) Schema() *arrow.Schema { return l.schema }
+
+// batchName names a batch so that a partition's batches sort by offset.
+func batchName(b *Batch) (string, error) {
+	first, last := b.Events[0].Offset, b.Events[len(b.Events)-1].Offset
+	if first >= 0 {
+		return fmt.Sprintf("%s-p%05d-%020d-%020d", b.Stream, b.Partition, first, last), nil
+	}
+	var r [6]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s-p%05d-t%020d-%s", b.Stream, b.Partition, time.Now().UnixNano(), hex.EncodeToString(r[:])), nil
+}
+
+// parseBatchName reads the position and last offset from a Kafka batch's
+// name; ok is false for other batches.
+func parseBatchName(name string) (pos Position, last int64, ok bool) {
+	// <stream>-pNNNNN-<20 digits>-<20 digits>
+	const tail = 1 + 6 + 1 + 20 + 1 + 20
+	if len(name) <= tail || name[len(name)-tail] != '-' || name[len(name)-tail+1] != 'p' {
+		return pos, 0, false
+	}
+	rest := name[len(name)-tail+2:]
+	p, err1 := strconv.ParseInt(rest[:5], 10, 32)
+	_, err2 := strconv.ParseInt(rest[6:26], 10, 64)
+	l, err3 := strconv.ParseInt(rest[27:], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || rest[5] != '-' || rest[26] != '-' {
+		return pos, 0, false
+	}
+	return Position{Stream: name[:len(name)-tail], Partition: int32(p)}, l, true
+}
+
+// Append logs a batch durably and returns its manifest. Events are split
+// into one file per event date.
+func (l *Log) Append(b Batch) (*Manifest, error) {
+	if len(b.Events) == 0 {
+		return nil, nil
+	}
+	name, err := batchName(&b)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{Batch: name, Stream: b.Stream, Partition: b.Partition,
+		FirstOffset: b.Events[0].Offset, LastOffset: b.Events[len(b.Events)-1].Offset}
+	byDate := map[string][]int{}
+	var dates []string
+	for i, ev := range b.Events {
+		d := "date=" + ev.Time.UTC().Format(time.DateOnly)
+		if _, ok := byDate[d]; !ok {
+			dates = append(dates, d)
+		}
+		byDate[d] = append(byDate[d], i)
+	}
+	slices.Sort(dates)
+	dirs := map[string]bool{}
+	for i, d := range dates {
+		rel := filepath.Join(d, fmt.Sprintf("%s-%d.parquet", name, i))
+		f, err := l.writeFile(rel, b.Events, byDate[d])
+		if err != nil {
+			return nil, fmt.Errorf("stream log of view %s: %w", l.view, err)
+		}
+		m.Files = append(m.Files, f)
+		dirs[filepath.Join(l.dir, d)] = true
+	}
+	for d := range dirs {
+		if err := syncDir(d); err != nil {
+			return nil, err
+		}
+	}
+	m.Committed = time.Now().UTC()
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	mdir := filepath.Join(l.dir, manifestDir)
+	if err := writeDurable(filepath.Join(mdir, name+".json"), func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("stream log of view %s: manifest: %w", l.view, err)
+	}
+	if err := syncDir(mdir); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// writeFile writes the events at rows to the Parquet file rel.
+func (l *Log) writeFile(rel string, events []Event, rows []int) (File, error) {
+	out := File{Path: filepath.ToSlash(rel), Rows: int64(len(rows))}
+	b := array.NewRecordBuilder(memory.DefaultAllocator, l.schema)
+	defer b.Release()
+	for _, r := range rows {
+		ev := &events[r]
+		if len(ev.Values) != len(l.fields) {
+			return out, fmt.Errorf("event at offset %d has %d values for %d fields", ev.Offset, len(ev.Values), len(l.fields))
+		}
+		for i, v := range ev.Values {
+			transform.AppendValue(b.Field(i), v)
+		}
+		t := ev.Time.UTC()
+		if out.MinTime.IsZero() || t.Before(out.MinTime) {
+			out.MinTime = t
+		}
+		if t.After(out.MaxTime) {
+			out.MaxTime = t
+		}
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	path := filepath.Join(l.dir, rel)
+	l.mu.Lock()
+	err := os.MkdirAll(filepath.Dir(path), 0o755)
+	l.mu.Unlock()
+	if err != nil {
+		return out, err
+	}
+	err = writeDurable(path, func(f *os.File) error {
+		// The writer closes a sink that is an io.Closer; the file is synced
+		// and closed by writeDurable.
+		w, err := pqarrow.NewFileWriter(l.schema, struct{ io.Writer }{f},
+			parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy)),
+			pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+		if err != nil {
+			return err
+		}
+		if err := w.Write(rec); err != nil {
+			_ = w.Close() // the write error is the one to report
+			return err
+		}
+		return w.Close()
+	})
+	return out, err
+}
+
+// writeDurable writes path through a synced temporary file renamed into
+// place.
+func writeDurable(path string, write func(*os.File) error) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	err = write(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp) // best effort; Recover removes leftovers
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Offsets returns, per stream partition, the last source offset the log
+// holds. It reads the manifests' names only.
+func (l *Log) Offsets() (map[Position]int64, error) {
+	entries, err := os.ReadDir(filepath.Join(l.dir, manifestDir))
+	if err != nil {
+		return nil, fmt.Errorf("stream log of view %s: %w", l.view, err)
+	}
+	out := map[Position]int64{}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		pos, last, ok := parseBatchName(name)
+		if !ok {
+			continue
+		}
+		if have, seen := out[pos]; !seen || last > have {
+			out[pos] = last
+		}
+	}
+	return out, nil
+}
+
+// Manifests returns the view's committed manifests in batch-name order.
+func Manifests(dataRoot, view string) ([]*Manifest, error) {
+	dir := filepath.Join(ViewDir(dataRoot, view), manifestDir)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stream log of view %s: %w", view, err)
+	}
+	var out []*Manifest
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("stream log of view %s: %w", view, err)
+		}
+		m := new(Manifest)
+		if err := json.Unmarshal(data, m); err != nil {
+			return nil, fmt.Errorf("stream log of view %s: manifest %s: %w", view, e.Name(), err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Files returns the absolute paths of the view's committed Parquet files,
+// in lexical order of their paths (by date, then batch), which is the
+// log's source order. A view nothing was logged for has none.
+func Files(dataRoot, view string) ([]string, error) {
+	ms, err := Manifests(dataRoot, view)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(ViewDir(dataRoot, view))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range ms {
+		for _, f := range m.Files {
+			out = append(out, filepath.Join(dir, filepath.FromSlash(f.Path)))
+		}
+	}
+	slices.SortFunc(out, cmp.Compare)
+	return out, nil
+}
+
+// Recover removes what a crash left behind: temporary files, and Parquet
+// files that no manifest names, when they are older than grace (younger
+// ones may belong to a batch another process is committing right now).
+func (l *Log) Recover(grace time.Duration) (removed int, err error) {
+	ms, err := Manifests(filepath.Dir(filepath.Dir(l.dir)), l.view)
+	if err != nil {
+		return 0, err
+	}
+	named := map[string]bool{}
+	for _, m := range ms {
+		for _, f := range m.Files {
+			named[filepath.Join(l.dir, filepath.FromSlash(f.Path))] = true
+		}
+	}
+	cutoff := time.Now().Add(-grace)
+	err = filepath.WalkDir(l.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		orphan := strings.HasSuffix(path, ".tmp") || strings.HasSuffix(path, ".parquet") && !named[path]
+		if !orphan {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || info.ModTime().After(cutoff) {
+			return err
+		}
+		if err := os.Remove(path); err != nil {
+			return err
+		}
+		removed++
+		return nil
+	})
+	if err != nil {
+		return removed, fmt.Errorf("recover stream log of view %s: %w", l.view, err)
+	}
+	return removed, nil
+}

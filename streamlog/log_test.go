@@ -1,0 +1,133 @@
+package streamlog
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quiverdata/quiver/registry"
+)
+
+var fields = []*registry.Field{
+	{Name: "driver_id", Type: registry.TypeInt64},
+	{Name: "fare", Type: registry.ValueType{Elem: registry.Float64}},
+	{Name: "ts", Type: registry.TypeTimestamp},
+}
+
+func ev(off int64, id int64, fare any, at time.Time) Event {
+	return Event{Values: []any{id, fare, at}, Time: at, Offset: off}
+}
+
+func TestAppendSplitsByDateAndCommitsWithManifest(t *testing.T) {
+	root := t.TempDir()
+	l, err := Open(root, "driver_trips", fields)
+	require.NoError(t, err)
+	day := time.Date(2026, 11, 22, 23, 59, 0, 0, time.UTC)
+	m, err := l.Append(Batch{Stream: "trips", Partition: 3, Events: []Event{
+		ev(10, 1, 5.0, day), ev(11, 2, nil, day.Add(2*time.Minute)), ev(12, 1, 7.5, day.Add(30*time.Second)),
+	}})
+	require.NoError(t, err)
+	require.Equal(t, "trips-p00003-00000000000000000010-00000000000000000012", m.Batch)
+	require.Len(t, m.Files, 2)
+	require.Equal(t, "date=2026-11-22/"+m.Batch+"-0.parquet", m.Files[0].Path)
+	require.Equal(t, int64(2), m.Files[0].Rows)
+	require.Equal(t, "date=2026-11-23/"+m.Batch+"-1.parquet", m.Files[1].Path)
+
+	files, err := Files(root, "driver_trips")
+	require.NoError(t, err)
+	require.Len(t, files, 2)
+	require.True(t, filepath.IsAbs(files[0]))
+	tbl := readParquet(t, files[0])
+	require.Equal(t, int64(2), tbl)
+
+	offs, err := l.Offsets()
+	require.NoError(t, err)
+	require.Equal(t, map[Position]int64{{Stream: "trips", Partition: 3}: 12}, offs)
+
+	_, err = l.Append(Batch{Stream: "trips", Partition: 3, Events: []Event{ev(13, 1, 1.0, day)}})
+	require.NoError(t, err)
+	_, err = l.Append(Batch{Stream: "trips", Partition: 0, Events: []Event{ev(4, 1, 1.0, day)}})
+	require.NoError(t, err)
+	offs, err = l.Offsets()
+	require.NoError(t, err)
+	require.Equal(t, map[Position]int64{{Stream: "trips", Partition: 3}: 13, {Stream: "trips", Partition: 0}: 4}, offs)
+
+	// Pushed rows carry no offset and do not count as a position's offset.
+	_, err = l.Append(Batch{Stream: "push", Events: []Event{ev(NoOffset, 9, 2.0, day)}})
+	require.NoError(t, err)
+	offs, err = l.Offsets()
+	require.NoError(t, err)
+	require.Len(t, offs, 2)
+	files, err = Files(root, "driver_trips")
+	require.NoError(t, err)
+	require.Len(t, files, 5)
+}
+
+func TestFilesOfAViewNeverLogged(t *testing.T) {
+	files, err := Files(t.TempDir(), "nothing")
+	require.NoError(t, err)
+	require.Empty(t, files)
+}
+
+func TestRecoverRemovesOnlyUncommittedFiles(t *testing.T) {
+	root := t.TempDir()
+	l, err := Open(root, "v", fields)
+	require.NoError(t, err)
+	day := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	_, err = l.Append(Batch{Stream: "trips", Events: []Event{ev(0, 1, 1.0, day)}})
+	require.NoError(t, err)
+	// What a crash between the steps leaves: a temporary file and a
+	// renamed Parquet file whose manifest was never written.
+	dir := filepath.Join(ViewDir(root, "v"), "date=2026-11-22")
+	orphan := filepath.Join(dir, "trips-p00000-00000000000000000001-00000000000000000001-0.parquet")
+	require.NoError(t, os.WriteFile(orphan, []byte("x"), 0o644))
+	require.NoError(t, os.WriteFile(orphan+".tmp", []byte("x"), 0o644))
+
+	files, err := Files(root, "v")
+	require.NoError(t, err)
+	require.Len(t, files, 1, "an uncommitted file is never visible")
+
+	n, err := l.Recover(time.Hour)
+	require.NoError(t, err)
+	require.Zero(t, n, "young files may belong to a batch being committed")
+	old := time.Now().Add(-2 * time.Hour)
+	require.NoError(t, os.Chtimes(orphan, old, old))
+	require.NoError(t, os.Chtimes(orphan+".tmp", old, old))
+	n, err = l.Recover(time.Hour)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	files, err = Files(root, "v")
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+	require.FileExists(t, files[0])
+}
+
+func TestParseBatchName(t *testing.T) {
+	pos, last, ok := parseBatchName("my-topic.v2-p00012-00000000000000000005-00000000000000000099")
+	require.True(t, ok)
+	require.Equal(t, Position{Stream: "my-topic.v2", Partition: 12}, pos)
+	require.Equal(t, int64(99), last)
+	for _, bad := range []string{"", "push-p00000-t00000000000000000001-abcdef", "x-p0001-1-2", "trips-pxxxxx-00000000000000000005-00000000000000000099"} {
+		_, _, ok := parseBatchName(bad)
+		require.False(t, ok, bad)
+	}
+}
+
+func readParquet(t *testing.T, path string) int64 {
+	t.Helper()
+	r, err := file.OpenParquetFile(path, false)
+	require.NoError(t, err)
+	defer r.Close()
+	fr, err := pqarrow.NewFileReader(r, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	require.NoError(t, err)
+	s, err := fr.Schema()
+	require.NoError(t, err)
+	require.Equal(t, "driver_id", s.Field(0).Name)
+	return r.NumRows()
+}
