@@ -1,0 +1,115 @@
+package stream
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/streamlog"
+)
+
+func testSource() *registry.Source {
+	return &registry.Source{Name: "trips", Kind: registry.SourceKafka, TimestampField: "ts", Schema: []*registry.Field{
+		{Name: "driver_id", Type: registry.TypeInt64},
+		{Name: "rider_id", Type: registry.ValueType{Elem: registry.String}},
+		{Name: "fare", Type: registry.ValueType{Elem: registry.Float64}},
+		{Name: "ts", Type: registry.TypeTimestamp},
+		{Name: "zone", Type: registry.ValueType{Elem: registry.Int32}},
+		{Name: "tags", Type: registry.ValueType{Elem: registry.String, List: true}},
+		{Name: "ok", Type: registry.ValueType{Elem: registry.Bool}},
+		{Name: "blob", Type: registry.ValueType{Elem: registry.Bytes}},
+		{Name: "w", Type: registry.ValueType{Elem: registry.Float32}},
+	}}
+}
+
+func TestDecode(t *testing.T) {
+	d, err := NewDecoder(testSource(), []string{"driver_id"})
+	require.NoError(t, err)
+	var ev streamlog.Event
+	msg := ` { "driver_id": 7, "rider_id": "r\u00e9", "fare": 12.5e0, "ts": "2026-11-23T10:00:00.1234567+01:00",
+	  "zone": -3, "tags": ["a", "b"], "ok": true, "blob": "AQI=", "w": 0.5 } `
+	require.NoError(t, d.Decode([]byte(msg), &ev))
+	at := time.Date(2026, 11, 23, 9, 0, 0, 123456000, time.UTC)
+	require.Equal(t, []any{int64(7), "ré", 12.5, at, int32(-3), []any{"a", "b"}, true, []byte{1, 2}, float32(0.5)}, ev.Values)
+	require.Equal(t, at, ev.Time)
+
+	msg = `{"driver_id": 7, "rider_id": null, "fare": null, "ts": 1700000000123, "zone": null, "tags": [], "ok": false, "blob": null, "w": null}`
+	require.NoError(t, d.Decode([]byte(msg), &ev))
+	require.Equal(t, time.UnixMilli(1700000000123).UTC(), ev.Time)
+	require.Equal(t, []any{int64(7), nil, nil, ev.Time, nil, []any{}, false, nil, nil}, ev.Values)
+}
+
+func TestDecodeErrors(t *testing.T) {
+	d, err := NewDecoder(testSource(), []string{"driver_id"})
+	require.NoError(t, err)
+	const rest = `"rider_id": "r", "fare": 1, "ts": "2026-11-23T10:00:00Z", "zone": 1, "tags": [], "ok": true, "blob": "", "w": 1`
+	for _, c := range []struct{ msg, want string }{
+		{``, "not a JSON object"},
+		{`[1]`, "not a JSON object"},
+		{`{"driver_id": 1, ` + rest + `} x`, "unexpected data after the JSON object"},
+		{`{"driver_id": "7", ` + rest + `}`, "field driver_id: want int64: want a number"},
+		{`{"driver_id": 1.5, ` + rest + `}`, "field driver_id: want int64, got 1.5"},
+		{`{"driver_id": 99999999999999999999, ` + rest + `}`, "field driver_id: 99999999999999999999 does not fit int64"},
+		{`{"driver_id": null, ` + rest + `}`, "field driver_id: is null"},
+		{`{` + rest + `}`, "field driver_id: is missing"},
+		{`{"driver_id": 1, "extra": 2, ` + rest + `}`, `field extra: not a field of source trips`},
+		{`{"driver_id": 1, "driver_id": 2, ` + rest + `}`, "field driver_id: appears twice"},
+		{`{"driver_id": 1, "rider_id": "r", "fare": 1, "ts": "yesterday", "zone": 1, "tags": [], "ok": true, "blob": "", "w": 1}`, `field ts: "yesterday" is not an RFC 3339 time`},
+		{`{"driver_id": 1, "rider_id": "r", "fare": 1, "ts": null, "zone": 1, "tags": [], "ok": true, "blob": "", "w": 1}`, "field ts: is null"},
+		{`{"driver_id": 1, "rider_id": "r", "fare": 1, "ts": 1, "zone": 3000000000, "tags": [], "ok": true, "blob": "", "w": 1}`, "field zone: 3000000000 does not fit int32"},
+		{`{"driver_id": 1, "rider_id": "r", "fare": 1, "ts": 1, "zone": 1, "tags": ["a", null], "ok": true, "blob": "", "w": 1}`, "field tags: element 1 is null; lists hold no nulls"},
+		{`{"driver_id": 1, "rider_id": "r", "fare": 1, "ts": 1, "zone": 1, "tags": [], "ok": 1, "blob": "", "w": 1}`, "field ok: want true or false"},
+		{`{"driver_id": 1, "rider_id": "r", "fare": 1, "ts": 1, "zone": 1, "tags": [], "ok": true, "blob": "!", "w": 1}`, "field blob: want base64 bytes"},
+		{`{"driver_id": 1, "rider_id": "r", "fare": 1, "ts": 1, "zone": 1, "tags": [], "ok": true, "blob": "", "w": 1e40}`, "field w: 1e40 does not fit float32"},
+		{`{"driver_id": 1, "rider_id": "r`, "field rider_id: unterminated string"},
+		{`{"driver_id": 1, "rid`, "bad field name: unterminated string"},
+	} {
+		var ev streamlog.Event
+		err := d.Decode([]byte(c.msg), &ev)
+		require.Error(t, err, c.msg)
+		require.ErrorContains(t, err, c.want, c.msg)
+		var de *DecodeError
+		require.True(t, errors.As(err, &de))
+	}
+}
+
+func TestNewDecoderChecksTheSchema(t *testing.T) {
+	src := testSource()
+	_, err := NewDecoder(src, []string{"nope"})
+	require.ErrorContains(t, err, `source trips declares no field "nope"`)
+	src.TimestampField = "fare"
+	_, err = NewDecoder(src, nil)
+	require.ErrorContains(t, err, `timestamp field "fare" is not a declared timestamp field`)
+}
+
+func FuzzDecode(f *testing.F) {
+	d, err := NewDecoder(testSource(), []string{"driver_id"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{
+		`{"driver_id": 7, "rider_id": "r", "fare": 12.5, "ts": "2026-11-23T10:00:00Z", "zone": 1, "tags": ["a"], "ok": true, "blob": "AQI=", "w": 0.5}`,
+		`{"driver_id": 7, "rider_id": null, "fare": null, "ts": 1700000000123, "zone": null, "tags": [], "ok": false, "blob": null, "w": null}`,
+		`{"driver_id": -0, "rider_id": "\ud83d\ude00\n", "fare": -1.5E-3, "ts": 0, "zone": 0, "tags": ["\"", "\\"], "ok": true, "blob": "", "w": 0}`,
+		`{}`, `{"driver_id":`, `null`, `{"tags": [1, 2]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		var ev streamlog.Event
+		if err := d.Decode(msg, &ev); err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("error %v is not a DecodeError", err)
+			}
+			return
+		}
+		// A message that decodes has every field, a time, and a key.
+		if len(ev.Values) != len(d.Fields()) || ev.Time.IsZero() && ev.Values[3] == nil || ev.Values[0] == nil {
+			t.Fatalf("decoded %v", ev.Values)
+		}
+	})
+}

@@ -1,0 +1,227 @@
+package stream
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quiverdata/quiver/examples/quickstart"
+	"github.com/quiverdata/quiver/internal/kafkatest"
+	"github.com/quiverdata/quiver/online"
+	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/streamlog"
+)
+
+type fixture struct {
+	repo  *registry.Repo
+	store online.Store
+	root  string
+}
+
+func newFixture(t *testing.T) *fixture {
+	dir := t.TempDir()
+	require.NoError(t, quickstart.Scaffold(dir, quickstart.GenerateOptions{Drivers: 5, Days: 1}))
+	repo, err := registry.LoadRepo(dir, registry.LoadOptions{})
+	require.NoError(t, err)
+	store, err := online.OpenEmbedded(filepath.Join(dir, ".quiver", "online"))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, store.Close()) })
+	return &fixture{repo: repo, store: store, root: repo.Config.DataRoot()}
+}
+
+type trip = quickstart.Trip
+
+// trips generates n trips of drivers 1001…1000+drivers, out of order
+// within a few minutes of start.
+func trips(n, drivers int, start time.Time, seed uint64) []trip {
+	g := quickstart.NewTripGenerator(drivers, 150*time.Second, seed)
+	out := make([]trip, n)
+	for i := range out {
+		out[i] = g.Next(start.Add(time.Duration(i) * time.Second))
+	}
+	return out
+}
+
+func messages(ts []trip) []kafka.Message {
+	out := make([]kafka.Message, len(ts))
+	for i, tr := range ts {
+		out[i] = kafka.Message{Key: tr.Key(), Value: tr.JSON()}
+	}
+	return out
+}
+
+// consume runs a consumer of the group until it applied want events
+// online (replays included), then stops it and waits for it to return.
+func consume(t *testing.T, f *fixture, brokers []string, group string, want int) {
+	t.Helper()
+	m := NewMetrics(nil)
+	a, err := NewApplier(f.repo.Defs, f.store, f.root, m, nil)
+	require.NoError(t, err)
+	a.MaxFuture = 100 * 365 * 24 * time.Hour // fixed event times, whatever the clock says
+	applied := func() int { return int(testutil.ToFloat64(m.Events.WithLabelValues("trips"))) }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- a.Consume(ctx, KafkaOptions{Brokers: brokers, Group: group, FlushInterval: 50 * time.Millisecond, SessionTimeout: time.Second})
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for applied() < want {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("applied %d of %d events", applied(), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Flushes and commits before it returns.
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Consume did not return after cancel")
+	}
+}
+
+func logRows(t *testing.T, root, view string) int {
+	t.Helper()
+	files, err := streamlog.Files(root, view)
+	require.NoError(t, err)
+	n := 0
+	for _, f := range files {
+		r, err := file.OpenParquetFile(f, false)
+		require.NoError(t, err)
+		n += int(r.NumRows())
+		require.NoError(t, r.Close())
+	}
+	return n
+}
+
+func TestConsumeAppliesOnlineAndLogsExactlyOnce(t *testing.T) {
+	f := newFixture(t)
+	b := kafkatest.Start(t)
+	topic := "trips"
+	b.CreateTopic(t, topic, 3)
+	start := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	ts := trips(3000, 5, start, 1)
+	msgs := messages(ts)
+	// Poison messages go to the dead-letter topic and stop nothing.
+	bad := []kafka.Message{
+		{Key: []byte("x"), Value: []byte(`{"driver_id": "seven"}`)},
+		{Key: []byte("y"), Value: []byte(`not json`)},
+		{Key: []byte("z"), Value: []byte(`{"driver_id": 1001, "rider_id": "r", "fare": 1, "ts": "2026-11-23T09:00:00Z", "tip": 2}`)},
+	}
+	msgs = append(msgs[:1000], append(bad, msgs[1000:]...)...)
+	b.Produce(t, topic, msgs...)
+	consume(t, f, b.Addrs, "g1", len(ts))
+
+	require.Equal(t, len(ts), logRows(t, f.root, "driver_trips"))
+	require.Equal(t, len(ts), logRows(t, f.root, "driver_last_trip"))
+	checkOnline(t, f, ts)
+	checkDeadLetters(t, b, topic+".dlq", bad)
+
+	// A second run of the same group has nothing to do; a new group
+	// replays the whole topic, and the replay changes nothing.
+	more := trips(10, 5, start.Add(time.Hour), 2)
+	b.Produce(t, topic, messages(more)...)
+	ts = append(ts, more...)
+	consume(t, f, b.Addrs, "g1", len(more))
+	consume(t, f, b.Addrs, "g2", len(ts))
+	require.Equal(t, len(ts), logRows(t, f.root, "driver_trips"), "a replay logs nothing twice")
+	require.Equal(t, len(ts), logRows(t, f.root, "driver_last_trip"))
+	checkOnline(t, f, ts)
+}
+
+// checkOnline compares the online values at the greatest event time with
+// a direct computation over the events.
+func checkOnline(t *testing.T, f *fixture, ts []trip) {
+	t.Helper()
+	var T time.Time
+	for _, tr := range ts {
+		if tr.TS.After(T) {
+			T = tr.TS
+		}
+	}
+	lookup := online.NewLookup(f.store, online.LookupOptions{Now: func() time.Time { return T }})
+	ids := []any{int64(1001), int64(1002), int64(1003), int64(1004), int64(1005)}
+	resp, err := lookup.Get(context.Background(), f.repo.Defs, &online.Request{Entities: map[string][]any{"driver_id": ids},
+		Features: []string{"driver_last_trip:*", "driver_trips:*"}})
+	require.NoError(t, err)
+	floorT := T.Truncate(time.Minute)
+	for row, id := range ids {
+		var last trip
+		var sum float64
+		var count int64
+		for _, tr := range ts {
+			if tr.DriverID != id.(int64) {
+				continue
+			}
+			if !tr.TS.Before(last.TS) {
+				last = tr
+			}
+			if !tr.TS.Before(floorT.Add(-time.Hour)) && !tr.TS.After(T) {
+				sum += tr.Fare
+			}
+			if !tr.TS.Before(floorT.Add(-24*time.Hour)) && !tr.TS.After(T) {
+				count++
+			}
+		}
+		got := map[string]any{}
+		for _, fv := range resp.Features {
+			got[fv.Name] = fv.Value(row)
+			require.Equal(t, online.Present, fv.Statuses[row], "%s of driver %d", fv.Name, id)
+		}
+		require.Equal(t, last.Fare, got["fare"], "driver %d", id)
+		require.Equal(t, last.RiderID, got["rider_id"], "driver %d", id)
+		require.Equal(t, count, got["trips_1d"], "driver %d", id)
+		require.InEpsilon(t, sum, got["fare_sum_1h"], 1e-9, "driver %d", id)
+	}
+}
+
+func checkDeadLetters(t *testing.T, b *kafkatest.Broker, topic string, want []kafka.Message) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []kafka.Message
+	// The dead-letter topic is created with the broker's default number
+	// of partitions; read every partition.
+	conn, err := kafka.DialLeader(ctx, "tcp", b.Addrs[0], topic, 0)
+	require.NoError(t, err)
+	parts, err := conn.ReadPartitions(topic)
+	require.NoError(t, err)
+	require.NoError(t, conn.Close())
+	for _, p := range parts {
+		pr := kafka.NewReader(kafka.ReaderConfig{Brokers: b.Addrs, Topic: topic, Partition: p.ID, MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 50 * time.Millisecond})
+		for {
+			c2, cancel2 := context.WithTimeout(ctx, 500*time.Millisecond)
+			m, err := pr.FetchMessage(c2)
+			cancel2()
+			if err != nil {
+				break
+			}
+			got = append(got, m)
+		}
+		require.NoError(t, pr.Close())
+	}
+	require.Len(t, got, len(want))
+	reasons := map[string]string{}
+	for _, m := range got {
+		h := map[string]string{}
+		for _, x := range m.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		require.Equal(t, "trips", h["quiver-source"])
+		require.NotEmpty(t, h["quiver-offset"])
+		reasons[string(m.Value)] = h["quiver-reason"]
+	}
+	require.Equal(t, map[string]string{
+		`{"driver_id": "seven"}`: "field driver_id: want int64: want a number",
+		`not json`:               "not a JSON object",
+		`{"driver_id": 1001, "rider_id": "r", "fare": 1, "ts": "2026-11-23T09:00:00Z", "tip": 2}`: "field tip: not a field of source trips",
+	}, reasons)
+}

@@ -1,0 +1,47 @@
+package stream
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the materializer's Prometheus metrics.
+type Metrics struct {
+	Events      *prometheus.CounterVec   // quiver_stream_events_total{source}
+	DeadLetters *prometheus.CounterVec   // quiver_stream_dead_letters_total{source}
+	Freshness   prometheus.Histogram     // quiver_stream_freshness_seconds
+	Lag         *prometheus.GaugeVec     // quiver_stream_consumer_lag{topic,partition}
+	LogFlush    prometheus.Histogram     // quiver_stream_log_flush_seconds
+	Commits     *prometheus.CounterVec   // quiver_stream_commits_total{result}
+	Batch       prometheus.Histogram     // quiver_stream_batch_events
+	Skipped     *prometheus.CounterVec   // quiver_stream_replayed_total{source}
+	OnlineWrite *prometheus.HistogramVec // quiver_stream_online_write_seconds{source}
+}
+
+// NewMetrics returns the metrics, registered with reg when it is not nil.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "quiver_stream_events_total",
+			Help: "Events applied online, by source."}, []string{"source"}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "quiver_stream_dead_letters_total",
+			Help: "Messages that could not be decoded or validated and went to the dead-letter topic, by source."}, []string{"source"}),
+		Freshness: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "quiver_stream_freshness_seconds",
+			Help:    "Time from an event's timestamp to the moment its value is readable online.",
+			Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10, 30, 60, 300, 3600}}),
+		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "quiver_stream_consumer_lag",
+			Help: "Messages between the consumer's position and the partition's end."}, []string{"topic", "partition"}),
+		LogFlush: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "quiver_stream_log_flush_seconds",
+			Help: "Time to write and sync one batch of a view's offline log.", Buckets: prometheus.DefBuckets}),
+		Commits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "quiver_stream_commits_total",
+			Help: "Offset commits, by result (ok, failed)."}, []string{"result"}),
+		Batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "quiver_stream_batch_events",
+			Help: "Events per online write batch.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
+		Skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "quiver_stream_replayed_total",
+			Help: "Replayed messages (after a crash or rebalance) that were already logged offline, by source."}, []string{"source"}),
+		OnlineWrite: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "quiver_stream_online_write_seconds",
+			Help: "Time to apply one batch to the online store.", Buckets: prometheus.DefBuckets}, []string{"source"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Events, m.DeadLetters, m.Freshness, m.Lag, m.LogFlush, m.Commits, m.Batch, m.Skipped, m.OnlineWrite)
+	}
+	return m
+}

@@ -1,0 +1,71 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/quiverdata/quiver/online"
+)
+
+func TestPushAppliesOnlineAndLogs(t *testing.T) {
+	f := newFixture(t)
+	a, err := NewApplier(f.repo.Defs, f.store, f.root, nil, nil)
+	require.NoError(t, err)
+	a.MaxFuture = 100 * 365 * 24 * time.Hour // fixed event times, whatever the clock says
+	ctx := context.Background()
+	n, err := a.PushJSON(ctx, "driver_app", [][]byte{
+		[]byte(`{"driver_id": 1001, "available": true, "battery": 0.5, "ts": "2026-11-23T10:00:00Z"}`),
+		[]byte(`{"driver_id": 1001, "available": false, "battery": 0.25, "ts": "2026-11-23T10:01:00Z"}`),
+	})
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	at := time.Date(2026, 11, 23, 10, 2, 0, 0, time.UTC)
+	n, err = a.PushRows(ctx, "driver_app", [][]any{{int64(1002), nil, float32(0.75), at}})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+
+	lookup := online.NewLookup(f.store, online.LookupOptions{Now: func() time.Time { return at }})
+	resp, err := lookup.Get(ctx, f.repo.Defs, &online.Request{Entities: map[string][]any{"driver_id": {int64(1001), int64(1002)}},
+		Features: []string{"driver_status:*", "driver_pings:*"}})
+	require.NoError(t, err)
+	got := map[string][]any{}
+	for _, fv := range resp.Features {
+		got[fv.Name] = []any{fv.Value(0), fv.Value(1)}
+	}
+	require.Equal(t, map[string][]any{
+		"available": {false, nil}, "battery": {float32(0.25), float32(0.75)},
+		"pings_10m": {int64(2), int64(1)}, "min_battery_1h": {float32(0.25), float32(0.75)},
+	}, got)
+	require.Equal(t, 3, logRows(t, f.root, "driver_status"))
+	require.Equal(t, 3, logRows(t, f.root, "driver_pings"))
+}
+
+func TestPushRefusesBadRowsWhole(t *testing.T) {
+	f := newFixture(t)
+	a, err := NewApplier(f.repo.Defs, f.store, f.root, nil, nil)
+	require.NoError(t, err)
+	ctx := context.Background()
+	for _, c := range []struct {
+		source string
+		rows   [][]any
+		want   string
+	}{
+		{"nope", nil, `"nope" is not a push source that an online view reads (push sources: [driver_app])`},
+		{"trips", nil, "source trips is a kafka source; only push sources take pushed rows"},
+		{"driver_app", [][]any{{int64(1), true, float32(1), time.Now()}, {"1", true, float32(1), time.Now()}}, "row 1: field driver_id: want int64, got string"},
+		{"driver_app", [][]any{{int64(1), true, float32(1), nil}}, "row 0: field ts: is null"},
+		{"driver_app", [][]any{{int64(1), true, float32(1)}}, "row 0: 3 values for the 4 fields of source driver_app"},
+		{"driver_app", [][]any{{int64(1), true, float32(1), time.Now().Add(48 * time.Hour)}}, "is more than 24h0m0s ahead of the clock"},
+	} {
+		_, err := a.PushRows(ctx, c.source, c.rows)
+		require.ErrorContains(t, err, c.want)
+		require.True(t, errors.Is(err, ErrInvalidPush), err)
+	}
+	_, err = a.PushJSON(ctx, "driver_app", [][]byte{[]byte(`{"driver_id": 1}`)})
+	require.ErrorContains(t, err, "row 0: field available: is missing")
+	require.Equal(t, 0, logRows(t, f.root, "driver_status"), "a refused push applies nothing")
+}
