@@ -2,9 +2,9 @@ package sdk
 
 import (
 	"context"
-	"reflect"
-
 	"fmt"
+	"reflect"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -14,6 +14,7 @@ import (
 	"github.com/quiverdata/quiver/online"
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/stream"
 )
 
 // Request names entities and features. Entities holds one column per join
@@ -293,11 +294,16 @@ func at[T any](s []T, i int) any {
 }
 
 // Embedded looks features up in a repository's online store directly, in
-// process, against the latest applied registry version.
+// process, against the latest applied registry version, and takes pushes
+// there.
 type Embedded struct {
-	store  online.Store
-	lookup *online.Lookup
-	defs   *registry.Definitions
+	store    online.Store
+	lookup   *online.Lookup
+	defs     *registry.Definitions
+	dataRoot string
+
+	pushMu  sync.Mutex      // one push at a time, as the Applier requires
+	applier *stream.Applier // set up by the first push
 }
 
 // OpenEmbedded opens the online store of the feature repository in dir.
@@ -322,7 +328,7 @@ func OpenEmbedded(ctx context.Context, dir string) (*Embedded, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Embedded{store: store, lookup: online.NewLookup(store, online.LookupOptions{}), defs: snap.Defs}, nil
+	return &Embedded{store: store, lookup: online.NewLookup(store, online.LookupOptions{}), defs: snap.Defs, dataRoot: cfg.DataRoot()}, nil
 }
 
 // Close closes the store.

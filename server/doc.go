@@ -1,7 +1,11 @@
 // Package server adapts the online store to gRPC (quiver.serving.v1.Serving,
 // gRPC health, reflection) and HTTP/JSON (POST /v1/online-features,
-// GET /healthz, GET /readyz). It converts requests and responses and maps
-// core errors to status codes; the lookup itself is online.Lookup.
+// POST /v1/push, GET /healthz, GET /readyz). It converts requests and
+// responses and maps core errors to status codes; the lookup itself is
+// online.Lookup, and pushes go to a Pusher (the stream materializer's
+// stream.Applier, given with Serving.SetPusher). Pushes of one source run
+// one at a time, as the Applier requires; a push that has started runs to
+// completion even when its client goes away.
 //
 // The definitions a request is answered with come from a function that
 // returns the current registry snapshot (a registry.Watcher's Current, in

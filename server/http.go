@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/quiverdata/quiver/online"
+	"github.com/quiverdata/quiver/stream"
 )
 
 // OnlineFeaturesRequest is the JSON body of POST /v1/online-features.
@@ -150,6 +152,76 @@ func (s *Serving) handleOnlineFeatures(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// PushRequest is the JSON body of POST /v1/push: rows of a push source,
+// each a JSON object holding every field of the source's schema, as a
+// Kafka message of the source would (timestamps as RFC 3339 strings or
+// epoch milliseconds, bytes as base64, lists as arrays, null for null).
+type PushRequest struct {
+	Source string            `json:"source"`
+	Rows   []json.RawMessage `json:"rows"`
+}
+
+// PushResponse is its JSON answer: the number of rows applied.
+type PushResponse struct {
+	Rows int `json:"rows"`
+}
+
+// DecodePushRequest reads a push body: unknown fields are errors, the
+// source is required, and the rows are kept as raw JSON for the source's
+// decoder to check.
+func DecodePushRequest(r io.Reader) (*PushRequest, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var req PushRequest
+	if err := dec.Decode(&req); err != nil {
+		return nil, fmt.Errorf("%w: request body: %w", stream.ErrInvalidPush, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: request body holds more than one JSON value", stream.ErrInvalidPush)
+	}
+	if req.Source == "" {
+		return nil, fmt.Errorf("%w: source is required", stream.ErrInvalidPush)
+	}
+	return &req, nil
+}
+
+func (s *Serving) handlePush(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		writeError(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	if s.pusher == nil {
+		writeError(w, httpStatus(errNoPusher), errNoPusher.Error())
+		return
+	}
+	body := http.MaxBytesReader(w, r.Body, int64(s.limits.MaxRequestBytes))
+	req, err := DecodePushRequest(body)
+	if err == nil {
+		err = s.checkPushRows(len(req.Rows))
+	}
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", tooBig.Limit))
+			return
+		}
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	rows := make([][]byte, len(req.Rows))
+	for i, row := range req.Rows {
+		rows[i] = row
+	}
+	n, err := s.push(r.Context(), req.Source, func(ctx context.Context) (int, error) {
+		return s.pusher.PushJSON(ctx, req.Source, rows)
+	})
+	if err != nil {
+		writeError(w, httpStatus(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, PushResponse{Rows: n})
+}
+
 // jsonSafe replaces the floats JSON cannot carry (NaN, ±Inf) by strings.
 func jsonSafe(v any) any {
 	f := func(x float64) any {
@@ -192,8 +264,10 @@ func jsonSafe(v any) any {
 
 func httpStatus(err error) int {
 	switch {
-	case errors.Is(err, online.ErrInvalidRequest):
+	case errors.Is(err, online.ErrInvalidRequest), errors.Is(err, stream.ErrInvalidPush):
 		return http.StatusBadRequest
+	case errors.Is(err, errNoPusher):
+		return http.StatusNotImplemented
 	case errors.Is(err, online.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	}

@@ -48,6 +48,10 @@ func NewMetrics() *Metrics {
 	return m
 }
 
+// Registerer is the metrics' registry, for other components of the same
+// process (the stream materializer in quiver dev) to add theirs.
+func (m *Metrics) Registerer() prometheus.Registerer { return m.registry }
+
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})

@@ -140,11 +140,14 @@ func New(cfg Config, serving *Serving, ready func(context.Context) error) (*Serv
 		s.httpLis = lis
 		mux := http.NewServeMux()
 		var lookups http.Handler = s.authHTTP(http.HandlerFunc(serving.handleOnlineFeatures))
+		var pushes http.Handler = s.authHTTP(http.HandlerFunc(serving.handlePush))
 		if cfg.Metrics != nil {
 			lookups = cfg.Metrics.observeHTTP("/v1/online-features", lookups)
+			pushes = cfg.Metrics.observeHTTP("/v1/push", pushes)
 			mux.Handle("/metrics", cfg.Metrics.Handler())
 		}
 		mux.Handle("/v1/online-features", lookups)
+		mux.Handle("/v1/push", pushes)
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		})

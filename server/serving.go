@@ -13,6 +13,7 @@ import (
 	"github.com/quiverdata/quiver/online"
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/stream"
 )
 
 // Limits bound requests.
@@ -21,6 +22,8 @@ type Limits struct {
 	MaxEntities int
 	// MaxRequestBytes bounds request bodies and messages (default 4 MiB).
 	MaxRequestBytes int
+	// MaxPushRows is the most rows per push (default 10,000).
+	MaxPushRows int
 	// MaxConcurrentTrainingSets bounds the training sets Arrow Flight
 	// builds at once; further requests wait (default the number of CPUs).
 	MaxConcurrentTrainingSets int
@@ -33,12 +36,16 @@ func (l *Limits) ensureDefaults() {
 	if l.MaxRequestBytes <= 0 {
 		l.MaxRequestBytes = 4 << 20
 	}
+	if l.MaxPushRows <= 0 {
+		l.MaxPushRows = 10000
+	}
 	if l.MaxConcurrentTrainingSets <= 0 {
 		l.MaxConcurrentTrainingSets = runtime.NumCPU()
 	}
 }
 
-// Serving implements the gRPC service over an online lookup.
+// Serving implements the gRPC service over an online lookup and, given a
+// Pusher, pushes.
 type Serving struct {
 	servingv1.UnimplementedServingServer
 	lookup   *online.Lookup
@@ -48,13 +55,21 @@ type Serving struct {
 	// onEvalErrors, when set, is told of responses with on-demand
 	// evaluation errors (the server counts them).
 	onEvalErrors func(*online.Response)
+	// pusher takes pushes when set; pushLocks serialize the pushes of a
+	// source (striped by its name).
+	pusher    Pusher
+	pushLocks [pushLockStripes]chan struct{}
 }
 
 // NewServing returns the service. snapshot returns the registry version
 // to answer with; it is called once per request.
 func NewServing(lookup *online.Lookup, snapshot func() *registry.Snapshot, limits Limits, version string) *Serving {
 	limits.ensureDefaults()
-	return &Serving{lookup: lookup, snapshot: snapshot, limits: limits, version: version}
+	s := &Serving{lookup: lookup, snapshot: snapshot, limits: limits, version: version}
+	for i := range s.pushLocks {
+		s.pushLocks[i] = make(chan struct{}, 1)
+	}
+	return s
 }
 
 // GetOnlineFeatures implements servingv1.ServingServer.
@@ -167,8 +182,10 @@ func (s *Serving) GetServerInfo(ctx context.Context, _ *servingv1.GetServerInfoR
 // grpcError maps core errors to status codes.
 func grpcError(err error) error {
 	switch {
-	case errors.Is(err, online.ErrInvalidRequest):
+	case errors.Is(err, online.ErrInvalidRequest), errors.Is(err, stream.ErrInvalidPush):
 		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, errNoPusher):
+		return status.Error(codes.Unimplemented, err.Error())
 	case errors.Is(err, online.ErrUnavailable):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

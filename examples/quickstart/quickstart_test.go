@@ -44,7 +44,7 @@ func TestScaffoldLoads(t *testing.T) {
 	repo, err := registry.LoadRepo(dir, registry.LoadOptions{LookupEnv: func(string) (string, bool) { return "", false }})
 	require.NoError(t, err)
 	require.Equal(t, "rides", repo.Defs.Project)
-	require.Equal(t, []string{"features/drivers.yaml", "features/entities.yaml", "features/ranking.yaml", "features/trips.yaml"}, repo.Files)
+	require.Equal(t, []string{"features/drivers.yaml", "features/entities.yaml", "features/ranking.yaml", "features/status.yaml", "features/trips.yaml"}, repo.Files)
 	require.Equal(t, []string{"127.0.0.1:9092"}, repo.Config.Kafka.Brokers)
 	require.Error(t, Scaffold(dir, GenerateOptions{}), "scaffolding over a repository is refused")
 }
