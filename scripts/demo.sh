@@ -81,6 +81,27 @@ kill $serve_pid
 wait $serve_pid 2>/dev/null || true
 trap - EXIT
 
+step "Streaming: quiver dev runs a Kafka-protocol broker, the stream materializer and the servers in one process"
+kport=${QUIVER_DEMO_KAFKA_PORT:-19092}
+"$quiver" dev --kafka-port "$kport" --grpc "$grpc" --http "$http" --flight off 2>"$demo/dev.log" &
+dev_pid=$!
+trap 'kill $dev_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -fs "http://$http/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+echo "\$ go run ./examples/stream-producer -brokers 127.0.0.1:$kport -http $http -entities now.parquet"
+(cd "$root" && go run -tags duckdb_arrow ./examples/stream-producer -brokers "127.0.0.1:$kport" -http "$http" -entities "$repo/now.parquet")
+echo "\$ curl -s -X POST http://$http/v1/online-features -d '{\"entities\": {\"driver_id\": [1001]}, \"features\": [\"driver_trips:*\", \"driver_last_trip:*\"]}'"
+curl -s -X POST "http://$http/v1/online-features" -d '{"entities": {"driver_id": [1001]}, "features": ["driver_trips:*", "driver_last_trip:*"]}'
+echo
+kill -TERM $dev_pid   # flushes the offline log and commits the offsets
+wait $dev_pid 2>/dev/null || true
+trap - EXIT
+
+step "The same values in a training set: the stream's offline log, windows by the same rule"
+run training-set --entities now.parquet --features 'driver_trips:*,driver_last_trip:*' --out "$demo/stream_training.parquet" --preview 3
+
+step "Verify: the online store equals the point-in-time join at the stream's watermark"
+run verify --views driver_trips,driver_last_trip
+
 step "A typo is caught with its file, line and a suggestion"
 sed -i 's/source: driver_stats/source: driver_stat/' features/drivers.yaml
 run validate || echo "(exit status $?)"

@@ -57,7 +57,10 @@ func commands() []command {
 		{"training-set", "point-in-time training set to Parquet, or Arrow on stdout", cmdTrainingSet},
 		{"materialize", "load the latest offline rows into the online store", cmdMaterialize},
 		{"online", "look features up in the online store", cmdOnline},
-		{"serve", "serve online features over gRPC and HTTP", cmdServe},
+		{"stream", "run the Kafka streaming materializer", cmdStream},
+		{"verify", "compare the online store with training sets at the stream watermark", cmdVerify},
+		{"serve", "serve online features over gRPC, HTTP and Arrow Flight", cmdServe},
+		{"dev", "run a local broker, the streaming materializer and the servers in one process", cmdDev},
 		{"version", "print quiver's version", cmdVersion},
 	}
 }

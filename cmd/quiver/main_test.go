@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/streamlog"
 )
 
 // quiver runs the CLI in-process and returns its exit code and output.
@@ -43,13 +44,13 @@ func TestRegistryWorkflow(t *testing.T) {
 
 	code, out, stderr := quiver(t, "validate", "--repo", dir)
 	require.Equal(t, 0, code, stderr)
-	require.Contains(t, out, "ok: project rides, 4 files: 2 entities, 2 sources, 2 feature views, 1 on-demand views, 1 feature services")
+	require.Contains(t, out, "ok: project rides, 5 files: 2 entities, 3 sources, 5 feature views, 1 on-demand views, 1 feature services")
 
 	code, out, stderr = quiver(t, "plan", "--repo", dir, "--json")
 	require.Equal(t, 0, code, stderr)
 	var plan registry.Plan
 	require.NoError(t, json.Unmarshal([]byte(out), &plan))
-	require.Equal(t, registry.Summary{Create: 8}, plan.Summary)
+	require.Equal(t, registry.Summary{Create: 12}, plan.Summary)
 	require.Zero(t, plan.FromVersion)
 
 	code, out, stderr = quiver(t, "apply", "--repo", dir)
@@ -62,7 +63,7 @@ func TestRegistryWorkflow(t *testing.T) {
 
 	code, out, _ = quiver(t, "registry", "list", "--repo", dir)
 	require.Equal(t, 0, code)
-	require.Contains(t, out, "feature_view            driver_hourly  4 features of driver from driver_stats, ttl 48h, online")
+	require.Contains(t, out, "feature_view            driver_hourly     4 features of driver from driver_stats, ttl 48h, online")
 
 	// Flags may follow positional arguments.
 	code, out, stderr = quiver(t, "registry", "describe", "driver_trips", "--repo", dir)
@@ -224,9 +225,12 @@ func TestTrainingSetCommand(t *testing.T) {
 	require.Contains(t, stdout, "ASOF LEFT JOIN")
 	require.Contains(t, stdout, "ASOF_JOIN", "the plan follows the SQL")
 
-	code, _, stderr = quiver(t, "training-set", "--repo", dir, "--entities", labels, "--feature-service", "ranking_v1", "--out", out)
-	require.Equal(t, 1, code)
-	require.Contains(t, stderr, "view driver_trips reads kafka source trips")
+	// Stream views read their offline log; nothing streamed yet, so the
+	// windows are empty: counts 0, sums null.
+	code, stdout, stderr = quiver(t, "training-set", "--repo", dir, "--entities", labels, "--feature-service", "ranking_v1", "--out", out, "--preview", "1")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "fare_sum_1h")
+	require.Contains(t, stdout, "trips_1d")
 
 	// On-demand features: surge comes from the entity table, conv_rate from
 	// the join; written to Parquet through the Go path.
@@ -343,6 +347,38 @@ func TestServeCommand(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
 	require.NoError(t, resp.Body.Close())
 	require.Equal(t, []string{"PRESENT"}, out.Features[0].Statuses)
+
+	// quiver serve takes pushes: online at once, and in the offline log.
+	ts := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano)
+	push := `{"source": "driver_app", "rows": [{"driver_id": 1001, "available": true, "battery": 0.5, "ts": "` + ts + `"}]}`
+	r, err := http.Post("http://"+httpAddr+"/v1/push", "application/json", strings.NewReader(push))
+	require.NoError(t, err)
+	pushed, _ := io.ReadAll(r.Body)
+	require.NoError(t, r.Body.Close())
+	require.Equal(t, http.StatusOK, r.StatusCode, string(pushed))
+	r, err = http.Post("http://"+httpAddr+"/v1/online-features", "application/json",
+		strings.NewReader(`{"entities": {"driver_id": [1001]}, "features": ["driver_status:battery", "driver_pings:pings_10m"]}`))
+	require.NoError(t, err)
+	var looked struct {
+		Features []struct {
+			Values   []any    `json:"values"`
+			Statuses []string `json:"statuses"`
+		} `json:"features"`
+	}
+	require.NoError(t, json.NewDecoder(r.Body).Decode(&looked))
+	require.NoError(t, r.Body.Close())
+	require.Len(t, looked.Features, 2)
+	require.Equal(t, []any{0.5}, looked.Features[0].Values)
+	require.Equal(t, []any{float64(1)}, looked.Features[1].Values)
+	files, err := streamlog.Files(dataRoot(t, dir), "driver_status")
+	require.NoError(t, err)
+	require.Len(t, files, 1, "the push is in the offline log")
+	r, err = http.Post("http://"+httpAddr+"/v1/push", "application/json", strings.NewReader(`{"source": "driver_app", "rows": [{"driver_id": 1001}]}`))
+	require.NoError(t, err)
+	refused, _ := io.ReadAll(r.Body)
+	require.NoError(t, r.Body.Close())
+	require.Equal(t, http.StatusBadRequest, r.StatusCode)
+	require.Contains(t, string(refused), "row 0")
 
 	// A new applied version is served without a restart.
 	path := filepath.Join(dir, "features", "drivers.yaml")

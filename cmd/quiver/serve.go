@@ -10,6 +10,7 @@ import (
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/server"
+	"github.com/quiverdata/quiver/stream"
 )
 
 const serveUsage = "serve [--grpc ADDR] [--http ADDR] [--flight ADDR]"
@@ -56,6 +57,35 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	defer rawStore.Close()
 	metrics := server.NewMetrics()
 	store := metrics.InstrumentStore(rawStore)
+	pusher := newVersionPusher(watcher.Current, store, cfg.DataRoot(), stream.NewMetrics(metrics.Registerer()))
+	srv, closeSrv, err := newServer(cfg, watcher.Current, store, pusher, metrics, log,
+		serveAddrs{*grpcAddr, *httpAddr, *flightAddr})
+	if err != nil {
+		return err
+	}
+	defer closeSrv()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		if err := watcher.Run(ctx); err != nil {
+			log.Error("registry watcher stopped", "error", err)
+		}
+	}()
+	log.Info("serving", serverAttrs(srv, "registry_version", watcher.Current().Version, "online", cfg.Online.Type)...)
+	if err := srv.Serve(ctx); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// serveAddrs are the --grpc, --http and --flight flags: empty for the
+// configured address, "off" for none.
+type serveAddrs struct{ grpc, http, flight string }
+
+// newServer builds the serving surfaces over store, taking pushes through
+// pusher; close releases what it opened (the offline engine behind
+// Flight).
+func newServer(cfg *registry.Config, current func() *registry.Snapshot, store online.Store, pusher server.Pusher, metrics *server.Metrics, log *slog.Logger, addrs serveAddrs) (*server.Server, func(), error) {
 	pick := func(flag, conf string) string {
 		switch flag {
 		case "":
@@ -67,20 +97,27 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	}
 	lookup := online.NewLookup(store, online.LookupOptions{})
 	limits := server.Limits{MaxEntities: cfg.Serve.MaxEntities}
-	serving := server.NewServing(lookup, watcher.Current, limits, version)
+	serving := server.NewServing(lookup, current, limits, version)
+	serving.SetPusher(pusher)
 	scfg := server.Config{
-		GRPCAddr: pick(*grpcAddr, cfg.Serve.GRPC), HTTPAddr: pick(*httpAddr, cfg.Serve.HTTP),
-		FlightAddr: pick(*flightAddr, cfg.Serve.Flight),
+		GRPCAddr: pick(addrs.grpc, cfg.Serve.GRPC), HTTPAddr: pick(addrs.http, cfg.Serve.HTTP),
+		FlightAddr: pick(addrs.flight, cfg.Serve.Flight),
 		AuthToken:  cfg.Serve.AuthToken, Logger: log, Metrics: metrics,
 	}
+	closer := func() {}
 	if scfg.FlightAddr != "" {
 		off, err := offline.Open(offline.OptionsFromConfig(cfg))
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		defer off.Close()
-		if scfg.Flight, err = server.NewFlightService(off, lookup, watcher.Current, cfg.DataRoot(), limits); err != nil {
-			return err
+		closer = func() {
+			if err := off.Close(); err != nil {
+				log.Warn("close offline engine", "error", err)
+			}
+		}
+		if scfg.Flight, err = server.NewFlightService(off, lookup, current, cfg.DataRoot(), limits); err != nil {
+			closer()
+			return nil, nil, err
 		}
 	}
 	if t := cfg.Serve.TLS; t != nil {
@@ -91,16 +128,14 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return err
 	})
 	if err != nil {
-		return err
+		closer()
+		return nil, nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		if err := watcher.Run(ctx); err != nil {
-			log.Error("registry watcher stopped", "error", err)
-		}
-	}()
-	attrs := []any{"registry_version", watcher.Current().Version, "online", cfg.Online.Type}
+	return srv, closer, nil
+}
+
+// serverAttrs are log attributes naming the addresses srv listens on.
+func serverAttrs(srv *server.Server, attrs ...any) []any {
 	if a := srv.GRPCAddr(); a != nil {
 		attrs = append(attrs, "grpc", a.String())
 	}
@@ -110,9 +145,5 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	if a := srv.FlightAddr(); a != nil {
 		attrs = append(attrs, "flight", a.String())
 	}
-	log.Info("serving", attrs...)
-	if err := srv.Serve(ctx); err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	return nil
+	return attrs
 }

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/quiverdata/quiver/online"
+	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/stream"
+)
+
+const streamUsage = "stream [--brokers HOST:PORT,...] [--group NAME] [--metrics ADDR]"
+
+// streamFlags are the flags that quiver stream and quiver dev share.
+type streamFlags struct {
+	group    *string
+	flush    *time.Duration
+	dlq      *string
+	recovery *time.Duration
+	session  *time.Duration
+}
+
+func addStreamFlags(f *flags) streamFlags {
+	return streamFlags{
+		group:    f.String("group", "", "consumer `GROUP` (default quiver-<project>); a new group starts from the earliest retained offset"),
+		flush:    f.Duration("flush-interval", time.Second, "how long a partition buffers before its offline log is written and its offset committed"),
+		dlq:      f.String("dead-letter-suffix", ".dlq", "dead-letter topic of a source topic: topic + `SUFFIX`"),
+		session:  f.Duration("session-timeout", 10*time.Second, "how long the group waits for a silent member before giving its partitions to others"),
+		recovery: f.Duration("orphan-grace", time.Hour, "remove uncommitted offline-log files older than this at start"),
+	}
+}
+
+func cmdStream(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "stream", streamUsage)
+	brokers := f.String("brokers", "", "Kafka `BROKERS`, comma-separated (default: the sources' brokers, else kafka.brokers)")
+	metricsAddr := f.String("metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics (default off)")
+	sf := addStreamFlags(f)
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := f.positional(pos, 0, 0, streamUsage); err != nil {
+		return err
+	}
+	cfg, snap, err := latestDefinitions(ctx, f.repo)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	store, err := online.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	applier, err := stream.NewApplier(snap.Defs, store, cfg.DataRoot(), stream.NewMetrics(reg), nil)
+	if err != nil {
+		return err
+	}
+	if *metricsAddr != "" {
+		ln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server", "error", err)
+			}
+		}()
+		defer srv.Close()
+		log.Info("metrics", "addr", ln.Addr().String())
+	}
+	opts, err := kafkaOptions(cfg, snap.Defs, *brokers, sf, log)
+	if err != nil {
+		return err
+	}
+	if n, err := applier.Recover(*sf.recovery); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("removed uncommitted offline-log files", "files", n)
+	}
+	log.Info("streaming", "registry_version", snap.Version, "brokers", strings.Join(opts.Brokers, ","), "group", opts.Group, "online", cfg.Online.Type)
+	return applier.Consume(ctx, opts)
+}
+
+// kafkaOptions resolves the brokers: the flag, else the brokers that the
+// kafka sources name, else quiver.yaml's kafka.brokers.
+func kafkaOptions(cfg *registry.Config, defs *registry.Definitions, flag string, sf streamFlags, log *slog.Logger) (stream.KafkaOptions, error) {
+	opts := stream.KafkaOptions{Group: *sf.group, FlushInterval: *sf.flush, SessionTimeout: *sf.session, DeadLetterSuffix: *sf.dlq, Logger: log}
+	switch {
+	case flag != "":
+		opts.Brokers = strings.Split(flag, ",")
+	default:
+		for _, s := range defs.Sources {
+			if s.Kind == registry.SourceKafka && len(s.Brokers) > 0 && opts.Brokers == nil {
+				for _, b := range s.Brokers {
+					opts.Brokers = append(opts.Brokers, strings.Split(os.ExpandEnv(b), ",")...)
+				}
+			}
+		}
+		if opts.Brokers == nil {
+			if err := cfg.Require("kafka.brokers"); err != nil {
+				return opts, err
+			}
+			opts.Brokers = cfg.Kafka.Brokers
+		}
+	}
+	return opts, nil
+}
