@@ -123,7 +123,7 @@ func TestStreamCrashes(t *testing.T) {
 	require.NoError(t, <-produced)
 
 	c := startChild(t, args...)
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(5 * time.Minute)
 	waitJoined(t, c) // it handles signals by then
 	for loggedRows(t, dir, "driver_trips") < events || loggedRows(t, dir, "driver_last_trip") < events {
 		if time.Now().After(deadline) || c.cmd.ProcessState != nil {
