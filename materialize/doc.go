@@ -7,5 +7,10 @@
 // per view, kept in the online store beside the rows (one value per view,
 // overwritten: it does not grow).
 //
+// The streaming materializer lives in the subpackage stream (Kafka and
+// pushed rows → online + the offline log); Verify checks what it wrote:
+// the online store against the point-in-time join at the stream's
+// watermark.
+//
 // It is the only package that imports both online and offline.
 package materialize

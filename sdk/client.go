@@ -14,7 +14,7 @@ import (
 	"github.com/quiverdata/quiver/online"
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
 	"github.com/quiverdata/quiver/registry"
-	"github.com/quiverdata/quiver/stream"
+	"github.com/quiverdata/quiver/materialize/stream"
 )
 
 // Request names entities and features. Entities holds one column per join

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
-	"github.com/quiverdata/quiver/stream"
+	"github.com/quiverdata/quiver/materialize/stream"
 )
 
 // Push sends rows of a push source, each a map from source field name to

@@ -17,7 +17,7 @@ import (
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/server"
-	"github.com/quiverdata/quiver/stream"
+	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/streamlog"
 )
 

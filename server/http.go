@@ -12,8 +12,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/online"
-	"github.com/quiverdata/quiver/stream"
 )
 
 // OnlineFeaturesRequest is the JSON body of POST /v1/online-features.

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quiverdata/quiver/materialize/stream"
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
 	"github.com/quiverdata/quiver/registry"
-	"github.com/quiverdata/quiver/stream"
 )
 
 // Pusher applies pushed rows of push sources online and to the offline

@@ -26,10 +26,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/quiverdata/quiver/examples/quickstart"
+	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/online"
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
 	"github.com/quiverdata/quiver/registry"
-	"github.com/quiverdata/quiver/stream"
 	"github.com/quiverdata/quiver/streamlog"
 )
 
@@ -360,7 +360,7 @@ func TestPushWithoutPusher(t *testing.T) {
 	_, err := h.client.Push(context.Background(), &servingv1.PushRequest{Source: "driver_app",
 		Columns: statusColumns([]int64{1001}, []bool{true}, []float64{0.5}, []time.Time{pushAt})})
 	require.Equal(t, codes.Unimplemented, status.Code(err), "%v", err)
-	require.ErrorContains(t, err, "push needs the stream materializer in the serving process, as quiver dev runs it")
+	require.ErrorContains(t, err, "this server takes no pushes: it was built without a Pusher")
 	code, out := postPush(t, h.httpBase, "", `{"source": "driver_app", "rows": []}`)
 	require.Equal(t, http.StatusNotImplemented, code)
 	require.Contains(t, out["error"], "this server takes no pushes")

@@ -10,10 +10,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/online"
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
 	"github.com/quiverdata/quiver/registry"
-	"github.com/quiverdata/quiver/stream"
 )
 
 // Limits bound requests.

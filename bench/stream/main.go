@@ -45,7 +45,7 @@ import (
 	"github.com/quiverdata/quiver/examples/quickstart"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
-	"github.com/quiverdata/quiver/stream"
+	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/streamlog"
 )
 

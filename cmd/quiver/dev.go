@@ -12,10 +12,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/server"
-	"github.com/quiverdata/quiver/stream"
 )
 
 const devUsage = "dev [--kafka-port N] [--partitions N] [--grpc ADDR] [--http ADDR] [--flight ADDR]"

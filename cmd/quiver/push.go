@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/server"
-	"github.com/quiverdata/quiver/stream"
 )
 
 // versionPusher takes pushes for quiver serve through the stream

@@ -6,11 +6,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/server"
-	"github.com/quiverdata/quiver/stream"
 )
 
 const serveUsage = "serve [--grpc ADDR] [--http ADDR] [--flight ADDR]"

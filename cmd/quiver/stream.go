@@ -14,9 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
-	"github.com/quiverdata/quiver/stream"
 )
 
 const streamUsage = "stream [--brokers HOST:PORT,...] [--group NAME] [--metrics ADDR]"

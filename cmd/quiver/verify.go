@@ -7,9 +7,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/quiverdata/quiver/materialize"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
-	"github.com/quiverdata/quiver/verify"
 )
 
 const verifyUsage = "verify [--views V1,V2] [--sample N] [--json]"
@@ -40,11 +40,11 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer off.Close()
-	opts := verify.Options{Defs: snap.Defs, Offline: off, Online: store, DataRoot: cfg.DataRoot(), Sample: *sample}
+	opts := materialize.VerifyOptions{Defs: snap.Defs, Offline: off, Online: store, DataRoot: cfg.DataRoot(), Sample: *sample}
 	if *views != "" {
 		opts.Views = strings.Split(*views, ",")
 	}
-	rep, err := verify.Run(ctx, opts)
+	rep, err := materialize.Verify(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func writeVerify(e *env, rep *verify.Report) error {
+func writeVerify(e *env, rep *materialize.VerifyReport) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VIEW\tFEATURE\tWATERMARK\tENTITIES\tEQUAL\tMISMATCH\tMISSING\tEXTRA")
 	var examples []string

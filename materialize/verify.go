@@ -1,14 +1,4 @@
-// Package verify checks the consistency contract between the online and
-// the offline store: once the materializer has caught up to time T, every
-// entity's online value equals the point-in-time join at T.
-//
-// For each stream view, T is the view's watermark: the greatest event time
-// in its committed offline log. Run samples entities from the log, reads
-// them online as of T (ttl and windows measured at T) and builds the
-// training set at T, and compares the two feature by feature. It is
-// meaningful when the materializer is caught up and idle (or stopped):
-// events applied online but not yet logged would show as differences.
-package verify
+package materialize
 
 import (
 	"context"
@@ -34,8 +24,8 @@ import (
 	"github.com/quiverdata/quiver/streamlog"
 )
 
-// Options say what to verify.
-type Options struct {
+// VerifyOptions say what to verify.
+type VerifyOptions struct {
 	Defs     *registry.Definitions
 	Offline  *offline.Engine
 	Online   online.Store
@@ -53,8 +43,8 @@ type Options struct {
 	FloatTolerance float64
 }
 
-// Report is the outcome for every feature checked.
-type Report struct {
+// VerifyReport is the outcome for every feature checked.
+type VerifyReport struct {
 	Views []ViewReport
 }
 
@@ -77,7 +67,7 @@ type FeatureReport struct {
 }
 
 // OK reports whether every sampled value agreed.
-func (r *Report) OK() bool {
+func (r *VerifyReport) OK() bool {
 	for _, v := range r.Views {
 		for _, f := range v.Features {
 			if f.Mismatch+f.Missing+f.Extra > 0 {
@@ -88,8 +78,16 @@ func (r *Report) OK() bool {
 	return true
 }
 
-// Run compares the online store with the training sets.
-func Run(ctx context.Context, opts Options) (*Report, error) {
+// Verify checks the consistency contract for each stream view: once the
+// materializer has caught up to time T, every entity's online value
+// equals the point-in-time join at T. T is the view's watermark, the
+// greatest event time in its committed offline log. Verify samples
+// entities from the log, reads them online as of T (ttl and windows
+// measured at T), builds the training set at T and compares the two
+// feature by feature. It is meaningful when the materializer is caught up
+// and idle (or stopped): events applied online but not yet logged show as
+// differences.
+func Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, error) {
 	if opts.Sample <= 0 {
 		opts.Sample = 1000
 	}
@@ -107,7 +105,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			}
 		}
 	}
-	rep := &Report{}
+	rep := &VerifyReport{}
 	for _, name := range views {
 		v := opts.Defs.FeatureView(name)
 		if v == nil {
@@ -126,7 +124,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	return rep, nil
 }
 
-func verifyView(ctx context.Context, opts Options, v *registry.FeatureView, src *registry.Source) (*ViewReport, error) {
+func verifyView(ctx context.Context, opts VerifyOptions, v *registry.FeatureView, src *registry.Source) (*ViewReport, error) {
 	ms, err := streamlog.Manifests(opts.DataRoot, v.Name)
 	if err != nil {
 		return nil, err
@@ -170,7 +168,7 @@ func verifyView(ctx context.Context, opts Options, v *registry.FeatureView, src 
 		return nil, fmt.Errorf("online lookup: %w", err)
 	}
 	// Offline, the training set at the watermark.
-	table, err := entityTable(keys, entities, at)
+	table, err := verifyEntities(keys, entities, at)
 	if err != nil {
 		return nil, err
 	}
@@ -345,8 +343,8 @@ func readKeys(path string, cols []string, seen map[string][]any) error {
 	return tr.Err()
 }
 
-// entityTable is the sampled entities at time at, as an Arrow stream.
-func entityTable(keys []*registry.Field, entities [][]any, at time.Time) (array.RecordReader, error) {
+// verifyEntities is the sampled entities at time at, as an Arrow stream.
+func verifyEntities(keys []*registry.Field, entities [][]any, at time.Time) (array.RecordReader, error) {
 	fields := make([]arrow.Field, 0, len(keys)+1)
 	for _, k := range keys {
 		t := arrow.DataType(arrow.PrimitiveTypes.Int64)

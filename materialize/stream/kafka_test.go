@@ -225,3 +225,76 @@ func checkDeadLetters(t *testing.T, b *kafkatest.Broker, topic string, want []ka
 		`{"driver_id": 1001, "rider_id": "r", "fare": 1, "ts": "2026-11-23T09:00:00Z", "tip": 2}`: "field tip: not a field of source trips",
 	}, reasons)
 }
+
+// TestGroupMembersHandOverPartitions: two consumers of one group share the
+// topic's partitions. One joins while the other consumes and the first
+// leaves while the second consumes: two rebalances mid-stream, and still
+// every event is logged exactly once and the online values are exact.
+func TestGroupMembersHandOverPartitions(t *testing.T) {
+	f := newFixture(t)
+	b := kafkatest.Start(t)
+	topic := "trips"
+	b.CreateTopic(t, topic, 3)
+	// Enough drivers that every partition holds some.
+	ts := trips(6000, 40, time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC), 3)
+	b.Produce(t, topic, messages(ts[:2000])...)
+
+	type member struct {
+		m      *Metrics
+		cancel context.CancelFunc
+		done   chan error
+	}
+	join := func() *member {
+		m := NewMetrics(nil)
+		a, err := NewApplier(f.repo.Defs, f.store, f.root, m, nil)
+		require.NoError(t, err)
+		a.MaxFuture = 100 * 365 * 24 * time.Hour
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel) // a failed test stops its members too
+		mb := &member{m: m, cancel: cancel, done: make(chan error, 1)}
+		go func() {
+			mb.done <- a.Consume(ctx, KafkaOptions{Brokers: b.Addrs, Group: "shared", FlushInterval: 50 * time.Millisecond, SessionTimeout: time.Second})
+		}()
+		return mb
+	}
+	leave := func(mb *member) {
+		mb.cancel()
+		select {
+		case err := <-mb.done:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("Consume did not return after cancel")
+		}
+	}
+	applied := func(mb *member) int { return int(testutil.ToFloat64(mb.m.Events.WithLabelValues("trips"))) }
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for !cond() {
+			require.False(t, time.Now().After(deadline), "waiting for %s", what)
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	first := join()
+	waitFor("the first member to apply events", func() bool { return applied(first) > 0 })
+	second := join()
+	// A trickle of events until the group has rebalanced and the second
+	// member applies some of them.
+	next := 2000
+	for ; applied(second) <= 0 && next < 5000; next += 50 {
+		b.Produce(t, topic, messages(ts[next:next+50])...)
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.Positive(t, applied(second), "the second member took partitions")
+	leave(first)
+	b.Produce(t, topic, messages(ts[next:])...)
+	waitFor("every event in both logs", func() bool {
+		return logRows(t, f.root, "driver_trips") >= len(ts) && logRows(t, f.root, "driver_last_trip") >= len(ts)
+	})
+	leave(second)
+
+	require.Equal(t, len(ts), logRows(t, f.root, "driver_trips"), "nothing logged twice across the hand-overs")
+	require.Equal(t, len(ts), logRows(t, f.root, "driver_last_trip"))
+	checkOnline(t, f, ts)
+}

@@ -1,0 +1,92 @@
+package materialize
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/quiverdata/quiver/materialize/stream"
+	"github.com/quiverdata/quiver/online"
+	"github.com/quiverdata/quiver/streamlog"
+)
+
+// counts is a feature's outcome without its example.
+type counts struct{ Equal, Mismatch, Missing, Extra int }
+
+func verifyCounts(t *testing.T, rep *VerifyReport) map[string]counts {
+	t.Helper()
+	out := map[string]counts{}
+	for _, v := range rep.Views {
+		for _, f := range v.Features {
+			out[v.View+":"+f.Feature] = counts{f.Equal, f.Mismatch, f.Missing, f.Extra}
+		}
+	}
+	return out
+}
+
+// TestVerify: pushed rows are online and in the log alike, and Verify
+// finds them equal; an event applied online that the log lacks is a
+// mismatch, and an online store that lacks the entities is missing them.
+func TestVerify(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	root := f.repo.Config.DataRoot()
+	a, err := stream.NewApplier(f.repo.Defs, f.store, root, nil, nil)
+	require.NoError(t, err)
+	a.MaxFuture = 100 * 365 * 24 * time.Hour // fixed event times, whatever the clock says
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	var rows [][]any
+	for i := range 20 {
+		rows = append(rows, []any{int64(1001 + i%5), i%2 == 0, float32(i) / 20, at.Add(time.Duration(i) * time.Minute)})
+	}
+	_, err = a.PushRows(ctx, "driver_app", rows)
+	require.NoError(t, err)
+
+	opts := VerifyOptions{Defs: f.repo.Defs, Offline: f.off, Online: f.store, DataRoot: root, Views: []string{"driver_status", "driver_pings"}}
+	rep, err := Verify(ctx, opts)
+	require.NoError(t, err)
+	require.True(t, rep.OK(), "%+v", rep)
+	for _, v := range rep.Views {
+		require.Equal(t, at.Add(19*time.Minute), v.At, "the watermark is the log's latest event")
+		require.Equal(t, 5, v.Entities)
+	}
+	all := func(c counts) map[string]counts {
+		return map[string]counts{"driver_status:available": c, "driver_status:battery": c, "driver_pings:pings_10m": c, "driver_pings:min_battery_1h": c}
+	}
+	require.Equal(t, all(counts{Equal: 5}), verifyCounts(t, rep))
+
+	// Driver 1003's last logged event is at minute 17; one at minute 18
+	// goes online only, as if the stream had not logged it yet.
+	late := []any{int64(1003), true, float32(0.99), at.Add(18 * time.Minute)}
+	require.NoError(t, a.ApplyOnline(ctx, "driver_app", 0, []streamlog.Event{{Values: late, Time: at.Add(18 * time.Minute), Offset: streamlog.NoOffset}}))
+	rep, err = Verify(ctx, opts)
+	require.NoError(t, err)
+	require.False(t, rep.OK())
+	require.Equal(t, map[string]counts{
+		"driver_status:available":     {Equal: 4, Mismatch: 1}, // false at minute 17
+		"driver_status:battery":       {Equal: 4, Mismatch: 1},
+		"driver_pings:pings_10m":      {Equal: 4, Mismatch: 1}, // one ping more
+		"driver_pings:min_battery_1h": {Equal: 5},              // 0.99 is no new minimum
+	}, verifyCounts(t, rep))
+	for _, v := range rep.Views {
+		for _, fr := range v.Features {
+			if fr.Mismatch > 0 {
+				require.Contains(t, fr.Example, "1003", "the example names the entity")
+			}
+		}
+	}
+
+	// An online store without the entities misses every one of them.
+	empty, err := online.OpenEmbedded(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, empty.Close()) })
+	opts.Online = empty
+	rep, err = Verify(ctx, opts)
+	require.NoError(t, err)
+	require.Equal(t, all(counts{Missing: 5}), verifyCounts(t, rep))
+
+	_, err = Verify(ctx, VerifyOptions{Defs: f.repo.Defs, Offline: f.off, Online: f.store, DataRoot: root, Views: []string{"driver_hourly"}})
+	require.ErrorContains(t, err, "view driver_hourly reads batch source driver_stats")
+}
