@@ -87,11 +87,24 @@ kport=${QUIVER_DEMO_KAFKA_PORT:-19092}
 dev_pid=$!
 trap 'kill $dev_pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -fs "http://$http/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-echo "\$ go run ./examples/stream-producer -brokers 127.0.0.1:$kport -http $http -entities now.parquet"
-(cd "$root" && go run -tags duckdb_arrow ./examples/stream-producer -brokers "127.0.0.1:$kport" -http "$http" -entities "$repo/now.parquet")
+echo "\$ go run ./examples/stream-producer -brokers 127.0.0.1:$kport -http $http -entities now.parquet -poison"
+(cd "$root" && go run -tags duckdb_arrow ./examples/stream-producer -brokers "127.0.0.1:$kport" -http "$http" -entities "$repo/now.parquet" -poison)
 echo "\$ curl -s -X POST http://$http/v1/online-features -d '{\"entities\": {\"driver_id\": [1001]}, \"features\": [\"driver_trips:*\", \"driver_last_trip:*\"]}'"
 curl -s -X POST "http://$http/v1/online-features" -d '{"entities": {"driver_id": [1001]}, "features": ["driver_trips:*", "driver_last_trip:*"]}'
 echo
+ts=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+push='{"source": "driver_app", "rows": [{"driver_id": 1001, "available": true, "battery": 0.8, "ts": "'$ts'"}, {"driver_id": 1002, "available": false, "battery": 0.15, "ts": "'$ts'"}]}'
+echo "\$ curl -s -X POST http://$http/v1/push -d '$push'    # the push API: same path, online + offline log"
+curl -s -X POST "http://$http/v1/push" -d "$push"
+echo
+echo "\$ curl -s -X POST http://$http/v1/online-features -d '{\"entities\": {\"driver_id\": [1001, 1002]}, \"features\": [\"driver_status:*\", \"driver_pings:pings_10m\"]}'"
+curl -s -X POST "http://$http/v1/online-features" -d '{"entities": {"driver_id": [1001, 1002]}, "features": ["driver_status:*", "driver_pings:pings_10m"]}'
+echo
+echo "\$ curl -s -X POST http://$http/v1/push -d '{\"source\": \"driver_app\", \"rows\": [{\"driver_id\": 1001, \"battery\": \"full\"}]}'    # a bad row is refused whole"
+curl -s -X POST "http://$http/v1/push" -d '{"source": "driver_app", "rows": [{"driver_id": 1001, "battery": "full"}]}'
+echo
+echo "\$ curl -s http://$http/metrics | grep -E '^quiver_stream_(events_total|dead_letters_total|freshness_seconds_count)'"
+curl -s "http://$http/metrics" | grep -E '^quiver_stream_(events_total|dead_letters_total|freshness_seconds_count)' || true
 kill -TERM $dev_pid   # flushes the offline log and commits the offsets
 wait $dev_pid 2>/dev/null || true
 trap - EXIT
@@ -100,7 +113,7 @@ step "The same values in a training set: the stream's offline log, windows by th
 run training-set --entities now.parquet --features 'driver_trips:*,driver_last_trip:*' --out "$demo/stream_training.parquet" --preview 3
 
 step "Verify: the online store equals the point-in-time join at the stream's watermark"
-run verify --views driver_trips,driver_last_trip
+run verify --views driver_trips,driver_last_trip,driver_status,driver_pings
 
 step "A typo is caught with its file, line and a suggestion"
 sed -i 's/source: driver_stats/source: driver_stat/' features/drivers.yaml

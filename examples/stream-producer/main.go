@@ -30,15 +30,16 @@ func main() {
 	httpAddr := flag.String("http", "127.0.0.1:6567", "Quiver's HTTP address")
 	events := flag.Int("events", 2000, "trips to send")
 	drivers := flag.Int("drivers", 20, "drivers 1001… the trips belong to")
+	poison := flag.Bool("poison", false, "also send one malformed trip first, which goes to the dead-letter topic")
 	entities := flag.String("entities", "", "write the entity table of the drivers at the last trip's time to this Parquet file")
 	flag.Parse()
-	if err := run(*brokers, *topic, *httpAddr, *events, *drivers, *entities); err != nil {
+	if err := run(*brokers, *topic, *httpAddr, *events, *drivers, *entities, *poison); err != nil {
 		fmt.Fprintln(os.Stderr, "stream-producer:", err)
 		os.Exit(1)
 	}
 }
 
-func run(brokers, topic, httpAddr string, n, drivers int, entities string) error {
+func run(brokers, topic, httpAddr string, n, drivers int, entities string, poison bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	before, err := tripCounts(ctx, httpAddr, drivers)
@@ -49,12 +50,17 @@ func run(brokers, topic, httpAddr string, n, drivers int, entities string) error
 		BatchSize: 1000, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
 	defer w.Close()
 	gen := quickstart.NewTripGenerator(drivers, 0, uint64(time.Now().UnixNano()))
-	msgs := make([]kafka.Message, n)
+	var msgs []kafka.Message
+	if poison {
+		// A fare that is not a number: the stream sends it to the
+		// dead-letter topic, with the reason, and carries on.
+		msgs = append(msgs, kafka.Message{Key: []byte("1001"), Value: []byte(`{"driver_id": 1001, "rider_id": "r1", "fare": "twelve", "ts": "2026-12-01T00:00:00Z"}`)})
+	}
 	var last time.Time
 	start := time.Now()
-	for i := range msgs {
+	for range n {
 		tr := gen.Next(time.Now())
-		msgs[i] = kafka.Message{Key: tr.Key(), Value: tr.JSON()}
+		msgs = append(msgs, kafka.Message{Key: tr.Key(), Value: tr.JSON()})
 		last = tr.TS
 	}
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
@@ -62,6 +68,9 @@ func run(brokers, topic, httpAddr string, n, drivers int, entities string) error
 	}
 	sent := time.Since(start)
 	fmt.Printf("produced %d trips of %d drivers to %s in %s\n", n, drivers, topic, sent.Round(time.Millisecond))
+	if poison {
+		fmt.Printf("and 1 malformed trip before them, for %s.dlq\n", topic)
+	}
 	var total int64
 	for {
 		after, err := tripCounts(ctx, httpAddr, drivers)
