@@ -11,8 +11,8 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
-	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
 	"github.com/quiverdata/quiver/materialize/stream"
+	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
 )
 
 // Push sends rows of a push source, each a map from source field name to

@@ -99,6 +99,9 @@ func cmdStream(ctx context.Context, e *env, args []string) error {
 // kafka sources name, else quiver.yaml's kafka.brokers.
 func kafkaOptions(cfg *registry.Config, defs *registry.Definitions, flag string, sf streamFlags, log *slog.Logger) (stream.KafkaOptions, error) {
 	opts := stream.KafkaOptions{Group: *sf.group, FlushInterval: *sf.flush, SessionTimeout: *sf.session, DeadLetterSuffix: *sf.dlq, Logger: log}
+	if opts.Group == "" {
+		opts.Group = stream.DefaultGroup(defs.Project)
+	}
 	switch {
 	case flag != "":
 		opts.Brokers = strings.Split(flag, ",")

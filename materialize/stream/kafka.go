@@ -40,9 +40,13 @@ type KafkaOptions struct {
 	Logger *slog.Logger
 }
 
+// DefaultGroup is the consumer group of a project's stream when none is
+// given.
+func DefaultGroup(project string) string { return "quiver-" + project }
+
 func (o *KafkaOptions) ensureDefaults(project string) {
 	if o.Group == "" {
-		o.Group = "quiver-" + project
+		o.Group = DefaultGroup(project)
 	}
 	if o.DeadLetterSuffix == "" {
 		o.DeadLetterSuffix = ".dlq"
