@@ -124,13 +124,13 @@ func canonList(e registry.Scalar, v any) (any, bool) {
 	if at == nil {
 		return nil, false
 	}
-	out := newList(e, n)
+	out := registry.MakeList(e, n)
 	for i := range n {
 		x, ok := canonScalar(e, at(i))
 		if !ok {
 			return nil, false
 		}
-		out = appendList(out, x)
+		out = registry.AppendList(out, x)
 	}
 	return out, true
 }
@@ -195,51 +195,6 @@ func listElems(v any) (int, func(int) any) {
 	return 0, nil
 }
 
-func newList(e registry.Scalar, n int) any {
-	switch e {
-	case registry.Int32:
-		return make([]int32, 0, n)
-	case registry.Int64:
-		return make([]int64, 0, n)
-	case registry.Float32:
-		return make([]float32, 0, n)
-	case registry.Float64:
-		return make([]float64, 0, n)
-	case registry.Bool:
-		return make([]bool, 0, n)
-	case registry.String:
-		return make([]string, 0, n)
-	case registry.Bytes:
-		return make([][]byte, 0, n)
-	case registry.Timestamp:
-		return make([]time.Time, 0, n)
-	}
-	return nil
-}
-
-// appendList appends x, a canonical scalar of the list's element type.
-func appendList(l, x any) any {
-	switch s := l.(type) {
-	case []int32:
-		return append(s, x.(int32))
-	case []int64:
-		return append(s, x.(int64))
-	case []float32:
-		return append(s, x.(float32))
-	case []float64:
-		return append(s, x.(float64))
-	case []bool:
-		return append(s, x.(bool))
-	case []string:
-		return append(s, x.(string))
-	case [][]byte:
-		return append(s, x.([]byte))
-	case []time.Time:
-		return append(s, x.(time.Time))
-	}
-	return l
-}
-
 // appendValue encodes a canonical value of type t as the online row
 // format does: int32, int64, timestamp (µs) as zigzag varints; float32 and
 // float64 as 4 and 8 bytes little-endian; bool as one byte; string and
@@ -289,14 +244,14 @@ func readValue(b []byte, t registry.ValueType) (any, []byte, error) {
 		}
 		b = b[k:]
 		et := registry.ValueType{Elem: t.Elem}
-		out := newList(t.Elem, int(n))
+		out := registry.MakeList(t.Elem, int(n))
 		for range int(n) {
 			var v any
 			var err error
 			if v, b, err = readValue(b, et); err != nil {
 				return nil, nil, err
 			}
-			out = appendList(out, v)
+			out = registry.AppendList(out, v)
 		}
 		return out, b, nil
 	}

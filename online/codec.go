@@ -286,14 +286,14 @@ func readValue(b []byte, t registry.ValueType) (any, []byte, error) {
 		}
 		b = b[k:]
 		et := registry.ValueType{Elem: t.Elem}
-		out := newList(t.Elem, int(n))
+		out := registry.MakeList(t.Elem, int(n))
 		for range int(n) {
 			var v any
 			var err error
 			if v, b, err = readValue(b, et); err != nil {
 				return nil, nil, err
 			}
-			out = appendList(out, v)
+			out = registry.AppendList(out, v)
 		}
 		return out, b, nil
 	}
@@ -337,50 +337,6 @@ func readValue(b []byte, t registry.ValueType) (any, []byte, error) {
 		return append([]byte(nil), s...), b[k+int(n):], nil
 	}
 	return nil, nil, fmt.Errorf("unknown type %s", t)
-}
-
-func newList(e registry.Scalar, n int) any {
-	switch e {
-	case registry.Int32:
-		return make([]int32, 0, n)
-	case registry.Int64:
-		return make([]int64, 0, n)
-	case registry.Float32:
-		return make([]float32, 0, n)
-	case registry.Float64:
-		return make([]float64, 0, n)
-	case registry.Bool:
-		return make([]bool, 0, n)
-	case registry.String:
-		return make([]string, 0, n)
-	case registry.Bytes:
-		return make([][]byte, 0, n)
-	case registry.Timestamp:
-		return make([]time.Time, 0, n)
-	}
-	return nil
-}
-
-func appendList(l, v any) any {
-	switch x := l.(type) {
-	case []int32:
-		return append(x, v.(int32))
-	case []int64:
-		return append(x, v.(int64))
-	case []float32:
-		return append(x, v.(float32))
-	case []float64:
-		return append(x, v.(float64))
-	case []bool:
-		return append(x, v.(bool))
-	case []string:
-		return append(x, v.(string))
-	case [][]byte:
-		return append(x, v.([]byte))
-	case []time.Time:
-		return append(x, v.(time.Time))
-	}
-	return l
 }
 
 // EncodeEntity encodes join-key values (int64 or string, in the view's

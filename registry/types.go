@@ -192,3 +192,52 @@ func (d *Duration) UnmarshalText(b []byte) error {
 }
 
 func (d *Duration) parseScalar(s string) error { return d.UnmarshalText([]byte(s)) }
+
+// MakeList returns an empty Go slice for a list of e, with room for n:
+// []int32, []int64, []float32, []float64, []bool, []string, [][]byte or
+// []time.Time; nil for an invalid type.
+func MakeList(e Scalar, n int) any {
+	switch e {
+	case Int32:
+		return make([]int32, 0, n)
+	case Int64:
+		return make([]int64, 0, n)
+	case Float32:
+		return make([]float32, 0, n)
+	case Float64:
+		return make([]float64, 0, n)
+	case Bool:
+		return make([]bool, 0, n)
+	case String:
+		return make([]string, 0, n)
+	case Bytes:
+		return make([][]byte, 0, n)
+	case Timestamp:
+		return make([]time.Time, 0, n)
+	}
+	return nil
+}
+
+// AppendList appends v, a Go value of the list's element type, to a slice
+// that MakeList made.
+func AppendList(l, v any) any {
+	switch x := l.(type) {
+	case []int32:
+		return append(x, v.(int32))
+	case []int64:
+		return append(x, v.(int64))
+	case []float32:
+		return append(x, v.(float32))
+	case []float64:
+		return append(x, v.(float64))
+	case []bool:
+		return append(x, v.(bool))
+	case []string:
+		return append(x, v.(string))
+	case [][]byte:
+		return append(x, v.([]byte))
+	case []time.Time:
+		return append(x, v.(time.Time))
+	}
+	return l
+}
