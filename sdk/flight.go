@@ -83,6 +83,22 @@ func (c *FlightClient) TrainingSetFromPath(ctx context.Context, entities string,
 	return recordReader(stream)
 }
 
+// Dataset streams a saved training set (an Arrow IPC file or Parquet
+// within the server's data root, written by quiver training-set --out) as
+// it was stored: no join runs, so it arrives at the transport's speed.
+// The caller releases the reader.
+func (c *FlightClient) Dataset(ctx context.Context, path string) (array.RecordReader, error) {
+	cmd, err := json.Marshal(server.FlightCommand{Kind: server.FlightDataset, Path: path})
+	if err != nil {
+		return nil, err
+	}
+	stream, err := c.client.DoGet(c.ctx(ctx), &flight.Ticket{Ticket: cmd})
+	if err != nil {
+		return nil, err
+	}
+	return recordReader(stream)
+}
+
 // TrainingSet streams the entity table to the server and the training set
 // back. The entity reader is read to its end (and not released).
 func (c *FlightClient) TrainingSet(ctx context.Context, entities array.RecordReader, req TrainingSetRequest) (array.RecordReader, error) {

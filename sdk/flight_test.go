@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -352,4 +353,102 @@ func TestFlightCancelMidStream(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "the server's DoGet did not end after the client cancelled:\n%s", b.String())
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestFlightSavedDatasets: a training set saved as an Arrow IPC file or as
+// Parquet within the data root streams back over DoGet as it was saved,
+// and bad dataset commands are refused with the reason.
+func TestFlightSavedDatasets(t *testing.T) {
+	ctx := context.Background()
+	h := startFlight(t)
+	root := h.repo.Config.DataRoot()
+	req := &offline.Request{Defs: h.snap.Defs, Entities: offline.EntitiesFromParquet(filepath.Join(root, quickstart.LabelsFile)), Features: tsReq.Features}
+	rr, err := h.off.TrainingSet(ctx, req)
+	require.NoError(t, err)
+	wantSch, want := table(t, rr)
+	rr.Release()
+
+	// The Arrow IPC file, in batches of 30 rows.
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "sets"), 0o755))
+	fh, err := os.Create(filepath.Join(root, "sets", "train.arrow"))
+	require.NoError(t, err)
+	w, err := ipc.NewFileWriter(fh, ipc.WithSchema(wantSch))
+	require.NoError(t, err)
+	for lo := 0; lo < want[0].Len(); lo += 30 {
+		hi := min(lo+30, want[0].Len())
+		var cols []arrow.Array
+		for _, c := range want {
+			cols = append(cols, array.NewSlice(c, int64(lo), int64(hi)))
+		}
+		rec := array.NewRecordBatch(wantSch, cols, int64(hi-lo))
+		require.NoError(t, w.Write(rec))
+		rec.Release()
+		for _, c := range cols {
+			c.Release()
+		}
+	}
+	require.NoError(t, w.Close())
+	require.NoError(t, fh.Close())
+	_, err = h.off.WriteParquet(ctx, req, filepath.Join(root, "sets", "train.parquet"))
+	require.NoError(t, err)
+
+	c, err := DialFlight(h.addr, Options{})
+	require.NoError(t, err)
+	defer c.Close()
+	got, err := c.Dataset(ctx, "sets/train.arrow")
+	require.NoError(t, err)
+	requireSameTable(t, wantSch, want, got)
+	got.Release()
+	got, err = c.Dataset(ctx, "sets/train.parquet")
+	require.NoError(t, err)
+	sch, cols := table(t, got)
+	got.Release()
+	require.Equal(t, fieldNames(wantSch), fieldNames(sch))
+	require.Equal(t, want[0].Len(), cols[0].Len())
+	for i, col := range cols {
+		require.Equal(t, want[i].String(), col.String(), "column %s", sch.Field(i).Name)
+	}
+
+	// GetSchema on a dataset command reads the file's schema.
+	raw, err := flight.NewClientWithMiddleware(h.addr, nil, nil, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer raw.Close()
+	sr, err := raw.GetSchema(ctx, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: []byte(`{"kind": "dataset", "path": "sets/train.arrow"}`)})
+	require.NoError(t, err)
+	gotSch, err := flight.DeserializeSchema(sr.Schema, memory.DefaultAllocator)
+	require.NoError(t, err)
+	require.True(t, wantSch.Equal(gotSch))
+
+	require.NoError(t, os.WriteFile(filepath.Join(root, "sets", "notes.txt"), []byte("x"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "sets", "bad.arrow"), []byte("not arrow"), 0o644))
+	fetch := func(cmd string) error {
+		s, err := raw.DoGet(ctx, &flight.Ticket{Ticket: []byte(cmd)})
+		if err != nil {
+			return err
+		}
+		_, err = s.Recv()
+		return err
+	}
+	for _, tc := range []struct {
+		cmd  string
+		code codes.Code
+		want string
+	}{
+		{`{"kind": "dataset", "path": "../../etc/passwd.arrow"}`, codes.InvalidArgument, "is outside the data root"},
+		{`{"kind": "dataset", "path": "sets/notes.txt"}`, codes.InvalidArgument, "neither an Arrow IPC file"},
+		{`{"kind": "dataset", "path": "sets/bad.arrow"}`, codes.InvalidArgument, "is not an Arrow IPC file"},
+		{`{"kind": "dataset", "path": "sets/none.arrow"}`, codes.NotFound, `no dataset "sets/none.arrow"`},
+		{`{"kind": "dataset"}`, codes.InvalidArgument, "a dataset command needs a path"},
+		{`{"kind": "dataset", "path": "sets/train.arrow", "features": ["driver_hourly:conv_rate"]}`, codes.InvalidArgument, "takes only a path"},
+		{`{"kind": "training_set", "path": "sets/train.arrow"}`, codes.InvalidArgument, "has no path"},
+	} {
+		err := fetch(tc.cmd)
+		require.Equal(t, tc.code, status.Code(err), "%s: %v", tc.cmd, err)
+		require.ErrorContains(t, err, tc.want, tc.cmd)
+	}
+	// The server keeps serving.
+	got, err = c.Dataset(ctx, "sets/train.arrow")
+	require.NoError(t, err)
+	requireSameTable(t, wantSch, want, got)
+	got.Release()
 }

@@ -33,6 +33,10 @@ const (
 	// FlightOnlineFeatures: online values for each entity batch the client
 	// streams in DoExchange (batch inference).
 	FlightOnlineFeatures = "online_features"
+	// FlightDataset: a saved training set, an Arrow IPC file or Parquet
+	// within the data root named by Path, streamed as stored (DoGet). No
+	// join runs, so it streams at the transport's speed.
+	FlightDataset = "dataset"
 )
 
 // FlightCommand is the JSON of a Flight descriptor's cmd and of a ticket.
@@ -46,6 +50,9 @@ type FlightCommand struct {
 	// Entities is a Parquet path or glob relative to the data root (DoGet
 	// and GetFlightInfo only).
 	Entities string `json:"entities,omitempty"`
+	// Path is the saved dataset of kind dataset, relative to the data
+	// root.
+	Path string `json:"path,omitempty"`
 }
 
 // DecodeFlightCommand parses a descriptor cmd or a ticket: one JSON object
@@ -62,10 +69,20 @@ func DecodeFlightCommand(b []byte) (*FlightCommand, error) {
 	}
 	switch c.Kind {
 	case FlightTrainingSet, FlightOnlineFeatures:
+		if c.Path != "" {
+			return nil, fmt.Errorf("a %s command has no path (path names a saved dataset: kind \"dataset\")", c.Kind)
+		}
+	case FlightDataset:
+		if c.Path == "" {
+			return nil, errors.New(`a dataset command needs a path: a saved Arrow IPC or Parquet file within the data root`)
+		}
+		if len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" || c.TimestampColumn != "" || len(c.JoinKeyMap) > 0 || c.FullFeatureNames {
+			return nil, errors.New("a dataset command takes only a path: the dataset is served as it was saved")
+		}
 	case "":
-		return nil, errors.New(`command has no kind ("training_set" or "online_features")`)
+		return nil, errors.New(`command has no kind ("training_set", "online_features" or "dataset")`)
 	default:
-		return nil, fmt.Errorf("unknown command kind %q (want \"training_set\" or \"online_features\")", c.Kind)
+		return nil, fmt.Errorf("unknown command kind %q (want \"training_set\", \"online_features\" or \"dataset\")", c.Kind)
 	}
 	return &c, nil
 }
@@ -116,6 +133,10 @@ func flightInvalid(format string, args ...any) error {
 	return status.Errorf(codes.InvalidArgument, format, args...)
 }
 
+func flightNotFound(format string, args ...any) error {
+	return status.Errorf(codes.NotFound, format, args...)
+}
+
 // flightError maps core errors to Flight (gRPC) status codes.
 func flightError(err error) error {
 	if _, ok := status.FromError(err); ok {
@@ -132,10 +153,11 @@ func (c *FlightCommand) trainingRequest(defs *registry.Definitions, ents offline
 		FullFeatureNames: c.FullFeatureNames, TimestampColumn: c.TimestampColumn, JoinKeyMap: c.JoinKeyMap}
 }
 
-// entitiesPath resolves a ticket's entity path within the data root.
-func (f *FlightService) entitiesPath(p string) (string, error) {
+// rootPath resolves a command's path (what: "entities" or "dataset")
+// within the data root; paths that lead out of it are refused.
+func (f *FlightService) rootPath(what, p string) (string, error) {
 	if p == "" {
-		return "", flightInvalid("the command names no entities (a Parquet path within the data root)")
+		return "", flightInvalid("the command names no %s (a path within the data root)", what)
 	}
 	abs := p
 	if !filepath.IsAbs(p) {
@@ -147,7 +169,7 @@ func (f *FlightService) entitiesPath(p string) (string, error) {
 		return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 	}
 	if !inside(abs) {
-		return "", flightInvalid("entities %q is outside the data root", p)
+		return "", flightInvalid("%s %q is outside the data root", what, p)
 	}
 	// A symbolic link inside the root must not lead out of it.
 	if real, err := filepath.EvalSymlinks(abs); err == nil {
@@ -156,7 +178,7 @@ func (f *FlightService) entitiesPath(p string) (string, error) {
 			root = f.dataRoot
 		}
 		if rel, err := filepath.Rel(root, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-			return "", flightInvalid("entities %q leads outside the data root", p)
+			return "", flightInvalid("%s %q leads outside the data root", what, p)
 		}
 	}
 	return abs, nil
@@ -182,15 +204,27 @@ func (f *FlightService) ticketCommand(cmdBytes []byte) (*FlightCommand, string, 
 	if err != nil {
 		return nil, "", flightInvalid("%v", err)
 	}
-	if cmd.Kind != FlightTrainingSet {
-		return nil, "", flightInvalid("a ticket names a training set; %q streams its entities with DoExchange", cmd.Kind)
+	if cmd.Kind != FlightTrainingSet && cmd.Kind != FlightDataset {
+		return nil, "", flightInvalid("a ticket names a training set or a dataset; %q streams its entities with DoExchange", cmd.Kind)
 	}
-	path, err := f.entitiesPath(cmd.Entities)
+	if cmd.Kind == FlightDataset {
+		return cmd, "", nil
+	}
+	path, err := f.rootPath("entities", cmd.Entities)
 	return cmd, path, err
 }
 
-// DoGet streams the training set a ticket names.
+// DoGet streams the training set or the saved dataset a ticket names.
 func (f *FlightService) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer) error {
+	if cmd, err := DecodeFlightCommand(t.GetTicket()); err == nil && cmd.Kind == FlightDataset {
+		// A saved dataset runs no join and takes no training-set slot.
+		rr, err := f.openDataset(stream.Context(), cmd.Path)
+		if err != nil {
+			return err
+		}
+		defer rr.Release()
+		return sendAll(stream, rr)
+	}
 	release, err := f.acquire(stream.Context())
 	if err != nil {
 		return err
@@ -477,7 +511,12 @@ func (f *FlightService) flightInfo(ctx context.Context, d *flight.FlightDescript
 		if err != nil {
 			return nil, err
 		}
-		sch, err := f.offline.TrainingSetSchema(ctx, cmd.trainingRequest(f.snapshot().Defs, offline.EntitiesFromParquet(path)))
+		var sch *arrow.Schema
+		if cmd.Kind == FlightDataset {
+			sch, err = f.datasetSchemaOf(ctx, cmd.Path)
+		} else {
+			sch, err = f.offline.TrainingSetSchema(ctx, cmd.trainingRequest(f.snapshot().Defs, offline.EntitiesFromParquet(path)))
+		}
 		if err != nil {
 			return nil, flightError(err)
 		}

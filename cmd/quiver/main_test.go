@@ -220,6 +220,37 @@ func TestTrainingSetCommand(t *testing.T) {
 	require.NoError(t, rd.Err())
 	require.EqualValues(t, 1000, rows)
 
+	// An Arrow IPC file, for serving over Flight as a saved dataset.
+	arrowOut := filepath.Join(dir, "data", "sets", "ts.arrow")
+	require.NoError(t, os.MkdirAll(filepath.Dir(arrowOut), 0o755))
+	code, stdout, stderr = quiver(t, "training-set", "--repo", dir, "--entities", labels, "--features", "driver_hourly:*", "--out", arrowOut)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "Wrote 1000 rows to "+arrowOut)
+	fh, err := os.Open(arrowOut)
+	require.NoError(t, err)
+	fr, err := ipc.NewFileReader(fh)
+	require.NoError(t, err)
+	rows = 0
+	for i := range fr.NumRecords() {
+		rec, err := fr.RecordBatchAt(i)
+		require.NoError(t, err)
+		rows += rec.NumRows()
+		rec.Release()
+	}
+	require.EqualValues(t, 1000, rows)
+	names = names[:0]
+	for _, f := range fr.Schema().Fields() {
+		names = append(names, f.Name)
+	}
+	require.Equal(t, []string{"driver_id", "event_timestamp", "trip_completed", "surge", "conv_rate", "acc_rate", "avg_daily_trips", "embedding"}, names)
+	require.NoError(t, fr.Close())
+	require.NoError(t, fh.Close())
+	_, err = os.Stat(arrowOut + ".tmp")
+	require.ErrorIs(t, err, os.ErrNotExist, "the temporary file is renamed into place")
+	code, _, stderr = quiver(t, "training-set", "--repo", dir, "--entities", labels, "--features", "driver_hourly:*", "--out", arrowOut, "--preview", "2")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "--preview reads Parquet output")
+
 	code, stdout, stderr = quiver(t, "training-set", "--repo", dir, "--entities", labels, "--features", "driver_hourly:conv_rate", "--explain")
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "ASOF LEFT JOIN")

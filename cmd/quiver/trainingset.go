@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/server"
 )
 
 const trainingSetUsage = "training-set --entities FILE --features REFS [--feature-service S] [--full-feature-names] --out FILE|-"
@@ -38,7 +41,7 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 	features := f.String("features", "", "comma-separated feature references: view:feature or view:*")
 	service := f.String("feature-service", "", "a feature service `NAME` instead of --features")
 	full := f.Bool("full-feature-names", false, "name feature columns view__feature")
-	out := f.String("out", "", "output Parquet `FILE`, or - for an Arrow IPC stream on stdout")
+	out := f.String("out", "", "output `FILE`: Parquet, an Arrow IPC file when it ends in .arrow (or .feather, .ipc), or - for an Arrow IPC stream on stdout")
 	tsCol := f.String("timestamp-column", offline.DefaultTimestampColumn, "the entity table's event-time `COLUMN`")
 	keyMap := f.String("join-key-map", "", "entity-table columns for join keys it names differently: `KEY=COLUMN` or VIEW.KEY=COLUMN, comma-separated")
 	explain := f.Bool("explain", false, "print the SQL and DuckDB's plan instead of running it")
@@ -54,7 +57,9 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 	case *entities == "":
 		return usageError{"--entities is required; usage: quiver " + trainingSetUsage}
 	case *out == "" && !*explain:
-		return usageError{"--out is required (a Parquet file, or - for Arrow on stdout); usage: quiver " + trainingSetUsage}
+		return usageError{"--out is required (a Parquet file, an Arrow IPC .arrow file, or - for Arrow on stdout); usage: quiver " + trainingSetUsage}
+	case *preview > 0 && server.DatasetFormat(*out) == "arrow":
+		return usageError{"--preview reads Parquet output; preview the Arrow file with a Parquet --out, or read it with any Arrow reader"}
 	case *features == "" && *service == "":
 		return usageError{"give --features or --feature-service; usage: quiver " + trainingSetUsage}
 	}
@@ -91,9 +96,17 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 	prog := startProgress(e.stderr, fmt.Sprintf("building training set from registry version %d", snap.Version))
 	defer prog.Stop()
 	if *out == "-" {
-		return writeArrowStream(ctx, e, eng, req, prog)
+		_, err := writeArrow(ctx, eng, req, prog, func(s *arrow.Schema) (arrowWriter, error) {
+			return ipc.NewWriter(e.stdout, ipc.WithSchema(s)), nil
+		})
+		return err
 	}
-	n, err := eng.WriteParquet(ctx, req, *out)
+	var n int64
+	if server.DatasetFormat(*out) == "arrow" {
+		n, err = writeArrowFile(ctx, eng, req, prog, *out)
+	} else {
+		n, err = eng.WriteParquet(ctx, req, *out)
+	}
 	if err != nil {
 		return err
 	}
@@ -116,30 +129,62 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 	return tw.Flush()
 }
 
-// writeArrowStream writes the training set to stdout as an Arrow IPC
-// stream, batch by batch.
-func writeArrowStream(ctx context.Context, e *env, eng *offline.Engine, req *offline.Request, prog *progress) (err error) {
+// arrowWriter is an Arrow IPC stream or file writer.
+type arrowWriter interface {
+	Write(arrow.RecordBatch) error
+	Close() error
+}
+
+// writeArrow writes the training set batch by batch through the writer
+// that newWriter makes for its schema, and closes it.
+func writeArrow(ctx context.Context, eng *offline.Engine, req *offline.Request, prog *progress, newWriter func(*arrow.Schema) (arrowWriter, error)) (rows int64, err error) {
 	rr, err := eng.TrainingSet(ctx, req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer rr.Release()
-	w := ipc.NewWriter(e.stdout, ipc.WithSchema(rr.Schema()))
+	w, err := newWriter(rr.Schema())
+	if err != nil {
+		return 0, err
+	}
 	defer func() {
-		if cerr := w.Close(); err == nil {
-			err = cerr
+		if cerr := w.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("write arrow: %w", cerr)
 		}
 	}()
-	var rows int64
 	for rr.Next() {
 		rec := rr.RecordBatch()
 		if err := w.Write(rec); err != nil {
-			return fmt.Errorf("write arrow stream: %w", err)
+			return rows, fmt.Errorf("write arrow: %w", err)
 		}
 		rows += rec.NumRows()
-		prog.Set(fmt.Sprintf("streamed %d rows", rows))
+		prog.Set(fmt.Sprintf("wrote %d rows", rows))
 	}
-	return rr.Err()
+	return rows, rr.Err()
+}
+
+// writeArrowFile writes the training set as an Arrow IPC file, through a
+// temporary name renamed into place once complete.
+func writeArrowFile(ctx context.Context, eng *offline.Engine, req *offline.Request, prog *progress, path string) (int64, error) {
+	tmp := path + ".tmp"
+	fh, err := os.Create(tmp)
+	if err != nil {
+		return 0, err
+	}
+	n, err := writeArrow(ctx, eng, req, prog, func(s *arrow.Schema) (arrowWriter, error) {
+		return ipc.NewFileWriter(fh, ipc.WithSchema(s))
+	})
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp) // the write error is the one to report
+		return 0, err
+	}
+	return n, nil
 }
 
 func splitList(s string) []string {
