@@ -52,12 +52,17 @@ func (f *FlightService) openDataset(ctx context.Context, rel string) (array.Reco
 		return nil, flightError(fmt.Errorf("open dataset %s: %w", rel, err))
 	}
 	if format == "arrow" {
-		r, err := ipc.NewFileReader(fh, ipc.WithAllocator(memory.DefaultAllocator))
+		data, unmap, err := mapFile(fh)
+		_ = fh.Close() // the mapping outlives the descriptor
 		if err != nil {
-			_ = fh.Close() // the format error is the one to report
+			return nil, flightError(fmt.Errorf("open dataset %s: %w", rel, err))
+		}
+		r, err := ipc.NewMappedFileReader(data, ipc.WithAllocator(memory.DefaultAllocator))
+		if err != nil {
+			_ = unmap() // the format error is the one to report
 			return nil, flightInvalid("dataset %q is not an Arrow IPC file: %v", rel, err)
 		}
-		return &ipcFileReader{fh: fh, r: r, refs: 1}, nil
+		return &ipcFileReader{unmap: unmap, r: r, refs: 1}, nil
 	}
 	pf, err := file.NewParquetReader(fh)
 	if err != nil {
@@ -87,15 +92,16 @@ func (f *FlightService) datasetSchemaOf(ctx context.Context, rel string) (*arrow
 	return rr.Schema(), nil
 }
 
-// ipcFileReader is an array.RecordReader over an Arrow IPC file's
-// batches, which closes the file when released.
+// ipcFileReader is an array.RecordReader over the batches of a mapped
+// Arrow IPC file, which unmaps it when released. Its batches point into
+// the mapping: they are valid until the next Next or Release.
 type ipcFileReader struct {
-	fh   *os.File
-	r    *ipc.FileReader
-	next int
-	cur  arrow.RecordBatch
-	err  error
-	refs int
+	unmap func() error
+	r     *ipc.FileReader
+	next  int
+	cur   arrow.RecordBatch
+	err   error
+	refs  int
 }
 
 func (r *ipcFileReader) Retain()                        { r.refs++ }
@@ -132,8 +138,8 @@ func (r *ipcFileReader) Release() {
 		r.cur.Release()
 		r.cur = nil
 	}
-	_ = r.r.Close()  // reading is done; nothing was written
-	_ = r.fh.Close() // read-only
+	_ = r.r.Close() // reading is done; nothing was written
+	_ = r.unmap()   // read-only
 }
 
 // closingReader releases a record reader and then closes what it reads.

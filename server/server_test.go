@@ -447,13 +447,15 @@ func encodeStats(t *testing.T, rate float32, trips int64) []byte {
 }
 
 // FuzzDecodeFlightCommand: the Flight command decoder never panics, and
-// what it accepts has a known kind.
+// what it accepts has a known kind with the fields that kind takes.
 func FuzzDecodeFlightCommand(f *testing.F) {
 	for _, seed := range []string{
 		`{"kind": "training_set", "features": ["driver_hourly:conv_rate"], "entities": "driver_labels.parquet"}`,
 		`{"kind": "online_features", "feature_service": "ranking_v1", "full_feature_names": true}`,
 		`{"kind": "training_set", "join_key_map": {"driver_id": "driver"}, "timestamp_column": "at"}`,
 		`{"kind": "nope"}`, `{"kind": "training_set", "extra": 1}`, `{}`, `[]`, `not json`, ``, `{"kind": "training_set"} {}`,
+		`{"kind": "dataset", "path": "sets/train.arrow"}`, `{"kind": "dataset"}`, `{"kind": "dataset", "path": "x.parquet", "features": ["v:f"]}`,
+		`{"kind": "training_set", "path": "x.arrow"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -462,7 +464,16 @@ func FuzzDecodeFlightCommand(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if c.Kind != FlightTrainingSet && c.Kind != FlightOnlineFeatures {
+		switch c.Kind {
+		case FlightTrainingSet, FlightOnlineFeatures:
+			if c.Path != "" {
+				t.Fatalf("accepted a path for kind %q", c.Kind)
+			}
+		case FlightDataset:
+			if c.Path == "" || len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" {
+				t.Fatalf("accepted a dataset command with more than a path: %+v", c)
+			}
+		default:
 			t.Fatalf("accepted kind %q", c.Kind)
 		}
 	})

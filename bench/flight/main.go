@@ -51,14 +51,15 @@ var (
 	warmup   = flag.Int("warmup", 1, "rounds run first and not measured")
 	threads  = flag.Int("threads", 0, "DuckDB threads (0: one per core)")
 	dir      = flag.String("dir", "", "data directory (default: a new temporary one, removed at the end)")
-	skip     = flag.String("skip", "", "comma-separated cases to skip: flight-doget, flight-exchange, raw-flight")
+	skip     = flag.String("skip", "", "comma-separated cases to skip: flight-doget, flight-exchange, flight-dataset, raw-flight")
 )
 
 const (
-	ttlDays   = 30
-	spanDays  = 90
-	maxMsg    = 64 << 20
-	entityRel = "entities.parquet"
+	ttlDays    = 30
+	spanDays   = 90
+	maxMsg     = 64 << 20
+	entityRel  = "entities.parquet"
+	datasetRel = "sets/train.arrow"
 )
 
 func main() {
@@ -181,6 +182,16 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// The same training set saved as an Arrow IPC file in the data root,
+	// as quiver training-set --out sets/train.arrow writes it: served over
+	// Flight as stored, with no join.
+	if err := saveArrow(filepath.Join(dataRoot, datasetRel), ref); err != nil {
+		return fmt.Errorf("save the training set: %w", err)
+	}
+	datasetTicket, err := json.Marshal(server.FlightCommand{Kind: server.FlightDataset, Path: datasetRel})
+	if err != nil {
+		return err
+	}
 
 	cases := []benchCase{
 		{"in-process", "Quiver training set, in process (reference)", func(ctx context.Context) (result, error) {
@@ -207,6 +218,16 @@ func run() error {
 		{"flight-exchange", "Quiver over Flight, DoExchange (entities streamed)", func(ctx context.Context) (result, error) {
 			t0 := time.Now()
 			r, err := exchange(ctx, quiver, exchangeCmd, ents, t0)
+			r.elapsed = time.Since(t0)
+			return r, err
+		}},
+		{"flight-dataset", "Quiver over Flight, saved training set (Arrow IPC file)", func(ctx context.Context) (result, error) {
+			t0 := time.Now()
+			stream, err := quiver.DoGet(ctx, &flight.Ticket{Ticket: datasetTicket})
+			if err != nil {
+				return result{}, err
+			}
+			r, err := readStream(stream, t0)
 			r.elapsed = time.Since(t0)
 			return r, err
 		}},
@@ -288,6 +309,7 @@ func run() error {
 	ratio("Flight DoExchange / in process (time)", "flight-exchange", "in-process", "(target ≤ 1.25×)")
 	share("Flight DoGet throughput / raw Flight throughput", "flight-doget", "raw-flight", "(target ≥ 80%; includes the join)")
 	share("in-process throughput / raw Flight throughput", "in-process", "raw-flight", "(the join alone against the transport)")
+	share("saved training set over Flight / raw Flight", "flight-dataset", "raw-flight", "(target ≥ 80%: serving a precomputed set)")
 	if d, ok := medians["flight-doget"]; ok {
 		if rawT, ok := medians["raw-flight"]; ok {
 			// The stream after the first batch is the transport's part of
@@ -386,6 +408,27 @@ func exchange(ctx context.Context, c flight.Client, cmd []byte, ents *batches, t
 		return r, fmt.Errorf("send the entities: %w", err)
 	}
 	return r, nil
+}
+
+// saveArrow writes the batches as an Arrow IPC file.
+func saveArrow(path string, b *batches) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	fh, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w, err := ipc.NewFileWriter(fh, ipc.WithSchema(b.schema))
+	if err != nil {
+		return errors.Join(err, fh.Close())
+	}
+	for _, rec := range b.batches {
+		if err := w.Write(rec); err != nil {
+			return errors.Join(err, w.Close(), fh.Close())
+		}
+	}
+	return errors.Join(w.Close(), fh.Close())
 }
 
 // batches are record batches held in memory.

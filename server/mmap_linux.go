@@ -1,0 +1,8 @@
+//go:build linux
+
+package server
+
+import "syscall"
+
+// mapPopulate faults the mapping in at once: a dataset is read whole.
+const mapPopulate = syscall.MAP_POPULATE
