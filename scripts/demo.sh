@@ -75,8 +75,9 @@ curl -s -X POST "http://$http/v1/online-features" -d '{"entities": {"driver_id":
 echo
 echo "\$ go run ./examples/online-client -addr $grpc    # the Go SDK over gRPC"
 (cd "$root" && go run -tags duckdb_arrow ./examples/online-client -addr "$grpc")
-echo "\$ go run ./examples/flight-client -addr $flight    # a training set and batch inference over Arrow Flight"
-(cd "$root" && go run -tags duckdb_arrow ./examples/flight-client -addr "$flight")
+run training-set --entities data/driver_labels.parquet --features driver_hourly:conv_rate,driver_hourly:acc_rate,driver_scores:adjusted_conv --out data/sets/train.arrow
+echo "\$ go run ./examples/flight-client -addr $flight -dataset sets/train.arrow    # a training set, a saved one, and batch inference over Arrow Flight"
+(cd "$root" && go run -tags duckdb_arrow ./examples/flight-client -addr "$flight" -dataset sets/train.arrow)
 kill $serve_pid
 wait $serve_pid 2>/dev/null || true
 trap - EXIT

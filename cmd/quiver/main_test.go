@@ -220,9 +220,9 @@ func TestTrainingSetCommand(t *testing.T) {
 	require.NoError(t, rd.Err())
 	require.EqualValues(t, 1000, rows)
 
-	// An Arrow IPC file, for serving over Flight as a saved dataset.
+	// An Arrow IPC file, for serving over Flight as a saved dataset, in a
+	// directory that --out creates.
 	arrowOut := filepath.Join(dir, "data", "sets", "ts.arrow")
-	require.NoError(t, os.MkdirAll(filepath.Dir(arrowOut), 0o755))
 	code, stdout, stderr = quiver(t, "training-set", "--repo", dir, "--entities", labels, "--features", "driver_hourly:*", "--out", arrowOut)
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "Wrote 1000 rows to "+arrowOut)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -100,6 +101,9 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 			return ipc.NewWriter(e.stdout, ipc.WithSchema(s)), nil
 		})
 		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		return fmt.Errorf("--out: %w", err)
 	}
 	var n int64
 	if server.DatasetFormat(*out) == "arrow" {

@@ -23,14 +23,15 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8815", "Quiver Arrow Flight `ADDR`")
 	entities := flag.String("entities", "driver_labels.parquet", "entity table, a Parquet path within the server's data root")
+	dataset := flag.String("dataset", "", "also fetch this saved training set (an Arrow IPC file within the server's data root)")
 	flag.Parse()
-	if err := run(*addr, *entities); err != nil {
+	if err := run(*addr, *entities, *dataset); err != nil {
 		fmt.Fprintln(os.Stderr, "flight-client:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, entities string) error {
+func run(addr, entities, dataset string) error {
 	ctx := context.Background()
 	c, err := sdk.DialFlight(addr, sdk.Options{Token: os.Getenv("QUIVER_TOKEN")})
 	if err != nil {
@@ -56,6 +57,25 @@ func run(addr, entities string) error {
 	}
 	fmt.Printf("training set over Flight: %d rows in %d batches, %s, in %s\n", rows, batches, fieldNames(rr.Schema()), time.Since(start).Round(time.Millisecond))
 	rr.Release()
+
+	// A saved training set: streamed as stored, no join.
+	if dataset != "" {
+		start := time.Now()
+		rr, err := c.Dataset(ctx, dataset)
+		if err != nil {
+			return err
+		}
+		rows, batches = 0, 0
+		for rr.Next() {
+			rows += rr.RecordBatch().NumRows()
+			batches++
+		}
+		if err := rr.Err(); err != nil {
+			return err
+		}
+		fmt.Printf("saved training set %s over Flight: %d rows in %d batches, in %s\n", dataset, rows, batches, time.Since(start).Round(time.Millisecond))
+		rr.Release()
+	}
 
 	// Batch inference: entity batches in, online values out.
 	sch := arrow.NewSchema([]arrow.Field{{Name: "driver_id", Type: arrow.PrimitiveTypes.Int64}, {Name: "surge", Type: arrow.PrimitiveTypes.Float64}}, nil)

@@ -45,9 +45,13 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--addr", default="grpc://127.0.0.1:8815", help="the Flight address of quiver serve")
     p.add_argument("--token", default=None, help="bearer token, when the server requires one")
-    p.add_argument("--mode", choices=["get", "exchange"], default="get",
+    p.add_argument("--mode", choices=["get", "exchange", "dataset"], default="get",
                    help="get: DoGet on a ticket naming --entities in the server's data root; "
-                        "exchange: DoExchange streaming an entity table built here")
+                        "exchange: DoExchange streaming an entity table built here; "
+                        "dataset: DoGet of a saved training set (--dataset)")
+    p.add_argument("--dataset", default="sets/train.arrow",
+                   help="dataset: a training set saved in the server's data root "
+                        "(quiver training-set --out data/sets/train.arrow)")
     p.add_argument("--entities", default="driver_labels.parquet",
                    help="DoGet: entity table (Parquet path or glob) within the server's data root")
     p.add_argument("--features", default=",".join(QUICKSTART_FEATURES), help="comma-separated feature references")
@@ -94,6 +98,9 @@ def fetch(client, args, options):
     features = [f for f in args.features.split(",") if f]
     if args.mode == "get":
         ticket = json.dumps({"kind": "training_set", "features": features, "entities": args.entities})
+        return client.do_get(flight.Ticket(ticket.encode()), options).read_all()
+    if args.mode == "dataset":
+        ticket = json.dumps({"kind": "dataset", "path": args.dataset})
         return client.do_get(flight.Ticket(ticket.encode()), options).read_all()
     entities = exchange_entities(args)
     command = json.dumps({"kind": "training_set", "features": features})
