@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/quiverdata/quiver/aggregate"
@@ -47,8 +48,11 @@ type viewPlan struct {
 	// feature.
 	codec   *online.Codec
 	featIdx []int
-	// Views with aggregations.
-	spec *aggregate.Spec
+	// Views with aggregations. tiles serializes the read-modify-write of
+	// their tile rows across the partitions this process consumes, so an
+	// entity whose events come from several partitions loses no update.
+	spec  *aggregate.Spec
+	tiles sync.Mutex
 }
 
 // NewApplier plans the stream views of defs: every view over a kafka or
@@ -198,10 +202,12 @@ func (a *Applier) ApplyOnline(ctx context.Context, source string, partition int3
 	for _, vp := range sp.views {
 		var err error
 		if vp.spec != nil {
+			vp.tiles.Lock()
 			rows, err = a.tileRows(ctx, vp, partition, events, rows[:0])
 			if err == nil {
 				_, err = a.store.Write(ctx, rows, online.WriteOptions{Force: true})
 			}
+			vp.tiles.Unlock()
 		} else {
 			rows, err = a.latestRows(vp, events, rows[:0])
 			if err == nil {

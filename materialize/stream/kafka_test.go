@@ -298,3 +298,39 @@ func TestGroupMembersHandOverPartitions(t *testing.T) {
 	require.Equal(t, len(ts), logRows(t, f.root, "driver_last_trip"))
 	checkOnline(t, f, ts)
 }
+
+// TestEntityAcrossPartitions: a topic that is not keyed by entity spreads
+// one driver's events over every partition; one process consuming them
+// all still folds every event into the driver's tiles exactly once.
+func TestEntityAcrossPartitions(t *testing.T) {
+	f := newFixture(t)
+	b := kafkatest.Start(t)
+	topic := "trips"
+	b.CreateTopic(t, topic, 3)
+	ts := trips(9000, 5, time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC), 4)
+	w := b.Writer(topic)
+	w.Balancer = &kafka.RoundRobin{}
+	for lo := 0; lo < len(ts); lo += 300 {
+		require.NoError(t, w.WriteMessages(context.Background(), messages(ts[lo:lo+300])...))
+	}
+	require.NoError(t, w.Close())
+	// Reads that take a while, as they do over a network, leave room for
+	// partitions to interleave between reading tiles and writing them.
+	real := f.store
+	f.store = slowReads{Store: real, delay: 2 * time.Millisecond}
+	consume(t, f, b.Addrs, "spread", len(ts))
+	f.store = real
+	require.Equal(t, len(ts), logRows(t, f.root, "driver_trips"))
+	checkOnline(t, f, ts)
+}
+
+// slowReads is the real store with a delay before each read.
+type slowReads struct {
+	online.Store
+	delay time.Duration
+}
+
+func (s slowReads) Read(ctx context.Context, keys []online.Key) ([][]byte, error) {
+	time.Sleep(s.delay)
+	return s.Store.Read(ctx, keys)
+}
