@@ -19,7 +19,7 @@ import (
 	"github.com/quiverdata/quiver/registry"
 )
 
-const streamUsage = "stream [--brokers HOST:PORT,...] [--group NAME] [--metrics ADDR]"
+const streamUsage = "stream [--brokers HOST:PORT,...] [--group NAME] [--metrics ADDR] [--reload DURATION]"
 
 // streamFlags are the flags that quiver stream and quiver dev share.
 type streamFlags struct {
@@ -44,6 +44,7 @@ func cmdStream(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "stream", streamUsage)
 	brokers := f.String("brokers", "", "Kafka `BROKERS`, comma-separated (default: the sources' brokers, else kafka.brokers)")
 	metricsAddr := f.String("metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics (default off)")
+	reload := f.Duration("reload", 2*time.Second, "how often to look for a new registry version (the stream restarts on it)")
 	sf := addStreamFlags(f)
 	pos, err := f.parse(args)
 	if err != nil {
@@ -52,11 +53,32 @@ func cmdStream(ctx context.Context, e *env, args []string) error {
 	if err := f.positional(pos, 0, 0, streamUsage); err != nil {
 		return err
 	}
-	cfg, snap, err := latestDefinitions(ctx, f.repo)
+	cfg, err := loadConfig(f.repo)
 	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	regStore, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	// A new registry version stops the consumer (it flushes, commits and
+	// leaves the group) and starts it again on the new definitions.
+	changed := make(chan struct{}, 1)
+	watcher, err := registry.NewWatcher(ctx, regStore, registry.WatchOptions{
+		Interval: *reload,
+		OnChange: func(old, new *registry.Snapshot) {
+			log.Info("registry reloaded", "from_version", old.Version, "to_version", new.Version)
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		},
+		OnError: func(err error) { log.Warn("registry reload failed; streaming the current version", "error", err) },
+	})
+	if err != nil {
+		return err
+	}
 	store, err := online.Open(ctx, cfg)
 	if err != nil {
 		return err
@@ -64,10 +86,7 @@ func cmdStream(ctx context.Context, e *env, args []string) error {
 	defer store.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
-	applier, err := stream.NewApplier(snap.Defs, store, cfg.DataRoot(), stream.NewMetrics(reg), nil)
-	if err != nil {
-		return err
-	}
+	metrics := stream.NewMetrics(reg)
 	if *metricsAddr != "" {
 		ln, err := net.Listen("tcp", *metricsAddr)
 		if err != nil {
@@ -82,17 +101,48 @@ func cmdStream(ctx context.Context, e *env, args []string) error {
 		defer srv.Close()
 		log.Info("metrics", "addr", ln.Addr().String())
 	}
-	opts, err := kafkaOptions(cfg, snap.Defs, *brokers, sf, log)
-	if err != nil {
-		return err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		if err := watcher.Run(ctx); err != nil {
+			log.Error("registry watcher stopped", "error", err)
+		}
+	}()
+	for first := true; ; first = false {
+		snap := watcher.Current()
+		applier, err := stream.NewApplier(snap.Defs, store, cfg.DataRoot(), metrics, nil)
+		if err != nil {
+			return err
+		}
+		opts, err := kafkaOptions(cfg, snap.Defs, *brokers, sf, log)
+		if err != nil {
+			return err
+		}
+		if first {
+			if n, err := applier.Recover(*sf.recovery); err != nil {
+				return err
+			} else if n > 0 {
+				log.Info("removed uncommitted offline-log files", "files", n)
+			}
+		}
+		log.Info("streaming", "registry_version", snap.Version, "brokers", strings.Join(opts.Brokers, ","), "group", opts.Group, "online", cfg.Online.Type)
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- applier.Consume(runCtx, opts) }()
+		select {
+		case err := <-done:
+			stop()
+			return err
+		case <-changed:
+			stop()
+			if err := <-done; err != nil {
+				return err
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+		}
 	}
-	if n, err := applier.Recover(*sf.recovery); err != nil {
-		return err
-	} else if n > 0 {
-		log.Info("removed uncommitted offline-log files", "files", n)
-	}
-	log.Info("streaming", "registry_version", snap.Version, "brokers", strings.Join(opts.Brokers, ","), "group", opts.Group, "online", cfg.Online.Type)
-	return applier.Consume(ctx, opts)
 }
 
 // kafkaOptions resolves the brokers: the flag, else the brokers that the
