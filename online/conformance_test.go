@@ -135,6 +135,58 @@ func runConformance(t *testing.T, open func(t *testing.T) Store) {
 		require.Equal(t, WriteResult{Skipped: 1}, write(time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC), 0, false))
 	})
 
+	t.Run("compare and set", func(t *testing.T) {
+		s := open(t)
+		key := func(id int64) Key { return Key{Project: "conf", View: "v1", Entity: intKey(id)} }
+		a := xRow(t, v1, "v1", 1, base, 1)
+		b := xRow(t, v1, "v1", 2, base, 2)
+		res, err := s.Write(ctx, []Row{a, b}, WriteOptions{Expect: [][]byte{nil, nil}})
+		require.NoError(t, err)
+		require.Equal(t, WriteResult{Written: 2}, res, "nil expects no row")
+		older := xRow(t, v1, "v1", 1, base.Add(-time.Hour), 3) // event times do not matter
+		c := xRow(t, v1, "v1", 3, base, 4)
+		res, err = s.Write(ctx, []Row{older, xRow(t, v1, "v1", 2, base, 5), c}, WriteOptions{Expect: [][]byte{a.Value, []byte("stale"), []byte("stale")}})
+		require.NoError(t, err)
+		require.Equal(t, WriteResult{Written: 1, Skipped: 2, Conflicts: []int{1, 2}}, res)
+		got, err := s.Read(ctx, []Key{key(1), key(2), key(3)})
+		require.NoError(t, err)
+		require.Equal(t, older.Value, got[0])
+		require.Equal(t, b.Value, got[1], "a conflict leaves the row alone")
+		require.Nil(t, got[2])
+		_, err = s.Write(ctx, []Row{a}, WriteOptions{Expect: [][]byte{}})
+		require.ErrorContains(t, err, "0 expected values for 1 rows")
+
+		// Concurrent read-modify-write counters lose no increment.
+		const writers, increments = 6, 25
+		var wg sync.WaitGroup
+		for range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range increments {
+					for {
+						cur, err := s.Read(ctx, []Key{key(9)})
+						require.NoError(t, err)
+						n := int64(0)
+						if cur[0] != nil {
+							n, _ = decodeX(t, v1, cur[0])
+						}
+						res, err := s.Write(ctx, []Row{xRow(t, v1, "v1", 9, base, n+1)}, WriteOptions{Expect: cur})
+						require.NoError(t, err)
+						if len(res.Conflicts) == 0 {
+							break
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		got, err = s.Read(ctx, []Key{key(9)})
+		require.NoError(t, err)
+		n, _ := decodeX(t, v1, got[0])
+		require.Equal(t, int64(writers*increments), n)
+	})
+
 	t.Run("concurrent out-of-order writers", func(t *testing.T) {
 		s := open(t)
 		const writers, perWriter, keys = 8, 60, 5

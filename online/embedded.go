@@ -90,10 +90,23 @@ func (s *Embedded) Write(ctx context.Context, rows []Row, opts WriteOptions) (Wr
 			defer s.locks[i].Unlock()
 		}
 	}
+	if opts.Expect != nil && len(opts.Expect) != len(rows) {
+		return res, fmt.Errorf("write: %d expected values for %d rows", len(opts.Expect), len(rows))
+	}
 	batch := s.db.NewIndexedBatch()
 	defer batch.Close()
 	for i, r := range rows {
-		if !opts.Force {
+		if opts.Expect != nil {
+			same, err := holds(batch, keys[i], opts.Expect[i])
+			if err != nil {
+				return WriteResult{}, fmt.Errorf("read %s: %w", r.Key.View, err)
+			}
+			if !same {
+				res.Skipped++
+				res.Conflicts = append(res.Conflicts, i)
+				continue
+			}
+		} else if !opts.Force {
 			cur, closer, err := batch.Get(keys[i])
 			switch {
 			case errors.Is(err, pebble.ErrNotFound):
@@ -119,6 +132,19 @@ func (s *Embedded) Write(ctx context.Context, rows []Row, opts WriteOptions) (Wr
 		return WriteResult{}, fmt.Errorf("commit online write: %w", err)
 	}
 	return res, nil
+}
+
+// holds reports whether key holds want (nil: no value).
+func holds(batch *pebble.Batch, key, want []byte) (bool, error) {
+	cur, closer, err := batch.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return want == nil, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	same := want != nil && bytes.Equal(cur, want)
+	return same, closer.Close()
 }
 
 // Read implements Store.

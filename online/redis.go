@@ -87,6 +87,23 @@ end
 return written
 `)
 
+// swapSet sets each KEYS[k] to ARGV[2k] where it still holds ARGV[2k-1]
+// (the empty string: no value; rows are never empty) and returns the
+// 1-based indexes of the keys that held something else.
+var swapSet = redis.NewScript(`
+local conflicts = {}
+for k = 1, #KEYS do
+  local cur = redis.call('GET', KEYS[k])
+  local want = ARGV[2*k-1]
+  if (cur == false and want == '') or cur == want then
+    redis.call('SET', KEYS[k], ARGV[2*k])
+  else
+    conflicts[#conflicts+1] = k
+  end
+end
+return conflicts
+`)
+
 // keysPerScript is how many rows one script call writes on a standalone
 // server: large enough to amortize the call, small enough not to block
 // Redis for long.
@@ -131,7 +148,10 @@ func OpenRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 
 func (s *Redis) loadScript(ctx context.Context) error {
 	load := func(ctx context.Context, c *redis.Client) error {
-		return guardedSet.Load(ctx, c).Err()
+		if err := guardedSet.Load(ctx, c).Err(); err != nil {
+			return err
+		}
+		return swapSet.Load(ctx, c).Err()
 	}
 	var err error
 	if s.cluster != nil {
@@ -185,6 +205,9 @@ func (s *Redis) Write(ctx context.Context, rows []Row, opts WriteOptions) (Write
 }
 
 func (s *Redis) write(ctx context.Context, rows []Row, opts WriteOptions) (WriteResult, error) {
+	if opts.Expect != nil {
+		return s.swap(ctx, rows, opts.Expect)
+	}
 	pipe := s.client.Pipeline()
 	type call struct {
 		cmd  redis.Cmder
@@ -232,6 +255,53 @@ func (s *Redis) write(ctx context.Context, rows []Row, opts WriteOptions) (Write
 		res.Written += n
 		res.Skipped += c.rows - n
 	}
+	return res, nil
+}
+
+// swap writes rows where the store still holds expect, pipelined, one
+// script call per keysPerScript rows (Cluster: per row).
+func (s *Redis) swap(ctx context.Context, rows []Row, expect [][]byte) (WriteResult, error) {
+	if len(expect) != len(rows) {
+		return WriteResult{}, fmt.Errorf("write: %d expected values for %d rows", len(expect), len(rows))
+	}
+	per := keysPerScript
+	if s.cluster != nil {
+		per = 1
+	}
+	pipe := s.client.Pipeline()
+	type call struct {
+		cmd *redis.Cmd
+		lo  int
+	}
+	var calls []call
+	for lo := 0; lo < len(rows); lo += per {
+		hi := min(lo+per, len(rows))
+		keys := make([]string, 0, hi-lo)
+		args := make([]any, 0, 2*(hi-lo))
+		for i := lo; i < hi; i++ {
+			keys = append(keys, RedisKey(rows[i].Key))
+			args = append(args, expect[i], rows[i].Value) // nil is sent as ""
+		}
+		calls = append(calls, call{swapSet.EvalSha(ctx, pipe, keys, args...), lo})
+	}
+	if len(calls) == 0 {
+		return WriteResult{}, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return WriteResult{}, unavailable("write rows", err)
+	}
+	var res WriteResult
+	for _, c := range calls {
+		idx, err := c.cmd.Int64Slice()
+		if err != nil {
+			return WriteResult{}, unavailable("write rows", err)
+		}
+		for _, k := range idx {
+			res.Conflicts = append(res.Conflicts, c.lo+int(k)-1)
+		}
+	}
+	res.Skipped = len(res.Conflicts)
+	res.Written = len(rows) - res.Skipped
 	return res, nil
 }
 

@@ -38,20 +38,30 @@ type WriteOptions struct {
 	// Force writes every row regardless of the stored row's event time,
 	// for corrections.
 	Force bool
+	// Expect, when set, holds one value per row: a row is written only
+	// where the store still holds Expect[i] (nil: no row), whatever the
+	// event times, atomically per row. The rows that find something else
+	// are left alone and listed in WriteResult.Conflicts. This is the
+	// compare-and-set that read-modify-write writers (aggregation tiles)
+	// need when several run at once. Rows of one call must have distinct
+	// keys.
+	Expect [][]byte
 }
 
 // WriteResult counts what a write did.
 type WriteResult struct {
 	Written int // rows stored
-	Skipped int // rows older than the stored row, left alone
+	Skipped int // rows older than the stored row, or in conflict, left alone
+	// Conflicts are the indexes of the rows that Expect refused, in order.
+	Conflicts []int
 }
 
 // Store keeps encoded rows by key. Implementations: Redis (standalone and
 // Cluster) and Embedded (Pebble), held to the same conformance suite.
 type Store interface {
 	// Write stores rows. A row whose event time is older than the stored
-	// row's is skipped (atomically, on the store), unless opts.Force.
-	// Rows with the same key in one call apply in order.
+	// row's is skipped (atomically, on the store), unless opts.Force or
+	// opts.Expect. Rows with the same key in one call apply in order.
 	Write(ctx context.Context, rows []Row, opts WriteOptions) (WriteResult, error)
 	// Read returns the value of each key, nil where there is none, in key
 	// order, in one round trip per store node.
