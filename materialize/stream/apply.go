@@ -203,10 +203,7 @@ func (a *Applier) ApplyOnline(ctx context.Context, source string, partition int3
 		var err error
 		if vp.spec != nil {
 			vp.tiles.Lock()
-			rows, err = a.tileRows(ctx, vp, partition, events, rows[:0])
-			if err == nil {
-				_, err = a.store.Write(ctx, rows, online.WriteOptions{Force: true})
-			}
+			err = a.applyTiles(ctx, vp, partition, events)
 			vp.tiles.Unlock()
 		} else {
 			rows, err = a.latestRows(vp, events, rows[:0])
@@ -268,51 +265,85 @@ func (a *Applier) latestRows(vp *viewPlan, events []streamlog.Event, rows []onli
 	return rows, nil
 }
 
-// tileRows reads the tiles of the batch's entities, folds the events in
-// and returns the rows to write back.
-func (a *Applier) tileRows(ctx context.Context, vp *viewPlan, partition int32, events []streamlog.Event, rows []online.Row) ([]online.Row, error) {
+// maxTileAttempts bounds how often applyTiles re-reads the tiles that
+// another writer changed between its read and its write.
+const maxTileAttempts = 100
+
+// applyTiles folds the batch's events into their entities' tiles: it
+// reads the tiles, folds the events in and writes them back with a
+// compare-and-set, so that another process writing the same entity's
+// tiles at once (a topic not keyed by entity, a consumer that lost the
+// group but still runs) makes this one read again instead of losing an
+// update. Replays are skipped by the offsets the tiles record.
+func (a *Applier) applyTiles(ctx context.Context, vp *viewPlan, partition int32, events []streamlog.Event) error {
 	byEntity := map[string][]int{}
 	var keys []online.Key
 	vals := make([]any, 0, len(vp.keyIdx))
 	for i := range events {
 		ent, err := vp.entityKey(&events[i], vals)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if _, ok := byEntity[string(ent)]; !ok {
 			keys = append(keys, online.Key{Project: a.defs.Project, View: vp.view.Name, Entity: ent})
 		}
 		byEntity[string(ent)] = append(byEntity[string(ent)], i)
 	}
-	stored, err := a.store.Read(ctx, keys)
-	if err != nil {
-		return nil, fmt.Errorf("read tiles: %w", err)
-	}
-	for k, key := range keys {
-		st := &aggregate.State{}
-		if stored[k] != nil {
-			st, err = vp.spec.Decode(stored[k])
-			switch {
-			case errors.Is(err, aggregate.ErrSpecChanged):
-				st = &aggregate.State{} // written for older definitions
-			case err != nil:
-				return nil, fmt.Errorf("entity %s: %w", key.Entity, err)
+	var rows []online.Row
+	var expect [][]byte
+	var rowKey []int // rows[i] is keys[rowKey[i]]
+	for attempt := 1; len(keys) > 0; attempt++ {
+		if attempt > maxTileAttempts {
+			return fmt.Errorf("the tiles of %d entities changed under every one of %d attempts (entity %s)", len(keys), maxTileAttempts, keys[0].Entity)
+		}
+		stored, err := a.store.Read(ctx, keys)
+		if err != nil {
+			return fmt.Errorf("read tiles: %w", err)
+		}
+		rows, expect, rowKey = rows[:0], expect[:0], rowKey[:0]
+		for k, key := range keys {
+			st := &aggregate.State{}
+			if stored[k] != nil {
+				st, err = vp.spec.Decode(stored[k])
+				switch {
+				case errors.Is(err, aggregate.ErrSpecChanged):
+					st = &aggregate.State{} // written for older definitions
+				case err != nil:
+					return fmt.Errorf("entity %s: %w", key.Entity, err)
+				}
 			}
-		}
-		changed := false
-		for _, i := range byEntity[string(key.Entity)] {
-			ev := &events[i]
-			if vp.spec.Apply(st, aggregate.Event{Time: ev.Time, Values: ev.Values, Partition: partition, Offset: ev.Offset}) {
-				changed = true
+			changed := false
+			for _, i := range byEntity[string(key.Entity)] {
+				ev := &events[i]
+				if vp.spec.Apply(st, aggregate.Event{Time: ev.Time, Values: ev.Values, Partition: partition, Offset: ev.Offset}) {
+					changed = true
+				}
 			}
+			if !changed {
+				continue
+			}
+			vp.spec.Prune(st)
+			rows = append(rows, online.Row{Key: key, Value: vp.spec.Encode(nil, st)})
+			expect = append(expect, stored[k])
+			rowKey = append(rowKey, k)
 		}
-		if !changed {
-			continue
+		if len(rows) == 0 {
+			return nil
 		}
-		vp.spec.Prune(st)
-		rows = append(rows, online.Row{Key: key, Value: vp.spec.Encode(nil, st)})
+		res, err := a.store.Write(ctx, rows, online.WriteOptions{Expect: expect})
+		if err != nil {
+			return err
+		}
+		if len(res.Conflicts) > 0 {
+			a.metrics.TileConflicts.Add(float64(len(res.Conflicts)))
+		}
+		retry := make([]online.Key, 0, len(res.Conflicts))
+		for _, i := range res.Conflicts {
+			retry = append(retry, keys[rowKey[i]])
+		}
+		keys = retry
 	}
-	return rows, nil
+	return nil
 }
 
 // Logged returns, for each view of a source, the last offset its log holds

@@ -13,6 +13,7 @@ import (
 
 	"github.com/quiverdata/quiver/examples/quickstart"
 	"github.com/quiverdata/quiver/internal/kafkatest"
+	"github.com/quiverdata/quiver/internal/testutil/redistest"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/streamlog"
@@ -333,4 +334,70 @@ type slowReads struct {
 func (s slowReads) Read(ctx context.Context, keys []online.Key) ([][]byte, error) {
 	time.Sleep(s.delay)
 	return s.Store.Read(ctx, keys)
+}
+
+// TestMembersShareEntities: a topic not keyed by entity, consumed by two
+// group members with their own Redis connections (as two processes
+// would be): one driver's events arrive at both at once, and the
+// compare-and-set of the tiles makes each re-read what the other wrote
+// instead of losing it.
+func TestMembersShareEntities(t *testing.T) {
+	f := newFixture(t)
+	addr := redistest.Start(t).Addr()
+	store, err := online.OpenRedis(context.Background(), online.RedisOptions{Addr: addr})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, store.Close()) })
+	b := kafkatest.Start(t)
+	topic := "trips"
+	b.CreateTopic(t, topic, 4)
+	ts := trips(8000, 5, time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC), 5)
+	w := b.Writer(topic)
+	w.Balancer = &kafka.RoundRobin{}
+	defer w.Close()
+
+	type member struct {
+		m      *Metrics
+		cancel context.CancelFunc
+		done   chan error
+	}
+	var members []*member
+	for range 2 {
+		conn, err := online.OpenRedis(context.Background(), online.RedisOptions{Addr: addr})
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, conn.Close()) })
+		m := NewMetrics(nil)
+		a, err := NewApplier(f.repo.Defs, slowReads{Store: conn, delay: 2 * time.Millisecond}, f.root, m, nil)
+		require.NoError(t, err)
+		a.MaxFuture = 100 * 365 * 24 * time.Hour
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		mb := &member{m: m, cancel: cancel, done: make(chan error, 1)}
+		go func() {
+			mb.done <- a.Consume(ctx, KafkaOptions{Brokers: b.Addrs, Group: "shared", FlushInterval: 50 * time.Millisecond, SessionTimeout: time.Second})
+		}()
+		members = append(members, mb)
+	}
+	applied := func(mb *member) int { return int(testutil.ToFloat64(mb.m.Events.WithLabelValues("trips"))) }
+	// A trickle until both members apply events, then the rest.
+	next := 0
+	for ; (applied(members[0]) == 0 || applied(members[1]) == 0) && next < 4000; next += 100 {
+		require.NoError(t, w.WriteMessages(context.Background(), messages(ts[next:next+100])...))
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.NoError(t, w.WriteMessages(context.Background(), messages(ts[next:])...))
+	deadline := time.Now().Add(60 * time.Second)
+	for logRows(t, f.root, "driver_trips") < len(ts) || logRows(t, f.root, "driver_last_trip") < len(ts) {
+		require.False(t, time.Now().After(deadline), "logged %d of %d", logRows(t, f.root, "driver_trips"), len(ts))
+		time.Sleep(10 * time.Millisecond)
+	}
+	conflicts := 0.0
+	for _, mb := range members {
+		mb.cancel()
+		require.NoError(t, <-mb.done)
+		require.Positive(t, applied(mb), "both members consumed")
+		conflicts += testutil.ToFloat64(mb.m.TileConflicts)
+	}
+	t.Logf("tile conflicts resolved: %.0f", conflicts)
+	f.store = store
+	checkOnline(t, f, ts)
 }

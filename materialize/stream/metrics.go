@@ -15,6 +15,9 @@ type Metrics struct {
 	Batch       prometheus.Histogram     // quiver_stream_batch_events
 	Skipped     *prometheus.CounterVec   // quiver_stream_replayed_total{source}
 	OnlineWrite *prometheus.HistogramVec // quiver_stream_online_write_seconds{source}
+	// TileConflicts counts tile rows another writer changed between this
+	// one's read and write (each is read and written again).
+	TileConflicts prometheus.Counter // quiver_stream_tile_conflicts_total
 }
 
 // NewMetrics returns the metrics, registered with reg when it is not nil.
@@ -39,9 +42,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Replayed messages (after a crash or rebalance) that were already logged offline, by source."}, []string{"source"}),
 		OnlineWrite: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "quiver_stream_online_write_seconds",
 			Help: "Time to apply one batch to the online store.", Buckets: prometheus.DefBuckets}, []string{"source"}),
+		TileConflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "quiver_stream_tile_conflicts_total",
+			Help: "Aggregation tile rows that another writer changed between this one's read and write, and were read and written again."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Events, m.DeadLetters, m.Freshness, m.Lag, m.LogFlush, m.Commits, m.Batch, m.Skipped, m.OnlineWrite)
+		reg.MustRegister(m.Events, m.DeadLetters, m.Freshness, m.Lag, m.LogFlush, m.Commits, m.Batch, m.Skipped, m.OnlineWrite, m.TileConflicts)
 	}
 	return m
 }
