@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/quiverdata/quiver/internal/valenc"
 )
 
 // ErrCorrupt is returned (wrapped) by Decode when a row cannot be decoded.
@@ -151,7 +153,7 @@ func (s *Spec) EvaluateEncoded(value []byte, at time.Time, out []any) (time.Time
 	}
 	for a, raw := range raws {
 		if raw != nil {
-			if acc[a].last, _, err = readValue(raw, s.slots[s.aggs[a].slot].typ); err != nil {
+			if acc[a].last, _, err = valenc.Read(raw, s.slots[s.aggs[a].slot].typ); err != nil {
 				return time.Time{}, fmt.Errorf("%w: view %s: %v", ErrCorrupt, s.view, err) // parse checked it
 			}
 		}
@@ -343,7 +345,7 @@ func (r *reader) value(sl slot, p *partial) {
 	if r.err != nil {
 		return
 	}
-	v, rest, err := readValue(r.b, sl.typ)
+	v, rest, err := valenc.Read(r.b, sl.typ)
 	if err != nil {
 		r.fail(err)
 		return

@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/quiverdata/quiver/internal/valenc"
 	"github.com/quiverdata/quiver/registry"
 )
 
@@ -195,10 +196,10 @@ func listElems(v any) (int, func(int) any) {
 	return 0, nil
 }
 
-// appendValue encodes a canonical value of type t as the online row
-// format does: int32, int64, timestamp (µs) as zigzag varints; float32 and
-// float64 as 4 and 8 bytes little-endian; bool as one byte; string and
-// bytes as uvarint length and bytes; lists as uvarint count and elements.
+// appendValue encodes a canonical value of type t in the encoding of
+// package valenc, which reads it back (valenc.Read). Unlike the online
+// codec's encoder it takes values that are already of their Go type, and
+// checks nothing: tiles hold only values they built themselves.
 func appendValue(dst []byte, t registry.ValueType, v any) []byte {
 	if t.List {
 		n, at := listElems(v)
@@ -233,72 +234,7 @@ func appendValue(dst []byte, t registry.ValueType, v any) []byte {
 	return dst
 }
 
-var errShort = errors.New("truncated value")
-
-// readValue decodes one value of type t (as appendValue wrote it).
-func readValue(b []byte, t registry.ValueType) (any, []byte, error) {
-	if t.List {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
-			return nil, nil, errors.New("bad list length")
-		}
-		b = b[k:]
-		et := registry.ValueType{Elem: t.Elem}
-		out := registry.MakeList(t.Elem, int(n))
-		for range int(n) {
-			var v any
-			var err error
-			if v, b, err = readValue(b, et); err != nil {
-				return nil, nil, err
-			}
-			out = registry.AppendList(out, v)
-		}
-		return out, b, nil
-	}
-	switch t.Elem {
-	case registry.Int32, registry.Int64, registry.Timestamp:
-		i, k := binary.Varint(b)
-		if k <= 0 {
-			return nil, nil, errors.New("bad varint")
-		}
-		switch t.Elem {
-		case registry.Int32:
-			if i < math.MinInt32 || i > math.MaxInt32 {
-				return nil, nil, errors.New("int32 out of range")
-			}
-			return int32(i), b[k:], nil
-		case registry.Timestamp:
-			return time.UnixMicro(i).UTC(), b[k:], nil
-		}
-		return i, b[k:], nil
-	case registry.Float32:
-		if len(b) < 4 {
-			return nil, nil, errShort
-		}
-		return math.Float32frombits(binary.LittleEndian.Uint32(b)), b[4:], nil
-	case registry.Float64:
-		if len(b) < 8 {
-			return nil, nil, errShort
-		}
-		return math.Float64frombits(binary.LittleEndian.Uint64(b)), b[8:], nil
-	case registry.Bool:
-		if len(b) < 1 || b[0] > 1 {
-			return nil, nil, errors.New("bad bool")
-		}
-		return b[0] == 1, b[1:], nil
-	case registry.String, registry.Bytes:
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
-			return nil, nil, errors.New("bad length")
-		}
-		s := b[k : k+int(n)]
-		if t.Elem == registry.String {
-			return string(s), b[k+int(n):], nil
-		}
-		return append([]byte{}, s...), b[k+int(n):], nil
-	}
-	return nil, nil, errors.New("unknown type " + t.String())
-}
+var errShort = valenc.ErrShort
 
 // skipValue steps over one value of type elem (a list of them, if list).
 func skipValue(b []byte, elem registry.Scalar, list bool) ([]byte, error) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quiverdata/quiver/internal/valenc"
 	"github.com/quiverdata/quiver/registry"
 )
 
@@ -107,7 +108,7 @@ func (c *Codec) Decode(value []byte, out []any) (eventTime time.Time, ok bool, e
 			continue
 		}
 		var v any
-		if v, rest, err = readValue(rest, t); err != nil {
+		if v, rest, err = valenc.Read(rest, t); err != nil {
 			return time.Time{}, false, fmt.Errorf("%w: feature %s: %v", ErrCorruptRow, c.names[i], err)
 		}
 		out[i] = v
@@ -145,6 +146,9 @@ func eventMicros(value []byte) (int64, error) {
 	return int64(binary.BigEndian.Uint64(value[eventTimeFrom:eventTimeTo]) ^ (1 << 63)), nil
 }
 
+// appendValue encodes one value in the encoding of package valenc, which
+// reads it back (valenc.Read), converting Go numbers to the column's type
+// and refusing values that do not fit it.
 func appendValue(dst []byte, t registry.ValueType, v any) ([]byte, error) {
 	if t.List {
 		n, at, err := listElems(v)
@@ -274,69 +278,6 @@ func listElems(v any) (int, func(int) any, error) {
 		return len(x), func(i int) any { return x[i] }, nil
 	}
 	return 0, nil, fmt.Errorf("%T is not a list", v)
-}
-
-// readValue decodes one value; lists decode to typed slices ([]float32,
-// []int64, …).
-func readValue(b []byte, t registry.ValueType) (any, []byte, error) {
-	if t.List {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)) {
-			return nil, nil, fmt.Errorf("bad list length")
-		}
-		b = b[k:]
-		et := registry.ValueType{Elem: t.Elem}
-		out := registry.MakeList(t.Elem, int(n))
-		for range int(n) {
-			var v any
-			var err error
-			if v, b, err = readValue(b, et); err != nil {
-				return nil, nil, err
-			}
-			out = registry.AppendList(out, v)
-		}
-		return out, b, nil
-	}
-	switch t.Elem {
-	case registry.Int32, registry.Int64, registry.Timestamp:
-		i, k := binary.Varint(b)
-		if k <= 0 {
-			return nil, nil, fmt.Errorf("bad varint")
-		}
-		switch t.Elem {
-		case registry.Int32:
-			return int32(i), b[k:], nil
-		case registry.Timestamp:
-			return time.UnixMicro(i).UTC(), b[k:], nil
-		}
-		return i, b[k:], nil
-	case registry.Float32:
-		if len(b) < 4 {
-			return nil, nil, fmt.Errorf("short float32")
-		}
-		return math.Float32frombits(binary.LittleEndian.Uint32(b)), b[4:], nil
-	case registry.Float64:
-		if len(b) < 8 {
-			return nil, nil, fmt.Errorf("short float64")
-		}
-		return math.Float64frombits(binary.LittleEndian.Uint64(b)), b[8:], nil
-	case registry.Bool:
-		if len(b) < 1 || b[0] > 1 {
-			return nil, nil, fmt.Errorf("bad bool")
-		}
-		return b[0] == 1, b[1:], nil
-	case registry.String, registry.Bytes:
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
-			return nil, nil, fmt.Errorf("bad length")
-		}
-		s := b[k : k+int(n)]
-		if t.Elem == registry.String {
-			return string(s), b[k+int(n):], nil
-		}
-		return append([]byte(nil), s...), b[k+int(n):], nil
-	}
-	return nil, nil, fmt.Errorf("unknown type %s", t)
 }
 
 // EncodeEntity encodes join-key values (int64 or string, in the view's

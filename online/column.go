@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/quiverdata/quiver/internal/valenc"
 	"github.com/quiverdata/quiver/registry"
 )
 
@@ -134,7 +135,7 @@ func (c *Column) zero(i int) {
 // readInto decodes one value of type t from b into row i of c.
 func readInto(b []byte, t registry.ValueType, c *Column, i int) ([]byte, error) {
 	if t.List {
-		v, rest, err := readValue(b, t)
+		v, rest, err := valenc.Read(b, t)
 		if err != nil {
 			return nil, err
 		}
@@ -169,7 +170,7 @@ func readInto(b []byte, t registry.ValueType, c *Column, i int) ([]byte, error) 
 		c.Float64s[i] = math.Float64frombits(binary.LittleEndian.Uint64(b))
 		return b[8:], nil
 	}
-	v, rest, err := readValue(b, t)
+	v, rest, err := valenc.Read(b, t)
 	if err != nil {
 		return nil, err
 	}
