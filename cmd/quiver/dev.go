@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/quiverdata/quiver/materialize/stream"
@@ -40,19 +41,19 @@ func cmdDev(ctx context.Context, e *env, args []string) error {
 	if err := f.positional(pos, 0, 0, devUsage); err != nil {
 		return err
 	}
-	cfg, snap, err := latestDefinitions(ctx, f.repo)
+	cfg, err := loadConfig(f.repo)
 	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-
-	var topics []string
-	for _, s := range snap.Defs.Sources {
-		if s.Kind == registry.SourceKafka {
-			topics = append(topics, s.Topic)
-		}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watcher, changed, err := followRegistry(ctx, cfg, *sf.reload, log, "serving and streaming")
+	if err != nil {
+		return err
 	}
-	sort.Strings(topics)
+	snap := watcher.Current()
+	topics := kafkaTopics(snap.Defs)
 	cluster, err := kfake.NewCluster(kfake.Ports(*kafkaPort), kfake.DataDir(cfg.Abs(".quiver/kafka")),
 		kfake.SeedTopics(int32(*partitions), topics...), kfake.GroupMinSessionTimeout(time.Second))
 	if err != nil {
@@ -68,42 +69,51 @@ func cmdDev(ctx context.Context, e *env, args []string) error {
 	defer rawStore.Close()
 	metrics := server.NewMetrics()
 	store := metrics.InstrumentStore(rawStore)
-	applier, err := stream.NewApplier(snap.Defs, store, cfg.DataRoot(), stream.NewMetrics(metrics.Registerer()), nil)
-	if err != nil {
-		return err
-	}
-	if _, err := applier.Recover(*sf.recovery); err != nil {
-		return err
-	}
-	current := func() *registry.Snapshot { return snap }
-	srv, closeSrv, err := newServer(cfg, current, store, applier, metrics, log, serveAddrs{*grpcAddr, *httpAddr, *flightAddr})
+	streamMetrics := stream.NewMetrics(metrics.Registerer())
+	pusher := newVersionPusher(watcher.Current, store, cfg.DataRoot(), streamMetrics)
+	srv, closeSrv, err := newServer(cfg, watcher.Current, store, pusher, metrics, log, serveAddrs{*grpcAddr, *httpAddr, *flightAddr})
 	if err != nil {
 		return err
 	}
 	defer closeSrv()
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	r := &streamRunner{cfg: cfg, current: watcher.Current, changed: changed, store: store, metrics: streamMetrics,
+		brokers: brokers[0], flags: sf, log: log, idle: true,
+		// A new version's topics are created on the broker before the
+		// stream subscribes to them.
+		prepare: func(defs *registry.Definitions) error {
+			for _, t := range kafkaTopics(defs) {
+				if err := cluster.CreateTopic(t, int32(*partitions), nil); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+					return fmt.Errorf("create topic %s: %w", t, err)
+				}
+			}
+			return nil
+		}}
 	var wg sync.WaitGroup
 	var streamErr error
-	if len(topics) > 0 {
-		opts, err := kafkaOptions(cfg, snap.Defs, brokers[0], sf, log)
-		if err != nil {
-			return err
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if streamErr = r.run(ctx); streamErr != nil {
+			cancel()
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			streamErr = applier.Consume(ctx, opts)
-			if streamErr != nil {
-				cancel()
-			}
-		}()
-	}
+	}()
 	log.Info("dev", serverAttrs(srv, "registry_version", snap.Version, "kafka", brokers[0],
 		"topics", topics, "partitions", strconv.Itoa(*partitions), "online", cfg.Online.Type)...)
 	serveErr := srv.Serve(ctx)
 	cancel()
 	wg.Wait()
 	return errors.Join(serveErr, streamErr)
+}
+
+// kafkaTopics returns the topics of the kafka sources, sorted.
+func kafkaTopics(defs *registry.Definitions) []string {
+	var topics []string
+	for _, s := range defs.Sources {
+		if s.Kind == registry.SourceKafka {
+			topics = append(topics, s.Topic)
+		}
+	}
+	sort.Strings(topics)
+	return topics
 }

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +21,8 @@ import (
 
 // TestDevCommand runs quiver dev end to end: trips produced to its
 // in-process broker are readable online, pushes go through its HTTP
-// server, a malformed message is counted as a dead letter, and after it
+// server, a malformed message is counted as a dead letter, a newly applied
+// kafka source is streamed and served without a restart, and after it
 // stops, quiver verify finds the online store equal to the training sets.
 func TestDevCommand(t *testing.T) {
 	dir := initRepo(t)
@@ -33,7 +37,8 @@ func TestDevCommand(t *testing.T) {
 	done := make(chan int, 1)
 	errb := &syncBuffer{}
 	go func() {
-		done <- run(ctx, []string{"dev", "--repo", dir, "--kafka-port", kport, "--grpc", "off", "--flight", "off", "--http", httpAddr, "--flush-interval", "50ms"}, io.Discard, errb)
+		done <- run(ctx, []string{"dev", "--repo", dir, "--kafka-port", kport, "--grpc", "off", "--flight", "off", "--http", httpAddr,
+			"--flush-interval", "50ms", "--reload", "20ms"}, io.Discard, errb)
 	}()
 	post := func(path, body string) (int, string) {
 		r, err := http.Post("http://"+httpAddr+path, "application/json", strings.NewReader(body))
@@ -94,6 +99,43 @@ func TestDevCommand(t *testing.T) {
 	require.NoError(t, r.Body.Close())
 	require.Contains(t, string(metrics), `quiver_stream_dead_letters_total{source="trips"} 1`)
 	require.Contains(t, string(metrics), `quiver_stream_events_total{source="driver_app"} 1`)
+
+	// A new registry version with a new kafka source: quiver dev creates
+	// its topic, restarts the stream on it and serves its view.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "features", "tips.yaml"), []byte(`sources:
+  - name: tips
+    kind: kafka
+    topic: tips
+    format: json
+    timestamp_field: ts
+    schema:
+      - {name: driver_id, type: int64}
+      - {name: tip, type: float64}
+      - {name: ts, type: timestamp}
+feature_views:
+  - name: driver_tips
+    entities: [driver]
+    source: tips
+    ttl: 1h
+    features:
+      - {name: tip, type: float64}
+`), 0o644))
+	code, _, stderr = quiver(t, "apply", "--repo", dir)
+	require.Equal(t, 0, code, stderr)
+	require.Eventually(t, func() bool { return strings.Contains(errb.String(), "msg=streaming registry_version=2") },
+		30*time.Second, 10*time.Millisecond, "quiver dev streams version 2:\n%s", errb)
+	// A new topic's metadata may take a moment to reach a producer, as with
+	// any Kafka; the producer tries again.
+	var werr error
+	require.Eventually(t, func() bool {
+		tw := &kafka.Writer{Addr: kafka.TCP("127.0.0.1:" + kport), Topic: "tips", Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
+		werr = tw.WriteMessages(ctx, kafka.Message{Key: []byte("1001"), Value: []byte(`{"driver_id": 1001, "tip": 2.5, "ts": "` + ts + `"}`)})
+		return errors.Join(werr, tw.Close()) == nil
+	}, 10*time.Second, 50*time.Millisecond, "produce to tips: %v", werr)
+	require.Eventually(t, func() bool {
+		code, body := post("/v1/online-features", `{"entities": {"driver_id": [1001]}, "features": ["driver_tips:tip"]}`)
+		return code == http.StatusOK && strings.Contains(body, `"values":[2.5]`)
+	}, 30*time.Second, 20*time.Millisecond, "the new view is served: %s", errb)
 
 	cancel() // flushes the offline log and commits
 	select {

@@ -36,17 +36,9 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	regStore, err := openStore(cfg)
-	if err != nil {
-		return err
-	}
-	watcher, err := registry.NewWatcher(ctx, regStore, registry.WatchOptions{
-		Interval: *reload,
-		OnChange: func(old, new *registry.Snapshot) {
-			log.Info("registry reloaded", "from_version", old.Version, "to_version", new.Version)
-		},
-		OnError: func(err error) { log.Warn("registry reload failed; serving the current version", "error", err) },
-	})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watcher, _, err := followRegistry(ctx, cfg, *reload, log, "serving")
 	if err != nil {
 		return err
 	}
@@ -64,13 +56,6 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer closeSrv()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		if err := watcher.Run(ctx); err != nil {
-			log.Error("registry watcher stopped", "error", err)
-		}
-	}()
 	log.Info("serving", serverAttrs(srv, "registry_version", watcher.Current().Version, "online", cfg.Online.Type)...)
 	if err := srv.Serve(ctx); err != nil {
 		return fmt.Errorf("serve: %w", err)

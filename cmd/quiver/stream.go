@@ -28,6 +28,7 @@ type streamFlags struct {
 	dlq      *string
 	recovery *time.Duration
 	session  *time.Duration
+	reload   *time.Duration
 }
 
 func addStreamFlags(f *flags) streamFlags {
@@ -37,6 +38,7 @@ func addStreamFlags(f *flags) streamFlags {
 		dlq:      f.String("dead-letter-suffix", ".dlq", "dead-letter topic of a source topic: topic + `SUFFIX`"),
 		session:  f.Duration("session-timeout", 10*time.Second, "how long the group waits for a silent member before giving its partitions to others"),
 		recovery: f.Duration("orphan-grace", time.Hour, "remove uncommitted offline-log files older than this at start"),
+		reload:   f.Duration("reload", 2*time.Second, "how often to look for a new registry version (the stream restarts on it)"),
 	}
 }
 
@@ -44,7 +46,6 @@ func cmdStream(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "stream", streamUsage)
 	brokers := f.String("brokers", "", "Kafka `BROKERS`, comma-separated (default: the sources' brokers, else kafka.brokers)")
 	metricsAddr := f.String("metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics (default off)")
-	reload := f.Duration("reload", 2*time.Second, "how often to look for a new registry version (the stream restarts on it)")
 	sf := addStreamFlags(f)
 	pos, err := f.parse(args)
 	if err != nil {
@@ -58,24 +59,9 @@ func cmdStream(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	regStore, err := openStore(cfg)
-	if err != nil {
-		return err
-	}
-	// A new registry version stops the consumer (it flushes, commits and
-	// leaves the group) and starts it again on the new definitions.
-	changed := make(chan struct{}, 1)
-	watcher, err := registry.NewWatcher(ctx, regStore, registry.WatchOptions{
-		Interval: *reload,
-		OnChange: func(old, new *registry.Snapshot) {
-			log.Info("registry reloaded", "from_version", old.Version, "to_version", new.Version)
-			select {
-			case changed <- struct{}{}:
-			default:
-			}
-		},
-		OnError: func(err error) { log.Warn("registry reload failed; streaming the current version", "error", err) },
-	})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watcher, changed, err := followRegistry(ctx, cfg, *sf.reload, log, "streaming")
 	if err != nil {
 		return err
 	}
@@ -86,7 +72,6 @@ func cmdStream(ctx context.Context, e *env, args []string) error {
 	defer store.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
-	metrics := stream.NewMetrics(reg)
 	if *metricsAddr != "" {
 		ln, err := net.Listen("tcp", *metricsAddr)
 		if err != nil {
@@ -101,31 +86,100 @@ func cmdStream(ctx context.Context, e *env, args []string) error {
 		defer srv.Close()
 		log.Info("metrics", "addr", ln.Addr().String())
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	r := &streamRunner{cfg: cfg, current: watcher.Current, changed: changed, store: store,
+		metrics: stream.NewMetrics(reg), brokers: *brokers, flags: sf, log: log}
+	return r.run(ctx)
+}
+
+// followRegistry watches the registry for new applied versions until ctx
+// ends, logging them; changed receives a value after each (a missed one
+// is folded into the next). what names the work that goes on with the
+// current version when a reload fails.
+func followRegistry(ctx context.Context, cfg *registry.Config, every time.Duration, log *slog.Logger, what string) (*registry.Watcher, <-chan struct{}, error) {
+	regStore, err := openStore(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	changed := make(chan struct{}, 1)
+	watcher, err := registry.NewWatcher(ctx, regStore, registry.WatchOptions{
+		Interval: every,
+		OnChange: func(old, new *registry.Snapshot) {
+			log.Info("registry reloaded", "from_version", old.Version, "to_version", new.Version)
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		},
+		OnError: func(err error) { log.Warn("registry reload failed; "+what+" the current version", "error", err) },
+	})
+	if err != nil {
+		return nil, nil, err
+	}
 	go func() {
 		if err := watcher.Run(ctx); err != nil {
 			log.Error("registry watcher stopped", "error", err)
 		}
 	}()
+	return watcher, changed, nil
+}
+
+// streamRunner runs the stream materializer over the current registry
+// version, and on each new one stops the consumer the way a shutdown does
+// (flush, commit, leave the group) and starts it on the new definitions.
+type streamRunner struct {
+	cfg     *registry.Config
+	current func() *registry.Snapshot
+	changed <-chan struct{}
+	store   online.Store
+	metrics *stream.Metrics
+	brokers string // the --brokers flag
+	flags   streamFlags
+	log     *slog.Logger
+	// prepare, when set, runs before each start with the definitions
+	// about to be streamed (quiver dev creates their topics).
+	prepare func(*registry.Definitions) error
+	// idle: a version without kafka sources waits for the next version
+	// instead of failing (quiver dev serves pushes meanwhile).
+	idle bool
+}
+
+func (r *streamRunner) run(ctx context.Context) error {
 	for first := true; ; first = false {
-		snap := watcher.Current()
-		applier, err := stream.NewApplier(snap.Defs, store, cfg.DataRoot(), metrics, nil)
-		if err != nil {
-			return err
-		}
-		opts, err := kafkaOptions(cfg, snap.Defs, *brokers, sf, log)
+		snap := r.current()
+		applier, err := stream.NewApplier(snap.Defs, r.store, r.cfg.DataRoot(), r.metrics, nil)
 		if err != nil {
 			return err
 		}
 		if first {
-			if n, err := applier.Recover(*sf.recovery); err != nil {
+			if n, err := applier.Recover(*r.flags.recovery); err != nil {
 				return err
 			} else if n > 0 {
-				log.Info("removed uncommitted offline-log files", "files", n)
+				r.log.Info("removed uncommitted offline-log files", "files", n)
 			}
 		}
-		log.Info("streaming", "registry_version", snap.Version, "brokers", strings.Join(opts.Brokers, ","), "group", opts.Group, "online", cfg.Online.Type)
+		topics, err := applier.Topics()
+		if err != nil {
+			return err
+		}
+		if len(topics) == 0 && r.idle {
+			r.log.Info("no kafka sources to stream", "registry_version", snap.Version)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-r.changed:
+				continue
+			}
+		}
+		if r.prepare != nil {
+			if err := r.prepare(snap.Defs); err != nil {
+				return err
+			}
+		}
+		opts, err := kafkaOptions(r.cfg, snap.Defs, r.brokers, r.flags, r.log)
+		if err != nil {
+			return err
+		}
+		r.log.Info("streaming", "registry_version", snap.Version, "brokers", strings.Join(opts.Brokers, ","), "group", opts.Group, "online", r.cfg.Online.Type)
 		runCtx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- applier.Consume(runCtx, opts) }()
@@ -133,7 +187,7 @@ func cmdStream(ctx context.Context, e *env, args []string) error {
 		case err := <-done:
 			stop()
 			return err
-		case <-changed:
+		case <-r.changed:
 			stop()
 			if err := <-done; err != nil {
 				return err
