@@ -380,8 +380,8 @@ func TestMembersShareEntities(t *testing.T) {
 	applied := func(mb *member) int { return int(testutil.ToFloat64(mb.m.Events.WithLabelValues("trips"))) }
 	// A trickle until both members apply events, then the rest.
 	next := 0
-	for ; (applied(members[0]) == 0 || applied(members[1]) == 0) && next < 4000; next += 100 {
-		require.NoError(t, w.WriteMessages(context.Background(), messages(ts[next:next+100])...))
+	for ; (applied(members[0]) == 0 || applied(members[1]) == 0) && next < 7000; next += 20 {
+		require.NoError(t, w.WriteMessages(context.Background(), messages(ts[next:next+20])...))
 		time.Sleep(20 * time.Millisecond)
 	}
 	require.NoError(t, w.WriteMessages(context.Background(), messages(ts[next:])...))
