@@ -1,10 +1,11 @@
 // Command flight measures training sets over Arrow Flight: Quiver's
 // training set streamed to a client on loopback (DoGet with a ticket that
 // names the entity Parquet file, and DoExchange with the client streaming
-// the entity table), beside the same training set read in process (what
-// Flight adds to it) and a raw Flight server that streams prebuilt record
-// batches of the same schema and rows to the same client code (the limit
-// of the transport), in one run.
+// the entity table), and the same training set saved as an Arrow IPC file
+// and served as stored (a dataset ticket), beside the same training set
+// read in process (what Flight adds to it) and a raw Flight server that
+// streams prebuilt record batches of the same schema and rows to the same
+// client code (the limit of the transport), in one run.
 //
 // The data (a feature view source and an entity table, both Parquet) is
 // generated with DuckDB; the Flight server runs in this process. Cases run
