@@ -218,7 +218,7 @@ func (f *FlightService) ticketCommand(cmdBytes []byte) (*FlightCommand, string, 
 func (f *FlightService) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer) error {
 	if cmd, err := DecodeFlightCommand(t.GetTicket()); err == nil && cmd.Kind == FlightDataset {
 		// A saved dataset runs no join and takes no training-set slot.
-		rr, err := f.openDataset(stream.Context(), cmd.Path)
+		rr, err := f.openDataset(stream.Context(), cmd.Path, true)
 		if err != nil {
 			return err
 		}

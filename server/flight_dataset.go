@@ -34,8 +34,10 @@ func DatasetFormat(path string) string {
 }
 
 // openDataset opens a saved dataset within the data root as a stream of
-// its record batches. No join runs: the file is served as stored.
-func (f *FlightService) openDataset(ctx context.Context, rel string) (array.RecordReader, error) {
+// its record batches. No join runs: the file is served as stored. whole
+// says the caller reads every batch, so an Arrow file's mapping is faulted
+// in at once; a caller after the schema alone maps it lazily.
+func (f *FlightService) openDataset(ctx context.Context, rel string, whole bool) (array.RecordReader, error) {
 	path, err := f.rootPath("dataset", rel)
 	if err != nil {
 		return nil, err
@@ -52,7 +54,7 @@ func (f *FlightService) openDataset(ctx context.Context, rel string) (array.Reco
 		return nil, flightError(fmt.Errorf("open dataset %s: %w", rel, err))
 	}
 	if format == "arrow" {
-		data, unmap, err := mapFile(fh)
+		data, unmap, err := mapFile(fh, whole)
 		_ = fh.Close() // the mapping outlives the descriptor
 		if err != nil {
 			return nil, flightError(fmt.Errorf("open dataset %s: %w", rel, err))
@@ -84,7 +86,7 @@ func (f *FlightService) openDataset(ctx context.Context, rel string) (array.Reco
 
 // datasetSchemaOf reads a saved dataset's schema from its footer.
 func (f *FlightService) datasetSchemaOf(ctx context.Context, rel string) (*arrow.Schema, error) {
-	rr, err := f.openDataset(ctx, rel)
+	rr, err := f.openDataset(ctx, rel, false)
 	if err != nil {
 		return nil, err
 	}

@@ -8,10 +8,11 @@ import (
 	"syscall"
 )
 
-// mapFile maps a file read-only into memory; unmap releases it. Saved
-// datasets are served from the mapping, so their batches are not copied
-// out of the page cache before they are sent.
-func mapFile(fh *os.File) (data []byte, unmap func() error, err error) {
+// mapFile maps a file read-only into memory, faulted in at once when
+// populate (where the system can); unmap releases it. Saved datasets are
+// served from the mapping, so their batches are not copied out of the
+// page cache before they are sent.
+func mapFile(fh *os.File, populate bool) (data []byte, unmap func() error, err error) {
 	st, err := fh.Stat()
 	if err != nil {
 		return nil, nil, err
@@ -22,7 +23,11 @@ func mapFile(fh *os.File) (data []byte, unmap func() error, err error) {
 	if int64(int(st.Size())) != st.Size() {
 		return nil, nil, fmt.Errorf("file of %d bytes is too large to map", st.Size())
 	}
-	data, err = syscall.Mmap(int(fh.Fd()), 0, int(st.Size()), syscall.PROT_READ, syscall.MAP_SHARED|mapPopulate)
+	flags := syscall.MAP_SHARED
+	if populate {
+		flags |= mapPopulate
+	}
+	data, err = syscall.Mmap(int(fh.Fd()), 0, int(st.Size()), syscall.PROT_READ, flags)
 	if err != nil {
 		return nil, nil, fmt.Errorf("map %s: %w", fh.Name(), err)
 	}
