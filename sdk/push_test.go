@@ -7,34 +7,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/quiverdata/quiver/internal/testutil/logtest"
 	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/online"
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/server"
-	"github.com/quiverdata/quiver/streamlog"
 )
 
 // logRows counts the rows of a view's offline log.
-func logRows(t *testing.T, dataRoot, view string) int {
-	t.Helper()
-	files, err := streamlog.Files(dataRoot, view)
-	require.NoError(t, err)
-	n := 0
-	for _, f := range files {
-		r, err := file.OpenParquetFile(f, false)
-		require.NoError(t, err)
-		n += int(r.NumRows())
-		require.NoError(t, r.Close())
-	}
-	return n
-}
+var logRows = logtest.Rows
 
 func TestClientPush(t *testing.T) {
 	ctx := context.Background()

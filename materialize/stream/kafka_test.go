@@ -6,17 +6,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/quiverdata/quiver/examples/quickstart"
 	"github.com/quiverdata/quiver/internal/kafkatest"
+	"github.com/quiverdata/quiver/internal/testutil/logtest"
 	"github.com/quiverdata/quiver/internal/testutil/redistest"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
-	"github.com/quiverdata/quiver/streamlog"
 )
 
 type fixture struct {
@@ -89,19 +88,8 @@ func consume(t *testing.T, f *fixture, brokers []string, group string, want int)
 	}
 }
 
-func logRows(t *testing.T, root, view string) int {
-	t.Helper()
-	files, err := streamlog.Files(root, view)
-	require.NoError(t, err)
-	n := 0
-	for _, f := range files {
-		r, err := file.OpenParquetFile(f, false)
-		require.NoError(t, err)
-		n += int(r.NumRows())
-		require.NoError(t, r.Close())
-	}
-	return n
-}
+// logRows counts the rows of a view's offline log.
+var logRows = logtest.Rows
 
 func TestConsumeAppliesOnlineAndLogsExactlyOnce(t *testing.T) {
 	f := newFixture(t)
