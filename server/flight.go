@@ -139,12 +139,6 @@ func flightNotFound(format string, args ...any) error {
 
 // flightError maps core errors to Flight (gRPC) status codes.
 func flightError(err error) error {
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	if errors.Is(err, offline.ErrInvalidRequest) {
-		return status.Error(codes.InvalidArgument, err.Error())
-	}
 	return grpcError(err)
 }
 

@@ -9,7 +9,9 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/quiverdata/quiver/materialize/stream"
@@ -47,7 +49,14 @@ type FeatureVectorJSON struct {
 // DecodeOnlineFeaturesRequest reads a request body: unknown fields are
 // errors; entity values are strings or integers.
 func DecodeOnlineFeaturesRequest(r io.Reader) (*OnlineFeaturesRequest, error) {
-	dec := json.NewDecoder(r)
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: request body: %w", online.ErrInvalidRequest, err)
+	}
+	if err := checkJSONKeys(body); err != nil {
+		return nil, fmt.Errorf("%w: request body: %w", online.ErrInvalidRequest, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
 	var req OnlineFeaturesRequest
@@ -114,10 +123,6 @@ func jsonValue(v any) (any, error) {
 }
 
 func (s *Serving) handleOnlineFeatures(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		writeError(w, http.StatusMethodNotAllowed, "use POST")
-		return
-	}
 	body := http.MaxBytesReader(w, r.Body, int64(s.limits.MaxRequestBytes))
 	req, err := DecodeOnlineFeaturesRequest(body)
 	if err != nil {
@@ -143,7 +148,7 @@ func (s *Serving) handleOnlineFeatures(w http.ResponseWriter, r *http.Request) {
 			Statuses: fv.Statuses, EventTimestamps: make([]*time.Time, len(fv.EventTimes))}
 		for r := range resp.Rows {
 			j.Values[r] = jsonSafe(fv.Value(r))
-			if !fv.EventTimes[r].IsZero() {
+			if t := fv.EventTimes[r]; !t.IsZero() && jsonTime(t) {
 				j.EventTimestamps[r] = &fv.EventTimes[r]
 			}
 		}
@@ -170,7 +175,14 @@ type PushResponse struct {
 // source is required, and the rows are kept as raw JSON for the source's
 // decoder to check.
 func DecodePushRequest(r io.Reader) (*PushRequest, error) {
-	dec := json.NewDecoder(r)
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: request body: %w", stream.ErrInvalidPush, err)
+	}
+	if err := checkJSONKeys(body); err != nil {
+		return nil, fmt.Errorf("%w: request body: %w", stream.ErrInvalidPush, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var req PushRequest
 	if err := dec.Decode(&req); err != nil {
@@ -186,10 +198,6 @@ func DecodePushRequest(r io.Reader) (*PushRequest, error) {
 }
 
 func (s *Serving) handlePush(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		writeError(w, http.StatusMethodNotAllowed, "use POST")
-		return
-	}
 	if s.pusher == nil {
 		writeError(w, httpStatus(errNoPusher), errNoPusher.Error())
 		return
@@ -222,7 +230,17 @@ func (s *Serving) handlePush(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, PushResponse{Rows: n})
 }
 
-// jsonSafe replaces the floats JSON cannot carry (NaN, ±Inf) by strings.
+// jsonTime reports whether t can be written in JSON: RFC 3339 has
+// four-digit years only.
+func jsonTime(t time.Time) bool {
+	y := t.Year()
+	return y >= 0 && y <= 9999
+}
+
+// jsonSafe replaces the floats JSON cannot carry (NaN, ±Inf) by strings,
+// and the times it cannot carry (years before 0 or after 9999, which old
+// rows may hold) by null: one such value never fails the other values of
+// the answer.
 func jsonSafe(v any) any {
 	f := func(x float64) any {
 		switch {
@@ -258,27 +276,29 @@ func jsonSafe(v any) any {
 			out[i] = f(e)
 		}
 		return out
+	case time.Time:
+		if !jsonTime(x) {
+			return nil
+		}
+	case []time.Time:
+		out := make([]any, len(x))
+		for i, e := range x {
+			if jsonTime(e) {
+				out[i] = e
+			}
+		}
+		return out
 	}
 	return v
-}
-
-func httpStatus(err error) int {
-	switch {
-	case errors.Is(err, online.ErrInvalidRequest), errors.Is(err, stream.ErrInvalidPush):
-		return http.StatusBadRequest
-	case errors.Is(err, errNoPusher):
-		return http.StatusNotImplemented
-	case errors.Is(err, online.ErrUnavailable):
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(v); err != nil {
-		http.Error(w, `{"error":"encode response"}`, http.StatusInternalServerError)
-		return
+		buf.Reset()
+		msg, _ := json.Marshal(map[string]string{"error": "encode response: " + err.Error()}) // a map of strings always encodes
+		buf.Write(msg)
+		code = http.StatusInternalServerError
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -287,4 +307,145 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// checkJSONKeys refuses a JSON document in which an object holds a key
+// twice (encoding/json would keep the last one silently), naming where;
+// the push decoder of a source's rows refuses them the same way. Syntax
+// errors are left to the decoder that follows.
+func checkJSONKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := checkJSONValue(dec, "", 0); err != nil && !errors.Is(err, errJSONSyntax) {
+		return err
+	}
+	return nil
+}
+
+var errJSONSyntax = errors.New("not valid JSON")
+
+// maxJSONDepth is encoding/json's own nesting bound: deeper documents
+// fail to decode anyway.
+const maxJSONDepth = 10000
+
+// checkJSONValue reads one value at path, checking its objects' keys.
+func checkJSONValue(dec *json.Decoder, path string, depth int) error {
+	if depth > maxJSONDepth {
+		return errJSONSyntax
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return errJSONSyntax
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return errJSONSyntax
+			}
+			key, _ := kt.(string)
+			at := key
+			if path != "" {
+				at = path + "." + key
+			}
+			if seen[key] {
+				return fmt.Errorf("key %s appears twice", strconv.Quote(at))
+			}
+			seen[key] = true
+			if err := checkJSONValue(dec, at, depth+1); err != nil {
+				return err
+			}
+		}
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if err := checkJSONValue(dec, fmt.Sprintf("%s[%d]", path, i), depth+1); err != nil {
+				return err
+			}
+		}
+	default:
+		return nil
+	}
+	if _, err := dec.Token(); err != nil { // the closing delimiter
+		return errJSONSyntax
+	}
+	return nil
+}
+
+// authHTTP answers 401 to a request without the bearer token.
+func (s *Server) authHTTP(w http.ResponseWriter, r *http.Request) bool {
+	if s.authorized(r.Header.Get("Authorization")) {
+		return true
+	}
+	writeError(w, http.StatusUnauthorized, "missing or wrong bearer token (send the header Authorization: Bearer TOKEN)")
+	return false
+}
+
+// route is one HTTP path: the methods it takes and its handler; open
+// routes (health checks) need no token.
+type route struct {
+	methods []string
+	handler http.Handler
+	open    bool
+}
+
+// routes is the HTTP surface. Every path but the health checks needs the
+// token, unknown ones included; an unknown path is a JSON 404 and a
+// method a route does not take a JSON 405 with Allow. Requests run under
+// RequestTimeout.
+func (s *Server) routes() http.Handler {
+	get := []string{http.MethodGet, http.MethodHead}
+	post := []string{http.MethodPost}
+	table := map[string]*route{
+		"/v1/online-features": {methods: post, handler: http.HandlerFunc(s.serving.handleOnlineFeatures)},
+		"/v1/push":            {methods: post, handler: http.HandlerFunc(s.serving.handlePush)},
+		"/healthz": {methods: get, open: true, handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		})},
+		"/readyz": {methods: get, open: true, handler: http.HandlerFunc(s.handleReady)},
+	}
+	if m := s.cfg.Metrics; m != nil {
+		table["/metrics"] = &route{methods: get, handler: m.Handler()}
+	}
+	paths := make([]string, 0, len(table))
+	for p := range table {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rt, ok := table[r.URL.Path]
+		if (!ok || !rt.open) && !s.authHTTP(w, r) {
+			return
+		}
+		if !ok {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no such path %s (paths: %s)", cut(r.URL.Path, 100), strings.Join(paths, ", ")))
+			return
+		}
+		if !slices.Contains(rt.methods, r.Method) {
+			w.Header().Set("Allow", strings.Join(rt.methods, ", "))
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s takes %s, not %s", r.URL.Path, strings.Join(rt.methods, " or "), cut(r.Method, 20)))
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		rt.handler.ServeHTTP(w, r.WithContext(ctx))
+	})
+	if m := s.cfg.Metrics; m != nil {
+		h = m.observeHTTP(func(r *http.Request) string {
+			if _, ok := table[r.URL.Path]; ok {
+				return r.URL.Path
+			}
+			return "other"
+		}, h)
+	}
+	return h
+}
+
+// cut shortens a client's value for a message.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -391,6 +391,7 @@ func TestPushAuthAndMetrics(t *testing.T) {
 
 	mreq, err := http.NewRequest(http.MethodGet, h.httpBase+"/metrics", nil)
 	require.NoError(t, err)
+	mreq.Header.Set("Authorization", "Bearer s3cret") // metrics need the token too
 	resp, err := http.DefaultClient.Do(mreq)
 	require.NoError(t, err)
 	defer resp.Body.Close()

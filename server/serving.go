@@ -10,7 +10,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/online"
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
 	"github.com/quiverdata/quiver/registry"
@@ -177,23 +176,6 @@ func valuesColumn(v *servingv1.Values) ([]any, error) {
 func (s *Serving) GetServerInfo(ctx context.Context, _ *servingv1.GetServerInfoRequest) (*servingv1.GetServerInfoResponse, error) {
 	snap := s.snapshot()
 	return &servingv1.GetServerInfoResponse{Version: s.version, Project: snap.Project, RegistryVersion: snap.Version, RegistryHash: snap.Hash}, nil
-}
-
-// grpcError maps core errors to status codes.
-func grpcError(err error) error {
-	switch {
-	case errors.Is(err, online.ErrInvalidRequest), errors.Is(err, stream.ErrInvalidPush):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, errNoPusher):
-		return status.Error(codes.Unimplemented, err.Error())
-	case errors.Is(err, online.ErrUnavailable):
-		return status.Error(codes.Unavailable, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
-	}
-	return status.Error(codes.Internal, err.Error())
 }
 
 // vectorProto converts a feature vector to its typed proto column.
