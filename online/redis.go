@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -22,6 +23,16 @@ type RedisOptions struct {
 	// DialTimeout, ReadTimeout and WriteTimeout default to 2s, 1s and 1s;
 	// a request's context deadline applies as well.
 	DialTimeout, ReadTimeout, WriteTimeout time.Duration
+	// PoolTimeout bounds the wait for a free connection when all are busy
+	// (default: ReadTimeout).
+	PoolTimeout time.Duration
+	// MaxRetries is how often a command that failed on the network is
+	// sent again (default 1; -1: never). Each try dials once: a store that
+	// refuses connections fails a call at once, not after go-redis's dial
+	// retries and backoffs. After PoolSize dials in a row have failed,
+	// go-redis stops dialing and fails calls at once with the last dial
+	// error, probing the node once a second until it answers.
+	MaxRetries int
 	// PoolSize is the connections per node (default: go-redis's, 10 per CPU).
 	PoolSize int
 }
@@ -124,11 +135,24 @@ func OpenRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 	if write == 0 {
 		write = time.Second
 	}
+	pool := opts.PoolTimeout
+	if pool == 0 {
+		pool = read
+	}
+	retries := opts.MaxRetries
+	if retries == 0 {
+		retries = 1
+	}
+	// One dial per try (go-redis dials up to 5 times, 100 ms apart, by
+	// default): an unreachable store fails fast, and the caller's
+	// deadline is left for the answer.
+	const dialerRetries = 1
 	s := &Redis{}
 	if len(opts.Addrs) > 0 {
 		s.cluster = redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: opts.Addrs, Username: opts.Username, Password: opts.Password,
 			DialTimeout: dial, ReadTimeout: read, WriteTimeout: write, PoolSize: opts.PoolSize,
+			PoolTimeout: pool, MaxRetries: retries, DialerRetries: dialerRetries,
 			ContextTimeoutEnabled: true,
 		})
 		s.client = s.cluster
@@ -136,6 +160,7 @@ func OpenRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 		s.client = redis.NewClient(&redis.Options{
 			Addr: opts.Addr, Username: opts.Username, Password: opts.Password, DB: opts.DB,
 			DialTimeout: dial, ReadTimeout: read, WriteTimeout: write, PoolSize: opts.PoolSize,
+			PoolTimeout: pool, MaxRetries: retries, DialerRetries: dialerRetries,
 			ContextTimeoutEnabled: true,
 		})
 	}
@@ -176,6 +201,22 @@ func unavailable(action string, err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %s: %v", ErrUnavailable, action, err)
+}
+
+// SetRedisLogger sends what go-redis logs (dial failures of its
+// connection pool, for one) to l as structured records instead of
+// unstructured lines on stderr. The go-redis logger is one per process:
+// the last call wins.
+func SetRedisLogger(l *slog.Logger) {
+	redis.SetLogger(redisLogger{l})
+}
+
+// redisLogger adapts a slog.Logger to go-redis's logging interface.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	msg := strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: ")
+	r.l.WarnContext(ctx, "redis client", "component", "go-redis", "detail", msg)
 }
 
 // RedisKey is the Redis key of a row.

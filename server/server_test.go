@@ -90,6 +90,13 @@ func start(t testing.TB, store online.Store, cfg Config, dial bool) *harness {
 	lookup := online.NewLookup(lookupStore, online.LookupOptions{Now: func() time.Time { return now }})
 	serving := NewServing(lookup, h.snap.Load, Limits{MaxEntities: 3}, "test")
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	if cfg.FlightAddr != "" && cfg.Flight == nil {
+		// Flight over the same lookup; no offline engine (training sets
+		// are not served).
+		f, err := NewFlightService(nil, lookup, h.snap.Load, t.TempDir(), Limits{})
+		require.NoError(t, err)
+		cfg.Flight = f
+	}
 	srv, err := New(cfg, serving, func(ctx context.Context) error {
 		_, err := store.GetMeta(ctx, "srv", "ping")
 		return err
