@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/quiverdata/quiver/aggregate"
+	"github.com/quiverdata/quiver/internal/recent"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/transform"
 )
@@ -106,12 +106,11 @@ type Response struct {
 type Lookup struct {
 	store      Store
 	now        func() time.Time
-	codecs     atomic.Pointer[codecCache]
+	codecs     recent.Cache[*registry.Definitions, *codecCache]
 	transforms transform.Cache
 }
 
 type codecCache struct {
-	defs   *registry.Definitions
 	byView map[string]*Codec
 	specs  map[string]specOrErr // views with aggregations
 }
@@ -137,11 +136,10 @@ func NewLookup(store Store, opts LookupOptions) *Lookup {
 }
 
 // cache returns the codecs and aggregation specs of defs' views, cached
-// for the newest definitions seen.
+// for the last few definitions seen (two are live during a reload).
 func (l *Lookup) cache(defs *registry.Definitions) *codecCache {
-	cache := l.codecs.Load()
-	if cache == nil || cache.defs != defs {
-		cache = &codecCache{defs: defs, byView: make(map[string]*Codec), specs: make(map[string]specOrErr)}
+	cache, _ := l.codecs.Get(defs, func() (*codecCache, error) { // building cannot fail
+		cache := &codecCache{byView: make(map[string]*Codec), specs: make(map[string]specOrErr)}
 		for _, fv := range defs.FeatureViews {
 			cache.byView[fv.Name] = NewCodec(fv)
 			if len(fv.Aggregations) > 0 {
@@ -149,8 +147,8 @@ func (l *Lookup) cache(defs *registry.Definitions) *codecCache {
 				cache.specs[fv.Name] = specOrErr{spec, err}
 			}
 		}
-		l.codecs.Store(cache)
-	}
+		return cache, nil
+	})
 	return cache
 }
 

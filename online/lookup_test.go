@@ -189,3 +189,30 @@ func TestLookupOnDemand(t *testing.T) {
 		require.ErrorContains(t, err, tc.want)
 	}
 }
+
+// TestLookupTwoLiveVersions: while lookups with an old and a new registry
+// version alternate (a reload under way), neither the on-demand
+// expressions nor the codecs are built again per request.
+func TestLookupTwoLiveVersions(t *testing.T) {
+	ctx := context.Background()
+	parse := func() *registry.Definitions {
+		defs, errs := registry.ParseDefinitions("look", []string{"f.yaml"}, map[string][]byte{"f.yaml": []byte(lookupDefs)})
+		require.NoError(t, errs.Err())
+		return defs
+	}
+	old, cur := parse(), parse()
+	store, err := OpenEmbedded(t.TempDir())
+	require.NoError(t, err)
+	defer store.Close()
+	l := NewLookup(store, LookupOptions{Now: func() time.Time { return base }})
+	req := &Request{Entities: map[string][]any{"driver_id": {int64(1)}}, Features: []string{"stats:rate", "scores:adjusted"},
+		RequestContext: map[string][]any{"surge": {2.0}}}
+	for range 10 {
+		for _, defs := range []*registry.Definitions{old, cur} {
+			_, err := l.Get(ctx, defs, req)
+			require.NoError(t, err)
+		}
+	}
+	require.EqualValues(t, 2, l.transforms.Compiles(), "CEL compiled once per version")
+	require.EqualValues(t, 2, l.codecs.Builds(), "codecs built once per version")
+}

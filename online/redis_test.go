@@ -1,10 +1,15 @@
 package online
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"log/slog"
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,4 +111,48 @@ func restartOnPort(t *testing.T, port int) {
 		}
 		return c.Close() == nil
 	}, 10*time.Second, 20*time.Millisecond)
+}
+
+// lockedBuffer is a bytes.Buffer for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestRedisLogsAreStructured: what go-redis logs itself (its pool's
+// failed dials) goes to the slog logger, as records, not to stderr.
+func TestRedisLogsAreStructured(t *testing.T) {
+	var out lockedBuffer
+	SetRedisLogger(slog.New(slog.NewJSONHandler(&out, nil)))
+	t.Cleanup(func() { SetRedisLogger(slog.Default()) })
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	s, err := OpenRedis(ctx, RedisOptions{Addr: srv.Addr()})
+	require.NoError(t, err)
+	defer s.Close()
+	srv.Stop()
+	_, err = s.Read(ctx, []Key{{Project: "conf", View: "v1", Entity: intKey(1)}})
+	require.ErrorIs(t, err, ErrUnavailable)
+
+	text := strings.TrimSpace(out.String())
+	require.NotEmpty(t, text, "the failed dial was logged")
+	for _, line := range strings.Split(text, "\n") {
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &rec), "a structured record: %s", line)
+		require.Equal(t, "redis client", rec["msg"])
+		require.Equal(t, "WARN", rec["level"])
+	}
+	require.Contains(t, text, "failed to dial")
 }

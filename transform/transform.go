@@ -22,14 +22,13 @@ package transform
 import (
 	"fmt"
 	"sort"
-	"sync"
-	"sync/atomic"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/interpreter"
 
 	"github.com/quiverdata/quiver/internal/celenv"
+	"github.com/quiverdata/quiver/internal/recent"
 	"github.com/quiverdata/quiver/registry"
 )
 
@@ -55,31 +54,21 @@ func Compile(defs *registry.Definitions) (*Set, error) {
 // View returns the compiled on-demand view named name, or nil.
 func (s *Set) View(name string) *View { return s.views[name] }
 
-// Cache holds the compiled Set of the newest definitions it was asked
-// for, swapped atomically when the definitions change. It is safe for
-// concurrent use.
+// Cache holds the compiled Sets of the last few definitions it was asked
+// for (recent.Size), so that requests with an old and a new registry
+// version, which alternate during a reload, compile nothing. It is safe
+// for concurrent use.
 type Cache struct {
-	mu  sync.Mutex
-	cur atomic.Pointer[Set]
+	sets recent.Cache[*registry.Definitions, *Set]
 }
 
 // Get returns defs' compiled Set, compiling it on first use.
 func (c *Cache) Get(defs *registry.Definitions) (*Set, error) {
-	if s := c.cur.Load(); s != nil && s.defs == defs {
-		return s, nil
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s := c.cur.Load(); s != nil && s.defs == defs {
-		return s, nil
-	}
-	s, err := Compile(defs)
-	if err != nil {
-		return nil, err
-	}
-	c.cur.Store(s)
-	return s, nil
+	return c.sets.Get(defs, func() (*Set, error) { return Compile(defs) })
 }
+
+// Compiles is how many times the cache has compiled definitions.
+func (c *Cache) Compiles() int64 { return c.sets.Builds() }
 
 // Input is an input view's feature that the view's expressions read.
 type Input struct {

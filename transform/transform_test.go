@@ -267,3 +267,27 @@ func TestCacheCompilesOncePerVersion(t *testing.T) {
 	require.NotSame(t, a, c2)
 	require.False(t, errors.Is(err, errNullResult))
 }
+
+// TestCacheKeepsTwoLiveVersions: while requests with two registry
+// versions alternate (a reload under way), each version is compiled once.
+func TestCacheKeepsTwoLiveVersions(t *testing.T) {
+	parse := func() *registry.Definitions {
+		defs, errs := registry.ParseDefinitions("p", []string{"f.yaml"}, map[string][]byte{"f.yaml": []byte(repo)})
+		require.NoError(t, errs.Err())
+		return defs
+	}
+	old, cur := parse(), parse()
+	var c Cache
+	sets := map[*registry.Definitions]*Set{}
+	for range 10 {
+		for _, defs := range []*registry.Definitions{old, cur} {
+			s, err := c.Get(defs)
+			require.NoError(t, err)
+			if prev, ok := sets[defs]; ok {
+				require.Same(t, prev, s)
+			}
+			sets[defs] = s
+		}
+	}
+	require.EqualValues(t, 2, c.Compiles(), "one compilation per version, not one per request")
+}
