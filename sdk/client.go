@@ -210,11 +210,17 @@ func (c *Client) OnlineFeatures(ctx context.Context, req Request) (*Features, er
 	if err != nil {
 		return nil, err
 	}
+	if resp.Rows < 0 {
+		return nil, fmt.Errorf("malformed response: %d rows", resp.Rows)
+	}
 	out := &Features{rows: int(resp.Rows), vectors: map[string]*vector{}}
 	for _, fv := range resp.Features {
 		t, err := registry.ParseValueType(fv.Type)
 		if err != nil {
 			return nil, fmt.Errorf("feature %s: %w", fv.Name, err)
+		}
+		if err := checkVector(fv, out.rows); err != nil {
+			return nil, fmt.Errorf("malformed response: feature %s: %w", fv.Name, err)
 		}
 		v := &vector{typ: fv.Type, values: make([]any, len(fv.Statuses)), statuses: make([]online.Status, len(fv.Statuses)), times: make([]time.Time, len(fv.Statuses))}
 		for i, st := range fv.Statuses {
@@ -232,31 +238,44 @@ func (c *Client) OnlineFeatures(ctx context.Context, req Request) (*Features, er
 	return out, nil
 }
 
-// valueAt reads row i of a typed column.
+// checkVector checks that a feature vector of the server's answer holds a
+// status and an event time per row.
+func checkVector(fv *servingv1.FeatureVector, rows int) error {
+	if n := len(fv.GetStatuses()); n != rows {
+		return fmt.Errorf("%d statuses for %d rows", n, rows)
+	}
+	if n := len(fv.GetEventTimestamps()); n != rows {
+		return fmt.Errorf("%d event timestamps for %d rows", n, rows)
+	}
+	return nil
+}
+
+// valueAt reads row i of a typed column (nil where the column is short).
 func valueAt(t registry.ValueType, v *servingv1.Values, i int) any {
 	if t.List {
-		if i >= len(v.ListValues) {
+		lists := v.GetListValues()
+		if i >= len(lists) {
 			return nil
 		}
-		l := v.ListValues[i]
+		l := lists[i]
 		switch t.Elem {
 		case registry.Int32:
-			return l.Int32Values
+			return l.GetInt32Values()
 		case registry.Int64:
-			return l.Int64Values
+			return l.GetInt64Values()
 		case registry.Float32:
-			return l.FloatValues
+			return l.GetFloatValues()
 		case registry.Float64:
-			return l.DoubleValues
+			return l.GetDoubleValues()
 		case registry.Bool:
-			return l.BoolValues
+			return l.GetBoolValues()
 		case registry.String:
-			return l.StringValues
+			return l.GetStringValues()
 		case registry.Bytes:
-			return l.BytesValues
+			return l.GetBytesValues()
 		case registry.Timestamp:
-			out := make([]time.Time, len(l.TimestampValues))
-			for j, us := range l.TimestampValues {
+			out := make([]time.Time, len(l.GetTimestampValues()))
+			for j, us := range l.GetTimestampValues() {
 				out[j] = time.UnixMicro(us).UTC()
 			}
 			return out
@@ -265,21 +284,21 @@ func valueAt(t registry.ValueType, v *servingv1.Values, i int) any {
 	}
 	switch t.Elem {
 	case registry.Int32:
-		return at(v.Int32Values, i)
+		return at(v.GetInt32Values(), i)
 	case registry.Int64:
-		return at(v.Int64Values, i)
+		return at(v.GetInt64Values(), i)
 	case registry.Float32:
-		return at(v.FloatValues, i)
+		return at(v.GetFloatValues(), i)
 	case registry.Float64:
-		return at(v.DoubleValues, i)
+		return at(v.GetDoubleValues(), i)
 	case registry.Bool:
-		return at(v.BoolValues, i)
+		return at(v.GetBoolValues(), i)
 	case registry.String:
-		return at(v.StringValues, i)
+		return at(v.GetStringValues(), i)
 	case registry.Bytes:
-		return at(v.BytesValues, i)
+		return at(v.GetBytesValues(), i)
 	case registry.Timestamp:
-		if us, ok := at(v.TimestampValues, i).(int64); ok {
+		if us, ok := at(v.GetTimestampValues(), i).(int64); ok {
 			return time.UnixMicro(us).UTC()
 		}
 	}

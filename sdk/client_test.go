@@ -2,15 +2,18 @@ package sdk
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 
 	"github.com/quiverdata/quiver/examples/quickstart"
 	"github.com/quiverdata/quiver/materialize"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
+	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/server"
 )
@@ -94,4 +97,56 @@ func TestEmbeddedAndClientAgree(t *testing.T) {
 
 	_, err = c.OnlineFeatures(ctx, Request{Entities: map[string]any{"driver_id": []int{1}}, Features: []string{"driver_hourly:conv_rate"}})
 	require.ErrorContains(t, err, "give []int64 or []string")
+}
+
+// malformedServing answers every lookup with the response it holds.
+type malformedServing struct {
+	servingv1.UnimplementedServingServer
+	resp *servingv1.GetOnlineFeaturesResponse
+}
+
+func (m *malformedServing) GetOnlineFeatures(context.Context, *servingv1.GetOnlineFeaturesRequest) (*servingv1.GetOnlineFeaturesResponse, error) {
+	return m.resp, nil
+}
+
+// TestClientMalformedResponse: a response whose columns are shorter than
+// its rows is an error naming the feature, never a panic.
+func TestClientMalformedResponse(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	m := &malformedServing{}
+	g := grpc.NewServer()
+	servingv1.RegisterServingServer(g, m)
+	go func() { _ = g.Serve(lis) }() // Serve returns when the test stops g
+	t.Cleanup(g.Stop)
+	c, err := Dial(lis.Addr().String(), Options{})
+	require.NoError(t, err)
+	defer c.Close()
+	req := Request{Entities: map[string]any{"driver_id": []int64{1, 2}}, Features: []string{"v:f"}}
+	present := []servingv1.Status{servingv1.Status_PRESENT, servingv1.Status_PRESENT}
+	for _, tc := range []struct {
+		resp *servingv1.GetOnlineFeaturesResponse
+		want string
+	}{
+		{&servingv1.GetOnlineFeaturesResponse{Rows: 2, Features: []*servingv1.FeatureVector{{Name: "f", Type: "float64", Statuses: present,
+			EventTimestamps: []int64{1}, Values: &servingv1.Values{DoubleValues: []float64{1, 2}}}}}, "feature f: 1 event timestamps for 2 rows"},
+		{&servingv1.GetOnlineFeaturesResponse{Rows: 2, Features: []*servingv1.FeatureVector{{Name: "f", Type: "float64", Statuses: present[:1],
+			EventTimestamps: []int64{1, 2}}}}, "feature f: 1 statuses for 2 rows"},
+		{&servingv1.GetOnlineFeaturesResponse{Rows: -1}, "-1 rows"},
+	} {
+		m.resp = tc.resp
+		_, err := c.OnlineFeatures(context.Background(), req)
+		require.ErrorContains(t, err, "malformed response")
+		require.ErrorContains(t, err, tc.want)
+	}
+	// Short or missing value columns read as absent values.
+	m.resp = &servingv1.GetOnlineFeaturesResponse{Rows: 2, Features: []*servingv1.FeatureVector{
+		{Name: "f", Type: "float64", Statuses: present, EventTimestamps: []int64{1, 2}, Values: &servingv1.Values{DoubleValues: []float64{1}}},
+		{Name: "g", Type: "list<float32>", Statuses: present, EventTimestamps: []int64{1, 2}},
+	}}
+	f, err := c.OnlineFeatures(context.Background(), req)
+	require.NoError(t, err)
+	require.Equal(t, 1.0, f.Value("f", 0))
+	require.Nil(t, f.Value("f", 1))
+	require.Nil(t, f.Value("g", 0))
 }
