@@ -86,6 +86,16 @@ type ServeConfig struct {
 	MaxEntities int `yaml:"max_entities"`
 	// TLS, when set, serves gRPC and HTTP over TLS.
 	TLS *TLSConfig `yaml:"tls"`
+	// Bounds of the serving surfaces; zero takes the server's defaults
+	// (docs/security.md): HTTP read, write and idle timeouts, the time one
+	// request may take, open connections per listener and concurrent
+	// calls per gRPC connection.
+	ReadTimeout          Duration `yaml:"read_timeout"`
+	WriteTimeout         Duration `yaml:"write_timeout"`
+	IdleTimeout          Duration `yaml:"idle_timeout"`
+	RequestTimeout       Duration `yaml:"request_timeout"`
+	MaxConnections       int      `yaml:"max_connections"`
+	MaxConcurrentStreams int      `yaml:"max_concurrent_streams"`
 }
 
 // TLSConfig names a PEM certificate (chain) and its key, relative to the
@@ -200,6 +210,12 @@ func (c *Config) Validate() ErrorList {
 	}
 	if c.Serve.MaxEntities < 0 {
 		bad("serve.max_entities", "must not be negative")
+	}
+	if c.Serve.MaxConnections < 0 {
+		bad("serve.max_connections", "must not be negative")
+	}
+	if c.Serve.MaxConcurrentStreams < 0 {
+		bad("serve.max_concurrent_streams", "must not be negative")
 	}
 	for _, a := range []struct{ field, addr string }{{"serve.grpc", c.Serve.GRPC}, {"serve.http", c.Serve.HTTP}, {"serve.flight", c.Serve.Flight}} {
 		if a.addr == "" {

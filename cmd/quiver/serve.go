@@ -36,6 +36,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	online.SetRedisLogger(log)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	watcher, _, err := followRegistry(ctx, cfg, *reload, log, "serving")
@@ -80,6 +81,9 @@ func newServer(cfg *registry.Config, current func() *registry.Snapshot, store on
 		}
 		return flag
 	}
+	// go-redis's own lines (its pool's failed dials) go to the server's
+	// structured log, not to stderr.
+	online.SetRedisLogger(log)
 	lookup := online.NewLookup(store, online.LookupOptions{})
 	limits := server.Limits{MaxEntities: cfg.Serve.MaxEntities}
 	serving := server.NewServing(lookup, current, limits, version)
@@ -88,6 +92,9 @@ func newServer(cfg *registry.Config, current func() *registry.Snapshot, store on
 		GRPCAddr: pick(addrs.grpc, cfg.Serve.GRPC), HTTPAddr: pick(addrs.http, cfg.Serve.HTTP),
 		FlightAddr: pick(addrs.flight, cfg.Serve.Flight),
 		AuthToken:  cfg.Serve.AuthToken, Logger: log, Metrics: metrics,
+		ReadTimeout: cfg.Serve.ReadTimeout.Std(), WriteTimeout: cfg.Serve.WriteTimeout.Std(),
+		IdleTimeout: cfg.Serve.IdleTimeout.Std(), RequestTimeout: cfg.Serve.RequestTimeout.Std(),
+		MaxConnections: cfg.Serve.MaxConnections, MaxConcurrentStreams: uint32(cfg.Serve.MaxConcurrentStreams),
 	}
 	closer := func() {}
 	if scfg.FlightAddr != "" {
