@@ -378,7 +378,9 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	if err := s.ready(ctx); err != nil {
-		s.cfg.Logger.Warn("readiness check failed", "error", err)
+		// The health poller logs the store's changes of state at Warn;
+		// probes every few seconds would repeat it.
+		s.cfg.Logger.Debug("readiness check failed", "error", err)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable",
 			"error": "the online store does not answer (the server log has the cause)"})
 		return

@@ -561,3 +561,24 @@ func TestHTTPTimesOutOfRange(t *testing.T) {
 	require.Equal(t, now.Format(time.RFC3339Nano), seen.Values[0])
 	require.Nil(t, seen.Values[1], "a timestamp value in year -249 is null")
 }
+
+// TestGRPCStreamLimit: beyond MaxConcurrentStreams a call on the same
+// connection waits until a stream ends.
+func TestGRPCStreamLimit(t *testing.T) {
+	h := startServer(t, embedded(t), Config{MaxConcurrentStreams: 1})
+	wctx, stopWatch := context.WithCancel(context.Background())
+	w, err := healthpb.NewHealthClient(h.conn).Watch(wctx, &healthpb.HealthCheckRequest{})
+	require.NoError(t, err)
+	_, err = w.Recv()
+	require.NoError(t, err, "the watch holds the connection's one stream")
+	info := func(ctx context.Context) error {
+		_, err := h.client.GetServerInfo(ctx, &servingv1.GetServerInfoRequest{})
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err = info(ctx)
+	cancel()
+	require.Equal(t, codes.DeadlineExceeded, status.Code(err), "a second call waits while the watch is open: %v", err)
+	stopWatch()
+	require.NoError(t, info(context.Background()), "it runs once the watch has ended")
+}
