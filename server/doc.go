@@ -10,4 +10,13 @@
 // The definitions a request is answered with come from a function that
 // returns the current registry snapshot (a registry.Watcher's Current, in
 // quiver serve), so a new applied version takes effect without a restart.
+//
+// Every surface shares one error mapping (errors.go: core error → gRPC
+// code → HTTP status) and one authentication rule: with a token, every
+// call but the health checks needs it, reflection, /metrics and every
+// Flight RPC included. Server.Serve owns one goroutine besides the
+// listeners: it polls the ready function and keeps gRPC health in line
+// with it, and stops before Serve returns. Config bounds connections,
+// streams, request time and the HTTP read, write and idle times
+// (docs/security.md lists them with their defaults).
 package server
