@@ -582,3 +582,39 @@ func TestGRPCStreamLimit(t *testing.T) {
 	stopWatch()
 	require.NoError(t, info(context.Background()), "it runs once the watch has ended")
 }
+
+// TestRequestTimeoutBoundsLookups: a store that stops answering (Redis
+// paused) holds a lookup no longer than the server's request timeout,
+// over HTTP and gRPC, even for a client that sets no deadline.
+func TestRequestTimeoutBoundsLookups(t *testing.T) {
+	redisSrv := redistest.Start(t)
+	const storeTimeout = 2 * time.Second // the store's own bound, far beyond the request's
+	store, err := online.OpenRedis(context.Background(), online.RedisOptions{Addr: redisSrv.Addr(), ReadTimeout: storeTimeout, WriteTimeout: storeTimeout})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, store.Close()) })
+	const requestTimeout = 200 * time.Millisecond
+	h := startServer(t, store, Config{RequestTimeout: requestTimeout})
+	req := &servingv1.GetOnlineFeaturesRequest{Entities: map[string]*servingv1.EntityColumn{"driver_id": {Int64Values: []int64{1}}}, Features: []string{"stats:rate"}}
+	_, err = h.client.GetOnlineFeatures(context.Background(), req)
+	require.NoError(t, err)
+
+	// Long enough for both lookups; Redis answers again by itself after.
+	_, err = redisSrv.Do("CLIENT", "PAUSE", strconv.Itoa(int(storeTimeout/time.Millisecond)), "ALL")
+	require.NoError(t, err)
+
+	start := time.Now()
+	resp, err := http.Post(h.httpBase+"/v1/online-features", "application/json", strings.NewReader(`{"entities": {"driver_id": [1]}, "features": ["stats:rate"]}`))
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	took := time.Since(start)
+	require.Contains(t, []int{http.StatusServiceUnavailable, http.StatusGatewayTimeout}, resp.StatusCode, "%s", body)
+	require.Less(t, took, storeTimeout/2, "the HTTP lookup waited %s, beyond the request timeout", took)
+
+	start = time.Now()
+	_, err = h.client.GetOnlineFeatures(context.Background(), req)
+	took = time.Since(start)
+	require.Contains(t, []codes.Code{codes.Unavailable, codes.DeadlineExceeded}, status.Code(err), "%v", err)
+	require.Less(t, took, storeTimeout/2, "the gRPC lookup waited %s, beyond the request timeout", took)
+}
