@@ -46,7 +46,18 @@ func grpcError(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	return status.Error(errorCode(err), err.Error())
+	return status.Error(errorCode(err), clientMessage(err))
+}
+
+// clientMessage is what a client is told of a core error: all of it,
+// but for an unreachable store, whose cause names internal addresses.
+// The server log has that cause: the health poller logs every change of
+// the store's state with it.
+func clientMessage(err error) string {
+	if errors.Is(err, online.ErrUnavailable) {
+		return online.ErrUnavailable.Error() + " (the server log has the cause)"
+	}
+	return err.Error()
 }
 
 // statusClientClosedRequest is the status of a request whose client went

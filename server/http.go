@@ -138,7 +138,7 @@ func (s *Serving) handleOnlineFeatures(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.get(r.Context(), snap, &online.Request{Entities: req.Entities, Features: req.Features,
 		FeatureService: req.FeatureService, FullFeatureNames: req.FullFeatureNames, RequestContext: req.RequestContext})
 	if err != nil {
-		writeError(w, httpStatus(err), err.Error())
+		writeError(w, httpStatus(err), clientMessage(err))
 		return
 	}
 	out := OnlineFeaturesResponse{Rows: resp.Rows, RegistryVersion: snap.Version, Features: make([]FeatureVectorJSON, len(resp.Features))}
@@ -224,7 +224,7 @@ func (s *Serving) handlePush(w http.ResponseWriter, r *http.Request) {
 		return s.pusher.PushJSON(ctx, req.Source, rows)
 	})
 	if err != nil {
-		writeError(w, httpStatus(err), err.Error())
+		writeError(w, httpStatus(err), clientMessage(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, PushResponse{Rows: n})
