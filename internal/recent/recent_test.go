@@ -2,6 +2,7 @@ package recent
 
 import (
 	"errors"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -33,4 +34,26 @@ func TestCacheKeepsTheLastKeys(t *testing.T) {
 	require.Error(t, err)
 	_, err = c.Get(9, build(9))
 	require.NoError(t, err, "a failed build is not kept")
+}
+
+// TestCacheConcurrent: concurrent readers of a few keys build each once.
+func TestCacheConcurrent(t *testing.T) {
+	var c Cache[int, int]
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				k := (g + i) % 3
+				v, err := c.Get(k, func() (int, error) { return k * 10, nil })
+				if err != nil || v != k*10 {
+					t.Errorf("key %d: got %d, %v", k, v, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.EqualValues(t, 3, c.Builds())
 }
