@@ -91,7 +91,8 @@ func (a *Applier) push(ctx context.Context, sp *sourcePlan, events []streamlog.E
 }
 
 // Check reports whether typed values fit the source's schema: one per
-// field, each of its field's Go type, required fields not null.
+// field, each of its field's Go type, required fields not null, times
+// within registry.MinTime and registry.MaxTime.
 func (d *Decoder) Check(values []any) error {
 	if len(values) != len(d.fields) {
 		return &DecodeError{Reason: fmt.Sprintf("%d values for the %d fields of source %s", len(values), len(d.fields), d.source)}
@@ -108,6 +109,11 @@ func (d *Decoder) Check(values []any) error {
 			if !scalarFits(f.Type.Elem, v) {
 				return &DecodeError{Field: f.Name, Reason: fmt.Sprintf("want %s, got %T", f.Type, v)}
 			}
+			if t, ok := v.(time.Time); ok {
+				if err := registry.CheckTime(t); err != nil {
+					return &DecodeError{Field: f.Name, Reason: err.Error()}
+				}
+			}
 			continue
 		}
 		l, ok := v.([]any)
@@ -117,6 +123,11 @@ func (d *Decoder) Check(values []any) error {
 		for j, x := range l {
 			if x == nil || !scalarFits(f.Type.Elem, x) {
 				return &DecodeError{Field: f.Name, Reason: fmt.Sprintf("element %d: want %s, got %T", j, f.Type.Elem, x)}
+			}
+			if t, ok := x.(time.Time); ok {
+				if err := registry.CheckTime(t); err != nil {
+					return &DecodeError{Field: f.Name, Reason: fmt.Sprintf("element %d: %v", j, err)}
+				}
 			}
 		}
 	}

@@ -60,6 +60,8 @@ func TestPushRefusesBadRowsWhole(t *testing.T) {
 		{"driver_app", [][]any{{int64(1), true, float32(1), nil}}, "row 0: field ts: is null"},
 		{"driver_app", [][]any{{int64(1), true, float32(1)}}, "row 0: 3 values for the 4 fields of source driver_app"},
 		{"driver_app", [][]any{{int64(1), true, float32(1), time.Now().Add(48 * time.Hour)}}, "is more than 24h0m0s ahead of the clock"},
+		{"driver_app", [][]any{{int64(1), true, float32(1), time.Now()}, {int64(2), true, float32(1), time.Date(-249, 3, 1, 0, 0, 0, 0, time.UTC)}},
+			"row 1: field ts: time year -249 (03-01T00:00:00Z) is out of range"},
 	} {
 		_, err := a.PushRows(ctx, c.source, c.rows)
 		require.ErrorContains(t, err, c.want)
