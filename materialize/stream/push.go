@@ -18,9 +18,10 @@ var ErrInvalidPush = errors.New("quiver: invalid push")
 const PushStream = "push"
 
 // PushJSON applies rows of a source, each a JSON object as a Kafka message
-// of the source would hold, through the same path as the stream: online,
-// then the offline log, durably, before it returns. Every row is checked
-// first; one bad row refuses the whole push, naming the row and field.
+// of the source would hold, through the same path as the stream: online
+// and the offline log, durably, before it returns. Every row is checked
+// first (types, nulls, times in range); one bad row refuses the whole
+// push, naming the row and field, and nothing is written.
 func (a *Applier) PushJSON(ctx context.Context, source string, rows [][]byte) (int, error) {
 	sp, err := a.pushSource(source)
 	if err != nil {
@@ -79,15 +80,31 @@ func (a *Applier) pushSource(source string) (*sourcePlan, error) {
 	return sp, nil
 }
 
+// push applies validated events so that a failure leaves nothing half
+// applied where it can: the offline log's files are written and synced
+// first but not committed, then the online store is written, then the
+// log's manifests are committed. A failed log write applies nothing; a
+// failed online write removes the log's files again (the online store may
+// hold part of the push: feature views are guarded by event time, so a
+// retry of the push is harmless there); only a failed manifest commit,
+// after the online write, leaves the online store ahead of the log.
 func (a *Applier) push(ctx context.Context, sp *sourcePlan, events []streamlog.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	prepared, err := a.prepareLog(sp.src.Name, PushStream, 0, events, nil)
+	if err != nil {
+		return fmt.Errorf("write offline log (nothing was applied): %w", err)
+	}
 	if err := a.ApplyOnline(ctx, sp.src.Name, 0, events); err != nil {
-		return err
+		abortLog(prepared)
+		return fmt.Errorf("write online (the offline log was left unchanged): %w", err)
 	}
 	a.metrics.Events.WithLabelValues(sp.src.Name).Add(float64(len(events)))
-	return a.AppendLog(sp.src.Name, PushStream, 0, events, nil)
+	if err := a.commitLog(prepared, events, nil); err != nil {
+		return fmt.Errorf("commit offline log (the rows are online but not all in the log): %w", err)
+	}
+	return nil
 }
 
 // Check reports whether typed values fit the source's schema: one per
