@@ -161,6 +161,18 @@ func (a *Applier) checkTime(ev *streamlog.Event) error {
 	return nil
 }
 
+// EventError is an event of a batch that a sink refuses however often it
+// is tried (a value the online encoding cannot hold): the stream
+// dead-letters it and applies the rest. Index is the event's position in
+// the batch.
+type EventError struct {
+	Index int
+	Err   error
+}
+
+func (e *EventError) Error() string { return e.Err.Error() }
+func (e *EventError) Unwrap() error { return e.Err }
+
 // Sources returns the names of the stream sources that views read, sorted.
 func (a *Applier) Sources() []string {
 	var out []string
@@ -240,7 +252,7 @@ func (a *Applier) latestRows(vp *viewPlan, events []streamlog.Event, rows []onli
 	for i := range events {
 		ent, err := vp.entityKey(&events[i], vals)
 		if err != nil {
-			return nil, err
+			return nil, &EventError{Index: i, Err: fmt.Errorf("join key: %w", err)}
 		}
 		j, ok := latest[string(ent)]
 		if !ok {
@@ -258,7 +270,7 @@ func (a *Applier) latestRows(vp *viewPlan, events []streamlog.Event, rows []onli
 		}
 		value, err := vp.codec.Encode(nil, ev.Time, feats)
 		if err != nil {
-			return nil, err
+			return nil, &EventError{Index: latest[ent], Err: err}
 		}
 		rows = append(rows, online.Row{Key: online.Key{Project: a.defs.Project, View: vp.view.Name, Entity: []byte(ent)}, Value: value})
 	}
@@ -282,7 +294,7 @@ func (a *Applier) applyTiles(ctx context.Context, vp *viewPlan, partition int32,
 	for i := range events {
 		ent, err := vp.entityKey(&events[i], vals)
 		if err != nil {
-			return err
+			return &EventError{Index: i, Err: fmt.Errorf("join key: %w", err)}
 		}
 		if _, ok := byEntity[string(ent)]; !ok {
 			keys = append(keys, online.Key{Project: a.defs.Project, View: vp.view.Name, Entity: ent})

@@ -98,6 +98,9 @@ func (a *Applier) push(ctx context.Context, sp *sourcePlan, events []streamlog.E
 	}
 	if err := a.ApplyOnline(ctx, sp.src.Name, 0, events); err != nil {
 		abortLog(prepared)
+		if ee := (*EventError)(nil); errors.As(err, &ee) {
+			return fmt.Errorf("%w: row %d: %v", ErrInvalidPush, ee.Index, err)
+		}
 		return fmt.Errorf("write online (the offline log was left unchanged): %w", err)
 	}
 	a.metrics.Events.WithLabelValues(sp.src.Name).Add(float64(len(events)))
