@@ -539,6 +539,7 @@ func (p *partitionState) stalled(ctx context.Context, op string, from int64, att
 func (p *partitionState) recovered(op string) {
 	p.log.Info("partition recovered", "op", op, "stalled_for", time.Since(p.stalledSince).Round(time.Millisecond))
 	p.unstall()
+	p.setLag(p.hwm - p.next)
 }
 
 func (p *partitionState) unstall() {
