@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -213,7 +212,11 @@ func kafkaOptions(cfg *registry.Config, defs *registry.Definitions, flag string,
 		for _, s := range defs.Sources {
 			if s.Kind == registry.SourceKafka && len(s.Brokers) > 0 && opts.Brokers == nil {
 				for _, b := range s.Brokers {
-					opts.Brokers = append(opts.Brokers, strings.Split(os.ExpandEnv(b), ",")...)
+					expanded, err := registry.ExpandEnv(b)
+					if err != nil {
+						return opts, fmt.Errorf("source %s: brokers: %w", s.Name, err)
+					}
+					opts.Brokers = append(opts.Brokers, strings.Split(expanded, ",")...)
 				}
 			}
 		}
