@@ -526,6 +526,7 @@ func (p *partitionState) stalled(ctx context.Context, op string, from int64, att
 		p.stalledSince = time.Now()
 	}
 	m.Stalled.WithLabelValues(p.topic, p.label).Set(1)
+	m.setStall(Stall{Topic: p.topic, Partition: p.partition, Op: op, Since: p.stalledSince})
 	m.Retries.WithLabelValues(p.topic, p.label, op).Inc()
 	if len(p.pending) > 0 {
 		from = min(from, p.pending[0].Offset)
@@ -545,6 +546,7 @@ func (p *partitionState) recovered(op string) {
 func (p *partitionState) unstall() {
 	p.stalledSince = time.Time{}
 	p.c.a.metrics.Stalled.WithLabelValues(p.topic, p.label).Set(0)
+	p.c.a.metrics.clearStall(p.topic, p.partition)
 }
 
 func (p *partitionState) setLag(n int64) {

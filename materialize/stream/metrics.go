@@ -1,6 +1,10 @@
 package stream
 
 import (
+	"sort"
+	"sync"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -23,6 +27,54 @@ type Metrics struct {
 	// Retries counts failed writes that were retried, by what failed
 	// (write online, write offline log, write dead letters, commit).
 	Retries *prometheus.CounterVec // quiver_stream_retries_total{topic,partition,op}
+
+	mu     sync.Mutex
+	stalls map[stallKey]Stall // the partitions stalled now
+}
+
+type stallKey struct {
+	topic     string
+	partition int32
+}
+
+// Stall is a partition whose writes fail and are being retried.
+type Stall struct {
+	Topic     string
+	Partition int32
+	Op        string    // what fails: write online, write offline log, write dead letters
+	Since     time.Time // when it first failed
+}
+
+// Stalls returns the partitions stalled now, by topic and partition.
+func (m *Metrics) Stalls() []Stall {
+	m.mu.Lock()
+	out := make([]Stall, 0, len(m.stalls))
+	for _, st := range m.stalls {
+		out = append(out, st)
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Topic != out[j].Topic {
+			return out[i].Topic < out[j].Topic
+		}
+		return out[i].Partition < out[j].Partition
+	})
+	return out
+}
+
+func (m *Metrics) setStall(st Stall) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stalls == nil {
+		m.stalls = map[stallKey]Stall{}
+	}
+	m.stalls[stallKey{st.Topic, st.Partition}] = st
+}
+
+func (m *Metrics) clearStall(topic string, partition int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.stalls, stallKey{topic, partition})
 }
 
 // NewMetrics returns the metrics, registered with reg when it is not nil.

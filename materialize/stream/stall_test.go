@@ -175,6 +175,9 @@ func TestStalledPartitionIsVisible(t *testing.T) {
 	retries := func() float64 { return testutil.ToFloat64(m.Retries.WithLabelValues(topic, "0", "write offline log")) }
 	waitUntil(t, "retries of the offline log", func() bool { return retries() >= 2 })
 	require.Equal(t, 1.0, testutil.ToFloat64(m.Stalled.WithLabelValues(topic, "0")))
+	stalls := m.Stalls()
+	require.Len(t, stalls, 1)
+	require.Equal(t, Stall{Topic: topic, Partition: 0, Op: "write offline log", Since: stalls[0].Since}, stalls[0])
 	require.Equal(t, float64(len(ts)), testutil.ToFloat64(m.Lag.WithLabelValues(topic, "0")),
 		"every message is waiting for the log")
 	require.Contains(t, logs.String(), `msg="partition stalled" topic=trips partition=0 op="write offline log"`)
@@ -185,6 +188,7 @@ func TestStalledPartitionIsVisible(t *testing.T) {
 	waitUntil(t, "every event logged", func() bool { return logRows(t, f.root, "driver_trips") >= len(ts) })
 	waitUntil(t, "the stall to clear", func() bool { return testutil.ToFloat64(m.Stalled.WithLabelValues(topic, "0")) == 0 })
 	waitUntil(t, "no lag", func() bool { return testutil.ToFloat64(m.Lag.WithLabelValues(topic, "0")) == 0 })
+	require.Empty(t, m.Stalls())
 	require.NoError(t, stop())
 	require.Equal(t, len(ts), logRows(t, f.root, "driver_trips"))
 	require.Equal(t, len(ts), logRows(t, f.root, "driver_last_trip"))
