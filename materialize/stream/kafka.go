@@ -540,7 +540,9 @@ func (p *partitionState) stalled(ctx context.Context, op string, from int64, att
 func (p *partitionState) recovered(op string) {
 	p.log.Info("partition recovered", "op", op, "stalled_for", time.Since(p.stalledSince).Round(time.Millisecond))
 	p.unstall()
-	p.setLag(p.hwm - p.next)
+	if p.next >= 0 { // a real offset: the assignment's may be a sentinel
+		p.setLag(p.hwm - p.next)
+	}
 }
 
 func (p *partitionState) unstall() {
