@@ -90,6 +90,13 @@ func (a *Applier) Topics() (map[string]string, error) {
 // holds, commits and leaves the group. Offsets are committed only after
 // the online store and the offline log hold every event up to them, and
 // the dead-letter topic every message that was refused.
+//
+// It returns nil after a stop by ctx. A partition that cannot go on (its
+// log's offsets cannot be read, the reader cannot seek, a fetch fails, or
+// its pending events cannot be logged before it stops) stops the whole
+// consumer the same way, and Consume returns that partition's error.
+// Writes that fail are retried and never skipped; while they fail the
+// partition is stalled (see Metrics.Stalled and Metrics.Stalls).
 func (a *Applier) Consume(ctx context.Context, opts KafkaOptions) error {
 	opts.ensureDefaults(a.defs.Project)
 	if len(opts.Brokers) == 0 {
@@ -369,6 +376,14 @@ func (p *partitionState) process(ctx context.Context, d *Decoder, batch []kafka.
 	a := p.c.a
 	events := make([]streamlog.Event, 0, len(batch))
 	var dead []kafka.Message
+	// Where each dead letter was and why, in full, for the log: the
+	// writer sets the messages' Offset to their place in the dead-letter
+	// topic.
+	type deadInfo struct {
+		offset int64
+		reason string
+	}
+	var infos []deadInfo
 	byOffset := make(map[int64]int, len(batch))
 	for i := range batch {
 		m := &batch[i]
@@ -379,7 +394,7 @@ func (p *partitionState) process(ctx context.Context, d *Decoder, batch []kafka.
 			err = a.checkTime(&ev)
 		}
 		if err != nil {
-			dead = append(dead, p.deadLetter(m, err))
+			dead, infos = append(dead, p.deadLetter(m, err)), append(infos, deadInfo{m.Offset, err.Error()})
 			continue
 		}
 		events = append(events, ev)
@@ -406,7 +421,8 @@ func (p *partitionState) process(ctx context.Context, d *Decoder, batch []kafka.
 		if bad == nil {
 			break
 		}
-		dead = append(dead, p.deadLetter(&batch[byOffset[events[bad.Index].Offset]], badErr))
+		m := &batch[byOffset[events[bad.Index].Offset]]
+		dead, infos = append(dead, p.deadLetter(m, badErr)), append(infos, deadInfo{m.Offset, badErr.Error()})
 		events = append(events[:bad.Index], events[bad.Index+1:]...)
 		applied = len(events)
 	}
@@ -415,8 +431,8 @@ func (p *partitionState) process(ctx context.Context, d *Decoder, batch []kafka.
 			return false
 		}
 		a.metrics.DeadLetters.WithLabelValues(p.source).Add(float64(len(dead)))
-		for i := range dead {
-			p.c.dead.record(p.topic, p.partition, dead[i].Headers)
+		for _, d := range infos {
+			p.c.dead.record(p.topic, p.partition, d.offset, d.reason)
 		}
 	}
 	if applied > 0 {
@@ -606,17 +622,8 @@ func newDeadLetterLog(log *slog.Logger, now func() time.Time) *deadLetterLog {
 	return &deadLetterLog{log: log, now: now}
 }
 
-// record logs one dead letter from its headers.
-func (d *deadLetterLog) record(topic string, partition int32, headers []kafka.Header) {
-	var reason, offset string
-	for _, h := range headers {
-		switch h.Key {
-		case "quiver-reason":
-			reason = string(h.Value)
-		case "quiver-offset":
-			offset = string(h.Value)
-		}
-	}
+// record logs one dead letter: where it was and why it was refused.
+func (d *deadLetterLog) record(topic string, partition int32, offset int64, reason string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if now := d.now(); now.Sub(d.window) >= time.Second {

@@ -87,6 +87,8 @@ func TestKafkaTimeOutOfRangeIsDeadLettered(t *testing.T) {
 	bad := []kafka.Message{
 		{Key: []byte("1001"), Value: []byte(`{"driver_id": 1001, "rider_id": "r", "fare": 1, "ts": -70000000000000}`)},
 		{Key: []byte("1002"), Value: []byte(`{"driver_id": 1002, "rider_id": "r", "fare": 1, "ts": "0001-01-01T00:00:00Z"}`)},
+		// A long value is cut in the reason and in the log line.
+		{Key: []byte("1003"), Value: []byte(`{"` + strings.Repeat("a", 3000) + `": 1}`)},
 	}
 	msgs := messages(ts)
 	msgs = append(msgs[:300], append(bad, msgs[300:]...)...)
@@ -100,23 +102,63 @@ func TestKafkaTimeOutOfRangeIsDeadLettered(t *testing.T) {
 	require.NoError(t, stop())
 	require.Equal(t, len(ts), logRows(t, f.root, "driver_trips"))
 	checkOnline(t, f, ts)
-	require.Equal(t, 2.0, testutil.ToFloat64(m.DeadLetters.WithLabelValues("trips")))
+	require.Equal(t, 3.0, testutil.ToFloat64(m.DeadLetters.WithLabelValues("trips")))
 	reasons := readDeadLetters(t, b, topic+".dlq")
-	require.Len(t, reasons, 2)
+	require.Len(t, reasons, 3)
+	long := reasons[string(bad[2].Value)]
+	require.True(t, strings.HasPrefix(long, "field aaaa"), long)
+	require.True(t, strings.HasSuffix(long, "… (3035 bytes)"), long)
+	require.Less(t, len(long), 1100)
+	require.Regexp(t, `msg="dead letter" topic=trips partition=\d offset=\d+ reason="field a{240,256}… \(3035 bytes\)"`, logs.String())
 	require.Contains(t, reasons[string(bad[0].Value)], "field ts: -70000000000000 epoch milliseconds: time year -249 (")
 	require.Contains(t, reasons[string(bad[0].Value)], "is out of range: times must be from 1900-01-01T00:00:00Z through 9999-12-31T23:59:59.999999Z")
 	require.Equal(t, "field ts: time 0001-01-01T00:00:00Z is out of range: times must be from 1900-01-01T00:00:00Z through 9999-12-31T23:59:59.999999Z",
 		reasons[string(bad[1].Value)])
 	lines := regexp.MustCompile(`msg="dead letter" topic=trips partition=\d offset=\d+ reason="field ts: (-70000000000000 epoch milliseconds: )?time `).FindAllString(logs.String(), -1)
 	require.Len(t, lines, 2, logs.String())
+	require.Less(t, len(logs.String()), 4000, "no value logged in full")
+	// Each line names the message's partition and offset in the source
+	// topic, as its headers do.
+	for _, where := range deadLetterPlaces(t, b, topic+".dlq") {
+		require.Contains(t, logs.String(), `msg="dead letter" topic=trips `+where+` reason=`)
+	}
 	for p := range 3 {
 		require.Zero(t, testutil.ToFloat64(m.Stalled.WithLabelValues(topic, string(rune('0'+p)))), "partition %d", p)
 	}
 }
 
+// deadLetterPlaces returns "partition=P offset=O" of each dead letter in
+// topic, from its headers.
+func deadLetterPlaces(t *testing.T, b *kafkatest.Broker, topic string) []string {
+	t.Helper()
+	var out []string
+	for _, m := range fetchAll(t, b, topic) {
+		h := map[string]string{}
+		for _, x := range m.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		out = append(out, "partition="+h["quiver-partition"]+" offset="+h["quiver-offset"])
+	}
+	return out
+}
+
 // readDeadLetters reads every partition of a dead-letter topic: the
 // reason of each message, by its value.
 func readDeadLetters(t *testing.T, b *kafkatest.Broker, topic string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, m := range fetchAll(t, b, topic) {
+		for _, h := range m.Headers {
+			if h.Key == "quiver-reason" {
+				out[string(m.Value)] = string(h.Value)
+			}
+		}
+	}
+	return out
+}
+
+// fetchAll reads every message of every partition of topic.
+func fetchAll(t *testing.T, b *kafkatest.Broker, topic string) []kafka.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -125,7 +167,7 @@ func readDeadLetters(t *testing.T, b *kafkatest.Broker, topic string) map[string
 	parts, err := conn.ReadPartitions(topic)
 	require.NoError(t, err)
 	require.NoError(t, conn.Close())
-	out := map[string]string{}
+	var out []kafka.Message
 	for _, p := range parts {
 		c, err := kafka.DialLeader(ctx, "tcp", b.Addrs[0], topic, p.ID)
 		require.NoError(t, err)
@@ -139,11 +181,7 @@ func readDeadLetters(t *testing.T, b *kafkatest.Broker, topic string) map[string
 		for {
 			m, err := r.FetchMessage(ctx)
 			require.NoError(t, err)
-			for _, h := range m.Headers {
-				if h.Key == "quiver-reason" {
-					out[string(m.Value)] = string(h.Value)
-				}
-			}
+			out = append(out, m)
 			if m.Offset+1 >= end {
 				break
 			}
