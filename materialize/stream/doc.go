@@ -5,10 +5,10 @@
 // # The path of an event
 //
 //  1. Decode and validate: the message holds every schema field with a
-//     value of its type; required fields are not null; every time is
-//     within registry.MinTime and registry.MaxTime (years 1900 through
-//  9999. and the event time at most Applier.MaxFuture ahead of the
-//     clock. Nothing is written before this passes.
+//     value of its type; required fields are not null; every time is in
+//     the valid range (registry.MinTime up to registry.MaxTime: years 1900
+//     through 9999), and the event time is at most Applier.MaxFuture
+//     ahead of the clock. Nothing is written before this passes.
 //  2. Write online: per view, the entity's latest event (event-time
 //     guarded) or the events folded into the entity's tiles (replays
 //     skipped by offset, written with a compare-and-set).
