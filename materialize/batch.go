@@ -149,13 +149,17 @@ func (m *Materializer) now() time.Time {
 	return time.Now()
 }
 
-func (m *Materializer) view(ctx context.Context, defs *registry.Definitions, v *registry.FeatureView, start, end time.Time, opts Options) (Result, error) {
+func (m *Materializer) view(ctx context.Context, defs *registry.Definitions, v *registry.FeatureView, start, end time.Time, opts Options) (res Result, err error) {
 	began := m.now()
-	res := Result{View: v.Name, Start: start, End: end}
+	res = Result{View: v.Name, Start: start, End: end}
 	chunk := opts.ChunkRows
 	if chunk <= 0 {
 		chunk = 5000
 	}
+	// The first write error cancels the query and the reading: nothing
+	// more is read or encoded once a chunk could not be written.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	rr, err := m.Offline.Latest(ctx, &offline.LatestRequest{Defs: defs, View: v.Name, Start: start, End: end})
 	if err != nil {
 		return res, err
@@ -163,10 +167,13 @@ func (m *Materializer) view(ctx context.Context, defs *registry.Definitions, v *
 	defer rr.Release()
 	codec := online.NewCodec(v)
 	var keyTypes []registry.ValueType
+	var keyNames []string
 	for _, k := range defs.JoinKeys(v) {
 		keyTypes = append(keyTypes, k.Type)
+		keyNames = append(keyNames, k.Name)
 	}
-	nKeys, nFeats := len(keyTypes), len(codec.Names())
+	featNames := codec.Names()
+	nKeys, nFeats := len(keyTypes), len(featNames)
 
 	// Reading and encoding (DuckDB, CPU) overlap with writing (the online
 	// store, I/O), and two writers keep two pipelines in flight: Latest
@@ -180,13 +187,11 @@ func (m *Materializer) view(ctx context.Context, defs *registry.Definitions, v *
 		go func() {
 			var err error
 			for rows := range chunks {
-				if err != nil {
-					continue // drain after a failure
-				}
 				var w online.WriteResult
 				if w, err = m.Online.Write(ctx, rows, online.WriteOptions{}); err != nil {
 					err = fmt.Errorf("write %s online: %w", v.Name, err)
-					continue
+					cancel(err)
+					break
 				}
 				mu.Lock()
 				res.Written += int64(w.Written)
@@ -199,12 +204,23 @@ func (m *Materializer) view(ctx context.Context, defs *registry.Definitions, v *
 			writeErr <- err
 		}()
 	}
+	var read int64 // rows read from the offline store
+	send := func(rows []online.Row) error {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		select {
+		case chunks <- rows:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
 	readErr := func() error {
 		defer close(chunks)
 		rows := make([]online.Row, 0, chunk)
 		keyVals := make([]any, nKeys)
 		featVals := make([]any, nFeats)
-		var n int64
 		for rr.Next() {
 			rec := rr.RecordBatch()
 			tsCol, ok := rec.Column(nKeys + nFeats).(*array.Timestamp)
@@ -213,42 +229,48 @@ func (m *Materializer) view(ctx context.Context, defs *registry.Definitions, v *
 			}
 			unit := tsCol.DataType().(*arrow.TimestampType).Unit
 			for i := 0; i < int(rec.NumRows()); i++ {
+				row := read
+				read++
+				var err error
 				for k := range nKeys {
-					keyVals[k] = arrowconv.Value(rec.Column(k), i)
+					if keyVals[k], err = arrowconv.Value(rec.Column(k), i); err != nil {
+						return fmt.Errorf("%s row %d: join key %s: %w", v.Name, row, keyNames[k], err)
+					}
 				}
 				for f := range nFeats {
-					featVals[f] = arrowconv.Value(rec.Column(nKeys+f), i)
+					if featVals[f], err = arrowconv.Value(rec.Column(nKeys+f), i); err != nil {
+						return fmt.Errorf("%s row %d (entity %v): feature %s: %w", v.Name, row, keyVals, featNames[f], err)
+					}
+					if err := checkTimes(featVals[f]); err != nil {
+						return fmt.Errorf("%s row %d (entity %v): feature %s: %w", v.Name, row, keyVals, featNames[f], err)
+					}
+				}
+				at := tsCol.Value(i).ToTime(unit)
+				if err := registry.CheckTime(at); err != nil {
+					return fmt.Errorf("%s row %d (entity %v): event time: %w", v.Name, row, keyVals, err)
 				}
 				ent, err := online.EncodeEntity(keyTypes, keyVals)
 				if err != nil {
-					return fmt.Errorf("%s row %d: %w", v.Name, n, err)
+					return fmt.Errorf("%s row %d: %w", v.Name, row, err)
 				}
-				val, err := codec.Encode(nil, tsCol.Value(i).ToTime(unit), featVals)
+				val, err := codec.Encode(nil, at, featVals)
 				if err != nil {
-					return fmt.Errorf("%s row %d: %w", v.Name, n, err)
+					return fmt.Errorf("%s row %d (entity %v): %w", v.Name, row, keyVals, err)
 				}
 				rows = append(rows, online.Row{Key: online.Key{Project: defs.Project, View: v.Name, Entity: ent}, Value: val})
-				n++
 				if len(rows) == chunk {
-					select {
-					case chunks <- rows:
-					case <-ctx.Done():
-						return ctx.Err()
+					if err := send(rows); err != nil {
+						return err
 					}
 					rows = make([]online.Row, 0, chunk)
 				}
 			}
 		}
-		res.Rows = n
 		if err := rr.Err(); err != nil {
 			return fmt.Errorf("read latest rows of %s: %w", v.Name, err)
 		}
 		if len(rows) > 0 {
-			select {
-			case chunks <- rows:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+			return send(rows)
 		}
 		return nil
 	}()
@@ -258,12 +280,31 @@ func (m *Materializer) view(ctx context.Context, defs *registry.Definitions, v *
 			werr = err
 		}
 	}
+	res.Rows = read
 	if werr != nil {
-		return res, werr
+		return res, werr // the first write error, which stopped the reading
 	}
 	if readErr != nil {
 		return res, readErr
 	}
 	res.Took = m.now().Sub(began)
 	return res, nil
+}
+
+// checkTimes checks the times in a feature value (a timestamp, or a list
+// of them) against the valid range.
+func checkTimes(v any) error {
+	switch x := v.(type) {
+	case time.Time:
+		return registry.CheckTime(x)
+	case []any:
+		for j, e := range x {
+			if t, ok := e.(time.Time); ok {
+				if err := registry.CheckTime(t); err != nil {
+					return fmt.Errorf("element %d: %w", j, err)
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -90,7 +90,9 @@ func TestOnlineEqualsPointInTimeJoin(t *testing.T) {
 					train = append(train, nil)
 				}
 				for i := 0; i < int(rec.NumRows()); i++ {
-					train[c-3] = append(train[c-3], arrowconv.Value(rec.Column(c), i))
+					v, err := arrowconv.Value(rec.Column(c), i)
+					require.NoError(t, err)
+					train[c-3] = append(train[c-3], v)
 				}
 			}
 		}

@@ -7,6 +7,12 @@
 // per view, kept in the online store beside the rows (one value per view,
 // overwritten: it does not grow).
 //
+// A run stops at the first error: a write that fails cancels the offline
+// query, so nothing more is read or encoded, and a row whose event time
+// (or another timestamp value) is outside registry.MinTime and
+// registry.MaxTime stops it with an error naming the view, row and
+// entity. Rows written before the error stay; re-running is idempotent.
+//
 // The streaming materializer lives in the subpackage stream (Kafka and
 // pushed rows → online + the offline log); Verify checks what it wrote:
 // the online store against the point-in-time join at the stream's

@@ -142,7 +142,7 @@ func verifyView(ctx context.Context, opts VerifyOptions, v *registry.FeatureView
 		return nil, err
 	}
 	keys := opts.Defs.JoinKeys(v)
-	entities, err := sampleEntities(files, src, keys, opts.Sample, opts.Seed)
+	entities, err := sampleEntities(ctx, files, src, keys, opts.Sample, opts.Seed)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +190,10 @@ func verifyView(ctx context.Context, opts VerifyOptions, v *registry.FeatureView
 		for i := range int(rec.NumRows()) {
 			for fi, f := range feats {
 				col := rec.Column(rec.Schema().FieldIndices(f.Name)[0])
-				want := arrowconv.Value(col, i)
+				want, err := arrowconv.Value(col, i)
+				if err != nil {
+					return nil, fmt.Errorf("training set row %d: feature %s: %w", row, f.Name, err)
+				}
 				fv := &resp.Features[fi]
 				got := fv.Value(row)
 				if fv.Statuses[row] == online.NotFound || fv.Statuses[row] == online.OutsideMaxAge {
@@ -260,7 +263,7 @@ func normalize(v any) any {
 
 // sampleEntities reads the distinct join-key values of the log and picks
 // up to n of them.
-func sampleEntities(files []string, src *registry.Source, keys []*registry.Field, n int, seed uint64) ([][]any, error) {
+func sampleEntities(ctx context.Context, files []string, src *registry.Source, keys []*registry.Field, n int, seed uint64) ([][]any, error) {
 	cols := make([]string, len(keys))
 	for i, k := range keys {
 		cols[i] = k.Name
@@ -272,7 +275,7 @@ func sampleEntities(files []string, src *registry.Source, keys []*registry.Field
 	}
 	seen := map[string][]any{}
 	for _, path := range files {
-		if err := readKeys(path, cols, seen); err != nil {
+		if err := readKeys(ctx, path, cols, seen); err != nil {
 			return nil, err
 		}
 	}
@@ -292,7 +295,10 @@ func sampleEntities(files []string, src *registry.Source, keys []*registry.Field
 	return out, nil
 }
 
-func readKeys(path string, cols []string, seen map[string][]any) error {
+func readKeys(ctx context.Context, path string, cols []string, seen map[string][]any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	pf, err := file.OpenParquetFile(path, false)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
@@ -314,7 +320,7 @@ func readKeys(path string, cols []string, seen map[string][]any) error {
 		}
 		idx[i] = found[0]
 	}
-	tbl, err := fr.ReadTable(context.Background())
+	tbl, err := fr.ReadTable(ctx)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
@@ -323,13 +329,18 @@ func readKeys(path string, cols []string, seen map[string][]any) error {
 	defer tr.Release()
 	var b strings.Builder
 	for tr.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		rec := tr.RecordBatch()
 		for i := range int(rec.NumRows()) {
 			vals := make([]any, len(idx))
 			b.Reset()
 			null := false
 			for k, c := range idx {
-				vals[k] = arrowconv.Value(rec.Column(c), i)
+				if vals[k], err = arrowconv.Value(rec.Column(c), i); err != nil {
+					return fmt.Errorf("read %s: column %s: %w", path, cols[k], err)
+				}
 				null = null || vals[k] == nil
 				fmt.Fprintf(&b, "%v\x00", vals[k])
 			}

@@ -90,3 +90,34 @@ func TestVerify(t *testing.T) {
 	_, err = Verify(ctx, VerifyOptions{Defs: f.repo.Defs, Offline: f.off, Online: f.store, DataRoot: root, Views: []string{"driver_hourly"}})
 	require.ErrorContains(t, err, "view driver_hourly reads batch source driver_stats")
 }
+
+// TestVerifyStopsWhenCancelled: reading the log's files follows the
+// caller's context, so a cancelled verify stops instead of reading every
+// file to the end.
+func TestVerifyStopsWhenCancelled(t *testing.T) {
+	f := newFixture(t)
+	root := f.repo.Config.DataRoot()
+	a, err := stream.NewApplier(f.repo.Defs, f.store, root, nil, nil)
+	require.NoError(t, err)
+	a.MaxFuture = 100 * 365 * 24 * time.Hour
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		_, err = a.PushRows(context.Background(), "driver_app", [][]any{{int64(1001 + i), true, float32(0.5), at.Add(time.Duration(i) * time.Minute)}})
+		require.NoError(t, err)
+	}
+	files, err := streamlog.Files(root, "driver_status")
+	require.NoError(t, err)
+	require.Len(t, files, 3)
+	src := f.repo.Defs.Source("driver_app")
+	keys := f.repo.Defs.JoinKeys(f.repo.Defs.FeatureView("driver_status"))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	got, err := sampleEntities(ctx, files, src, keys, 10, 1)
+	require.NoError(t, err)
+	require.Len(t, got, 3)
+	cancel()
+	_, err = sampleEntities(ctx, files, src, keys, 10, 1)
+	require.ErrorIs(t, err, context.Canceled)
+	_, err = Verify(ctx, VerifyOptions{Defs: f.repo.Defs, Offline: f.off, Online: f.store, DataRoot: root, Views: []string{"driver_status"}})
+	require.ErrorIs(t, err, context.Canceled)
+}

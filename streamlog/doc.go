@@ -27,6 +27,13 @@
 // the batch, so after a crash a writer learns from Offsets which events
 // are already logged and does not log them twice.
 //
+// Append is Prepare then Commit. Prepare writes and syncs the files but
+// no manifest, so a writer that has another sink to write (the push path:
+// log files, then the online store, then the manifest) can still drop
+// the batch with Abort, and no reader ever saw it. Every event time must
+// be within registry.MinTime and registry.MaxTime (years 1900 through
+// 9999); Prepare refuses a batch holding one outside, before it writes.
+//
 // # Concurrency
 //
 // A Log may be used by one goroutine per (stream, partition) at a time;

@@ -150,17 +150,50 @@ func parseBatchName(name string) (pos Position, last int64, ok bool) {
 }
 
 // Append logs a batch durably and returns its manifest. Events are split
-// into one file per event date.
+// into one file per event date. It is Prepare and Commit in one.
 func (l *Log) Append(b Batch) (*Manifest, error) {
+	p, err := l.Prepare(b)
+	if err != nil {
+		return nil, err
+	}
+	m, err := p.Commit()
+	if err != nil {
+		_ = p.Abort() // the commit error is the one to report; Recover removes leftovers
+		return nil, err
+	}
+	return m, nil
+}
+
+// Prepared is a batch whose files are written and synced but not yet
+// committed: no manifest names them, so no reader sees them. Commit makes
+// it visible, Abort removes it. A Prepared is used by one goroutine.
+type Prepared struct {
+	l     *Log
+	m     *Manifest
+	dirs  map[string]bool
+	paths []string
+}
+
+// Prepare writes a batch's files durably without committing them: a
+// batch that another sink refuses can still be dropped (Abort) with no
+// trace in the log. Every event time must be within registry.MinTime and
+// registry.MaxTime. A batch without events prepares to nil, and nil
+// commits and aborts to nothing.
+func (l *Log) Prepare(b Batch) (*Prepared, error) {
 	if len(b.Events) == 0 {
 		return nil, nil
+	}
+	for i := range b.Events {
+		if err := registry.CheckTime(b.Events[i].Time); err != nil {
+			return nil, fmt.Errorf("stream log of view %s: event %d (offset %d): %w", l.view, i, b.Events[i].Offset, err)
+		}
 	}
 	name, err := batchName(&b)
 	if err != nil {
 		return nil, err
 	}
-	m := &Manifest{Batch: name, Stream: b.Stream, Partition: b.Partition,
-		FirstOffset: b.Events[0].Offset, LastOffset: b.Events[len(b.Events)-1].Offset}
+	p := &Prepared{l: l, dirs: map[string]bool{}, m: &Manifest{Batch: name, Stream: b.Stream, Partition: b.Partition,
+		FirstOffset: b.Events[0].Offset, LastOffset: b.Events[len(b.Events)-1].Offset}}
 	byDate := map[string][]int{}
 	var dates []string
 	for i, ev := range b.Events {
@@ -171,28 +204,40 @@ func (l *Log) Append(b Batch) (*Manifest, error) {
 		byDate[d] = append(byDate[d], i)
 	}
 	slices.Sort(dates)
-	dirs := map[string]bool{}
 	for i, d := range dates {
 		rel := filepath.Join(d, fmt.Sprintf("%s-%d.parquet", name, i))
 		f, err := l.writeFile(rel, b.Events, byDate[d])
 		if err != nil {
+			_ = p.Abort() // the write error is the one to report
 			return nil, fmt.Errorf("stream log of view %s: %w", l.view, err)
 		}
-		m.Files = append(m.Files, f)
-		dirs[filepath.Join(l.dir, d)] = true
+		p.m.Files = append(p.m.Files, f)
+		p.paths = append(p.paths, filepath.Join(l.dir, rel))
+		p.dirs[filepath.Join(l.dir, d)] = true
 	}
-	for d := range dirs {
+	for d := range p.dirs {
 		if err := syncDir(d); err != nil {
+			_ = p.Abort()
 			return nil, err
 		}
 	}
+	return p, nil
+}
+
+// Commit writes the batch's manifest durably, which makes its files part
+// of the log, and returns the manifest.
+func (p *Prepared) Commit() (*Manifest, error) {
+	if p == nil {
+		return nil, nil
+	}
+	l, m := p.l, p.m
 	m.Committed = time.Now().UTC()
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stream log of view %s: manifest: %w", l.view, err)
 	}
 	mdir := filepath.Join(l.dir, manifestDir)
-	if err := writeDurable(filepath.Join(mdir, name+".json"), func(f *os.File) error {
+	if err := writeDurable(filepath.Join(mdir, m.Batch+".json"), func(f *os.File) error {
 		_, err := f.Write(data)
 		return err
 	}); err != nil {
@@ -201,7 +246,24 @@ func (l *Log) Append(b Batch) (*Manifest, error) {
 	if err := syncDir(mdir); err != nil {
 		return nil, err
 	}
+	p.paths = nil // committed: Abort leaves the files alone
 	return m, nil
+}
+
+// Abort removes the files of a batch that was not committed. Files it
+// cannot remove are invisible all the same, and Recover removes them.
+func (p *Prepared) Abort() error {
+	if p == nil {
+		return nil
+	}
+	var errs []error
+	for _, path := range p.paths {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	p.paths = nil
+	return errors.Join(errs...)
 }
 
 // writeFile writes the events at rows to the Parquet file rel.

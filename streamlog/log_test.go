@@ -131,3 +131,57 @@ func readParquet(t *testing.T, path string) int64 {
 	require.Equal(t, "driver_id", s.Field(0).Name)
 	return r.NumRows()
 }
+
+// TestAppendRefusesTimesOutOfRange: a time the manifest's JSON cannot
+// hold is refused before any file is written.
+func TestAppendRefusesTimesOutOfRange(t *testing.T) {
+	root := t.TempDir()
+	l, err := Open(root, "driver_trips", fields)
+	require.NoError(t, err)
+	day := time.Date(2026, 11, 22, 23, 59, 0, 0, time.UTC)
+	bad := time.Date(-249, 3, 1, 0, 0, 0, 0, time.UTC)
+	_, err = l.Append(Batch{Stream: "trips", Partition: 0, Events: []Event{ev(1, 1, 1.0, day), ev(2, 2, 1.0, bad)}})
+	require.ErrorContains(t, err, "stream log of view driver_trips: event 1 (offset 2): time year -249 (03-01T00:00:00Z) is out of range")
+	requireNoFiles(t, root)
+}
+
+// TestPrepareAbortLeavesNothing: a prepared batch is invisible until it
+// is committed, and an aborted one leaves no file behind.
+func TestPrepareAbortLeavesNothing(t *testing.T) {
+	root := t.TempDir()
+	l, err := Open(root, "driver_trips", fields)
+	require.NoError(t, err)
+	day := time.Date(2026, 11, 22, 23, 59, 0, 0, time.UTC)
+	p, err := l.Prepare(Batch{Stream: "push", Events: []Event{ev(NoOffset, 1, 1.0, day), ev(NoOffset, 2, 1.0, day.Add(time.Hour))}})
+	require.NoError(t, err)
+	files, err := Files(root, "driver_trips")
+	require.NoError(t, err)
+	require.Empty(t, files, "prepared, not committed")
+	require.NoError(t, p.Abort())
+	requireNoFiles(t, root)
+
+	p, err = l.Prepare(Batch{Stream: "push", Events: []Event{ev(NoOffset, 1, 1.0, day)}})
+	require.NoError(t, err)
+	m, err := p.Commit()
+	require.NoError(t, err)
+	require.Len(t, m.Files, 1)
+	require.NoError(t, p.Abort(), "an abort after the commit removes nothing")
+	files, err = Files(root, "driver_trips")
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+	_, err = os.Stat(files[0])
+	require.NoError(t, err)
+}
+
+// requireNoFiles fails when the stream log under root holds any file.
+func requireNoFiles(t *testing.T, root string) {
+	t.Helper()
+	var found []string
+	require.NoError(t, filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			found = append(found, path)
+		}
+		return err
+	}))
+	require.Empty(t, found)
+}

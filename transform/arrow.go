@@ -75,12 +75,20 @@ func (e *Evaluator) EvalBatch(mem memory.Allocator, rows int, inputs, request []
 	res := &BatchResult{}
 	for row := range rows {
 		for i, a := range inputs {
-			if err := e.SetInput(i, arrowconv.Value(a, row)); err != nil {
-				return nil, fmt.Errorf("row %d: %w", row, err)
+			x, err := arrowconv.Value(a, row)
+			if err == nil {
+				err = e.SetInput(i, x)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("row %d: input %s:%s: %w", row, v.Inputs[i].View, v.Inputs[i].Feature, err)
 			}
 		}
 		for j, a := range request {
-			if err := e.SetRequest(j, arrowconv.Value(a, row)); err != nil {
+			x, err := arrowconv.Value(a, row)
+			if err == nil {
+				err = e.SetRequest(j, x)
+			}
+			if err != nil {
 				return nil, fmt.Errorf("row %d: request field %s: %w", row, v.Request[j].Name, err)
 			}
 		}

@@ -235,7 +235,9 @@ func TestBatchEqualsRows(t *testing.T) {
 				require.True(t, col.IsNull(i), "%s row %d", feat.Name, i)
 				continue
 			}
-			got, err := FromCEL(feat.Type, mustCEL(t, feat.Type, arrowconv.Value(col, i)))
+			cell, err := arrowconv.Value(col, i)
+			require.NoError(t, err)
+			got, err := FromCEL(feat.Type, mustCEL(t, feat.Type, cell))
 			require.NoError(t, err)
 			require.Equal(t, want[feat.Name].Value, got, "%s row %d", feat.Name, i)
 		}
@@ -290,4 +292,30 @@ func TestCacheKeepsTwoLiveVersions(t *testing.T) {
 		}
 	}
 	require.EqualValues(t, 2, c.Compiles(), "one compilation per version, not one per request")
+}
+
+// TestBatchRefusesUnsupportedColumns: an input column of a type the
+// Arrow conversion does not take is an error naming the row and input.
+func TestBatchRefusesUnsupportedColumns(t *testing.T) {
+	v := compileRepo(t)
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	var inputs, request []arrow.Array
+	for range v.Inputs {
+		b := array.NewUint64Builder(mem)
+		b.Append(1)
+		inputs = append(inputs, b.NewArray())
+		b.Release()
+	}
+	for _, f := range v.Request {
+		b := array.NewBuilder(mem, ArrowType(f.Type))
+		b.AppendNull()
+		request = append(request, b.NewArray())
+		b.Release()
+	}
+	_, err := v.NewEvaluator().EvalBatch(mem, 1, inputs, request)
+	require.EqualError(t, err, "row 0: input "+v.Inputs[0].View+":"+v.Inputs[0].Feature+": arrow type uint64 is not supported")
+	for _, a := range append(inputs, request...) {
+		a.Release()
+	}
 }

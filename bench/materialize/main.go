@@ -110,13 +110,26 @@ feature_views: [{name: stats, entities: [driver], source: s, features: [%s]}]
 		rec := rr.RecordBatch()
 		for i := 0; i < int(rec.NumRows()); i++ {
 			for f := range features {
-				fv[f] = arrowconv.Value(rec.Column(1+f), i)
+				if fv[f], err = arrowconv.Value(rec.Column(1+f), i); err != nil {
+					return err
+				}
 			}
-			ent, err := online.EncodeEntity([]registry.ValueType{registry.TypeInt64}, []any{arrowconv.Value(rec.Column(0), i)})
+			id, err := arrowconv.Value(rec.Column(0), i)
 			if err != nil {
 				return err
 			}
-			at := arrowconv.Value(rec.Column(1+features), i).(time.Time)
+			ent, err := online.EncodeEntity([]registry.ValueType{registry.TypeInt64}, []any{id})
+			if err != nil {
+				return err
+			}
+			ts, err := arrowconv.Value(rec.Column(1+features), i)
+			if err != nil {
+				return err
+			}
+			at, ok := ts.(time.Time)
+			if !ok {
+				return fmt.Errorf("row %d: event time is %T", i, ts)
+			}
 			v, err := codec.Encode(nil, at, fv)
 			if err != nil {
 				return err

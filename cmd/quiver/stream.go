@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -45,7 +44,7 @@ func addStreamFlags(f *flags) streamFlags {
 func cmdStream(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "stream", streamUsage)
 	brokers := f.String("brokers", "", "Kafka `BROKERS`, comma-separated (default: the sources' brokers, else kafka.brokers)")
-	metricsAddr := f.String("metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics (default off)")
+	metricsAddr := f.String("metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics, and /healthz and /readyz (503 while a partition is stalled) (default off)")
 	sf := addStreamFlags(f)
 	pos, err := f.parse(args)
 	if err != nil {
@@ -72,12 +71,17 @@ func cmdStream(ctx context.Context, e *env, args []string) error {
 	defer store.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	metrics := stream.NewMetrics(reg)
 	if *metricsAddr != "" {
 		ln, err := net.Listen("tcp", *metricsAddr)
 		if err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
-		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		mux.Handle("/readyz", streamReadyz(metrics.Stalls, time.Now))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics server", "error", err)
@@ -87,8 +91,25 @@ func cmdStream(ctx context.Context, e *env, args []string) error {
 		log.Info("metrics", "addr", ln.Addr().String())
 	}
 	r := &streamRunner{cfg: cfg, current: watcher.Current, changed: changed, store: store,
-		metrics: stream.NewMetrics(reg), brokers: *brokers, flags: sf, log: log}
+		metrics: metrics, brokers: *brokers, flags: sf, log: log}
 	return r.run(ctx)
+}
+
+// streamReadyz answers 200 while no partition is stalled, and 503 naming
+// the stalled partitions (topic, partition, what fails, for how long)
+// while any is. The errors themselves are in the log, not here.
+func streamReadyz(stalled func() []stream.Stall, now func() time.Time) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		stalls := stalled()
+		if len(stalls) == 0 {
+			fmt.Fprintln(w, "ok")
+			return
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		for _, st := range stalls {
+			fmt.Fprintf(w, "partition %s/%d stalled: %s failing for %s\n", st.Topic, st.Partition, st.Op, now().Sub(st.Since).Round(time.Second))
+		}
+	})
 }
 
 // followRegistry watches the registry for new applied versions until ctx
@@ -213,7 +234,11 @@ func kafkaOptions(cfg *registry.Config, defs *registry.Definitions, flag string,
 		for _, s := range defs.Sources {
 			if s.Kind == registry.SourceKafka && len(s.Brokers) > 0 && opts.Brokers == nil {
 				for _, b := range s.Brokers {
-					opts.Brokers = append(opts.Brokers, strings.Split(os.ExpandEnv(b), ",")...)
+					expanded, err := registry.ExpandEnv(b)
+					if err != nil {
+						return opts, fmt.Errorf("source %s: brokers: %w", s.Name, err)
+					}
+					opts.Brokers = append(opts.Brokers, strings.Split(expanded, ",")...)
 				}
 			}
 		}

@@ -161,6 +161,18 @@ func (a *Applier) checkTime(ev *streamlog.Event) error {
 	return nil
 }
 
+// EventError is an event of a batch that a sink refuses however often it
+// is tried (a value the online encoding cannot hold): the stream
+// dead-letters it and applies the rest. Index is the event's position in
+// the batch.
+type EventError struct {
+	Index int
+	Err   error
+}
+
+func (e *EventError) Error() string { return e.Err.Error() }
+func (e *EventError) Unwrap() error { return e.Err }
+
 // Sources returns the names of the stream sources that views read, sorted.
 func (a *Applier) Sources() []string {
 	var out []string
@@ -240,7 +252,7 @@ func (a *Applier) latestRows(vp *viewPlan, events []streamlog.Event, rows []onli
 	for i := range events {
 		ent, err := vp.entityKey(&events[i], vals)
 		if err != nil {
-			return nil, err
+			return nil, &EventError{Index: i, Err: fmt.Errorf("join key: %w", err)}
 		}
 		j, ok := latest[string(ent)]
 		if !ok {
@@ -258,7 +270,7 @@ func (a *Applier) latestRows(vp *viewPlan, events []streamlog.Event, rows []onli
 		}
 		value, err := vp.codec.Encode(nil, ev.Time, feats)
 		if err != nil {
-			return nil, err
+			return nil, &EventError{Index: latest[ent], Err: err}
 		}
 		rows = append(rows, online.Row{Key: online.Key{Project: a.defs.Project, View: vp.view.Name, Entity: []byte(ent)}, Value: value})
 	}
@@ -282,7 +294,7 @@ func (a *Applier) applyTiles(ctx context.Context, vp *viewPlan, partition int32,
 	for i := range events {
 		ent, err := vp.entityKey(&events[i], vals)
 		if err != nil {
-			return err
+			return &EventError{Index: i, Err: fmt.Errorf("join key: %w", err)}
 		}
 		if _, ok := byEntity[string(ent)]; !ok {
 			keys = append(keys, online.Key{Project: a.defs.Project, View: vp.view.Name, Entity: ent})
@@ -373,10 +385,27 @@ func (a *Applier) Logged(source, stream string, partition int32) (map[string]int
 // offline log, durably, skipping per view the events at or below
 // logged[view] (see Logged), and advances logged.
 func (a *Applier) AppendLog(source, stream string, partition int32, events []streamlog.Event, logged map[string]int64) error {
-	sp, err := a.source(source)
+	prepared, err := a.prepareLog(source, stream, partition, events, logged)
 	if err != nil {
 		return err
 	}
+	return a.commitLog(prepared, events, logged)
+}
+
+// viewBatch is a view's prepared share of a batch.
+type viewBatch struct {
+	view string
+	p    *streamlog.Prepared
+}
+
+// prepareLog writes the views' files of a batch without committing them
+// (see streamlog.Log.Prepare); on error it removes what it wrote.
+func (a *Applier) prepareLog(source, stream string, partition int32, events []streamlog.Event, logged map[string]int64) ([]viewBatch, error) {
+	sp, err := a.source(source)
+	if err != nil {
+		return nil, err
+	}
+	var out []viewBatch
 	for _, vp := range sp.views {
 		from := 0
 		if last, ok := logged[vp.view.Name]; ok && last >= 0 {
@@ -388,15 +417,37 @@ func (a *Applier) AppendLog(source, stream string, partition int32, events []str
 		if from == len(events) {
 			continue
 		}
-		batch := streamlog.Batch{Stream: stream, Partition: partition, Events: events[from:]}
 		start := time.Now()
-		if _, err := vp.log.Append(batch); err != nil {
-			return err
+		p, err := vp.log.Prepare(streamlog.Batch{Stream: stream, Partition: partition, Events: events[from:]})
+		if err != nil {
+			abortLog(out)
+			return nil, err
 		}
 		a.metrics.LogFlush.Observe(time.Since(start).Seconds())
+		out = append(out, viewBatch{view: vp.view.Name, p: p})
+	}
+	return out, nil
+}
+
+// commitLog commits prepared batches in order. On error the ones not yet
+// committed are removed; those committed stay (and logged says which).
+func (a *Applier) commitLog(prepared []viewBatch, events []streamlog.Event, logged map[string]int64) error {
+	for i, vb := range prepared {
+		if _, err := vb.p.Commit(); err != nil {
+			abortLog(prepared[i:])
+			return err
+		}
 		if logged != nil && events[len(events)-1].Offset >= 0 {
-			logged[vp.view.Name] = events[len(events)-1].Offset
+			logged[vb.view] = events[len(events)-1].Offset
 		}
 	}
 	return nil
+}
+
+// abortLog removes prepared batches that will not be committed. What it
+// cannot remove no reader sees, and Recover removes it later.
+func abortLog(prepared []viewBatch) {
+	for _, vb := range prepared {
+		_ = vb.p.Abort() // best effort, as above
+	}
 }

@@ -29,7 +29,8 @@ func (e *DecodeError) Error() string {
 
 // Decoder turns one source's JSON messages into events. A message is one
 // JSON object holding every declared schema field and nothing else;
-// timestamps are RFC 3339 strings or epoch milliseconds, bytes are base64
+// timestamps are RFC 3339 strings or epoch milliseconds within
+// registry.MinTime and registry.MaxTime, bytes are base64
 // strings, lists are arrays without nulls. Null is accepted except for the
 // timestamp field and the join keys the source's views need. A Decoder is
 // immutable and safe for concurrent use.
@@ -343,7 +344,11 @@ func (p *parser) scalar(e registry.Scalar) (any, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%q is not an RFC 3339 time", s)
 			}
-			return t.UTC().Truncate(time.Microsecond), nil
+			t = t.UTC().Truncate(time.Microsecond)
+			if err := registry.CheckTime(t); err != nil {
+				return nil, err
+			}
+			return t, nil
 		}
 		text, integer, err := p.number()
 		if err != nil || !integer {
@@ -353,7 +358,11 @@ func (p *parser) scalar(e registry.Scalar) (any, error) {
 		if err != nil || ms > math.MaxInt64/1000 || ms < math.MinInt64/1000 {
 			return nil, fmt.Errorf("%s is out of range of epoch milliseconds", text)
 		}
-		return time.UnixMilli(ms).UTC(), nil
+		t := time.UnixMilli(ms).UTC()
+		if err := registry.CheckTime(t); err != nil {
+			return nil, fmt.Errorf("%s epoch milliseconds: %w", text, err)
+		}
+		return t, nil
 	}
 	return nil, fmt.Errorf("type %s cannot be decoded", e)
 }

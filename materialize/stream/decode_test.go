@@ -66,6 +66,13 @@ func TestDecodeErrors(t *testing.T) {
 		{`{"driver_id": 1, "rider_id": "r", "fare": 1, "ts": 1, "zone": 1, "tags": [], "ok": true, "blob": "", "w": 1e40}`, "field w: 1e40 does not fit float32"},
 		{`{"driver_id": 1, "rider_id": "r`, "field rider_id: unterminated string"},
 		{`{"driver_id": 1, "rid`, "bad field name: unterminated string"},
+		// Times every sink can hold: years 1900 through 9999.
+		{`{"driver_id": 1, "rider_id": "r", "fare": 1, "ts": -70000000000000, "zone": 1, "tags": [], "ok": true, "blob": "", "w": 1}`,
+			"field ts: -70000000000000 epoch milliseconds: time year -249 ("},
+		{`{"driver_id": 1, "rider_id": "r", "fare": 1, "ts": "0001-01-01T00:00:00Z", "zone": 1, "tags": [], "ok": true, "blob": "", "w": 1}`,
+			"field ts: time 0001-01-01T00:00:00Z is out of range: times must be from 1900-01-01T00:00:00Z through 9999-12-31T23:59:59.999999Z"},
+		{`{"driver_id": 1, "rider_id": "r", "fare": 1, "ts": 253402300800000, "zone": 1, "tags": [], "ok": true, "blob": "", "w": 1}`,
+			"field ts: 253402300800000 epoch milliseconds: time year 10000 ("},
 	} {
 		var ev streamlog.Event
 		err := d.Decode([]byte(c.msg), &ev)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/segmentio/kafka-go"
 
@@ -89,6 +90,13 @@ func (a *Applier) Topics() (map[string]string, error) {
 // holds, commits and leaves the group. Offsets are committed only after
 // the online store and the offline log hold every event up to them, and
 // the dead-letter topic every message that was refused.
+//
+// It returns nil after a stop by ctx. A partition that cannot go on (its
+// log's offsets cannot be read, the reader cannot seek, a fetch fails, or
+// its pending events cannot be logged before it stops) stops the whole
+// consumer the same way, and Consume returns that partition's error.
+// Writes that fail are retried and never skipped; while they fail the
+// partition is stalled (see Metrics.Stalled and Metrics.Stalls).
 func (a *Applier) Consume(ctx context.Context, opts KafkaOptions) error {
 	opts.ensureDefaults(a.defs.Project)
 	if len(opts.Brokers) == 0 {
@@ -127,7 +135,14 @@ func (a *Applier) Consume(ctx context.Context, opts KafkaOptions) error {
 	}
 	dlq := &kafka.Writer{Addr: kafka.TCP(opts.Brokers...), Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond,
 		BatchSize: 1000, RequiredAcks: kafka.RequireAll, AllowAutoTopicCreation: true}
-	c := &consumer{a: a, opts: opts, topics: topics, dlq: dlq}
+	// A partition that cannot go on stops the whole consumer, which
+	// returns its error: the process exits, or the caller restarts it, and
+	// its partitions go to a member that can consume them. A partition is
+	// never left assigned and unconsumed.
+	ctx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
+	c := &consumer{a: a, opts: opts, topics: topics, dlq: dlq, stopAll: stopAll,
+		dead: newDeadLetterLog(opts.Logger, time.Now)}
 	var wg sync.WaitGroup
 	for {
 		gen, err := group.Next(ctx)
@@ -150,11 +165,12 @@ func (a *Applier) Consume(ctx context.Context, opts KafkaOptions) error {
 		}
 	}
 	wg.Wait()
+	c.dead.flush()
 	err = errors.Join(group.Close(), dlq.Close())
 	if err != nil {
 		opts.Logger.Warn("leave consumer group", "err", err)
 	}
-	return nil
+	return c.failure()
 }
 
 // ensureTopics creates the topics that do not exist yet, with the
@@ -203,10 +219,32 @@ func describe(as map[string][]kafka.PartitionAssignment) string {
 }
 
 type consumer struct {
-	a      *Applier
-	opts   KafkaOptions
-	topics map[string]string // topic → source
-	dlq    *kafka.Writer
+	a       *Applier
+	opts    KafkaOptions
+	topics  map[string]string // topic → source
+	dlq     *kafka.Writer
+	dead    *deadLetterLog
+	stopAll context.CancelFunc
+
+	mu  sync.Mutex
+	err error // the first partition failure
+}
+
+// fail stops the consumer with err, the first failure winning.
+func (c *consumer) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+	c.opts.Logger.Error("stream consumer stops", "err", err)
+	c.stopAll()
+}
+
+func (c *consumer) failure() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }
 
 // partition consumes one assigned partition until the generation ends or
@@ -217,7 +255,7 @@ func (c *consumer) partition(ctx, gctx context.Context, gen *kafka.Generation, t
 	a := c.a
 	logged, err := a.Logged(source, topic, partition)
 	if err != nil {
-		log.Error("read stream log offsets", "err", err)
+		c.fail(fmt.Errorf("partition %s/%d: read the offline log's offsets: %w", topic, partition, err))
 		return
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.opts.Brokers, Topic: topic, Partition: int(partition),
@@ -228,7 +266,7 @@ func (c *consumer) partition(ctx, gctx context.Context, gen *kafka.Generation, t
 		}
 	}()
 	if err := r.SetOffset(offset); err != nil {
-		log.Error("seek", "offset", offset, "err", err)
+		c.fail(fmt.Errorf("partition %s/%d: seek to offset %d: %w", topic, partition, offset, err))
 		return
 	}
 	// stop ends the partition: the generation ended or we shut down.
@@ -258,7 +296,9 @@ func (c *consumer) partition(ctx, gctx context.Context, gen *kafka.Generation, t
 			}
 		}
 	}()
-	p := &partitionState{c: c, gen: gen, topic: topic, source: source, partition: partition, logged: logged, log: log, commitAt: -1}
+	p := &partitionState{c: c, gen: gen, topic: topic, source: source, partition: partition, logged: logged, log: log, commitAt: -1,
+		next: offset, label: strconv.Itoa(int(partition))}
+	defer p.unstall()
 	decoder := a.sources[source].decoder
 	ticker := time.NewTicker(c.opts.FlushInterval)
 	defer ticker.Stop()
@@ -267,10 +307,11 @@ func (c *consumer) partition(ctx, gctx context.Context, gen *kafka.Generation, t
 		select {
 		case m, ok := <-msgs:
 			if !ok {
-				if err := <-fetchErr; stop.Err() == nil {
-					log.Error("fetch", "err", err)
-				}
+				err := <-fetchErr
 				p.finish()
+				if stop.Err() == nil {
+					c.fail(fmt.Errorf("partition %s/%d: fetch: %w", topic, partition, err))
+				}
 				return
 			}
 			batch = append(batch[:0], m)
@@ -309,56 +350,109 @@ type partitionState struct {
 	topic     string
 	source    string
 	partition int32
+	label     string // partition, as a metric label
 	logged    map[string]int64
 	log       *slog.Logger
 	pending   []streamlog.Event // applied online, not yet logged
 	commitAt  int64             // offset to commit once pending is logged; -1: none
+	next      int64             // offset of the next message to apply
+	hwm       int64             // the partition's end, as last seen
+	// stalledSince is when the write that is failing now first failed
+	// (zero while none is); lastErr is its latest error.
+	stalledSince time.Time
+	lastErr      error
 }
 
 // process applies a batch online and sends its dead letters; it returns
 // false when the partition must stop before the batch was applied.
+//
+// A message goes to the dead-letter topic when it can never be applied:
+// it does not decode, a value or time is out of range, or the online
+// store's encoding refuses one of its values (an *EventError). Any other
+// error is an outage of a sink (the store, the disk, the broker) and is
+// retried with backoff until it succeeds or the partition stops: a
+// stream never skips data it could not write.
 func (p *partitionState) process(ctx context.Context, d *Decoder, batch []kafka.Message) bool {
 	a := p.c.a
 	events := make([]streamlog.Event, 0, len(batch))
 	var dead []kafka.Message
+	// Where each dead letter was and why, in full, for the log: the
+	// writer sets the messages' Offset to their place in the dead-letter
+	// topic.
+	type deadInfo struct {
+		offset int64
+		reason string
+	}
+	var infos []deadInfo
+	byOffset := make(map[int64]int, len(batch))
 	for i := range batch {
 		m := &batch[i]
+		byOffset[m.Offset] = i
 		ev := streamlog.Event{Offset: m.Offset}
 		err := d.Decode(m.Value, &ev)
 		if err == nil {
 			err = a.checkTime(&ev)
 		}
 		if err != nil {
-			dead = append(dead, p.deadLetter(m, err))
+			dead, infos = append(dead, p.deadLetter(m, err)), append(infos, deadInfo{m.Offset, err.Error()})
 			continue
 		}
 		events = append(events, ev)
 	}
+	last := &batch[len(batch)-1]
+	p.hwm = max(p.hwm, last.HighWaterMark)
+	start := time.Now()
+	applied := len(events)
+	for len(events) > 0 {
+		var bad *EventError
+		var badErr error
+		ok := p.retry(ctx, "write online", batch[0].Offset, func() error {
+			err := a.ApplyOnline(ctx, p.source, p.partition, events)
+			if errors.As(err, &bad) {
+				badErr = err
+				return nil // the event's fault, not an outage: dead-letter it
+			}
+			bad = nil
+			return err
+		})
+		if !ok {
+			return false
+		}
+		if bad == nil {
+			break
+		}
+		m := &batch[byOffset[events[bad.Index].Offset]]
+		dead, infos = append(dead, p.deadLetter(m, badErr)), append(infos, deadInfo{m.Offset, badErr.Error()})
+		events = append(events[:bad.Index], events[bad.Index+1:]...)
+		applied = len(events)
+	}
 	if len(dead) > 0 {
-		if !retry(ctx, p.log, "write dead letters", func() error { return p.c.dlq.WriteMessages(ctx, dead...) }) {
+		if !p.retry(ctx, "write dead letters", batch[0].Offset, func() error { return p.c.dlq.WriteMessages(ctx, dead...) }) {
 			return false
 		}
 		a.metrics.DeadLetters.WithLabelValues(p.source).Add(float64(len(dead)))
-	}
-	if len(events) > 0 {
-		start := time.Now()
-		if !retry(ctx, p.log, "write online", func() error { return a.ApplyOnline(ctx, p.source, p.partition, events) }) {
-			return false
+		for _, d := range infos {
+			p.c.dead.record(p.topic, p.partition, d.offset, d.reason)
 		}
+	}
+	if applied > 0 {
 		a.metrics.OnlineWrite.WithLabelValues(p.source).Observe(time.Since(start).Seconds())
-		a.metrics.Events.WithLabelValues(p.source).Add(float64(len(events)))
-		a.metrics.Batch.Observe(float64(len(events)))
+		a.metrics.Events.WithLabelValues(p.source).Add(float64(applied))
+		a.metrics.Batch.Observe(float64(applied))
 		p.pending = append(p.pending, events...)
 	}
-	last := &batch[len(batch)-1]
 	p.commitAt = last.Offset + 1
-	a.metrics.Lag.WithLabelValues(p.topic, strconv.Itoa(int(p.partition))).Set(float64(max(0, last.HighWaterMark-last.Offset-1)))
+	p.next = last.Offset + 1
+	p.setLag(p.hwm - p.next)
 	return true
 }
 
+// deadLetterReasonBytes bounds the reason a dead letter carries.
+const deadLetterReasonBytes = 1024
+
 func (p *partitionState) deadLetter(m *kafka.Message, err error) kafka.Message {
 	return kafka.Message{Topic: p.topic + p.c.opts.DeadLetterSuffix, Key: m.Key, Value: m.Value, Headers: []kafka.Header{
-		{Key: "quiver-reason", Value: []byte(err.Error())},
+		{Key: "quiver-reason", Value: []byte(cut(err.Error(), deadLetterReasonBytes))},
 		{Key: "quiver-source", Value: []byte(p.source)},
 		{Key: "quiver-topic", Value: []byte(p.topic)},
 		{Key: "quiver-partition", Value: []byte(strconv.Itoa(int(p.partition)))},
@@ -366,14 +460,15 @@ func (p *partitionState) deadLetter(m *kafka.Message, err error) kafka.Message {
 	}}
 }
 
-// flush logs the pending events and commits their offsets.
+// flush logs the pending events and commits their offsets; it returns
+// false when the partition stopped before the log took them.
 func (p *partitionState) flush(ctx context.Context) bool {
 	if p.commitAt < 0 {
 		return true
 	}
 	a := p.c.a
 	if len(p.pending) > 0 {
-		if !retry(ctx, p.log, "write offline log", func() error {
+		if !p.retry(ctx, "write offline log", p.pending[0].Offset, func() error {
 			return a.AppendLog(p.source, p.topic, p.partition, p.pending, p.logged)
 		}) {
 			return false
@@ -383,9 +478,11 @@ func (p *partitionState) flush(ctx context.Context) bool {
 	}
 	err := p.gen.CommitOffsets(map[string]map[int]int64{p.topic: {int(p.partition): p.commitAt}})
 	if err != nil {
-		// The events are durable in both sinks; the next owner replays
-		// them, and replays are idempotent.
+		// The events are durable in both sinks; the commit is tried again
+		// at the next flush, and until then a new owner replays them,
+		// which is idempotent.
 		a.metrics.Commits.WithLabelValues("failed").Inc()
+		a.metrics.Retries.WithLabelValues(p.topic, p.label, "commit").Inc()
 		p.log.Warn("commit offset", "offset", p.commitAt, "err", err)
 		return true
 	}
@@ -396,32 +493,161 @@ func (p *partitionState) flush(ctx context.Context) bool {
 
 // finish flushes and commits when the partition stops. It runs before the
 // group rebalances (the group waits for it), so no other member owns the
-// partition yet.
+// partition yet. When the offline log cannot take the pending events in
+// time, the consumer stops with the error: they are replayed from the
+// last commit by whoever consumes the partition next.
 func (p *partitionState) finish() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p.flush(ctx)
+	if !p.flush(ctx) {
+		p.c.fail(fmt.Errorf("partition %s/%d stopped with events from offset %d applied online but not in the offline log (they are replayed from the last commit): %w",
+			p.topic, p.partition, p.pending[0].Offset, p.lastErr))
+	}
 }
 
-// retry runs f until it succeeds or ctx is done, backing off; it reports
-// whether f succeeded. Store and broker outages are waited out: a stream
-// never skips data it could not write.
-func retry(ctx context.Context, log *slog.Logger, what string, f func() error) bool {
+// retry runs f until it succeeds or ctx is done, backing off (up to 5s);
+// it reports whether f succeeded. Store and broker outages are waited
+// out: a stream never skips data it could not write. While f fails the
+// partition is stalled, and says so: quiver_stream_partition_stalled is
+// 1, quiver_stream_retries_total counts the attempts, a warning is
+// logged per attempt, and the consumer lag counts from offset from, the
+// first message not yet durable in every sink.
+func (p *partitionState) retry(ctx context.Context, op string, from int64, f func() error) bool {
 	backoff := 50 * time.Millisecond
-	for {
+	for attempt := 1; ; attempt++ {
 		err := f()
 		if err == nil {
+			if attempt > 1 {
+				p.recovered(op)
+			}
 			return true
 		}
+		p.lastErr = err
 		if ctx.Err() != nil {
 			return false
 		}
-		log.Warn(what, "err", err, "retry_in", backoff)
+		p.stalled(ctx, op, from, attempt, err, backoff)
 		select {
 		case <-ctx.Done():
 			return false
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (p *partitionState) stalled(ctx context.Context, op string, from int64, attempt int, err error, backoff time.Duration) {
+	m := p.c.a.metrics
+	if p.stalledSince.IsZero() {
+		p.stalledSince = time.Now()
+	}
+	m.Stalled.WithLabelValues(p.topic, p.label).Set(1)
+	m.setStall(Stall{Topic: p.topic, Partition: p.partition, Op: op, Since: p.stalledSince})
+	m.Retries.WithLabelValues(p.topic, p.label, op).Inc()
+	if len(p.pending) > 0 {
+		from = min(from, p.pending[0].Offset)
+	}
+	p.hwm = max(p.hwm, p.endOffset(ctx))
+	p.setLag(p.hwm - from)
+	p.log.Warn("partition stalled", "op", op, "err", err, "attempt", attempt, "from_offset", from,
+		"stalled_for", time.Since(p.stalledSince).Round(time.Millisecond), "retry_in", backoff)
+}
+
+func (p *partitionState) recovered(op string) {
+	p.log.Info("partition recovered", "op", op, "stalled_for", time.Since(p.stalledSince).Round(time.Millisecond))
+	p.unstall()
+	if p.next >= 0 { // a real offset: the assignment's may be a sentinel
+		p.setLag(p.hwm - p.next)
+	}
+}
+
+func (p *partitionState) unstall() {
+	p.stalledSince = time.Time{}
+	p.c.a.metrics.Stalled.WithLabelValues(p.topic, p.label).Set(0)
+	p.c.a.metrics.clearStall(p.topic, p.partition)
+}
+
+func (p *partitionState) setLag(n int64) {
+	p.c.a.metrics.Lag.WithLabelValues(p.topic, p.label).Set(float64(max(0, n)))
+}
+
+// endOffset asks the partition's leader for the partition's end (the
+// offset the next message will have); -1 when it cannot be reached.
+func (p *partitionState) endOffset(ctx context.Context) int64 {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for _, b := range p.c.opts.Brokers {
+		conn, err := kafka.DialLeader(ctx, "tcp", b, p.topic, int(p.partition))
+		if err != nil {
+			continue
+		}
+		end, err := conn.ReadLastOffset()
+		_ = conn.Close() // read-only; the offset is what matters
+		if err == nil {
+			return end
+		}
+	}
+	return -1
+}
+
+// cut shortens s to at most n bytes (at a rune boundary), saying how
+// long it was.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + fmt.Sprintf("… (%d bytes)", len(s))
+}
+
+// deadLetterLogLimit is how many dead letters are logged per second (by
+// one consumer); the others of that second are counted in one line.
+const deadLetterLogLimit = 10
+
+// deadLetterLog logs dead letters, rate-limited.
+type deadLetterLog struct {
+	log *slog.Logger
+	now func() time.Time
+
+	mu         sync.Mutex
+	window     time.Time
+	logged     int
+	suppressed int
+}
+
+func newDeadLetterLog(log *slog.Logger, now func() time.Time) *deadLetterLog {
+	return &deadLetterLog{log: log, now: now}
+}
+
+// record logs one dead letter: where it was and why it was refused.
+func (d *deadLetterLog) record(topic string, partition int32, offset int64, reason string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if now := d.now(); now.Sub(d.window) >= time.Second {
+		d.flushLocked()
+		d.window, d.logged = now, 0
+	}
+	if d.logged >= deadLetterLogLimit {
+		d.suppressed++
+		return
+	}
+	d.logged++
+	d.log.Warn("dead letter", "topic", topic, "partition", partition, "offset", offset, "reason", cut(reason, 256))
+}
+
+// flush logs how many dead letters were not logged.
+func (d *deadLetterLog) flush() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.flushLocked()
+}
+
+func (d *deadLetterLog) flushLocked() {
+	if d.suppressed > 0 {
+		d.log.Warn("dead letters not logged (more than the limit per second)", "count", d.suppressed, "limit", deadLetterLogLimit)
+		d.suppressed = 0
 	}
 }

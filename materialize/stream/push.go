@@ -18,9 +18,10 @@ var ErrInvalidPush = errors.New("quiver: invalid push")
 const PushStream = "push"
 
 // PushJSON applies rows of a source, each a JSON object as a Kafka message
-// of the source would hold, through the same path as the stream: online,
-// then the offline log, durably, before it returns. Every row is checked
-// first; one bad row refuses the whole push, naming the row and field.
+// of the source would hold, through the same path as the stream: online
+// and the offline log, durably, before it returns. Every row is checked
+// first (types, nulls, times in range); one bad row refuses the whole
+// push, naming the row and field, and nothing is written.
 func (a *Applier) PushJSON(ctx context.Context, source string, rows [][]byte) (int, error) {
 	sp, err := a.pushSource(source)
 	if err != nil {
@@ -79,19 +80,39 @@ func (a *Applier) pushSource(source string) (*sourcePlan, error) {
 	return sp, nil
 }
 
+// push applies validated events so that a failure leaves nothing half
+// applied where it can: the offline log's files are written and synced
+// first but not committed, then the online store is written, then the
+// log's manifests are committed. A failed log write applies nothing; a
+// failed online write removes the log's files again (the online store may
+// hold part of the push: feature views are guarded by event time, so a
+// retry of the push is harmless there); only a failed manifest commit,
+// after the online write, leaves the online store ahead of the log.
 func (a *Applier) push(ctx context.Context, sp *sourcePlan, events []streamlog.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	prepared, err := a.prepareLog(sp.src.Name, PushStream, 0, events, nil)
+	if err != nil {
+		return fmt.Errorf("write offline log (nothing was applied): %w", err)
+	}
 	if err := a.ApplyOnline(ctx, sp.src.Name, 0, events); err != nil {
-		return err
+		abortLog(prepared)
+		if ee := (*EventError)(nil); errors.As(err, &ee) {
+			return fmt.Errorf("%w: row %d: %v", ErrInvalidPush, ee.Index, err)
+		}
+		return fmt.Errorf("write online (the offline log was left unchanged): %w", err)
 	}
 	a.metrics.Events.WithLabelValues(sp.src.Name).Add(float64(len(events)))
-	return a.AppendLog(sp.src.Name, PushStream, 0, events, nil)
+	if err := a.commitLog(prepared, events, nil); err != nil {
+		return fmt.Errorf("commit offline log (the rows are online but not all in the log): %w", err)
+	}
+	return nil
 }
 
 // Check reports whether typed values fit the source's schema: one per
-// field, each of its field's Go type, required fields not null.
+// field, each of its field's Go type, required fields not null, times
+// within registry.MinTime and registry.MaxTime.
 func (d *Decoder) Check(values []any) error {
 	if len(values) != len(d.fields) {
 		return &DecodeError{Reason: fmt.Sprintf("%d values for the %d fields of source %s", len(values), len(d.fields), d.source)}
@@ -108,6 +129,11 @@ func (d *Decoder) Check(values []any) error {
 			if !scalarFits(f.Type.Elem, v) {
 				return &DecodeError{Field: f.Name, Reason: fmt.Sprintf("want %s, got %T", f.Type, v)}
 			}
+			if t, ok := v.(time.Time); ok {
+				if err := registry.CheckTime(t); err != nil {
+					return &DecodeError{Field: f.Name, Reason: err.Error()}
+				}
+			}
 			continue
 		}
 		l, ok := v.([]any)
@@ -117,6 +143,11 @@ func (d *Decoder) Check(values []any) error {
 		for j, x := range l {
 			if x == nil || !scalarFits(f.Type.Elem, x) {
 				return &DecodeError{Field: f.Name, Reason: fmt.Sprintf("element %d: want %s, got %T", j, f.Type.Elem, x)}
+			}
+			if t, ok := x.(time.Time); ok {
+				if err := registry.CheckTime(t); err != nil {
+					return &DecodeError{Field: f.Name, Reason: fmt.Sprintf("element %d: %v", j, err)}
+				}
 			}
 		}
 	}

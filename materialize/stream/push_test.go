@@ -3,12 +3,15 @@ package stream
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/quiverdata/quiver/online"
+	"github.com/quiverdata/quiver/streamlog"
 )
 
 func TestPushAppliesOnlineAndLogs(t *testing.T) {
@@ -60,6 +63,8 @@ func TestPushRefusesBadRowsWhole(t *testing.T) {
 		{"driver_app", [][]any{{int64(1), true, float32(1), nil}}, "row 0: field ts: is null"},
 		{"driver_app", [][]any{{int64(1), true, float32(1)}}, "row 0: 3 values for the 4 fields of source driver_app"},
 		{"driver_app", [][]any{{int64(1), true, float32(1), time.Now().Add(48 * time.Hour)}}, "is more than 24h0m0s ahead of the clock"},
+		{"driver_app", [][]any{{int64(1), true, float32(1), time.Now()}, {int64(2), true, float32(1), time.Date(-249, 3, 1, 0, 0, 0, 0, time.UTC)}},
+			"row 1: field ts: time year -249 (03-01T00:00:00Z) is out of range"},
 	} {
 		_, err := a.PushRows(ctx, c.source, c.rows)
 		require.ErrorContains(t, err, c.want)
@@ -68,4 +73,39 @@ func TestPushRefusesBadRowsWhole(t *testing.T) {
 	_, err = a.PushJSON(ctx, "driver_app", [][]byte{[]byte(`{"driver_id": 1}`)})
 	require.ErrorContains(t, err, "row 0: field available: is missing")
 	require.Equal(t, 0, logRows(t, f.root, "driver_status"), "a refused push applies nothing")
+}
+
+// TestPushLogFailureAppliesNothing: when the offline log cannot be
+// written, the push fails and the online store does not take it either.
+func TestPushLogFailureAppliesNothing(t *testing.T) {
+	f := newFixture(t)
+	a, err := NewApplier(f.repo.Defs, f.store, f.root, nil, nil)
+	require.NoError(t, err)
+	a.MaxFuture = 100 * 365 * 24 * time.Hour
+	// A file where the log's date directory goes.
+	dateDir := filepath.Join(streamlog.ViewDir(f.root, "driver_pings"), "date=2026-11-23")
+	require.NoError(t, os.WriteFile(dateDir, nil, 0o644))
+	ctx := context.Background()
+	_, err = a.PushJSON(ctx, "driver_app", [][]byte{
+		[]byte(`{"driver_id": 1001, "available": true, "battery": 0.5, "ts": "2026-11-23T10:00:00Z"}`),
+	})
+	require.ErrorContains(t, err, "write offline log (nothing was applied)")
+	require.False(t, errors.Is(err, ErrInvalidPush), "an outage, not a bad push")
+
+	lookup := online.NewLookup(f.store, online.LookupOptions{Now: func() time.Time { return time.Date(2026, 11, 23, 10, 1, 0, 0, time.UTC) }})
+	resp, err := lookup.Get(ctx, f.repo.Defs, &online.Request{Entities: map[string][]any{"driver_id": {int64(1001)}},
+		Features: []string{"driver_status:*", "driver_pings:*"}})
+	require.NoError(t, err)
+	for _, fv := range resp.Features {
+		require.Equal(t, online.NotFound, fv.Statuses[0], fv.Name)
+	}
+	require.Equal(t, 0, logRows(t, f.root, "driver_status"), "the other view's prepared files were removed")
+	require.NoError(t, os.Remove(dateDir))
+	n, err := a.PushJSON(ctx, "driver_app", [][]byte{
+		[]byte(`{"driver_id": 1001, "available": true, "battery": 0.5, "ts": "2026-11-23T10:00:00Z"}`),
+	})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, 1, logRows(t, f.root, "driver_status"))
+	require.Equal(t, 1, logRows(t, f.root, "driver_pings"))
 }
