@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -30,15 +33,55 @@ var _ Store = (*Embedded)(nil)
 // working set that fits never touch the disk.
 const embeddedCacheBytes = 256 << 20
 
-// OpenEmbedded opens (creating if needed) the store in dir.
+// ErrLocked is returned by OpenEmbedded when another process (or another
+// open in this one) holds the store: the embedded store serves one process.
+var ErrLocked = errors.New("quiver: embedded online store is in use")
+
+// OpenEmbedded opens (creating if needed) the store in dir. A store that
+// another process holds is ErrLocked, with what to do about it.
 func OpenEmbedded(dir string) (*Embedded, error) {
 	cache := pebble.NewCache(embeddedCacheBytes)
 	defer cache.Unref() // the DB holds its own reference
 	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}, Cache: cache})
+	if isLockHeld(err) {
+		return nil, &lockedError{dir: dir, cause: err}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open embedded online store %s: %w", dir, err)
 	}
 	return &Embedded{db: db}, nil
+}
+
+// lockedError is ErrLocked for one directory, saying what to do.
+type lockedError struct {
+	dir   string
+	cause error
+}
+
+func (e *lockedError) Error() string {
+	return fmt.Sprintf("open embedded online store %s: another Quiver process holds it (%v); "+
+		"stop that process (quiver serve, dev, stream or materialize), or share one online store between "+
+		"processes: look features up through quiver serve's gRPC or HTTP endpoints, or set online.type: redis",
+		e.dir, e.cause)
+}
+
+func (e *lockedError) Is(target error) bool { return target == ErrLocked }
+func (e *lockedError) Unwrap() error        { return e.cause }
+
+// isLockHeld reports whether err is Pebble failing to take its directory
+// lock because someone holds it: fcntl's EAGAIN or EACCES on the LOCK file
+// (another process), or Pebble's own refusal within this process. A
+// permission error creating the file is a *fs.PathError, not this.
+func isLockHeld(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return false
+	}
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) ||
+		strings.Contains(err.Error(), "lock held by current process")
 }
 
 func rowKey(k Key) []byte {
