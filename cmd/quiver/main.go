@@ -20,8 +20,13 @@ import (
 	"github.com/quiverdata/quiver/registry"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version, and commit where the build information has none (a build with
+// -buildvcs=false), are set at build time with
+// -ldflags "-X main.version=… -X main.commit=…" (the Makefile does).
+var (
+	version = "dev"
+	commit  = ""
+)
 
 func main() {
 	ctx, stop := signalContext()
@@ -228,7 +233,7 @@ func cmdVersion(_ context.Context, e *env, args []string) error {
 // Go toolchain, from the build information the Go linker embeds:
 // "quiver dev, commit 0123456789ab (modified), go1.26.0 linux/amd64".
 func versionLine() string {
-	v, commit, modified := version, "", false
+	v, commit, modified := version, commit, false
 	if info, ok := debug.ReadBuildInfo(); ok {
 		if v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
 			v = info.Main.Version // go install …@version
