@@ -200,3 +200,42 @@ func TestValidateRefusesNamedPipe(t *testing.T) {
 		t.Fatal("quiver validate blocked on a named pipe")
 	}
 }
+
+// TestSignalHelper is not a test: run with QUIVER_TEST_SIGNALS=1 (by
+// TestSecondSignalEndsTheProcess), it plays a command that ignores its
+// context: after the first SIGTERM has cancelled it, it keeps sending
+// SIGTERM to itself until one ends the process.
+func TestSignalHelper(t *testing.T) {
+	if os.Getenv("QUIVER_TEST_SIGNALS") != "1" {
+		t.Skip("a helper process for TestSecondSignalEndsTheProcess")
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGTERM))
+	<-ctx.Done()
+	_, err := os.Stdout.WriteString("cancelled\n")
+	require.NoError(t, err)
+	// The default handling comes back right after the cancellation (the
+	// goroutine that restores it may not have run yet): signal again until
+	// the process is gone.
+	for {
+		require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGTERM))
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSecondSignalEndsTheProcess: the first SIGTERM cancels the command's
+// context (a clean stop: servers drain, the stream commits); a command
+// that does not stop is ended by the next signal instead of hanging.
+func TestSecondSignalEndsTheProcess(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSignalHelper$")
+	cmd.Env = append(os.Environ(), "QUIVER_TEST_SIGNALS=1")
+	out, err := cmd.Output()
+	require.Equal(t, "cancelled\n", string(out))
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	ws, ok := exit.Sys().(syscall.WaitStatus)
+	require.True(t, ok)
+	require.True(t, ws.Signaled(), "ended by a signal, not by exiting: %v", err)
+	require.Equal(t, syscall.SIGTERM, ws.Signal())
+}

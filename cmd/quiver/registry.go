@@ -280,7 +280,7 @@ func cmdRegistry(ctx context.Context, e *env, args []string) error {
 		for _, o := range snap.Defs.Objects() {
 			names = append(names, o.ObjectName())
 		}
-		return fmt.Errorf("registry version %d has no object named %q (it has: %s)", snap.Version, pos[0], strings.Join(names, ", "))
+		return fmt.Errorf("registry version %d has no object named %q (it has: %s)", snap.Version, registry.Clip(pos[0]), strings.Join(names, ", "))
 	}
 	if *asJSON {
 		return writeJSON(e.stdout, obj)
