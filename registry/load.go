@@ -62,8 +62,13 @@ func LoadRepoContext(ctx context.Context, dir string, opts LoadOptions) (*Repo, 
 		case errors.As(err, &ferr):
 			unreadable = append(unreadable, ferr)
 			continue
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
 		case err != nil:
-			return nil, err
+			// A dangling or looping symbolic link, a file without read
+			// permission: a problem of this file, reported with the others.
+			unreadable = append(unreadable, &Error{Pos: Position{File: f}, Msg: "cannot be read: " + Clip(unwrapPath(err).Error())})
+			continue
 		}
 		sources[f] = b
 	}
@@ -232,4 +237,14 @@ func definitionFiles(ctx context.Context, dir string, cfg *Config) ([]string, er
 	})
 	sort.Strings(files)
 	return files, err
+}
+
+// unwrapPath drops the absolute path an *fs.PathError repeats: the Error
+// names the file already.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -105,6 +105,17 @@ func TestLoadRefusesLargeFile(t *testing.T) {
 	require.ErrorContains(t, err, `entities[0].name: "driver" is already the name of entity at link.yaml:2:5`)
 }
 
+func TestLoadReportsUnreadableFiles(t *testing.T) {
+	dir := repoWith(t)
+	require.NoError(t, os.Symlink(filepath.Join(dir, "gone.yaml"), filepath.Join(dir, "dangling.yaml")))
+	require.NoError(t, os.Symlink("loop.yaml", filepath.Join(dir, "loop.yaml")))
+	errs := loadErrors(t, dir, nil)
+	require.Equal(t, []string{
+		"dangling.yaml: cannot be read: no such file or directory",
+		"loop.yaml: cannot be read: too many levels of symbolic links",
+	}, errs)
+}
+
 func TestLoadStopsWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
