@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,7 +45,7 @@ func OpenEmbedded(dir string) (*Embedded, error) {
 	defer cache.Unref() // the DB holds its own reference
 	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}, Cache: cache})
 	if isLockHeld(err) {
-		return nil, &lockedError{dir: dir, cause: err}
+		return nil, &lockedError{dir: dir, pid: lockHolder(dir), cause: err}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open embedded online store %s: %w", dir, err)
@@ -55,14 +56,22 @@ func OpenEmbedded(dir string) (*Embedded, error) {
 // lockedError is ErrLocked for one directory, saying what to do.
 type lockedError struct {
 	dir   string
+	pid   int // the holder's process id, 0 when unknown
 	cause error
 }
 
 func (e *lockedError) Error() string {
-	return fmt.Sprintf("open embedded online store %s: another Quiver process holds it (%v); "+
+	who := "another Quiver process"
+	switch {
+	case strings.Contains(e.cause.Error(), heldHere):
+		who = "this process, which opened it already,"
+	case e.pid > 0 && e.pid != os.Getpid():
+		who = fmt.Sprintf("another Quiver process (pid %d)", e.pid)
+	}
+	return fmt.Sprintf("open embedded online store %s: %s holds it (%v); "+
 		"stop that process (quiver serve, dev, stream or materialize), or share one online store between "+
 		"processes: look features up through quiver serve's gRPC or HTTP endpoints, or set online.type: redis",
-		e.dir, e.cause)
+		e.dir, who, e.cause)
 }
 
 func (e *lockedError) Is(target error) bool { return target == ErrLocked }
@@ -81,8 +90,11 @@ func isLockHeld(err error) bool {
 		return false
 	}
 	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) ||
-		strings.Contains(err.Error(), "lock held by current process")
+		strings.Contains(err.Error(), heldHere)
 }
+
+// heldHere is Pebble's refusal to lock a directory this process holds.
+const heldHere = "lock held by current process"
 
 func rowKey(k Key) []byte {
 	b := make([]byte, 0, 4+len(k.Project)+len(k.View)+len(k.Entity))

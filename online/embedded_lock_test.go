@@ -2,6 +2,7 @@ package online
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,7 +42,7 @@ func TestEmbeddedHeldByAnotherProcess(t *testing.T) {
 
 	_, err = OpenEmbedded(dir)
 	require.ErrorIs(t, err, ErrLocked)
-	require.ErrorContains(t, err, "open embedded online store "+dir+": another Quiver process holds it")
+	require.ErrorContains(t, err, fmt.Sprintf("open embedded online store %s: another Quiver process (pid %d) holds it", dir, cmd.Process.Pid))
 	require.ErrorContains(t, err, "stop that process (quiver serve, dev, stream or materialize), or share one online store")
 	require.NotContains(t, err.Error(), "quiver: quiver:")
 
@@ -59,5 +60,5 @@ func TestEmbeddedOpenedTwice(t *testing.T) {
 	defer func() { require.NoError(t, s.Close()) }()
 	_, err = OpenEmbedded(dir)
 	require.ErrorIs(t, err, ErrLocked)
-	require.ErrorContains(t, err, "another Quiver process holds it")
+	require.ErrorContains(t, err, "open embedded online store "+dir+": this process, which opened it already, holds it")
 }
