@@ -239,3 +239,24 @@ func TestSecondSignalEndsTheProcess(t *testing.T) {
 	require.True(t, ws.Signaled(), "ended by a signal, not by exiting: %v", err)
 	require.Equal(t, syscall.SIGTERM, ws.Signal())
 }
+
+// TestMakeInstall checks what make install would run (make -n runs
+// nothing): go install with the DuckDB tag into Go's install directory,
+// or a build into PREFIX/bin.
+func TestMakeInstall(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make not on PATH")
+	}
+	dryRun := func(args ...string) string {
+		out, err := exec.Command("make", append([]string{"-n", "-C", filepath.Join("..", ".."), "install"}, args...)...).CombinedOutput()
+		require.NoError(t, err, string(out))
+		return string(out)
+	}
+	out := dryRun()
+	require.Contains(t, out, "install -tags duckdb_arrow -ldflags")
+	require.Contains(t, out, "./cmd/quiver")
+	require.Contains(t, out, "env GOPATH")
+	out = dryRun("PREFIX=/opt/q")
+	require.Contains(t, out, "build -tags duckdb_arrow -ldflags")
+	require.Contains(t, out, `-o "/opt/q/bin/quiver" ./cmd/quiver`)
+}
