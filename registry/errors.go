@@ -60,7 +60,7 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 	}
 	if e.Field != "" {
-		b.WriteString(clipTo(e.Field, maxFieldBytes))
+		b.WriteString(ClipTo(e.Field, maxFieldBytes))
 		b.WriteString(": ")
 	}
 	b.WriteString(e.Msg)
@@ -192,9 +192,11 @@ const (
 // Clip returns s as it may appear in an error message: unchanged when it is
 // short, else its first bytes (cut on a character boundary) and its length,
 // e.g. "abcabcabc…(10485760 bytes)".
-func Clip(s string) string { return clipTo(s, maxQuotedBytes) }
+func Clip(s string) string { return ClipTo(s, maxQuotedBytes) }
 
-func clipTo(s string, max int) string {
+// ClipTo is Clip for values that are legitimately longer (a file path may
+// be up to 4096 bytes): s unchanged up to max bytes, else cut the same way.
+func ClipTo(s string, max int) string {
 	if len(s) <= max {
 		return s
 	}
@@ -228,5 +230,5 @@ func (c clippedString) Format(f fmt.State, verb rune) {
 		_, _ = io.WriteString(f, strconv.Quote(Clip(s))) // fmt.State's writes do not fail
 		return
 	}
-	_, _ = io.WriteString(f, clipTo(s, maxMessageBytes))
+	_, _ = io.WriteString(f, ClipTo(s, maxMessageBytes))
 }

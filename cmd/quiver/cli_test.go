@@ -98,6 +98,14 @@ func TestCLIPathsAreRelativeToTheCurrentDirectory(t *testing.T) {
 	require.Equal(t, exitError, code)
 	require.Contains(t, stderr, "--entities data/*.parquet: matches no file; CLI paths are relative to the current directory")
 
+	// An --out whose directory cannot be made says the same.
+	blocker := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(blocker, nil, 0o644))
+	code, _, stderr = quiver(t, "training-set", "--repo", dir, "--entities", filepath.Join(dir, "data", "driver_labels.parquet"),
+		"--features", "driver_hourly:conv_rate", "--out", filepath.Join(blocker, "sets", "t.parquet"))
+	require.Equal(t, exitError, code)
+	require.Contains(t, stderr, "--out "+filepath.Join(blocker, "sets", "t.parquet")+": mkdir "+blocker+": not a directory; CLI paths are relative to the current directory")
+
 	// From the repository, the same relative path works.
 	t.Chdir(dir)
 	code, out, stderr := quiver(t, "training-set", "--entities", "data/driver_labels.parquet",

@@ -66,7 +66,7 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 		if ext == "" {
 			ext = "no extension"
 		}
-		return usageError{fmt.Sprintf("--out %s: cannot write %s; --out takes %s", registry.Clip(*out), ext, outFormats)}
+		return usageError{fmt.Sprintf("--out %s: cannot write %s; --out takes %s", clipPath(*out), ext, outFormats)}
 	case *preview > 0 && server.DatasetFormat(*out) == "arrow":
 		return usageError{"--preview reads Parquet output; preview the Arrow file with a Parquet --out, or read it with any Arrow reader"}
 	case *features == "" && *service == "":
@@ -114,7 +114,7 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
-		return fmt.Errorf("--out: %w", err)
+		return fmt.Errorf("--out %s: %w; %s", clipPath(*out), err, pathsRule)
 	}
 	var n int64
 	if server.DatasetFormat(*out) == "arrow" {
@@ -147,6 +147,10 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 // outFormats is what --out can write, chosen by the file's extension.
 const outFormats = "a Parquet file (.parquet), an Arrow IPC file (.arrow, .arrows, .feather, .ipc), or - for an Arrow IPC stream on stdout"
 
+// clipPath cuts a path for a message only when it is longer than any
+// path the system takes (PATH_MAX).
+func clipPath(p string) string { return registry.ClipTo(p, 4096) }
+
 // pathsRule ends every error about a path the CLI was given.
 const pathsRule = "CLI paths are relative to the current directory"
 
@@ -159,11 +163,11 @@ func checkInputPath(flagName, path string) error {
 	if err != nil {
 		return err
 	}
-	where := fmt.Sprintf("%s %s: not found; %s (%s), not to --repo or the data root", flagName, registry.Clip(path), pathsRule, cwd)
+	where := fmt.Sprintf("%s %s: not found; %s (%s), not to --repo or the data root", flagName, clipPath(path), pathsRule, cwd)
 	if strings.ContainsAny(path, "*?[") {
 		matches, err := filepath.Glob(path)
 		if err != nil {
-			return usageError{fmt.Sprintf("%s %s: %v", flagName, registry.Clip(path), err)}
+			return usageError{fmt.Sprintf("%s %s: %v", flagName, clipPath(path), err)}
 		}
 		if len(matches) == 0 {
 			return errors.New(strings.Replace(where, "not found", "matches no file", 1))
