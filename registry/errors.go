@@ -181,8 +181,9 @@ func related(a, b string) bool {
 // Error messages quote what the user wrote, and what the user wrote may be
 // megabytes long (a hostile name, a pasted blob): messages cut it.
 const (
-	// maxQuotedBytes is the longest value a message quotes in full.
-	maxQuotedBytes = 80
+	// maxQuotedBytes is the longest value a message quotes in full: any
+	// valid name (at most 128 characters) is shown whole.
+	maxQuotedBytes = 128
 	// maxFieldBytes is the longest field path a message shows in full.
 	maxFieldBytes = 200
 	// maxMessageBytes bounds any other text put into a message.

@@ -132,7 +132,7 @@ func TestErrorsClipLongValues(t *testing.T) {
 			"feature_views:\n  - {name: v, entities: [driver], source: s, ttl: "+long+", features: [{name: a, type: "+long+"}]}\n"), 0o644))
 	errs := loadErrors(t, dir, nil)
 	require.NotEmpty(t, errs)
-	clipped := `"` + strings.Repeat("A", 60) + `…(1048576 bytes)"`
+	clipped := `"` + strings.Repeat("A", 96) + `…(1048576 bytes)"`
 	for _, e := range errs {
 		require.Less(t, len(e), 600, "an error message quotes a long value in full: %.300s", e)
 	}
@@ -145,8 +145,8 @@ func TestErrorsClipLongValues(t *testing.T) {
 
 func TestClip(t *testing.T) {
 	require.Equal(t, "short", Clip("short"))
-	require.Equal(t, strings.Repeat("a", 80), Clip(strings.Repeat("a", 80)))
-	require.Equal(t, strings.Repeat("a", 60)+"…(10485760 bytes)", Clip(strings.Repeat("a", 10<<20)))
+	require.Equal(t, strings.Repeat("a", 128), Clip(strings.Repeat("a", 128)))
+	require.Equal(t, strings.Repeat("a", 96)+"…(10485760 bytes)", Clip(strings.Repeat("a", 10<<20)))
 	// A cut never splits a character.
-	require.Equal(t, "a"+strings.Repeat("é", 29)+"…(201 bytes)", Clip("a"+strings.Repeat("é", 100)))
+	require.Equal(t, "a"+strings.Repeat("é", 47)+"…(201 bytes)", Clip("a"+strings.Repeat("é", 100)))
 }

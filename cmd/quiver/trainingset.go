@@ -66,7 +66,7 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 		if ext == "" {
 			ext = "no extension"
 		}
-		return usageError{fmt.Sprintf("--out %s: cannot write %s; --out takes %s", clipPath(*out), ext, outFormats)}
+		return usageError{fmt.Sprintf("--out %s: cannot write %s; --out takes %s", clipPath(*out), registry.Clip(ext), outFormats)}
 	case *preview > 0 && server.DatasetFormat(*out) == "arrow":
 		return usageError{"--preview reads Parquet output; preview the Arrow file with a Parquet --out, or read it with any Arrow reader"}
 	case *features == "" && *service == "":
