@@ -132,7 +132,7 @@ func printUsage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
 	}
-	_ = tw.Flush() // the writes before it are to w; so is its error
+	_ = tw.Flush() // like the lines around it, usage output reports no write error
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Every command takes --repo DIR (default: the current directory); paths given to the CLI are")
 	fmt.Fprintln(w, "relative to the current directory. quiver COMMAND -h lists its flags; quiver --version prints the version.")
@@ -233,7 +233,7 @@ func cmdVersion(_ context.Context, e *env, args []string) error {
 // Go toolchain, from the build information the Go linker embeds:
 // "quiver dev, commit 0123456789ab (modified), go1.26.0 linux/amd64".
 func versionLine() string {
-	v, commit, modified := version, commit, false
+	v, rev, modified := version, commit, false
 	if info, ok := debug.ReadBuildInfo(); ok {
 		if v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
 			v = info.Main.Version // go install …@version
@@ -241,22 +241,22 @@ func versionLine() string {
 		for _, s := range info.Settings {
 			switch s.Key {
 			case "vcs.revision":
-				commit = s.Value
+				rev = s.Value
 			case "vcs.modified":
 				modified = s.Value == "true"
 			}
 		}
 	}
 	switch {
-	case commit == "":
-		commit = "commit unknown"
-	case len(commit) > 12:
-		commit = "commit " + commit[:12]
+	case rev == "":
+		rev = "commit unknown"
+	case len(rev) > 12:
+		rev = "commit " + rev[:12]
 	default:
-		commit = "commit " + commit
+		rev = "commit " + rev
 	}
 	if modified {
-		commit += " (modified)"
+		rev += " (modified)"
 	}
-	return fmt.Sprintf("quiver %s, %s, %s %s/%s", v, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return fmt.Sprintf("quiver %s, %s, %s %s/%s", v, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
