@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -207,6 +209,16 @@ func TestValidateRefusesNamedPipe(t *testing.T) {
 		}
 		t.Fatal("quiver validate blocked on a named pipe")
 	}
+}
+
+func TestInterruptedLoad(t *testing.T) {
+	dir := initRepo(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // as the first SIGINT does
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"validate", "--repo", dir}, &out, &errb)
+	require.Equal(t, exitError, code)
+	require.Equal(t, "quiver validate: interrupted\n", errb.String())
 }
 
 // TestSignalHelper is not a test: run with QUIVER_TEST_SIGNALS=1 (by

@@ -155,6 +155,11 @@ func report(stderr io.Writer, cmd string, err error) int {
 	case errors.As(err, &ce):
 		code = ce.code
 	}
+	if errors.Is(err, context.Canceled) {
+		// The first SIGINT or SIGTERM: say so, not "context canceled".
+		fmt.Fprintf(stderr, "quiver %s: interrupted\n", cmd)
+		return code
+	}
 	var list registry.ErrorList
 	if errors.As(err, &list) && len(list) > 1 {
 		for _, e := range list {
