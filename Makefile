@@ -3,15 +3,31 @@
 GO      ?= go
 TAGS    := duckdb_arrow
 BIN     := bin/quiver
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# install: PREFIX/bin when PREFIX is set (make install PREFIX=/usr/local),
+# else Go's install directory ($GOBIN, or $GOPATH/bin).
+PREFIX  ?=
 GOFILES  = $(shell git ls-files '*.go' | grep -v '\.pb\.go$$')
 PROTOS   = $(shell find proto -name '*.proto' 2>/dev/null)
 FUZZTIME ?= 30s
 
-.PHONY: build test lint demo bench proto fuzz clean
+.PHONY: build install test lint demo bench proto fuzz clean
 
 ## build: the quiver binary in bin/
 build:
-	$(GO) build -tags $(TAGS) -o $(BIN) ./cmd/quiver
+	$(GO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/quiver
+
+## install: the quiver binary in PREFIX/bin, or in $(go env GOBIN) / $(go env GOPATH)/bin
+install:
+	@if [ -n "$(PREFIX)" ]; then \
+		mkdir -p "$(PREFIX)/bin" && $(GO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o "$(PREFIX)/bin/quiver" ./cmd/quiver && echo "installed $(PREFIX)/bin/quiver"; \
+	else \
+		$(GO) install -tags $(TAGS) -ldflags "$(LDFLAGS)" ./cmd/quiver && \
+		dir=$$($(GO) env GOBIN); [ -n "$$dir" ] || dir=$$($(GO) env GOPATH | cut -d: -f1)/bin; \
+		echo "installed $$dir/quiver"; \
+	fi
 
 ## test: gofmt, go vet, and every test with the race detector (fuzz seed corpora included)
 test: lint
@@ -22,7 +38,7 @@ lint:
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags $(TAGS) ./...
 
-## demo: the quickstart end to end on embedded defaults, in .demo/
+## demo: the quickstart end to end on embedded defaults, in a new temporary directory (or QUIVER_DEMO_DIR)
 demo: build
 	./scripts/demo.sh $(BIN)
 

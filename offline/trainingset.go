@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -335,9 +336,11 @@ func (e *Engine) TrainingSetSchema(ctx context.Context, req *Request) (*arrow.Sc
 }
 
 // WriteParquet builds the training set into a Parquet file at path,
-// written to a temporary name and renamed into place. It returns the
-// number of rows written.
-func (e *Engine) WriteParquet(ctx context.Context, req *Request, path string) (int64, error) {
+// written to a temporary name beside it, synced, and renamed into place
+// (the directory synced too), so that path holds either its old content or
+// the whole new file, after a crash as well. On any failure the temporary
+// file is removed. It returns the number of rows written.
+func (e *Engine) WriteParquet(ctx context.Context, req *Request, path string) (n int64, err error) {
 	q, err := e.prepare(ctx, req)
 	if err != nil {
 		return 0, err
@@ -346,7 +349,17 @@ func (e *Engine) WriteParquet(ctx context.Context, req *Request, path string) (i
 	if err != nil {
 		return 0, q.fail(err)
 	}
-	tmp := abs + ".tmp-" + fmt.Sprint(os.Getpid())
+	tmp := fmt.Sprintf("%s.tmp-%d-%d", abs, os.Getpid(), tmpSeq.Add(1))
+	defer func() {
+		if err == nil {
+			return
+		}
+		// Whatever failed, nothing is left behind under the temporary name
+		// (after a successful rename there is nothing there to remove).
+		if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, fmt.Errorf("remove temporary file: %w", rerr))
+		}
+	}()
 	if len(q.demands) > 0 {
 		// On-demand columns are computed in Go: stream the result through
 		// them into a Parquet writer.
@@ -355,26 +368,48 @@ func (e *Engine) WriteParquet(ctx context.Context, req *Request, path string) (i
 			return 0, err
 		}
 		defer rr.Release()
-		n, err := writeParquetFile(ctx, rr, tmp)
-		if err != nil {
-			_ = os.Remove(tmp) // best effort; the write error is the one to report
+		if n, err = writeParquetFile(ctx, rr, tmp); err != nil {
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
 			return 0, fmt.Errorf("write training set to %s: %w", path, err)
 		}
-		return n, os.Rename(tmp, abs)
-	}
-	defer q.close()
-	n, err := execCount(ctx, q.conn, "COPY ("+q.sql+") TO "+quoteString(tmp)+" (FORMAT parquet, COMPRESSION zstd)")
-	if err != nil {
-		_ = os.Remove(tmp) // best effort; the copy error is the one to report
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
+	} else {
+		defer q.close()
+		n, err = execCount(ctx, q.conn, "COPY ("+q.sql+") TO "+quoteString(tmp)+" (FORMAT parquet, COMPRESSION zstd)")
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			return 0, fmt.Errorf("write training set to %s: %s", path, duckErr(err))
 		}
-		return 0, fmt.Errorf("write training set to %s: %s", path, duckErr(err))
+	}
+	if err := syncPath(tmp); err != nil {
+		return 0, fmt.Errorf("write training set to %s: sync: %w", path, err)
 	}
 	if err := os.Rename(tmp, abs); err != nil {
-		return 0, err
+		return 0, fmt.Errorf("write training set to %s: %w", path, err)
+	}
+	if err := syncPath(filepath.Dir(abs)); err != nil {
+		return 0, fmt.Errorf("write training set to %s: sync directory: %w", path, err)
 	}
 	return n, nil
+}
+
+// tmpSeq keeps the temporary names of concurrent writes apart.
+var tmpSeq atomic.Int64
+
+// syncPath flushes a file, or a directory's entries, to stable storage.
+func syncPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close() // the sync error is the one to report
+		return err
+	}
+	return f.Close()
 }
 
 // prepared is a request ready to run: its connection (holding the entity

@@ -5,8 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -30,16 +34,67 @@ var _ Store = (*Embedded)(nil)
 // working set that fits never touch the disk.
 const embeddedCacheBytes = 256 << 20
 
-// OpenEmbedded opens (creating if needed) the store in dir.
+// ErrLocked is returned by OpenEmbedded when another process (or another
+// open in this one) holds the store: the embedded store serves one process.
+var ErrLocked = errors.New("quiver: embedded online store is in use")
+
+// OpenEmbedded opens (creating if needed) the store in dir. A store that
+// another process holds is ErrLocked, with what to do about it.
 func OpenEmbedded(dir string) (*Embedded, error) {
 	cache := pebble.NewCache(embeddedCacheBytes)
 	defer cache.Unref() // the DB holds its own reference
 	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}, Cache: cache})
+	if isLockHeld(err) {
+		return nil, &lockedError{dir: dir, pid: lockHolder(dir), cause: err}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open embedded online store %s: %w", dir, err)
 	}
 	return &Embedded{db: db}, nil
 }
+
+// lockedError is ErrLocked for one directory, saying what to do.
+type lockedError struct {
+	dir   string
+	pid   int // the holder's process id, 0 when unknown
+	cause error
+}
+
+func (e *lockedError) Error() string {
+	who := "another Quiver process"
+	switch {
+	case strings.Contains(e.cause.Error(), heldHere):
+		who = "this process, which opened it already,"
+	case e.pid > 0 && e.pid != os.Getpid():
+		who = fmt.Sprintf("another Quiver process (pid %d)", e.pid)
+	}
+	return fmt.Sprintf("open embedded online store %s: %s holds it (%v); "+
+		"stop that process (quiver serve, dev, stream or materialize), or share one online store between "+
+		"processes: look features up through quiver serve's gRPC or HTTP endpoints, or set online.type: redis",
+		e.dir, who, e.cause)
+}
+
+func (e *lockedError) Is(target error) bool { return target == ErrLocked }
+func (e *lockedError) Unwrap() error        { return e.cause }
+
+// isLockHeld reports whether err is Pebble failing to take its directory
+// lock because someone holds it: fcntl's EAGAIN or EACCES on the LOCK file
+// (another process), or Pebble's own refusal within this process. A
+// permission error creating the file is a *fs.PathError, not this.
+func isLockHeld(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return false
+	}
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) ||
+		strings.Contains(err.Error(), heldHere)
+}
+
+// heldHere is Pebble's refusal to lock a directory this process holds.
+const heldHere = "lock held by current process"
 
 func rowKey(k Key) []byte {
 	b := make([]byte, 0, 4+len(k.Project)+len(k.View)+len(k.Entity))

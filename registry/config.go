@@ -155,7 +155,7 @@ func IsMemorySize(s string) bool { return memoryLimitRE.MatchString(s) }
 func (c *Config) Validate() ErrorList {
 	var errs ErrorList
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, &Error{Pos: c.At(field), Field: field, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &Error{Pos: c.At(field), Field: field, Msg: messagef(format, args...)})
 	}
 	switch {
 	case c.Project == "" && !c.hasUnresolved("project"):
@@ -300,12 +300,12 @@ func interpolate(s string, lookup func(string) (string, bool)) (string, []string
 		}
 		end := strings.IndexByte(s[i:], '}')
 		if end < 0 {
-			return "", nil, fmt.Errorf("%q has an unterminated ${ (write ${VAR} or ${VAR:-default})", s)
+			return "", nil, fmt.Errorf("%q has an unterminated ${ (write ${VAR} or ${VAR:-default})", Clip(s))
 		}
 		expr := s[i+2 : i+end]
 		name, def, hasDef := strings.Cut(expr, ":-")
 		if !envNameRE.MatchString(name) {
-			return "", nil, fmt.Errorf("%q: ${%s} is not a variable reference (write ${VAR} or ${VAR:-default})", s, expr)
+			return "", nil, fmt.Errorf("%q: ${%s} is not a variable reference (write ${VAR} or ${VAR:-default})", Clip(s), Clip(expr))
 		}
 		if v, ok := lookup(name); ok && v != "" {
 			b.WriteString(v)

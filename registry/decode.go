@@ -1,7 +1,10 @@
 package registry
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"sort"
 	"strconv"
@@ -44,7 +47,7 @@ func (d *decoder) pos(n *yaml.Node) Position {
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
-	d.errs = append(d.errs, &Error{Pos: d.pos(n), Field: path, Msg: fmt.Sprintf(format, args...)})
+	d.errs = append(d.errs, &Error{Pos: d.pos(n), Field: path, Msg: messagef(format, args...)})
 }
 
 func join(path, key string) string {
@@ -64,7 +67,7 @@ func kindName(n *yaml.Node) string {
 		if n.Tag == "!!null" {
 			return "nothing"
 		}
-		return fmt.Sprintf("%q", n.Value)
+		return strconv.Quote(Clip(n.Value))
 	}
 	return "something else"
 }
@@ -298,28 +301,42 @@ func keyList(fields []structField) string {
 // parseDocuments parses data as YAML documents and returns their root nodes,
 // recording a syntax error with its line.
 func (d *decoder) parseDocuments(data []byte) []*yaml.Node {
+	docs, err := yamlDocuments(data)
+	if err != nil {
+		d.errs = append(d.errs, yamlSyntaxError(d.file, data, err))
+	}
+	return docs
+}
+
+// yamlDocuments parses data up to its first syntax error, returning the
+// root nodes of the documents before it and the error.
+func yamlDocuments(data []byte) ([]*yaml.Node, error) {
 	var docs []*yaml.Node
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
 		var doc yaml.Node
 		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
 		if err != nil {
-			if err.Error() == "EOF" {
-				return docs
-			}
-			d.errs = append(d.errs, yamlSyntaxError(d.file, err))
-			return docs
+			return docs, err
 		}
 		if len(doc.Content) == 0 {
 			continue
 		}
 		if countNodes(&doc, 0) > maxAliasExpansion*10 {
-			d.errorf(&doc, "", "document is too large once aliases are expanded")
-			return docs
+			return docs, tooLargeError{line: doc.Line, column: doc.Column}
 		}
 		docs = append(docs, doc.Content[0])
 	}
 }
+
+// tooLargeError is a document whose aliases expand past
+// maxAliasExpansion*10 nodes.
+type tooLargeError struct{ line, column int }
+
+func (tooLargeError) Error() string { return "document is too large once aliases are expanded" }
 
 // countNodes counts nodes with aliases expanded, stopping early past a bound
 // so that alias bombs are refused cheaply.
@@ -341,20 +358,64 @@ func countNodes(n *yaml.Node, depth int) int {
 }
 
 // yamlSyntaxError turns a yaml.v3 error ("yaml: line 3: could not find
-// expected ':'") into an Error with a position.
-func yamlSyntaxError(file string, err error) *Error {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "yaml: ")
-	line := 0
+// expected ':'") into an Error at the line of the problem.
+//
+// The line yaml.v3 prints is not that line: it is the zero-based line where
+// the enclosing construct starts (a mapping that began on line 2 is
+// reported as line 1, whatever line the bad token is on), and the parser's
+// own marks are not exported. The problem's line is found instead as the
+// first line at which the text, cut after that line, fails with the same
+// error: before the problem every prefix parses (or fails differently, at
+// its cut), and from the problem's line on the parser meets the same bad
+// token in the same state. A binary search keeps that to a few parses.
+func yamlSyntaxError(file string, data []byte, err error) *Error {
+	var big tooLargeError
+	if errors.As(err, &big) {
+		return &Error{Pos: Position{File: file, Line: big.line, Column: big.column}, Msg: err.Error()}
+	}
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
 		if i := strings.Index(rest, ":"); i > 0 {
-			if l, perr := strconv.Atoi(rest[:i]); perr == nil {
-				line = l
+			if _, perr := strconv.Atoi(rest[:i]); perr == nil {
 				msg = strings.TrimSpace(rest[i+1:])
 			}
 		}
 	}
-	return &Error{Pos: Position{File: file, Line: line}, Msg: "invalid YAML: " + msg}
+	return &Error{Pos: Position{File: file, Line: problemLine(data, err.Error())}, Msg: "invalid YAML: " + msg}
+}
+
+// problemLine returns the first line (1-based) such that data cut after it
+// fails to parse with the error text want, or 0 when none does.
+func problemLine(data []byte, want string) int {
+	// ends[i] is the offset just past line i+1.
+	var ends []int
+	for i, c := range data {
+		if c == '\n' {
+			ends = append(ends, i+1)
+		}
+	}
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		ends = append(ends, len(data))
+	}
+	fails := func(line int) bool {
+		_, err := yamlDocuments(data[:ends[line-1]])
+		return err != nil && err.Error() == want
+	}
+	// The whole text fails with want; find the first line where that holds,
+	// taking it as false before the problem and true from it on.
+	lo, hi := 0, len(ends) // fails(lo) is false (no text), fails(hi) true
+	if hi == 0 || !fails(hi) {
+		return 0
+	}
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if fails(mid) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi
 }
 
 func reflectValue(ptr any) reflect.Value { return reflect.ValueOf(ptr).Elem() }

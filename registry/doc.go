@@ -9,6 +9,10 @@
 //     strictly (unknown keys are errors), validates references, types and
 //     CEL expressions, and returns a Repo, or an ErrorList holding every
 //     problem found, each with file, line, column and field path.
+//     LoadRepoContext does the same and stops when its context is done.
+//     Only regular files of at most MaxFileBytes are read (a named pipe or
+//     a device named *.yaml is an error, never waited on), and messages cut
+//     long values (Clip).
 //  2. Diff compares loaded Definitions with the latest applied snapshot and
 //     returns a Plan: per object create / update (with changed fields) /
 //     delete / unchanged, with breaking changes flagged.

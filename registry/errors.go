@@ -3,8 +3,11 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"io"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Sentinel errors returned by the store and the model.
@@ -57,7 +60,7 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 	}
 	if e.Field != "" {
-		b.WriteString(e.Field)
+		b.WriteString(ClipTo(e.Field, maxFieldBytes))
 		b.WriteString(": ")
 	}
 	b.WriteString(e.Msg)
@@ -106,6 +109,9 @@ func (l ErrorList) sort() {
 // didYouMean returns ` (did you mean "x"?)` for the closest candidate within
 // a small edit distance of s, or "".
 func didYouMean(s string, candidates []string) string {
+	if len(s) > maxQuotedBytes {
+		return "" // nothing that long is a typo of a name
+	}
 	best, bestD := "", -1
 	for _, c := range candidates {
 		if d := editDistance(s, c); bestD < 0 || d < bestD {
@@ -122,7 +128,7 @@ func didYouMean(s string, candidates []string) string {
 	if best == "" || bestD == 0 || bestD > limit {
 		return ""
 	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	return fmt.Sprintf(" (did you mean %q?)", Clip(best))
 }
 
 func editDistance(a, b string) int {
@@ -170,4 +176,60 @@ func related(a, b string) bool {
 		return x == y || strings.HasPrefix(x, y+".") || strings.HasPrefix(x, y+"[")
 	}
 	return a != "" && b != "" && (inside(a, b) || inside(b, a))
+}
+
+// Error messages quote what the user wrote, and what the user wrote may be
+// megabytes long (a hostile name, a pasted blob): messages cut it.
+const (
+	// maxQuotedBytes is the longest value a message quotes in full: any
+	// valid name (at most 128 characters) is shown whole.
+	maxQuotedBytes = 128
+	// maxFieldBytes is the longest field path a message shows in full.
+	maxFieldBytes = 200
+	// maxMessageBytes bounds any other text put into a message.
+	maxMessageBytes = 4096
+)
+
+// Clip returns s as it may appear in an error message: unchanged when it is
+// short, else its first bytes (cut on a character boundary) and its length,
+// e.g. "abcabcabc…(10485760 bytes)".
+func Clip(s string) string { return ClipTo(s, maxQuotedBytes) }
+
+// ClipTo is Clip for values that are legitimately longer (a file path may
+// be up to 4096 bytes): s unchanged up to max bytes, else cut the same way.
+func ClipTo(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	keep := max * 3 / 4
+	for keep > 0 && !utf8.RuneStart(s[keep]) {
+		keep--
+	}
+	return s[:keep] + "…(" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// messagef is fmt.Sprintf for error messages: every string argument is
+// clipped, a quoted one (%q, a value the user wrote) to maxQuotedBytes, any
+// other to maxMessageBytes.
+func messagef(format string, args ...any) string {
+	clipped := make([]any, len(args))
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			a = clippedString(s)
+		}
+		clipped[i] = a
+	}
+	return fmt.Sprintf(format, clipped...)
+}
+
+// clippedString formats as a string does, clipped.
+type clippedString string
+
+func (c clippedString) Format(f fmt.State, verb rune) {
+	s := string(c)
+	if verb == 'q' {
+		_, _ = io.WriteString(f, strconv.Quote(Clip(s))) // fmt.State's writes do not fail
+		return
+	}
+	_, _ = io.WriteString(f, ClipTo(s, maxMessageBytes))
 }

@@ -11,7 +11,7 @@ import (
 // GitInfo describes the Git work tree a repository directory is in.
 type GitInfo struct {
 	Commit string // HEAD, empty when dir is not in a Git work tree
-	Dirty  bool   // uncommitted changes under dir
+	Dirty  bool   // uncommitted changes under dir (only with a Commit)
 	Author string // user.name <user.email> from Git's configuration
 }
 
@@ -30,8 +30,11 @@ func ReadGitInfo(ctx context.Context, dir string) GitInfo {
 	if c, ok := git("rev-parse", "HEAD"); ok {
 		info.Commit = c
 	}
-	if st, ok := git("status", "--porcelain", "--", "."); ok && st != "" {
-		info.Dirty = true
+	if info.Commit != "" {
+		// Without a commit there is nothing to differ from.
+		if st, ok := git("status", "--porcelain", "--", "."); ok && st != "" {
+			info.Dirty = true
+		}
 	}
 	name, _ := git("config", "user.name")
 	email, _ := git("config", "user.email")

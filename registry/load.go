@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -36,21 +37,45 @@ type fileDefs struct {
 // LoadRepo reads and validates the repository in dir. On problems it
 // returns an ErrorList holding all of them.
 func LoadRepo(dir string, opts LoadOptions) (*Repo, error) {
-	cfg, errs, err := readConfig(dir, opts)
+	return LoadRepoContext(context.Background(), dir, opts)
+}
+
+// LoadRepoContext is LoadRepo that stops with ctx's error once ctx is done.
+// Only regular files of at most MaxFileBytes are read; anything else
+// (a named pipe, a device, a socket, a larger file) is a load error naming
+// the file.
+func LoadRepoContext(ctx context.Context, dir string, opts LoadOptions) (*Repo, error) {
+	cfg, errs, err := readConfig(ctx, dir, opts)
 	if err != nil {
 		return nil, err
 	}
-	files, err := definitionFiles(cfg.Dir, cfg)
+	files, err := definitionFiles(ctx, cfg.Dir, cfg)
 	if err != nil {
 		return nil, err
 	}
 	sources := make(map[string][]byte, len(files))
+	var unreadable ErrorList
 	for _, f := range files {
-		b, err := os.ReadFile(filepath.Join(cfg.Dir, f))
-		if err != nil {
-			return nil, err
+		b, err := readRepoFile(ctx, filepath.Join(cfg.Dir, filepath.FromSlash(f)), f)
+		var ferr *Error
+		switch {
+		case errors.As(err, &ferr):
+			unreadable = append(unreadable, ferr)
+			continue
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case err != nil:
+			// A dangling or looping symbolic link, a file without read
+			// permission: a problem of this file, reported with the others.
+			unreadable = append(unreadable, &Error{Pos: Position{File: f}, Msg: "cannot be read: " + Clip(unwrapPath(err).Error())})
+			continue
 		}
 		sources[f] = b
+	}
+	if len(unreadable) > 0 {
+		// Checking the other files without these would report every
+		// reference into them as unknown: report what cannot be read.
+		return nil, append(errs, unreadable...).Err()
 	}
 	defs, derrs := ParseDefinitions(cfg.Project, files, sources)
 	errs = append(errs, derrs...)
@@ -63,7 +88,7 @@ func LoadRepo(dir string, opts LoadOptions) (*Repo, error) {
 // LoadConfig reads and validates only the quiver.yaml of the repository in
 // dir, for commands that read the registry and need no definitions.
 func LoadConfig(dir string, opts LoadOptions) (*Config, error) {
-	cfg, errs, err := readConfig(dir, opts)
+	cfg, errs, err := readConfig(context.Background(), dir, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +98,7 @@ func LoadConfig(dir string, opts LoadOptions) (*Config, error) {
 	return cfg, nil
 }
 
-func readConfig(dir string, opts LoadOptions) (*Config, ErrorList, error) {
+func readConfig(ctx context.Context, dir string, opts LoadOptions) (*Config, ErrorList, error) {
 	if opts.LookupEnv == nil {
 		opts.LookupEnv = os.LookupEnv
 	}
@@ -81,9 +106,13 @@ func readConfig(dir string, opts LoadOptions) (*Config, ErrorList, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	data, err := os.ReadFile(filepath.Join(abs, ConfigFile))
+	data, err := readRepoFile(ctx, filepath.Join(abs, ConfigFile), ConfigFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, ErrorList{{Pos: Position{File: ConfigFile}, Msg: "not found: " + abs + " is not a feature repository (create one with quiver init DIR)"}}
+	}
+	var ferr *Error
+	if errors.As(err, &ferr) {
+		return nil, nil, ErrorList{ferr}
 	}
 	if err != nil {
 		return nil, nil, err
@@ -176,11 +205,14 @@ func dropNil[T comparable](s *[]T) {
 
 // definitionFiles lists the repository's *.yaml and *.yml files other than
 // quiver.yaml, skipping hidden directories and the offline data root.
-func definitionFiles(dir string, cfg *Config) ([]string, error) {
+func definitionFiles(ctx context.Context, dir string, cfg *Config) ([]string, error) {
 	dataRoot := filepath.Clean(cfg.DataRoot())
 	var files []string
 	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if e.IsDir() {
@@ -205,4 +237,14 @@ func definitionFiles(dir string, cfg *Config) ([]string, error) {
 	})
 	sort.Strings(files)
 	return files, err
+}
+
+// unwrapPath drops the absolute path an *fs.PathError repeats: the Error
+// names the file already.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -378,7 +378,7 @@ func (r FeatureRef) String() string { return r.View + ":" + r.Feature }
 func ParseFeatureRef(s string) (FeatureRef, error) {
 	view, feature, ok := strings.Cut(strings.TrimSpace(s), ":")
 	if !ok || view == "" || feature == "" || strings.Contains(feature, ":") {
-		return FeatureRef{}, fmt.Errorf("%q is not a feature reference (write view:feature or view:*)", s)
+		return FeatureRef{}, fmt.Errorf("%q is not a feature reference (write view:feature or view:*)", Clip(s))
 	}
 	return FeatureRef{View: view, Feature: feature}, nil
 }
@@ -446,7 +446,7 @@ func (d *Definitions) resolveRef(ref FeatureRef) ([]ResolvedFeature, error) {
 		for _, v := range d.OnDemandViews {
 			views = append(views, v.Name)
 		}
-		return nil, fmt.Errorf("%w: %q names no feature view%s", ErrNotFound, ref.String(), didYouMean(ref.View, views))
+		return nil, fmt.Errorf("%w: %q names no feature view%s", ErrNotFound, Clip(ref.String()), didYouMean(ref.View, views))
 	}
 	if ref.Feature == "*" {
 		return all, nil
@@ -456,7 +456,7 @@ func (d *Definitions) resolveRef(ref FeatureRef) ([]ResolvedFeature, error) {
 			return []ResolvedFeature{f}, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: view %s has no feature %q%s", ErrNotFound, ref.View, ref.Feature, didYouMean(ref.Feature, names))
+	return nil, fmt.Errorf("%w: view %s has no feature %q%s", ErrNotFound, Clip(ref.View), Clip(ref.Feature), didYouMean(ref.Feature, names))
 }
 
 // JoinKeys returns a view's join keys in key order: the view's entities in
@@ -486,7 +486,7 @@ func (d *Definitions) ResolveRequest(refs []string, service string, fullNames bo
 			for i, s := range d.FeatureServices {
 				names[i] = s.Name
 			}
-			return nil, fmt.Errorf("unknown feature service %q%s", service, didYouMean(service, names))
+			return nil, fmt.Errorf("unknown feature service %q%s", Clip(service), didYouMean(service, names))
 		}
 		refs = svc.Features
 	case len(refs) == 0:

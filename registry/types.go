@@ -78,7 +78,7 @@ func ParseValueType(s string) (ValueType, error) {
 	if rest, ok := strings.CutPrefix(in, "list<"); ok {
 		inner, ok := strings.CutSuffix(rest, ">")
 		if !ok {
-			return ValueType{}, fmt.Errorf("%q is not a type (lists are written list<float32>)", s)
+			return ValueType{}, fmt.Errorf("%q is not a type (lists are written list<float32>)", Clip(s))
 		}
 		in, t.List = strings.TrimSpace(inner), true
 	}
@@ -89,9 +89,9 @@ func ParseValueType(s string) (ValueType, error) {
 		}
 	}
 	if t.List && strings.HasPrefix(in, "list<") {
-		return ValueType{}, fmt.Errorf("%q is not a type (lists of lists are not supported)", s)
+		return ValueType{}, fmt.Errorf("%q is not a type (lists of lists are not supported)", Clip(s))
 	}
-	return ValueType{}, fmt.Errorf("%q is not a type (%s)%s", s, typeHint, didYouMean(in, scalarNames[1:]))
+	return ValueType{}, fmt.Errorf("%q is not a type (%s)%s", Clip(s), typeHint, didYouMean(in, scalarNames[1:]))
 }
 
 // MarshalText implements encoding.TextMarshaler.
@@ -138,7 +138,7 @@ var durationUnits = map[string]time.Duration{
 
 // ParseDuration parses a duration such as 48h, 7d, 1h30m, 500ms or 0.
 func ParseDuration(s string) (Duration, error) {
-	bad := fmt.Errorf("%q is not a duration (e.g. 72h, 7d, 30m)", s)
+	bad := fmt.Errorf("%q is not a duration (e.g. 72h, 7d, 30m)", Clip(s))
 	in := strings.TrimSpace(s)
 	if in == "0" {
 		return 0, nil
@@ -171,7 +171,7 @@ func ParseDuration(s string) (Duration, error) {
 		in = in[j:]
 		part := num * float64(unit)
 		if part > float64(1<<62) || total > time.Duration(1<<62) {
-			return 0, fmt.Errorf("%q is too long a duration", s)
+			return 0, fmt.Errorf("%q is too long a duration", Clip(s))
 		}
 		total += time.Duration(part)
 	}

@@ -16,11 +16,11 @@ func checkName(s string) string {
 	case s == "":
 		return "is required"
 	case len(s) > 128:
-		return fmt.Sprintf("%q is too long (at most 128 characters)", s)
+		return fmt.Sprintf("%q is too long (at most 128 characters)", Clip(s))
 	case !nameRE.MatchString(s):
-		return fmt.Sprintf("%q is not a valid name (lowercase letters, digits and _, starting with a letter or _; e.g. %s)", s, suggestName(s))
+		return fmt.Sprintf("%q is not a valid name (lowercase letters, digits and _, starting with a letter or _; e.g. %s)", Clip(s), Clip(suggestName(s)))
 	case strings.Contains(s, fullNameSeparator):
-		return fmt.Sprintf("%q must not contain %q, which separates view and feature in full feature names", s, fullNameSeparator)
+		return fmt.Sprintf("%q must not contain %q, which separates view and feature in full feature names", Clip(s), fullNameSeparator)
 	}
 	return ""
 }
@@ -76,7 +76,7 @@ type validator struct {
 
 func (v *validator) bad(m *Meta, sub, format string, args ...any) {
 	field := subPath(m.Path, sub)
-	v.errs = append(v.errs, &Error{Pos: m.At(sub), Field: field, Msg: fmt.Sprintf(format, args...)})
+	v.errs = append(v.errs, &Error{Pos: m.At(sub), Field: field, Msg: messagef(format, args...)})
 }
 
 // validate checks names, references, types and expressions of the whole

@@ -2,25 +2,35 @@
 # The quickstart end to end on embedded defaults: scaffold a feature
 # repository, check it, plan and apply it, read the registry, then change a
 # definition and see the plan flag what the change means.
+#
+# The feature repository is made where a user would make one, outside this
+# checkout (a new temporary directory, or $QUIVER_DEMO_DIR), so that it is
+# a Git repository of its own and apply records its commits.
+#
+# Under pipefail a pipe must not end in a reader that stops early (head):
+# the writer then dies of SIGPIPE and the script with status 141. Cut
+# output with sed, which reads it all.
 set -euo pipefail
 quiver=$(cd "$(dirname "${1:-bin/quiver}")" && pwd)/$(basename "${1:-bin/quiver}")
 root=$(cd "$(dirname "$0")/.." && pwd)
-demo=$root/.demo
+demo=${QUIVER_DEMO_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/quiver-demo.XXXXXX")}
 repo=$demo/rides
 
 if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
 step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 run() { printf '$ quiver %s\n' "$*"; "$quiver" "$@"; }
 
-rm -rf "$demo"
+rm -rf "$repo"
 mkdir -p "$demo"
 cd "$demo"
+echo "The tour runs in $demo"
 
-step "Scaffold the quickstart repository (definitions + generated Parquet data)"
+step "Scaffold the quickstart repository (definitions + generated Parquet data), a Git repository of its own"
 run init rides
 cd "$repo"
-git init -q && git add -A && git -c user.name=demo -c user.email=demo@example.com commit -qm "feature definitions"
-find . -path ./.git -prune -o -type f -print | sort
+git add -A && git -c user.name=demo -c user.email=demo@example.com commit -qm "feature definitions"
+echo "\$ git ls-files    # the definitions; generated data and outputs are in .gitignore"
+git ls-files
 
 step "Validate the definitions"
 run validate
@@ -132,4 +142,14 @@ run apply --author demo --allow-breaking
 
 step "History: every version stays readable"
 run registry history
-run registry describe driver_hourly --version 1 | head -8
+run registry describe driver_hourly --version 1 | sed -n 1,8p
+
+step "The repository is clean: everything the tour generated is ignored"
+echo "\$ git status --short"
+status=$(git status --short)
+if [ -n "$status" ]; then
+  printf '%s\n' "$status"
+  echo "the tour left the repository dirty" >&2
+  exit 1
+fi
+echo "(nothing to commit; the tour's repository stays in $demo)"

@@ -11,20 +11,42 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/quiverdata/quiver/registry"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version, and commit where the build information has none (a build with
+// -buildvcs=false), are set at build time with
+// -ldflags "-X main.version=… -X main.commit=…" (the Makefile does).
+var (
+	version = "dev"
+	commit  = ""
+)
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// signalContext returns a context cancelled by the first SIGINT or
+// SIGTERM, which commands take as the request to stop cleanly (servers
+// drain, the stream commits its offsets). The first signal also restores
+// the default handling, so that a second one ends the process at once
+// whatever a command is doing.
+func signalContext() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done() // the signal, or stop when run returns
+		stop()
+	}()
+	return ctx, stop
 }
 
 // Exit codes.
@@ -81,9 +103,16 @@ func (e exitCodeError) Unwrap() error { return e.err }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	e := &env{stdout: stdout, stderr: stderr}
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
+		printUsage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
 		printUsage(stdout)
 		return exitOK
+	case "-version", "--version":
+		args = append([]string{"version"}, args[1:]...)
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {
@@ -99,11 +128,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "quiver: a feature store. Usage: quiver COMMAND [--repo DIR] [flags]")
 	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
 	}
+	_ = tw.Flush() // like the lines around it, usage output reports no write error
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Every command takes --repo DIR (default: the current directory). quiver COMMAND -h lists its flags.")
+	fmt.Fprintln(w, "Every command takes --repo DIR (default: the current directory); paths given to the CLI are")
+	fmt.Fprintln(w, "relative to the current directory. quiver COMMAND -h lists its flags; quiver --version prints the version.")
 }
 
 // report prints err as clear lines on stderr and returns the exit code.
@@ -122,6 +154,11 @@ func report(stderr io.Writer, cmd string, err error) int {
 		code = exitUsage
 	case errors.As(err, &ce):
 		code = ce.code
+	}
+	if errors.Is(err, context.Canceled) {
+		// The first SIGINT or SIGTERM: say so, not "context canceled".
+		fmt.Fprintf(stderr, "quiver %s: interrupted\n", cmd)
+		return code
 	}
 	var list registry.ErrorList
 	if errors.As(err, &list) && len(list) > 1 {
@@ -193,6 +230,38 @@ func cmdVersion(_ context.Context, e *env, args []string) error {
 	if err := f.positional(pos, 0, 0, "version"); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(e.stdout, "quiver %s\n", version)
+	_, err = fmt.Fprintln(e.stdout, versionLine())
 	return err
+}
+
+// versionLine is quiver's version, the commit it was built from and the
+// Go toolchain, from the build information the Go linker embeds:
+// "quiver dev, commit 0123456789ab (modified), go1.26.0 linux/amd64".
+func versionLine() string {
+	v, rev, modified := version, commit, false
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+			v = info.Main.Version // go install …@version
+		}
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	switch {
+	case rev == "":
+		rev = "commit unknown"
+	case len(rev) > 12:
+		rev = "commit " + rev[:12]
+	default:
+		rev = "commit " + rev
+	}
+	if modified {
+		rev += " (modified)"
+	}
+	return fmt.Sprintf("quiver %s, %s, %s %s/%s", v, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

@@ -182,7 +182,7 @@ quiver validate: 2 problems
 
 	code, out, _ := quiver(t, "help")
 	require.Equal(t, 0, code)
-	require.Contains(t, out, "registry   read the registry")
+	require.Contains(t, out, "  registry      read the registry")
 }
 
 func TestTrainingSetCommand(t *testing.T) {

@@ -155,6 +155,11 @@ func cmdOnline(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if nothingOnline(resp) {
+		// Usually the store was never filled: say how to fill it (on stderr,
+		// so that the table or the JSON stays as it is).
+		fmt.Fprintln(e.stderr, "hint: no values online for these entities: run `quiver materialize` or push")
+	}
 	if *asJSON {
 		return writeJSON(e.stdout, lookupJSON(cols, resp))
 	}
@@ -179,6 +184,21 @@ func cmdOnline(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	return tw.Flush()
+}
+
+// nothingOnline reports whether every value of the response is NOT_FOUND.
+func nothingOnline(resp *online.Response) bool {
+	if resp.Rows == 0 || len(resp.Features) == 0 {
+		return false
+	}
+	for _, fv := range resp.Features {
+		for _, st := range fv.Statuses {
+			if st != online.NotFound {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func offlineCell(v any) string {

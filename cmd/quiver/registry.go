@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os/exec"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -15,7 +17,7 @@ import (
 	"github.com/quiverdata/quiver/registry"
 )
 
-func cmdInit(_ context.Context, e *env, args []string) error {
+func cmdInit(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "init", "init DIR")
 	pos, err := f.parse(args)
 	if err != nil {
@@ -29,15 +31,44 @@ func cmdInit(_ context.Context, e *env, args []string) error {
 	if err := quickstart.Scaffold(pos[0], quickstart.GenerateOptions{End: time.Now().UTC().Truncate(time.Hour)}); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(e.stdout, "Created feature repository %s (project rides) with generated data in %s/data.\nNext: cd %s && quiver plan && quiver apply\n", pos[0], pos[0], pos[0])
+	dir := pos[0]
+	if _, err := fmt.Fprintf(e.stdout, "Created feature repository %s (project rides) with generated data in %s/data.\n", dir, dir); err != nil {
+		return err
+	}
+	if note := initGit(ctx, dir); note != "" {
+		if _, err := fmt.Fprintln(e.stdout, note); err != nil {
+			return err
+		}
+	}
+	_, err = fmt.Fprintf(e.stdout, "Next: cd %s && quiver plan && quiver apply\n", dir)
 	return err
 }
 
-func loadRepo(dir string) (*registry.Repo, error) {
-	return registry.LoadRepo(dir, registry.LoadOptions{})
+// initGit makes a new feature repository a Git repository of its own,
+// unless it is inside one already, so that apply records its commits (and
+// not those of whatever checkout it was made in). It returns a line for
+// the user about what it found or did.
+func initGit(ctx context.Context, dir string) string {
+	if _, err := exec.LookPath("git"); err != nil {
+		return "Git is not installed: apply records a commit once the repository is in Git."
+	}
+	top, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--show-toplevel").Output()
+	if err == nil {
+		return fmt.Sprintf("Note: %s is inside the Git repository %s, whose commit apply will record; "+
+			"make a feature repository outside other checkouts to give it a repository of its own.", dir, strings.TrimSpace(string(top)))
+	}
+	if out, err := exec.CommandContext(ctx, "git", "init", "-q", dir).CombinedOutput(); err != nil {
+		return fmt.Sprintf("git init %s failed (%s): apply records a commit once the repository is in Git.", dir, strings.TrimSpace(string(out)))
+	}
+	return fmt.Sprintf("Initialized a Git repository in %s (generated files are in .gitignore): commit the definitions, "+
+		"git add -A && git commit -m \"feature definitions\", and apply records that commit.", dir)
 }
 
-func cmdValidate(_ context.Context, e *env, args []string) error {
+func loadRepo(ctx context.Context, dir string) (*registry.Repo, error) {
+	return registry.LoadRepoContext(ctx, dir, registry.LoadOptions{})
+}
+
+func cmdValidate(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "validate", "validate [--repo DIR]")
 	pos, err := f.parse(args)
 	if err != nil {
@@ -46,7 +77,7 @@ func cmdValidate(_ context.Context, e *env, args []string) error {
 	if err := f.positional(pos, 0, 0, "validate [--repo DIR]"); err != nil {
 		return err
 	}
-	repo, err := loadRepo(f.repo)
+	repo, err := loadRepo(ctx, f.repo)
 	if err != nil {
 		return err
 	}
@@ -58,7 +89,7 @@ func cmdValidate(_ context.Context, e *env, args []string) error {
 
 // planRepo loads the repository and diffs it against the latest version.
 func planRepo(ctx context.Context, dir string) (*registry.Repo, *registry.Store, *registry.Plan, error) {
-	repo, err := loadRepo(dir)
+	repo, err := loadRepo(ctx, dir)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -122,7 +153,7 @@ func cmdApply(ctx context.Context, e *env, args []string) error {
 	if err := f.positional(pos, 0, 0, "apply [--repo DIR]"); err != nil {
 		return err
 	}
-	repo, err := loadRepo(f.repo)
+	repo, err := loadRepo(ctx, f.repo)
 	if err != nil {
 		return err
 	}
@@ -174,6 +205,19 @@ func cmdRegistry(ctx context.Context, e *env, args []string) error {
 		return usageError{"usage: quiver " + usage}
 	}
 	sub, args := args[0], args[1:]
+	switch sub {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintf(e.stdout, "Usage: quiver %s\n\n", usage)
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  list\tthe objects of the latest registry version (or --version N)")
+		fmt.Fprintln(tw, "  describe NAME\tone object as YAML, with what uses it")
+		fmt.Fprintln(tw, "  history\tevery applied version: when, by whom, from which commit")
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, "\nquiver registry SUBCOMMAND -h lists the flags.")
+		return flag.ErrHelp
+	}
 	f := newFlags(e, "registry "+sub, usage)
 	asJSON := f.Bool("json", false, "print JSON")
 	ver := f.Int64("version", 0, "read registry version `N` (default: the latest)")
@@ -236,7 +280,7 @@ func cmdRegistry(ctx context.Context, e *env, args []string) error {
 		for _, o := range snap.Defs.Objects() {
 			names = append(names, o.ObjectName())
 		}
-		return fmt.Errorf("registry version %d has no object named %q (it has: %s)", snap.Version, pos[0], strings.Join(names, ", "))
+		return fmt.Errorf("registry version %d has no object named %q (it has: %s)", snap.Version, registry.Clip(pos[0]), strings.Join(names, ", "))
 	}
 	if *asJSON {
 		return writeJSON(e.stdout, obj)

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,7 +44,7 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 	features := f.String("features", "", "comma-separated feature references: view:feature or view:*")
 	service := f.String("feature-service", "", "a feature service `NAME` instead of --features")
 	full := f.Bool("full-feature-names", false, "name feature columns view__feature")
-	out := f.String("out", "", "output `FILE`: Parquet, an Arrow IPC file when it ends in .arrow (or .feather, .ipc), or - for an Arrow IPC stream on stdout")
+	out := f.String("out", "", "output `FILE`: "+outFormats)
 	tsCol := f.String("timestamp-column", offline.DefaultTimestampColumn, "the entity table's event-time `COLUMN`")
 	keyMap := f.String("join-key-map", "", "entity-table columns for join keys it names differently: `KEY=COLUMN` or VIEW.KEY=COLUMN, comma-separated")
 	explain := f.Bool("explain", false, "print the SQL and DuckDB's plan instead of running it")
@@ -59,6 +61,12 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 		return usageError{"--entities is required; usage: quiver " + trainingSetUsage}
 	case *out == "" && !*explain:
 		return usageError{"--out is required (a Parquet file, an Arrow IPC .arrow file, or - for Arrow on stdout); usage: quiver " + trainingSetUsage}
+	case *out != "" && *out != "-" && server.DatasetFormat(*out) == "":
+		ext := filepath.Ext(*out)
+		if ext == "" {
+			ext = "no extension"
+		}
+		return usageError{fmt.Sprintf("--out %s: cannot write %s; --out takes %s", clipPath(*out), registry.Clip(ext), outFormats)}
 	case *preview > 0 && server.DatasetFormat(*out) == "arrow":
 		return usageError{"--preview reads Parquet output; preview the Arrow file with a Parquet --out, or read it with any Arrow reader"}
 	case *features == "" && *service == "":
@@ -66,6 +74,9 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 	}
 	joinKeys, err := parseKeyMap(*keyMap)
 	if err != nil {
+		return err
+	}
+	if err := checkInputPath("--entities", *entities); err != nil {
 		return err
 	}
 	cfg, snap, err := latestDefinitions(ctx, f.repo)
@@ -103,7 +114,7 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
-		return fmt.Errorf("--out: %w", err)
+		return fmt.Errorf("--out %s: %w; %s", clipPath(*out), err, pathsRule)
 	}
 	var n int64
 	if server.DatasetFormat(*out) == "arrow" {
@@ -131,6 +142,44 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
 	return tw.Flush()
+}
+
+// outFormats is what --out can write, chosen by the file's extension.
+const outFormats = "a Parquet file (.parquet), an Arrow IPC file (.arrow, .arrows, .feather, .ipc), or - for an Arrow IPC stream on stdout"
+
+// clipPath cuts a path for a message only when it is longer than any
+// path the system takes (PATH_MAX).
+func clipPath(p string) string { return registry.ClipTo(p, 4096) }
+
+// pathsRule ends every error about a path the CLI was given.
+const pathsRule = "CLI paths are relative to the current directory"
+
+// checkInputPath checks that a file (or glob) given on the command line
+// exists, saying how it was resolved when it does not: the CLI resolves
+// paths against the current directory, where a Flight ticket's are
+// relative to the data root.
+func checkInputPath(flagName, path string) error {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	where := fmt.Sprintf("%s %s: not found; %s (%s), not to --repo or the data root", flagName, clipPath(path), pathsRule, cwd)
+	if strings.ContainsAny(path, "*?[") {
+		matches, err := filepath.Glob(path)
+		if err != nil {
+			return usageError{fmt.Sprintf("%s %s: %v", flagName, clipPath(path), err)}
+		}
+		if len(matches) == 0 {
+			return errors.New(strings.Replace(where, "not found", "matches no file", 1))
+		}
+		return nil
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return errors.New(where)
+	} else if err != nil {
+		return fmt.Errorf("%s: %w", flagName, err)
+	}
+	return nil
 }
 
 // arrowWriter is an Arrow IPC stream or file writer.

@@ -145,6 +145,22 @@ func writeParquet[T any](name string, rows []T) error {
 	return os.Rename(tmp, name)
 }
 
+// GitIgnore is the scaffold's .gitignore: everything the quickstart
+// generates, so that the work tree holds only definitions and stays clean
+// (apply records a commit without "+dirty") however much of the tour ran.
+const GitIgnore = `# Generated, not definitions: the registry, the embedded online store and
+# DuckDB's spill files (.quiver/), the generated offline data and the
+# stream's offline log (data/), training sets and other outputs, logs.
+.quiver/
+/data/
+*.parquet
+*.arrow
+*.arrows
+*.feather
+*.ipc
+*.log
+`
+
 // Scaffold writes the repository's files into dir, which must not already
 // hold a quiver.yaml, and generates its data.
 func Scaffold(dir string, opts GenerateOptions) error {
@@ -168,7 +184,7 @@ func Scaffold(dir string, opts GenerateOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, ".gitignore"), []byte(".quiver/\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, ".gitignore"), []byte(GitIgnore), 0o644); err != nil {
 		return err
 	}
 	return Generate(filepath.Join(dir, "data"), opts)
