@@ -32,7 +32,9 @@
 // log files, then the online store, then the manifest) can still drop
 // the batch with Abort, and no reader ever saw it. Every event time must
 // be within registry.MinTime and registry.MaxTime (years 1900 through
-// 9999); Prepare refuses a batch holding one outside, before it writes.
+// 9999), or zero for an event without a time (its timestamp value is
+// null; the offline engine skips it); Prepare refuses a batch holding one
+// outside, before it writes.
 //
 // # Concurrency
 //

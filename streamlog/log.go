@@ -177,13 +177,17 @@ type Prepared struct {
 // Prepare writes a batch's files durably without committing them: a
 // batch that another sink refuses can still be dropped (Abort) with no
 // trace in the log. Every event time must be within registry.MinTime and
-// registry.MaxTime. A batch without events prepares to nil, and nil
+// registry.MaxTime; a zero Time is an event without one (its timestamp
+// value is null), which the offline engine skips. A batch without events prepares to nil, and nil
 // commits and aborts to nothing.
 func (l *Log) Prepare(b Batch) (*Prepared, error) {
 	if len(b.Events) == 0 {
 		return nil, nil
 	}
 	for i := range b.Events {
+		if b.Events[i].Time.IsZero() {
+			continue
+		}
 		if err := registry.CheckTime(b.Events[i].Time); err != nil {
 			return nil, fmt.Errorf("stream log of view %s: event %d (offset %d): %w", l.view, i, b.Events[i].Offset, err)
 		}
