@@ -1,7 +1,6 @@
 package online
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -9,9 +8,10 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/quiverdata/quiver/internal/testutil/syncbuf"
 
 	"github.com/stretchr/testify/require"
 
@@ -113,28 +113,10 @@ func restartOnPort(t *testing.T, port int) {
 	}, 10*time.Second, 20*time.Millisecond)
 }
 
-// lockedBuffer is a bytes.Buffer for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestRedisLogsAreStructured: what go-redis logs itself (its pool's
 // failed dials) goes to the slog logger, as records, not to stderr.
 func TestRedisLogsAreStructured(t *testing.T) {
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	SetRedisLogger(slog.New(slog.NewJSONHandler(&out, nil)))
 	t.Cleanup(func() { SetRedisLogger(slog.Default()) })
 	srv := redistest.Start(t)

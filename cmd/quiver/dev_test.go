@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quiverdata/quiver/internal/testutil/syncbuf"
+
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
@@ -35,7 +37,7 @@ func TestDevCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
-	errb := &syncBuffer{}
+	errb := &syncbuf.Buffer{}
 	go func() {
 		done <- run(ctx, []string{"dev", "--repo", dir, "--kafka-port", kport, "--grpc", "off", "--flight", "off", "--http", httpAddr,
 			"--flush-interval", "50ms", "--reload", "20ms"}, io.Discard, errb)

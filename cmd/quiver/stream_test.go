@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quiverdata/quiver/internal/testutil/syncbuf"
+
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
@@ -29,7 +31,7 @@ func TestStreamReloadsRegistry(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	errb := &syncBuffer{}
+	errb := &syncbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"stream", "--repo", dir, "--brokers", b.Addrs[0], "--reload", "20ms",

@@ -1,16 +1,16 @@
 package stream
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/quiverdata/quiver/internal/testutil/syncbuf"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
@@ -19,24 +19,6 @@ import (
 	"github.com/quiverdata/quiver/internal/kafkatest"
 	"github.com/quiverdata/quiver/streamlog"
 )
-
-// syncBuffer is a log sink that several goroutines write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // runConsumer starts a consumer of the group over f's store; stop cancels
 // it and returns what Consume returned.
@@ -94,7 +76,7 @@ func TestKafkaTimeOutOfRangeIsDeadLettered(t *testing.T) {
 	msgs = append(msgs[:300], append(bad, msgs[300:]...)...)
 	b.Produce(t, topic, msgs...)
 
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	m, stop, _ := runConsumer(t, f, b.Addrs, "g", slog.New(slog.NewTextHandler(&logs, nil)))
 	waitUntil(t, "every event logged", func() bool {
 		return logRows(t, f.root, "driver_trips") >= len(ts) && logRows(t, f.root, "driver_last_trip") >= len(ts)
@@ -208,7 +190,7 @@ func TestStalledPartitionIsVisible(t *testing.T) {
 	ts := trips(200, 5, time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC), 8)
 	b.Produce(t, topic, messages(ts)...)
 
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	m, stop, _ := runConsumer(t, f, b.Addrs, "g", slog.New(slog.NewTextHandler(&logs, nil)))
 	retries := func() float64 { return testutil.ToFloat64(m.Retries.WithLabelValues(topic, "0", "write offline log")) }
 	waitUntil(t, "retries of the offline log", func() bool { return retries() >= 2 })
@@ -268,7 +250,7 @@ func runConsumerBroken(t *testing.T, f *fixture, brokers []string) (*Metrics, fu
 	ch := make(chan error, 1)
 	go func() {
 		ch <- a.Consume(ctx, KafkaOptions{Brokers: brokers, Group: "g", FlushInterval: 50 * time.Millisecond, SessionTimeout: time.Second,
-			Logger: slog.New(slog.NewTextHandler(&syncBuffer{}, nil))})
+			Logger: slog.New(slog.NewTextHandler(&syncbuf.Buffer{}, nil))})
 	}()
 	return m, func() error { cancel(); return <-ch }, ch
 }
