@@ -138,3 +138,29 @@ func (f *File) check(data []byte, b Block, want Kind, where string) (int64, erro
 	}
 	return n, nil
 }
+
+// CheckSerializedSchema checks a schema serialized as the start of an IPC
+// stream (what Parquet files written from Arrow keep under ARROW:schema):
+// an optional continuation marker, the metadata length, the schema
+// message.
+func CheckSerializedSchema(b []byte, lim Limits) error {
+	prefix := 4
+	if len(b) >= 4 && binary.LittleEndian.Uint32(b) == 0xFFFFFFFF {
+		prefix = 8
+	}
+	if len(b) < prefix {
+		return fmt.Errorf("%w: serialized schema of %d bytes is too short", ErrInvalid, len(b))
+	}
+	n := int64(binary.LittleEndian.Uint32(b[prefix-4:]))
+	if n > int64(len(b)-prefix) {
+		return fmt.Errorf("%w: serialized schema claims %d bytes of metadata, %d follow", ErrInvalid, n, len(b)-prefix)
+	}
+	kind, _, err := Message(b[prefix:int64(prefix)+n], nil, lim, "serialized schema")
+	if err != nil {
+		return err
+	}
+	if kind != KindSchema {
+		return fmt.Errorf("%w: serialized schema holds a %s", ErrInvalid, kind)
+	}
+	return nil
+}
