@@ -98,6 +98,9 @@ func (f *FlightService) openDataset(ctx context.Context, rel string, whole bool)
 			if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
 				return nil, err
 			}
+			if errors.Is(err, ipcguard.ErrInvalid) {
+				return nil, ipcStatus(fmt.Errorf("dataset %q is not an Arrow IPC file: %w", rel, err))
+			}
 			return nil, ipcStatus(fmt.Errorf("dataset %q: %w", rel, err))
 		}
 		d.rr = refreader.New(&ipcFileReader{r: r}, func() error {

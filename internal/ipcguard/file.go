@@ -34,7 +34,7 @@ func CheckFile(data []byte, lim Limits) (*File, error) {
 	const tail = 4 + 6 // footer length, magic
 	size := int64(len(data))
 	if size < 8+tail || !bytes.Equal(data[:6], magic) || !bytes.Equal(data[size-6:], magic) {
-		return nil, fmt.Errorf("%w: not an Arrow IPC file (no ARROW1 magic at both ends of its %d bytes)", ErrInvalid, size)
+		return nil, fmt.Errorf("%w: no ARROW1 magic at both ends of its %d bytes", ErrInvalid, size)
 	}
 	flen := int64(binary.LittleEndian.Uint32(data[size-tail:]))
 	end := size - tail
