@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,10 +138,15 @@ func (ft *flightTest) doGet(t *testing.T, c FlightCommand) (int64, error) {
 	return readAll(stream)
 }
 
-// exchangeOnline sends recs as an online_features exchange and returns the
-// rows answered.
+// exchangeOnline sends recs as an online_features exchange.
 func (ft *flightTest) exchangeOnline(t *testing.T, recs ...arrow.RecordBatch) (int64, error) {
-	cmd, err := json.Marshal(FlightCommand{Kind: FlightOnlineFeatures, Features: []string{"stats:rate"}})
+	return ft.exchange(t, FlightOnlineFeatures, recs...)
+}
+
+// exchange sends recs as the entity stream of a command of kind and
+// returns the rows answered.
+func (ft *flightTest) exchange(t *testing.T, kind string, recs ...arrow.RecordBatch) (int64, error) {
+	cmd, err := json.Marshal(FlightCommand{Kind: kind, Features: []string{"stats:rate"}})
 	require.NoError(t, err)
 	stream, err := ft.client.DoExchange(context.Background())
 	require.NoError(t, err)
@@ -197,9 +203,14 @@ func TestFlightStreamBudget(t *testing.T) {
 	ft := startFlightTest(t, Limits{}, WithIPCLimits(IPCLimits{MaxStreamBytes: 1024}))
 	ents := entityRows(40) // 40 rows of two 8-byte columns: 640 bytes
 	defer ents.Release()
-	_, err := ft.exchangeOnline(t, ents, ents, ents)
-	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
-	require.ErrorContains(t, err, "message 3: the stream's bodies reach")
+	for _, kind := range []string{FlightOnlineFeatures, FlightTrainingSet} {
+		_, err := ft.exchange(t, kind, ents, ents, ents)
+		require.Equal(t, codes.ResourceExhausted, status.Code(err), "%s: %v", kind, err)
+		require.ErrorContains(t, err, "message 3: the stream's bodies reach", kind)
+	}
+	rows, err := ft.exchange(t, FlightTrainingSet, ents)
+	require.NoError(t, err, "a stream within the budget")
+	require.EqualValues(t, 40, rows)
 }
 
 // A saved dataset whose footer claims 10^9 children is refused by DoGet
@@ -370,4 +381,37 @@ func TestFlightOnlineReleasesBatchesOnFailedLookup(t *testing.T) {
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
 	require.ErrorContains(t, err, "row 0") // the third row is row 0 of its chunk
 	require.Zero(t, mem.CurrentAlloc(), "bytes left allocated after the exchange")
+}
+
+// A dataset's reader counts references atomically and closes what it
+// reads on the last Release only, for both formats: a reader retained by
+// one holder goes on reading after another releases it.
+func TestDatasetReaderReferences(t *testing.T) {
+	ft := startFlightTest(t, Limits{})
+	writeDataset(t, filepath.Join(ft.root, "d.arrow"), 3, 10)
+	writeParquet(t, filepath.Join(ft.root, "d.parquet"), entityRows(30))
+	for _, rel := range []string{"d.arrow", "d.parquet"} {
+		d, err := ft.svc.openDataset(context.Background(), rel, true)
+		require.NoError(t, err)
+		const holders = 16
+		var wg sync.WaitGroup
+		for range holders {
+			d.rr.Retain()
+		}
+		for range holders {
+			wg.Add(1)
+			go func() { defer wg.Done(); d.rr.Release() }()
+		}
+		wg.Wait()
+		d.rr.Retain()
+		d.rr.Release() // one holder is done; the first still reads
+		var rows int64
+		for d.rr.Next() {
+			rows += d.rr.RecordBatch().NumRows()
+		}
+		require.NoError(t, d.rr.Err(), rel)
+		require.EqualValues(t, 30, rows, rel)
+		d.rr.Release()
+		require.Panics(t, d.rr.Release, "%s: a release too many", rel)
+	}
 }
