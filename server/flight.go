@@ -99,8 +99,6 @@ type FlightService struct {
 	lookup   *online.Lookup
 	snapshot func() *registry.Snapshot
 	dataRoot string
-	// realRoot is dataRoot with its symbolic links resolved.
-	realRoot string
 	limits   Limits
 	ipc      IPCLimits
 	mem      memory.Allocator
@@ -138,12 +136,8 @@ func NewFlightService(off *offline.Engine, lookup *online.Lookup, snapshot func(
 	if err != nil {
 		return nil, err
 	}
-	real, err := filepath.EvalSymlinks(root)
-	if err != nil {
-		real = root // a root that does not exist yet holds nothing to serve
-	}
 	limits.ensureDefaults()
-	f := &FlightService{offline: off, lookup: lookup, snapshot: snapshot, dataRoot: root, realRoot: real, limits: limits,
+	f := &FlightService{offline: off, lookup: lookup, snapshot: snapshot, dataRoot: root, limits: limits,
 		mem: memory.DefaultAllocator, slots: make(chan struct{}, limits.MaxConcurrentTrainingSets)}
 	for _, o := range opts {
 		o(f)
@@ -236,7 +230,7 @@ func (f *FlightService) rootPath(what, p string) (string, error) {
 		return "", flightInvalid("%s %q: %v", what, p, err)
 	}
 	// A symbolic link inside the root must not lead out of it.
-	if !within(f.realRoot, real) {
+	if !within(f.realRoot(), real) {
 		return "", flightInvalid("%s %q leads outside the data root", what, p)
 	}
 	return real, nil
@@ -271,6 +265,7 @@ func (f *FlightService) entityFiles(p string) ([]string, error) {
 	if len(matches) == 0 {
 		return nil, flightNotFound("no file in the data root matches entities %q", p)
 	}
+	root := f.realRoot()
 	files := make([]string, 0, len(matches))
 	for _, m := range matches {
 		real, err := filepath.EvalSymlinks(m)
@@ -278,7 +273,7 @@ func (f *FlightService) entityFiles(p string) ([]string, error) {
 			return nil, flightInvalid("entities %q: %v", p, err)
 		}
 		rel, _ := filepath.Rel(f.dataRoot, m)
-		if !within(f.realRoot, real) {
+		if !within(root, real) {
 			return nil, flightInvalid("entities %q: %s leads outside the data root", p, rel)
 		}
 		if st, err := os.Stat(real); err != nil || !st.Mode().IsRegular() {
@@ -290,6 +285,15 @@ func (f *FlightService) entityFiles(p string) ([]string, error) {
 		files = append(files, real)
 	}
 	return files, nil
+}
+
+// realRoot is the data root with its symbolic links resolved (resolved per
+// request: the root may be created, or moved, after the service starts).
+func (f *FlightService) realRoot() string {
+	if real, err := filepath.EvalSymlinks(f.dataRoot); err == nil {
+		return real
+	}
+	return f.dataRoot
 }
 
 // within reports whether path is root or below it (both clean and
