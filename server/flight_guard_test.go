@@ -255,22 +255,39 @@ func writeDataset(t *testing.T, path string, batches, rows int) {
 	require.NoError(t, os.Rename(tmp, path))
 }
 
-// A dataset truncated while a client streams it gives that client an
-// error (Aborted, saying how to replace a dataset), not a SIGBUS that
-// kills the server, which goes on serving.
-func TestFlightDatasetTruncatedWhileStreamed(t *testing.T) {
+// A dataset truncated or rewritten in place while a client streams it
+// gives that client an error (Aborted, saying how to replace a dataset),
+// not a SIGBUS or a decode of unchecked metadata that kills the server,
+// which goes on serving.
+func TestFlightDatasetChangedWhileStreamed(t *testing.T) {
 	ft := startFlightTest(t, Limits{})
 	path := filepath.Join(ft.root, "big.arrow")
 	const batches, rows = 128, 64 << 10 // 64 MiB: more than gRPC buffers
 	writeDataset(t, path, batches, rows)
 
-	for _, size := range []int64{0, 1 << 20} {
+	// Truncated to nothing, to 1 MiB, and its footer overwritten in place
+	// (the file keeps its size).
+	for _, size := range []int64{0, 1 << 20, -1} {
 		stream, err := ft.client.DoGet(context.Background(), ticket(t, FlightCommand{Kind: FlightDataset, Path: "big.arrow"}))
 		require.NoError(t, err)
 		rd, err := flight.NewRecordReader(stream)
 		require.NoError(t, err)
 		require.True(t, rd.Next(), "the first batch arrives: %v", rd.Err())
-		require.NoError(t, os.Truncate(path, size))
+		if size >= 0 {
+			require.NoError(t, os.Truncate(path, size))
+		} else {
+			fh, err := os.OpenFile(path, os.O_WRONLY, 0)
+			require.NoError(t, err)
+			st, err := fh.Stat()
+			require.NoError(t, err)
+			junk := make([]byte, 4096)
+			for i := range junk {
+				junk[i] = byte(i * 7)
+			}
+			_, err = fh.WriteAt(junk, st.Size()-int64(len(junk))-10)
+			require.NoError(t, err)
+			require.NoError(t, fh.Close())
+		}
 		n := 1
 		for rd.Next() {
 			n++

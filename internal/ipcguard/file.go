@@ -23,6 +23,9 @@ type File struct {
 	Dictionaries  []Block
 	RecordBatches []Block
 	lim           Limits
+	// footer is a copy of the footer as checked, at footerStart.
+	footer      []byte
+	footerStart int64
 }
 
 // CheckFile checks an Arrow IPC file held in data: its magic, its footer
@@ -60,7 +63,7 @@ func CheckFile(data []byte, lim Limits) (*File, error) {
 	if err := v.schema(sch); err != nil {
 		return nil, err
 	}
-	f := &File{lim: lim}
+	f := &File{lim: lim, footer: bytes.Clone(data[footerStart:end]), footerStart: footerStart}
 	if f.Dictionaries, err = v.blocks(t, 2, "dictionary", footerStart); err != nil {
 		return nil, err
 	}
@@ -106,10 +109,19 @@ func (v *verifier) blocks(t table, slot int, what string, footerStart int64) ([]
 }
 
 // CheckRecordBatch checks record batch i of the file in data (which may
-// have changed since CheckFile: it is read again).
+// have changed since CheckFile: it is read again). A reader of the file
+// (arrow-go's) finds the batch through the footer in data, so the footer
+// must still be the one checked.
 func (f *File) CheckRecordBatch(data []byte, i int) error {
 	if i < 0 || i >= len(f.RecordBatches) {
 		return fmt.Errorf("%w: no record batch %d (the file has %d)", ErrInvalid, i, len(f.RecordBatches))
+	}
+	end := f.footerStart + int64(len(f.footer))
+	if end > int64(len(data)) {
+		return fmt.Errorf("%w: record batch block %d: the footer lies past the end of the %d-byte file (was it truncated?)", ErrInvalid, i, len(data))
+	}
+	if !bytes.Equal(data[f.footerStart:end], f.footer) {
+		return fmt.Errorf("%w: record batch block %d: the footer is not the one checked when the file was opened (was the file rewritten?)", ErrInvalid, i)
 	}
 	_, err := f.check(data, f.RecordBatches[i], KindRecordBatch, fmt.Sprintf("record batch block %d", i))
 	return err

@@ -118,6 +118,12 @@ func TestFileBlocksAndTruncation(t *testing.T) {
 	err = f.CheckRecordBatch(data[:blk.Offset+8], 1)
 	require.ErrorIs(t, err, ipcguard.ErrInvalid)
 	require.ErrorContains(t, err, "was it truncated?")
+	// The footer rewritten under a checked file: its batches are refused.
+	moved := bytes.Clone(data)
+	binary.LittleEndian.PutUint64(moved[i:], uint64(f.RecordBatches[0].Offset))
+	err = f.CheckRecordBatch(moved, 0)
+	require.ErrorIs(t, err, ipcguard.ErrInvalid)
+	require.ErrorContains(t, err, "the footer is not the one checked")
 	// Not a file at all.
 	_, err = ipcguard.CheckFile([]byte("ARROW1 and then nothing of the sort"), ipcguard.Limits{})
 	require.ErrorIs(t, err, ipcguard.ErrInvalid)
