@@ -506,11 +506,19 @@ func (r *checkedReader) Next() bool {
 	return true
 }
 
+// Err is the error that ended the stream. arrow-go's own decode errors
+// (it recovers its panics on malformed input) are the client's input too:
+// they wrap ipcguard.ErrInvalid, so they map to InvalidArgument.
 func (r *checkedReader) Err() error {
 	if r.err != nil {
 		return r.err
 	}
-	return r.Reader.Err()
+	err := r.Reader.Err()
+	var grpcErr interface{ GRPCStatus() *status.Status }
+	if err == nil || ipcguard.IsGuardError(err) || errors.As(err, &grpcErr) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: decode the entity stream: %w", ipcguard.ErrInvalid, err)
 }
 
 // streamError reports a failed read of the client's stream: the client's

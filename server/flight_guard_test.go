@@ -1,7 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -431,4 +434,70 @@ func TestDatasetReaderReferences(t *testing.T) {
 		d.rr.Release()
 		require.Panics(t, d.rr.Release, "%s: a release too many", rel)
 	}
+}
+
+// A Parquet dataset whose embedded Arrow schema (ARROW:schema) claims 10^9
+// children is refused before the Parquet reader decodes it.
+func TestFlightHostileParquetArrowSchema(t *testing.T) {
+	ft := startFlightTest(t, Limits{})
+	ents := entityRows(3)
+	defer ents.Release()
+	fh, err := os.Create(filepath.Join(ft.root, "bad.parquet"))
+	require.NoError(t, err)
+	w, err := pqarrow.NewFileWriter(ents.Schema(), fh, nil, pqarrow.NewArrowWriterProperties())
+	require.NoError(t, err)
+	require.NoError(t, w.Write(ents))
+	meta := ipctest.HostileSchemaMessage(t)
+	serialized := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, 0xFFFFFFFF), uint32(len(meta)))
+	serialized = append(serialized, meta...)
+	require.NoError(t, w.AppendKeyValueMetadata("ARROW:schema", base64.StdEncoding.EncodeToString(serialized)))
+	require.NoError(t, w.Close()) // closes fh
+
+	_, err = ft.doGet(t, FlightCommand{Kind: FlightDataset, Path: "bad.parquet"})
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+	require.ErrorContains(t, err, `dataset "bad.parquet"`)
+	require.ErrorContains(t, err, "serialized schema: field 1 children claims 1000000000 entries")
+}
+
+// A batch whose metadata is well-formed but whose string offsets run past
+// its data is refused (InvalidArgument: the client's input, not an
+// internal error) before DuckDB reads it over the C data interface.
+func TestFlightInconsistentBatchInDoExchange(t *testing.T) {
+	ft := startFlightTest(t, Limits{})
+	sch := arrow.NewSchema([]arrow.Field{{Name: "driver_id", Type: arrow.PrimitiveTypes.Int64}, {Name: "event_timestamp", Type: tsType},
+		{Name: "label", Type: arrow.BinaryTypes.String}}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, sch)
+	for i := range 3 {
+		b.Field(0).(*array.Int64Builder).Append(int64(i + 1))
+		b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(now.UnixMicro()))
+		b.Field(2).(*array.StringBuilder).Append("abc")
+	}
+	rec := b.NewRecordBatch()
+	b.Release()
+	defer rec.Release()
+	msgs := ipctest.Messages(t, rec)
+	// The label offsets are 0, 3, 6, 9 (int32): make the last 900.
+	body := msgs[1].DataBody
+	off := bytes.Index(body, []byte{0, 0, 0, 0, 3, 0, 0, 0, 6, 0, 0, 0, 9, 0, 0, 0})
+	require.GreaterOrEqual(t, off, 0)
+	binary.LittleEndian.PutUint32(body[off+12:], 900)
+	for _, kind := range []string{FlightTrainingSet, FlightOnlineFeatures} {
+		cmd, err := json.Marshal(FlightCommand{Kind: kind, Features: []string{"stats:rate"}})
+		require.NoError(t, err)
+		stream, err := ft.client.DoExchange(context.Background())
+		require.NoError(t, err)
+		msgs[0].FlightDescriptor = &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: cmd}
+		for _, m := range msgs {
+			require.NoError(t, stream.Send(m))
+		}
+		require.NoError(t, stream.CloseSend())
+		_, err = stream.Recv()
+		require.Equal(t, codes.InvalidArgument, status.Code(err), "%s: %v", kind, err)
+		require.ErrorContains(t, err, "offsets out of bounds", kind)
+	}
+	ents := entityRows(3)
+	defer ents.Release()
+	rows, err := ft.exchangeOnline(t, ents)
+	require.NoError(t, err, "the server still serves")
+	require.EqualValues(t, 3, rows)
 }
