@@ -501,3 +501,15 @@ func TestFlightInconsistentBatchInDoExchange(t *testing.T) {
 	require.NoError(t, err, "the server still serves")
 	require.EqualValues(t, 3, rows)
 }
+
+// A saved Arrow file with a dictionary-encoded column is served (arrow-go's
+// mapped reader cannot read one; it is read through copies).
+func TestFlightDatasetWithDictionary(t *testing.T) {
+	ft := startFlightTest(t, Limits{})
+	rec := ipctest.Varied(t, 7)
+	defer rec.Release()
+	require.NoError(t, os.WriteFile(filepath.Join(ft.root, "dict.arrow"), ipctest.File(t, rec, rec), 0o644))
+	rows, err := ft.doGet(t, FlightCommand{Kind: FlightDataset, Path: "dict.arrow"})
+	require.NoError(t, err)
+	require.EqualValues(t, 14, rows)
+}

@@ -1,6 +1,7 @@
 package ipcguard
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -41,7 +42,8 @@ func (s *FlightStream) Bytes() int64 { return s.stream.Bytes() }
 // FileReader reads the record batches of an Arrow IPC file held in memory
 // (a memory map) after checking its footer, its dictionaries and, just
 // before decoding it, each record batch; decoded batches pass
-// ValidateRecord. Batches point into data.
+// ValidateRecord. Batches point into data, except those of files with
+// dictionaries, which are copied out of it.
 type FileReader struct {
 	data []byte
 	file *File
@@ -59,7 +61,15 @@ func NewFileReader(data []byte, lim Limits, mem memory.Allocator) (fr *FileReade
 			fr, err = nil, fmt.Errorf("%w: decode the footer: %v", ErrInvalid, r)
 		}
 	}()
-	r, err := ipc.NewMappedFileReader(data, ipc.WithAllocator(mem))
+	var r *ipc.FileReader
+	if len(f.Dictionaries) == 0 {
+		r, err = ipc.NewMappedFileReader(data, ipc.WithAllocator(mem))
+	} else {
+		// arrow-go's mapped reader has no dictionary memo (v18.8.0: it
+		// panics on the first dictionary); read such files through
+		// copies of their blocks instead.
+		r, err = ipc.NewFileReader(bytes.NewReader(data), ipc.WithAllocator(mem))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}

@@ -36,6 +36,33 @@ func Record(t testing.TB, rows int) arrow.RecordBatch {
 	return b.NewRecordBatch()
 }
 
+// Varied returns a batch of rows rows with a dictionary-encoded string
+// column, a list of strings and a nullable float column, the shapes whose
+// decoding takes the most metadata.
+func Varied(t testing.TB, rows int) arrow.RecordBatch {
+	t.Helper()
+	dictType := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+	sch := arrow.NewSchema([]arrow.Field{
+		{Name: "tag", Type: dictType},
+		{Name: "words", Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
+		{Name: "score", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+	}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, sch)
+	defer b.Release()
+	for i := range rows {
+		require.NoError(t, b.Field(0).(*array.BinaryDictionaryBuilder).AppendString([]string{"a", "b", "c"}[i%3]))
+		lb := b.Field(1).(*array.ListBuilder)
+		lb.Append(true)
+		lb.ValueBuilder().(*array.StringBuilder).AppendValues([]string{"x", "yy"}[:i%3%2+1], nil)
+		if i%4 == 3 {
+			b.Field(2).AppendNull()
+		} else {
+			b.Field(2).(*array.Float64Builder).Append(float64(i))
+		}
+	}
+	return b.NewRecordBatch()
+}
+
 // collector is a flight.DataStreamWriter that keeps what it is sent.
 type collector struct{ msgs []*flight.FlightData }
 
@@ -48,8 +75,14 @@ func (c *collector) Send(fd *flight.FlightData) error {
 // message first), as a Flight writer writes them.
 func Messages(t testing.TB, recs ...arrow.RecordBatch) []*flight.FlightData {
 	t.Helper()
+	return MessagesWith(t, nil, recs...)
+}
+
+// MessagesWith is Messages with writer options (ipc.WithZstd()).
+func MessagesWith(t testing.TB, opts []ipc.Option, recs ...arrow.RecordBatch) []*flight.FlightData {
+	t.Helper()
 	c := &collector{}
-	w := flight.NewRecordWriter(c, ipc.WithSchema(recs[0].Schema()))
+	w := flight.NewRecordWriter(c, append([]ipc.Option{ipc.WithSchema(recs[0].Schema())}, opts...)...)
 	for _, r := range recs {
 		require.NoError(t, w.Write(r))
 	}
@@ -60,8 +93,14 @@ func Messages(t testing.TB, recs ...arrow.RecordBatch) []*flight.FlightData {
 // File returns an Arrow IPC file holding recs.
 func File(t testing.TB, recs ...arrow.RecordBatch) []byte {
 	t.Helper()
+	return FileWith(t, nil, recs...)
+}
+
+// FileWith is File with writer options (ipc.WithZstd()).
+func FileWith(t testing.TB, opts []ipc.Option, recs ...arrow.RecordBatch) []byte {
+	t.Helper()
 	var buf bytes.Buffer
-	w, err := ipc.NewFileWriter(&buf, ipc.WithSchema(recs[0].Schema()))
+	w, err := ipc.NewFileWriter(&buf, append([]ipc.Option{ipc.WithSchema(recs[0].Schema())}, opts...)...)
 	require.NoError(t, err)
 	for _, r := range recs {
 		require.NoError(t, w.Write(r))
