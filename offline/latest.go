@@ -92,5 +92,5 @@ func (e *Engine) Latest(ctx context.Context, req *LatestRequest) (array.RecordRe
 		}
 		return nil, fmt.Errorf("read latest rows of %s: %s", v.Name, duckErr(err))
 	}
-	return &resultReader{RecordReader: rr, conn: conn, refs: 1}, nil
+	return resultReader(rr, conn), nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/duckdb/duckdb-go/v2"
 
+	"github.com/quiverdata/quiver/internal/refreader"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/streamlog"
 	"github.com/quiverdata/quiver/transform"
@@ -33,10 +34,20 @@ var ErrInvalidRequest = errors.New("quiver: invalid training-set request")
 
 // Entities is a training set's entity table: join-key columns, an event
 // timestamp column and any other columns (labels), which are carried
-// through. Build one with EntitiesFromParquet or EntitiesFromArrow.
+// through. Build one with EntitiesFromParquet, EntitiesFromParquetFiles or
+// EntitiesFromArrow.
 type Entities struct {
 	path   string
+	files  []string
 	reader array.RecordReader
+}
+
+// EntitiesFromParquetFiles reads the entity table from Parquet files, in
+// the order given. The names are taken as they are: no glob is expanded
+// (a server confines what a client names to its data root and passes the
+// files here).
+func EntitiesFromParquetFiles(paths []string) Entities {
+	return Entities{files: append([]string(nil), paths...)}
 }
 
 // EntitiesFromParquet reads the entity table from a Parquet file or glob
@@ -305,7 +316,7 @@ func (q *prepared) run(ctx context.Context) (array.RecordReader, error) {
 		}
 		return nil, q.fail(fmt.Errorf("run training-set query: %s", duckErr(err)))
 	}
-	var out array.RecordReader = &resultReader{RecordReader: rr, conn: q.conn, refs: 1}
+	out := resultReader(rr, q.conn)
 	if len(q.demands) > 0 {
 		out = newDemandReader(out, q.demands)
 	}
@@ -476,22 +487,29 @@ func (e *Engine) prepare(ctx context.Context, req *Request) (*prepared, error) {
 // loadEntities copies the entity table into a temporary table with its
 // input row number.
 func (e *Engine) loadEntities(ctx context.Context, q *prepared, ents Entities) error {
+	given := 0
+	for _, set := range []bool{ents.path != "", ents.files != nil, ents.reader != nil} {
+		if set {
+			given++
+		}
+	}
 	switch {
-	case ents.path != "" && ents.reader != nil:
-		return invalidf("entity table: give a Parquet path or an Arrow stream, not both")
-	case ents.path != "":
-		path, err := filepath.Abs(ents.path)
+	case given > 1:
+		return invalidf("entity table: give a Parquet path, Parquet files or an Arrow stream, not several")
+	case ents.path != "" || ents.files != nil:
+		what, list, err := parquetList(ents)
 		if err != nil {
 			return err
 		}
-		// Row order is (file, row in file); files come in lexical order.
+		// Row order is (file, row in file); a glob's files come in lexical
+		// order, a list's as listed.
 		sql := fmt.Sprintf("CREATE TEMP TABLE %s AS SELECT *, (file_index::BIGINT << 40) + file_row_number AS %s FROM read_parquet(%s)",
-			entitiesTable, colRow, quoteString(path))
+			entitiesTable, colRow, list)
 		if _, err := execCount(ctx, q.conn, sql); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err() // cancelled while loading, not a bad table
 			}
-			return fmt.Errorf("%w: entity table %s: %s", ErrInvalidRequest, ents.path, duckErr(err))
+			return fmt.Errorf("%w: entity table %s: %s", ErrInvalidRequest, what, duckErr(err))
 		}
 	case ents.reader != nil:
 		for _, f := range ents.reader.Schema().Fields() {
@@ -515,6 +533,11 @@ func (e *Engine) loadEntities(ctx context.Context, q *prepared, ents Entities) e
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if err := numbered.Err(); err != nil {
+				// The stream failed (a bad or oversized message): that is
+				// the cause, not DuckDB's report of it.
+				return fmt.Errorf("entity table: %w", err)
+			}
 			return fmt.Errorf("%w: entity table: %s", ErrInvalidRequest, duckErr(err))
 		}
 		if err := numbered.Err(); err != nil {
@@ -529,6 +552,41 @@ func (e *Engine) loadEntities(ctx context.Context, q *prepared, ents Entities) e
 	}
 	q.rows = n
 	return nil
+}
+
+// globChars are the characters DuckDB expands in a Parquet path.
+const globChars = "*?[{"
+
+// parquetList renders the read_parquet argument of a Parquet entity table:
+// a path (or glob) as given, or a list of files, none of which may hold a
+// glob character (DuckDB would expand it).
+func parquetList(ents Entities) (what, list string, err error) {
+	if ents.path != "" {
+		path, err := filepath.Abs(ents.path)
+		if err != nil {
+			return "", "", err
+		}
+		return ents.path, quoteString(path), nil
+	}
+	if len(ents.files) == 0 {
+		return "", "", invalidf("entity table: an empty list of Parquet files")
+	}
+	quoted := make([]string, len(ents.files))
+	for i, f := range ents.files {
+		if strings.ContainsAny(f, globChars) {
+			return "", "", invalidf("entity file %q: a listed file's name may not hold glob characters (%s)", f, globChars)
+		}
+		path, err := filepath.Abs(f)
+		if err != nil {
+			return "", "", err
+		}
+		quoted[i] = quoteString(path)
+	}
+	what = ents.files[0]
+	if len(ents.files) > 1 {
+		what = fmt.Sprintf("%s (and %d more files)", ents.files[0], len(ents.files)-1)
+	}
+	return what, "[" + strings.Join(quoted, ", ") + "]", nil
 }
 
 // checkEntities checks the entity table's columns against the request.
@@ -873,21 +931,10 @@ func duckErr(err error) string {
 	return strings.TrimSpace(s)
 }
 
-// resultReader closes the request's connection when released.
-type resultReader struct {
-	array.RecordReader
-	conn *duckdb.Conn
-	refs int64
-}
-
-func (r *resultReader) Retain() { atomic.AddInt64(&r.refs, 1) }
-
-func (r *resultReader) Release() {
-	if atomic.AddInt64(&r.refs, -1) != 0 {
-		return
-	}
-	r.RecordReader.Release()
-	_ = r.conn.Close() // closing drops the temporary tables; nothing to report
+// resultReader wraps a query's reader so that its last Release closes the
+// request's connection (which drops the temporary tables).
+func resultReader(rr array.RecordReader, conn *duckdb.Conn) array.RecordReader {
+	return refreader.New(rr, conn.Close)
 }
 
 // rowNumberReader appends the input row number to every batch.

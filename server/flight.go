@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -18,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/quiverdata/quiver/internal/ipcguard"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
@@ -97,20 +100,50 @@ type FlightService struct {
 	snapshot func() *registry.Snapshot
 	dataRoot string
 	limits   Limits
-	// slots bounds the training sets built at once; more wait their turn.
-	slots chan struct{}
+	ipc      IPCLimits
+	mem      memory.Allocator
+	// slots bounds the training sets built at once; more wait their turn,
+	// counted in waiting.
+	slots   chan struct{}
+	waiting atomic.Int64
+}
+
+// IPCLimits bound the Arrow IPC the Flight service decodes: each entity
+// stream a client sends to DoExchange, and each saved dataset. Zero fields
+// take the defaults: metadata 4 MiB per message, bodies 64 MiB per message
+// and 2 GiB per stream (decoded), 10,000 fields nesting at most 32 deep,
+// 16,777,216 rows per batch.
+type IPCLimits = ipcguard.Limits
+
+// FlightOption configures a FlightService.
+type FlightOption func(*FlightService)
+
+// WithIPCLimits sets the limits on the Arrow IPC the service decodes.
+func WithIPCLimits(l IPCLimits) FlightOption {
+	return func(f *FlightService) { f.ipc = l }
+}
+
+// WithAllocator sets the allocator of the batches the service decodes and
+// builds (default memory.DefaultAllocator).
+func WithAllocator(mem memory.Allocator) FlightOption {
+	return func(f *FlightService) { f.mem = mem }
 }
 
 // NewFlightService returns the service. dataRoot bounds the entity paths
 // tickets may name; snapshot gives the registry version per request.
-func NewFlightService(off *offline.Engine, lookup *online.Lookup, snapshot func() *registry.Snapshot, dataRoot string, limits Limits) (*FlightService, error) {
+func NewFlightService(off *offline.Engine, lookup *online.Lookup, snapshot func() *registry.Snapshot, dataRoot string, limits Limits, opts ...FlightOption) (*FlightService, error) {
 	root, err := filepath.Abs(dataRoot)
 	if err != nil {
 		return nil, err
 	}
 	limits.ensureDefaults()
-	return &FlightService{offline: off, lookup: lookup, snapshot: snapshot, dataRoot: root, limits: limits,
-		slots: make(chan struct{}, limits.MaxConcurrentTrainingSets)}, nil
+	f := &FlightService{offline: off, lookup: lookup, snapshot: snapshot, dataRoot: root, limits: limits,
+		mem: memory.DefaultAllocator, slots: make(chan struct{}, limits.MaxConcurrentTrainingSets)}
+	for _, o := range opts {
+		o(f)
+	}
+	f.ipc.EnsureDefaults()
+	return f, nil
 }
 
 // acquire takes a free training-set slot, or waits for one; release it
@@ -121,6 +154,8 @@ func (f *FlightService) acquire(ctx context.Context) (release func(), err error)
 		return func() { <-f.slots }, nil
 	default:
 	}
+	f.waiting.Add(1)
+	defer f.waiting.Add(-1)
 	select {
 	case f.slots <- struct{}{}:
 		return func() { <-f.slots }, nil
@@ -137,6 +172,19 @@ func flightNotFound(format string, args ...any) error {
 	return status.Errorf(codes.NotFound, format, args...)
 }
 
+// ipcStatus maps an error of the IPC checks to its status: ResourceExhausted
+// for input over a limit, InvalidArgument for input that is not
+// well-formed; other errors go to flightError.
+func ipcStatus(err error) error {
+	switch {
+	case errors.Is(err, ipcguard.ErrLimit):
+		return status.Error(codes.ResourceExhausted, err.Error())
+	case errors.Is(err, ipcguard.ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	return flightError(err)
+}
+
 // flightError maps core errors to Flight (gRPC) status codes.
 func flightError(err error) error {
 	return grpcError(err)
@@ -147,8 +195,15 @@ func (c *FlightCommand) trainingRequest(defs *registry.Definitions, ents offline
 		FullFeatureNames: c.FullFeatureNames, TimestampColumn: c.TimestampColumn, JoinKeyMap: c.JoinKeyMap}
 }
 
+// globChars are the characters a path may use as a glob pattern (Go's
+// filepath.Match, which the service expands itself; DuckDB is given the
+// files it matched, never a pattern).
+const globChars = "*?["
+
 // rootPath resolves a command's path (what: "entities" or "dataset")
-// within the data root; paths that lead out of it are refused.
+// within the data root and returns the file it names, its symbolic links
+// resolved; paths that lead out of the root are refused, and so are files
+// that do not exist.
 func (f *FlightService) rootPath(what, p string) (string, error) {
 	if p == "" {
 		return "", flightInvalid("the command names no %s (a path within the data root)", what)
@@ -158,33 +213,97 @@ func (f *FlightService) rootPath(what, p string) (string, error) {
 		abs = filepath.Join(f.dataRoot, p)
 	}
 	abs = filepath.Clean(abs)
-	inside := func(path string) bool {
-		rel, err := filepath.Rel(f.dataRoot, path)
-		return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
-	}
-	if !inside(abs) {
+	if !within(f.dataRoot, abs) {
 		return "", flightInvalid("%s %q is outside the data root", what, p)
 	}
-	// A symbolic link inside the root must not lead out of it.
-	if real, err := filepath.EvalSymlinks(abs); err == nil {
-		root, rerr := filepath.EvalSymlinks(f.dataRoot)
-		if rerr != nil {
-			root = f.dataRoot
-		}
-		if rel, err := filepath.Rel(root, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-			return "", flightInvalid("%s %q leads outside the data root", what, p)
-		}
+	real, err := filepath.EvalSymlinks(abs)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", flightNotFound("no %s %q in the data root (ticket paths are relative to the data root)", what, p)
 	}
-	return abs, nil
+	if err != nil {
+		return "", flightInvalid("%s %q: %v", what, p, err)
+	}
+	// A symbolic link inside the root must not lead out of it.
+	if !within(f.realRoot(), real) {
+		return "", flightInvalid("%s %q leads outside the data root", what, p)
+	}
+	return real, nil
+}
+
+// entityFiles expands a ticket's entities (a Parquet file or a glob of
+// them, relative to the data root) into the files it names, in lexical
+// order, each confined to the root after its symbolic links are resolved.
+func (f *FlightService) entityFiles(p string) ([]string, error) {
+	if !strings.ContainsAny(p, globChars) {
+		real, err := f.rootPath("entities", p)
+		if err != nil {
+			return nil, err
+		}
+		return []string{real}, nil
+	}
+	if strings.Contains(p, "**") {
+		return nil, flightInvalid("entities %q: ** is not a glob here (use * within one directory)", p)
+	}
+	pattern := p
+	if !filepath.IsAbs(p) {
+		pattern = filepath.Join(f.dataRoot, p)
+	}
+	pattern = filepath.Clean(pattern)
+	if !within(f.dataRoot, pattern) {
+		return nil, flightInvalid("entities %q is outside the data root", p)
+	}
+	matches, err := filepath.Glob(pattern)
+	if err != nil {
+		return nil, flightInvalid("entities %q is not a valid glob: %v", p, err)
+	}
+	if len(matches) == 0 {
+		return nil, flightNotFound("no file in the data root matches entities %q", p)
+	}
+	root := f.realRoot()
+	files := make([]string, 0, len(matches))
+	for _, m := range matches {
+		real, err := filepath.EvalSymlinks(m)
+		if err != nil {
+			return nil, flightInvalid("entities %q: %v", p, err)
+		}
+		rel, _ := filepath.Rel(f.dataRoot, m)
+		if !within(root, real) {
+			return nil, flightInvalid("entities %q: %s leads outside the data root", p, rel)
+		}
+		if st, err := os.Stat(real); err != nil || !st.Mode().IsRegular() {
+			return nil, flightInvalid("entities %q: %s is not a regular file", p, rel)
+		}
+		if strings.ContainsAny(real, globChars+"{") {
+			return nil, flightInvalid("entities %q: the name of %s holds glob characters; name the file without them", p, rel)
+		}
+		files = append(files, real)
+	}
+	return files, nil
+}
+
+// realRoot is the data root with its symbolic links resolved (resolved per
+// request: the root may be created, or moved, after the service starts).
+func (f *FlightService) realRoot() string {
+	if real, err := filepath.EvalSymlinks(f.dataRoot); err == nil {
+		return real
+	}
+	return f.dataRoot
+}
+
+// within reports whether path is root or below it (both clean and
+// absolute).
+func within(root, path string) bool {
+	rel, err := filepath.Rel(root, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // ticketTrainingSet opens the training set a ticket or descriptor names.
 func (f *FlightService) ticketTrainingSet(ctx context.Context, cmdBytes []byte) (array.RecordReader, error) {
-	cmd, path, err := f.ticketCommand(cmdBytes)
+	cmd, files, err := f.ticketCommand(cmdBytes)
 	if err != nil {
 		return nil, err
 	}
-	rr, err := f.offline.TrainingSet(ctx, cmd.trainingRequest(f.snapshot().Defs, offline.EntitiesFromParquet(path)))
+	rr, err := f.offline.TrainingSet(ctx, cmd.trainingRequest(f.snapshot().Defs, offline.EntitiesFromParquetFiles(files)))
 	if err != nil {
 		return nil, flightError(err)
 	}
@@ -192,32 +311,36 @@ func (f *FlightService) ticketTrainingSet(ctx context.Context, cmdBytes []byte) 
 }
 
 // ticketCommand parses a ticket or descriptor naming a training set over
-// an entity path.
-func (f *FlightService) ticketCommand(cmdBytes []byte) (*FlightCommand, string, error) {
+// entity files (which it expands and confines to the data root) or a
+// dataset.
+func (f *FlightService) ticketCommand(cmdBytes []byte) (*FlightCommand, []string, error) {
 	cmd, err := DecodeFlightCommand(cmdBytes)
 	if err != nil {
-		return nil, "", flightInvalid("%v", err)
+		return nil, nil, flightInvalid("%v", err)
 	}
 	if cmd.Kind != FlightTrainingSet && cmd.Kind != FlightDataset {
-		return nil, "", flightInvalid("a ticket names a training set or a dataset; %q streams its entities with DoExchange", cmd.Kind)
+		return nil, nil, flightInvalid("a ticket names a training set or a dataset; %q streams its entities with DoExchange", cmd.Kind)
 	}
 	if cmd.Kind == FlightDataset {
-		return cmd, "", nil
+		return cmd, nil, nil
 	}
-	path, err := f.rootPath("entities", cmd.Entities)
-	return cmd, path, err
+	if cmd.Entities == "" {
+		return nil, nil, flightInvalid("the command names no entities (a Parquet file or glob within the data root)")
+	}
+	files, err := f.entityFiles(cmd.Entities)
+	return cmd, files, err
 }
 
 // DoGet streams the training set or the saved dataset a ticket names.
 func (f *FlightService) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer) error {
 	if cmd, err := DecodeFlightCommand(t.GetTicket()); err == nil && cmd.Kind == FlightDataset {
 		// A saved dataset runs no join and takes no training-set slot.
-		rr, err := f.openDataset(stream.Context(), cmd.Path, true)
+		d, err := f.openDataset(stream.Context(), cmd.Path, true)
 		if err != nil {
 			return err
 		}
-		defer rr.Release()
-		return sendAll(stream, rr)
+		defer d.rr.Release()
+		return d.run(func() error { return sendAll(stream, d.rr) })
 	}
 	release, err := f.acquire(stream.Context())
 	if err != nil {
@@ -244,15 +367,18 @@ func sendAll(stream flight.DataStreamWriter, rr array.RecordReader) error {
 	}
 	if err := rr.Err(); err != nil {
 		_ = w.Close() // the read error is the one to report
-		return flightError(err)
+		return ipcStatus(err)
 	}
 	return w.Close()
 }
 
 // DoExchange takes the entity stream of a training set or of a batch of
 // online lookups, named by the first message's descriptor cmd.
+//
+// Every message of the client's stream is checked (ipcguard) before it is
+// decoded, and every decoded batch before it is read.
 func (f *FlightService) DoExchange(stream flight.FlightService_DoExchangeServer) error {
-	rd, err := flight.NewRecordReader(stream)
+	rd, err := flight.NewRecordReader(ipcguard.NewFlightStream(stream, f.ipc), ipc.WithAllocator(f.mem))
 	if err != nil {
 		return streamError(stream.Context(), err)
 	}
@@ -273,16 +399,19 @@ func (f *FlightService) DoExchange(stream flight.FlightService_DoExchangeServer)
 		if f.lookup == nil {
 			return status.Error(codes.Unimplemented, "this server has no online store")
 		}
-		return f.exchangeOnline(stream, rd, snap, cmd)
+		return f.exchangeOnline(stream, &checkedReader{Reader: rd}, snap, cmd)
 	}
 	release, err := f.acquire(stream.Context())
 	if err != nil {
 		return err
 	}
 	defer release()
-	rr, err := f.offline.TrainingSet(stream.Context(), cmd.trainingRequest(snap.Defs, offline.EntitiesFromArrow(rd)))
+	rr, err := f.offline.TrainingSet(stream.Context(), cmd.trainingRequest(snap.Defs, offline.EntitiesFromArrow(&checkedReader{Reader: rd})))
 	if err != nil {
-		return flightError(err)
+		if ctx := stream.Context(); ctx.Err() != nil {
+			return status.FromContextError(ctx.Err()).Err()
+		}
+		return ipcStatus(err)
 	}
 	defer rr.Release()
 	return sendAll(stream, rr)
@@ -291,7 +420,7 @@ func (f *FlightService) DoExchange(stream flight.FlightService_DoExchangeServer)
 // exchangeOnline answers each entity batch with a batch of the entity
 // columns and the online values (null unless PRESENT), in chunks of at
 // most MaxEntities rows per lookup.
-func (f *FlightService) exchangeOnline(stream flight.FlightService_DoExchangeServer, rd *flight.Reader, snap *registry.Snapshot, cmd *FlightCommand) error {
+func (f *FlightService) exchangeOnline(stream flight.FlightService_DoExchangeServer, rd *checkedReader, snap *registry.Snapshot, cmd *FlightCommand) error {
 	ctx := stream.Context()
 	var w *flight.Writer
 	defer func() {
@@ -321,17 +450,19 @@ func (f *FlightService) exchangeOnline(stream flight.FlightService_DoExchangeSer
 			}
 			resp, err := f.lookup.Get(ctx, snap.Defs, &part)
 			if err != nil {
+				releaseAll(out) // the batches built before this chunk
 				return flightError(err)
 			}
-			out = append(out, onlineBatch(rec, lo, hi, resp))
+			out = append(out, onlineBatch(f.mem, rec, lo, hi, resp))
 		}
-		for _, b := range out {
+		for i, b := range out {
 			if w == nil {
 				w = flight.NewRecordWriter(stream, ipc.WithSchema(b.Schema()))
 			}
 			err := w.Write(b)
 			b.Release()
 			if err != nil {
+				releaseAll(out[i+1:])
 				return err
 			}
 		}
@@ -342,11 +473,57 @@ func (f *FlightService) exchangeOnline(stream flight.FlightService_DoExchangeSer
 	return nil
 }
 
+// releaseAll releases batches.
+func releaseAll(batches []arrow.RecordBatch) {
+	for _, b := range batches {
+		b.Release()
+	}
+}
+
+// checkedReader reads a client's decoded entity stream, checking each
+// batch against its buffers (ipcguard.ValidateRecord) before it is read:
+// DuckDB reads the buffers over the C data interface without bounds
+// checks.
+type checkedReader struct {
+	*flight.Reader
+	err error
+}
+
+func (r *checkedReader) Next() bool {
+	if r.err != nil || !r.Reader.Next() {
+		return false
+	}
+	if err := ipcguard.ValidateRecord(r.Reader.RecordBatch()); err != nil {
+		r.err = err
+		return false
+	}
+	return true
+}
+
+// Err is the error that ended the stream. arrow-go's own decode errors
+// (it recovers its panics on malformed input) are the client's input too:
+// they wrap ipcguard.ErrInvalid, so they map to InvalidArgument.
+func (r *checkedReader) Err() error {
+	if r.err != nil {
+		return r.err
+	}
+	err := r.Reader.Err()
+	var grpcErr interface{ GRPCStatus() *status.Status }
+	if err == nil || ipcguard.IsGuardError(err) || errors.As(err, &grpcErr) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%w: decode the entity stream: %w", ipcguard.ErrInvalid, err)
+}
+
 // streamError reports a failed read of the client's stream: the client's
-// own cancellation, or a stream that is not Arrow IPC.
+// own cancellation, a message over a limit, or a stream that is not Arrow
+// IPC.
 func streamError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return status.FromContextError(ctx.Err()).Err()
+	}
+	if errors.Is(err, ipcguard.ErrLimit) {
+		return status.Errorf(codes.ResourceExhausted, "read the entity stream: %v", err)
 	}
 	if errors.Is(err, io.EOF) {
 		return flightInvalid("the client sent no entity stream (a schema message with the command's descriptor comes first)")
@@ -387,7 +564,7 @@ func columnValues(a arrow.Array) ([]any, error) {
 
 // onlineBatch builds rows [lo, hi) of the entity batch followed by the
 // features' values.
-func onlineBatch(ents arrow.RecordBatch, lo, hi int, resp *online.Response) arrow.RecordBatch {
+func onlineBatch(mem memory.Allocator, ents arrow.RecordBatch, lo, hi int, resp *online.Response) arrow.RecordBatch {
 	fields := append([]arrow.Field{}, ents.Schema().Fields()...)
 	cols := make([]arrow.Array, 0, len(fields)+len(resp.Features))
 	for i := range ents.Schema().Fields() {
@@ -396,7 +573,7 @@ func onlineBatch(ents arrow.RecordBatch, lo, hi int, resp *online.Response) arro
 	for i := range resp.Features {
 		fv := &resp.Features[i]
 		fields = append(fields, arrow.Field{Name: fv.Name, Type: transform.ArrowType(fv.Type), Nullable: true})
-		b := array.NewBuilder(memory.DefaultAllocator, transform.ArrowType(fv.Type))
+		b := array.NewBuilder(mem, transform.ArrowType(fv.Type))
 		for r := range resp.Rows {
 			transform.AppendValue(b, fv.Value(r))
 		}
@@ -501,7 +678,7 @@ func (f *FlightService) flightInfo(ctx context.Context, d *flight.FlightDescript
 		}
 		return nil, status.Errorf(codes.NotFound, "no dataset %q (paths are feature_view/NAME, on_demand_feature_view/NAME, feature_service/NAME)", strings.Join(d.GetPath(), "/"))
 	case flight.DescriptorCMD:
-		cmd, path, err := f.ticketCommand(d.GetCmd())
+		cmd, files, err := f.ticketCommand(d.GetCmd())
 		if err != nil {
 			return nil, err
 		}
@@ -509,7 +686,7 @@ func (f *FlightService) flightInfo(ctx context.Context, d *flight.FlightDescript
 		if cmd.Kind == FlightDataset {
 			sch, err = f.datasetSchemaOf(ctx, cmd.Path)
 		} else {
-			sch, err = f.offline.TrainingSetSchema(ctx, cmd.trainingRequest(f.snapshot().Defs, offline.EntitiesFromParquet(path)))
+			sch, err = f.trainingSetSchema(ctx, cmd, files)
 		}
 		if err != nil {
 			return nil, flightError(err)
@@ -519,6 +696,17 @@ func (f *FlightService) flightInfo(ctx context.Context, d *flight.FlightDescript
 			TotalRecords: -1, TotalBytes: -1}, nil
 	}
 	return nil, flightInvalid("descriptor type %v is not supported", d.GetType())
+}
+
+// trainingSetSchema describes a training set; loading its entity table
+// takes a training-set slot like building it.
+func (f *FlightService) trainingSetSchema(ctx context.Context, cmd *FlightCommand, files []string) (*arrow.Schema, error) {
+	release, err := f.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return f.offline.TrainingSetSchema(ctx, cmd.trainingRequest(f.snapshot().Defs, offline.EntitiesFromParquetFiles(files)))
 }
 
 // GetFlightInfo implements Flight.
