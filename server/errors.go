@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/quiverdata/quiver/internal/ipcguard"
 	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
@@ -28,6 +29,10 @@ func errorCode(err error) codes.Code {
 	}
 	switch {
 	case errors.Is(err, online.ErrInvalidRequest), errors.Is(err, offline.ErrInvalidRequest), errors.Is(err, stream.ErrInvalidPush):
+		return codes.InvalidArgument
+	case errors.Is(err, ipcguard.ErrLimit):
+		return codes.ResourceExhausted
+	case errors.Is(err, ipcguard.ErrInvalid):
 		return codes.InvalidArgument
 	case errors.Is(err, errNoPusher):
 		return codes.Unimplemented

@@ -172,24 +172,6 @@ func flightNotFound(format string, args ...any) error {
 	return status.Errorf(codes.NotFound, format, args...)
 }
 
-// ipcStatus maps an error of the IPC checks to its status: ResourceExhausted
-// for input over a limit, InvalidArgument for input that is not
-// well-formed; other errors go to flightError.
-func ipcStatus(err error) error {
-	switch {
-	case errors.Is(err, ipcguard.ErrLimit):
-		return status.Error(codes.ResourceExhausted, err.Error())
-	case errors.Is(err, ipcguard.ErrInvalid):
-		return status.Error(codes.InvalidArgument, err.Error())
-	}
-	return flightError(err)
-}
-
-// flightError maps core errors to Flight (gRPC) status codes.
-func flightError(err error) error {
-	return grpcError(err)
-}
-
 func (c *FlightCommand) trainingRequest(defs *registry.Definitions, ents offline.Entities) *offline.Request {
 	return &offline.Request{Defs: defs, Entities: ents, Features: c.Features, FeatureService: c.FeatureService,
 		FullFeatureNames: c.FullFeatureNames, TimestampColumn: c.TimestampColumn, JoinKeyMap: c.JoinKeyMap}
@@ -305,7 +287,7 @@ func (f *FlightService) ticketTrainingSet(ctx context.Context, cmdBytes []byte) 
 	}
 	rr, err := f.offline.TrainingSet(ctx, cmd.trainingRequest(f.snapshot().Defs, offline.EntitiesFromParquetFiles(files)))
 	if err != nil {
-		return nil, flightError(err)
+		return nil, grpcError(err)
 	}
 	return rr, nil
 }
@@ -367,7 +349,7 @@ func sendAll(stream flight.DataStreamWriter, rr array.RecordReader) error {
 	}
 	if err := rr.Err(); err != nil {
 		_ = w.Close() // the read error is the one to report
-		return ipcStatus(err)
+		return grpcError(err)
 	}
 	return w.Close()
 }
@@ -411,7 +393,7 @@ func (f *FlightService) DoExchange(stream flight.FlightService_DoExchangeServer)
 		if ctx := stream.Context(); ctx.Err() != nil {
 			return status.FromContextError(ctx.Err()).Err()
 		}
-		return ipcStatus(err)
+		return grpcError(err)
 	}
 	defer rr.Release()
 	return sendAll(stream, rr)
@@ -451,7 +433,7 @@ func (f *FlightService) exchangeOnline(stream flight.FlightService_DoExchangeSer
 			resp, err := f.lookup.Get(ctx, snap.Defs, &part)
 			if err != nil {
 				releaseAll(out) // the batches built before this chunk
-				return flightError(err)
+				return grpcError(err)
 			}
 			out = append(out, onlineBatch(f.mem, rec, lo, hi, resp))
 		}
@@ -652,7 +634,7 @@ func datasets(defs *registry.Definitions) ([]*flight.FlightInfo, error) {
 func (f *FlightService) ListFlights(_ *flight.Criteria, stream flight.FlightService_ListFlightsServer) error {
 	infos, err := datasets(f.snapshot().Defs)
 	if err != nil {
-		return flightError(err)
+		return grpcError(err)
 	}
 	for _, info := range infos {
 		if err := stream.Send(info); err != nil {
@@ -669,7 +651,7 @@ func (f *FlightService) flightInfo(ctx context.Context, d *flight.FlightDescript
 	case flight.DescriptorPATH:
 		infos, err := datasets(f.snapshot().Defs)
 		if err != nil {
-			return nil, flightError(err)
+			return nil, grpcError(err)
 		}
 		for _, info := range infos {
 			if strings.Join(info.FlightDescriptor.Path, "/") == strings.Join(d.GetPath(), "/") {
@@ -689,7 +671,7 @@ func (f *FlightService) flightInfo(ctx context.Context, d *flight.FlightDescript
 			sch, err = f.trainingSetSchema(ctx, cmd, files)
 		}
 		if err != nil {
-			return nil, flightError(err)
+			return nil, grpcError(err)
 		}
 		return &flight.FlightInfo{Schema: flight.SerializeSchema(sch, memory.DefaultAllocator), FlightDescriptor: d,
 			Endpoint:     []*flight.FlightEndpoint{{Ticket: &flight.Ticket{Ticket: d.GetCmd()}}},

@@ -68,12 +68,12 @@ func (f *FlightService) openDataset(ctx context.Context, rel string, whole bool)
 		return nil, flightNotFound("no dataset %q in the data root", rel)
 	}
 	if err != nil {
-		return nil, flightError(fmt.Errorf("open dataset %s: %w", rel, err))
+		return nil, grpcError(fmt.Errorf("open dataset %s: %w", rel, err))
 	}
 	info, err := fh.Stat()
 	if err != nil {
 		_ = fh.Close() // read-only
-		return nil, flightError(fmt.Errorf("open dataset %s: %w", rel, err))
+		return nil, grpcError(fmt.Errorf("open dataset %s: %w", rel, err))
 	}
 	if !info.Mode().IsRegular() {
 		_ = fh.Close() // read-only
@@ -84,7 +84,7 @@ func (f *FlightService) openDataset(ctx context.Context, rel string, whole bool)
 		data, unmap, err := mapFile(fh, info.Size(), whole)
 		_ = fh.Close() // the mapping outlives the descriptor
 		if err != nil {
-			return nil, flightError(fmt.Errorf("open dataset %s: %w", rel, err))
+			return nil, grpcError(fmt.Errorf("open dataset %s: %w", rel, err))
 		}
 		d.mapped = data
 		var r *ipcguard.FileReader
@@ -99,9 +99,9 @@ func (f *FlightService) openDataset(ctx context.Context, rel string, whole bool)
 				return nil, err
 			}
 			if errors.Is(err, ipcguard.ErrInvalid) {
-				return nil, ipcStatus(fmt.Errorf("dataset %q is not an Arrow IPC file: %w", rel, err))
+				return nil, grpcError(fmt.Errorf("dataset %q is not an Arrow IPC file: %w", rel, err))
 			}
-			return nil, ipcStatus(fmt.Errorf("dataset %q: %w", rel, err))
+			return nil, grpcError(fmt.Errorf("dataset %q: %w", rel, err))
 		}
 		d.rr = refreader.New(&ipcFileReader{r: r}, func() error {
 			_ = r.Close() // reading is done; nothing was written
@@ -116,7 +116,7 @@ func (f *FlightService) openDataset(ctx context.Context, rel string, whole bool)
 	}
 	if err := checkParquetArrowSchema(pf, f.ipc); err != nil {
 		_ = pf.Close()
-		return nil, ipcStatus(fmt.Errorf("dataset %q: %w", rel, err))
+		return nil, grpcError(fmt.Errorf("dataset %q: %w", rel, err))
 	}
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: datasetBatchRows, Parallel: true}, f.mem)
 	if err != nil {
