@@ -108,7 +108,10 @@ func newServer(cfg *registry.Config, current func() *registry.Snapshot, store on
 				log.Warn("close offline engine", "error", err)
 			}
 		}
-		if scfg.Flight, err = server.NewFlightService(off, lookup, current, cfg.DataRoot(), limits); err != nil {
+		fl := cfg.Serve.FlightLimits
+		ipc := server.WithIPCLimits(server.IPCLimits{MaxMetadataBytes: fl.MaxMetadataBytes, MaxMessageBytes: fl.MaxMessageBytes,
+			MaxStreamBytes: fl.MaxStreamBytes, MaxFields: fl.MaxFields, MaxDepth: fl.MaxDepth, MaxBatchRows: fl.MaxBatchRows})
+		if scfg.Flight, err = server.NewFlightService(off, lookup, current, cfg.DataRoot(), limits, ipc); err != nil {
 			closer()
 			return nil, nil, err
 		}
