@@ -96,6 +96,36 @@ type ServeConfig struct {
 	RequestTimeout       Duration `yaml:"request_timeout"`
 	MaxConnections       int      `yaml:"max_connections"`
 	MaxConcurrentStreams int      `yaml:"max_concurrent_streams"`
+	// FlightLimits bound the Arrow IPC that Flight decodes from outside
+	// (client streams, saved datasets); zero takes the defaults.
+	FlightLimits FlightLimits `yaml:"flight_limits"`
+}
+
+// MaxFlightMessageBytes is the most one Flight message may carry either
+// way (gRPC's cap on the Flight port), so the most a message's body may be.
+const MaxFlightMessageBytes = 64 << 20
+
+// FlightLimits bound the Arrow IPC the Flight server decodes from outside
+// before it decodes it (docs/security.md, "Arrow IPC input"). Zero fields
+// take the defaults given with each.
+type FlightLimits struct {
+	// MaxMetadataBytes bounds one message's metadata and a file's footer
+	// (default 4 MiB).
+	MaxMetadataBytes int `yaml:"max_metadata_bytes"`
+	// MaxMessageBytes bounds one message's body, as sent and as decoded
+	// (default and most 64 MiB, MaxFlightMessageBytes).
+	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+	// MaxStreamBytes bounds the decoded bodies of one DoExchange stream
+	// (default 2 GiB).
+	MaxStreamBytes int64 `yaml:"max_stream_bytes"`
+	// MaxFields bounds a schema's fields, nested ones included (default
+	// 10,000).
+	MaxFields int `yaml:"max_fields"`
+	// MaxDepth bounds how deep a type nests (default 32).
+	MaxDepth int `yaml:"max_depth"`
+	// MaxBatchRows bounds the rows of a batch and the values of an array
+	// (default 16,777,216).
+	MaxBatchRows int64 `yaml:"max_batch_rows"`
 }
 
 // TLSConfig names a PEM certificate (chain) and its key, relative to the
@@ -216,6 +246,19 @@ func (c *Config) Validate() ErrorList {
 	}
 	if c.Serve.MaxConcurrentStreams < 0 {
 		bad("serve.max_concurrent_streams", "must not be negative")
+	}
+	fl := c.Serve.FlightLimits
+	for _, l := range []struct {
+		key string
+		v   int64
+	}{{"max_metadata_bytes", int64(fl.MaxMetadataBytes)}, {"max_message_bytes", fl.MaxMessageBytes}, {"max_stream_bytes", fl.MaxStreamBytes},
+		{"max_fields", int64(fl.MaxFields)}, {"max_depth", int64(fl.MaxDepth)}, {"max_batch_rows", fl.MaxBatchRows}} {
+		if l.v < 0 {
+			bad("serve.flight_limits."+l.key, "must not be negative")
+		}
+	}
+	if fl.MaxMessageBytes > MaxFlightMessageBytes {
+		bad("serve.flight_limits.max_message_bytes", "%d is over %d, the most one Flight message may carry", fl.MaxMessageBytes, MaxFlightMessageBytes)
 	}
 	for _, a := range []struct{ field, addr string }{{"serve.grpc", c.Serve.GRPC}, {"serve.http", c.Serve.HTTP}, {"serve.flight", c.Serve.Flight}} {
 		if a.addr == "" {

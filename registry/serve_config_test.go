@@ -31,3 +31,30 @@ serve:
 	require.ErrorContains(t, errs.Err(), "serve.max_connections: must not be negative")
 	require.ErrorContains(t, errs.Err(), "serve.max_concurrent_streams: must not be negative")
 }
+
+// TestServeFlightLimits: the Arrow IPC input limits of Flight are read
+// from serve.flight_limits; negative values and message bodies over the
+// Flight message cap are errors, each named.
+func TestServeFlightLimits(t *testing.T) {
+	cfg, errs := ParseConfig([]byte(`project: rides
+serve:
+  flight_limits:
+    max_metadata_bytes: 65536
+    max_message_bytes: 1048576
+    max_stream_bytes: 1073741824
+    max_fields: 100
+    max_depth: 4
+    max_batch_rows: 100000
+`), func(string) (string, bool) { return "", false })
+	require.NoError(t, errs.Err())
+	require.Equal(t, FlightLimits{MaxMetadataBytes: 65536, MaxMessageBytes: 1 << 20, MaxStreamBytes: 1 << 30,
+		MaxFields: 100, MaxDepth: 4, MaxBatchRows: 100_000}, cfg.Serve.FlightLimits)
+
+	_, errs = ParseConfig([]byte(`project: rides
+serve:
+  flight_limits: {max_fields: -1, max_depth: -1, max_message_bytes: 67108865}
+`), func(string) (string, bool) { return "", false })
+	require.ErrorContains(t, errs.Err(), "serve.flight_limits.max_fields: must not be negative")
+	require.ErrorContains(t, errs.Err(), "serve.flight_limits.max_depth: must not be negative")
+	require.ErrorContains(t, errs.Err(), "serve.flight_limits.max_message_bytes: 67108865 is over 67108864, the most one Flight message may carry")
+}

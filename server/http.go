@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -122,15 +123,38 @@ func jsonValue(v any) (any, error) {
 	return v, nil
 }
 
+// readBody reads a request's body, at most MaxRequestBytes of it. When it
+// cannot, it answers and returns false: 413 for a body over the limit,
+// 408 for one the client did not send within the server's read timeout,
+// 400 for one cut short. The read error itself names the connection's
+// addresses, so it is not shown.
+func (s *Serving) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(s.limits.MaxRequestBytes)))
+	if err == nil {
+		return body, true
+	}
+	var tooBig *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", tooBig.Limit))
+	case errors.As(err, &ne) && ne.Timeout():
+		writeError(w, http.StatusRequestTimeout, "request body not received within the server's read timeout")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		writeError(w, http.StatusBadRequest, "request body shorter than its Content-Length")
+	default:
+		writeError(w, http.StatusBadRequest, "request body could not be read")
+	}
+	return nil, false
+}
+
 func (s *Serving) handleOnlineFeatures(w http.ResponseWriter, r *http.Request) {
-	body := http.MaxBytesReader(w, r.Body, int64(s.limits.MaxRequestBytes))
-	req, err := DecodeOnlineFeaturesRequest(body)
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	req, err := DecodeOnlineFeaturesRequest(bytes.NewReader(body))
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", tooBig.Limit))
-			return
-		}
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -202,17 +226,15 @@ func (s *Serving) handlePush(w http.ResponseWriter, r *http.Request) {
 		writeError(w, httpStatus(errNoPusher), errNoPusher.Error())
 		return
 	}
-	body := http.MaxBytesReader(w, r.Body, int64(s.limits.MaxRequestBytes))
-	req, err := DecodePushRequest(body)
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	req, err := DecodePushRequest(bytes.NewReader(body))
 	if err == nil {
 		err = s.checkPushRows(len(req.Rows))
 	}
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", tooBig.Limit))
-			return
-		}
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}

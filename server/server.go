@@ -137,12 +137,24 @@ const flightMaxMessage = 64 << 20
 // flightServiceName is Arrow Flight's gRPC service, for health checks.
 const flightServiceName = "arrow.flight.protocol.FlightService"
 
+// NotReadyError is what a ready function returns when the server is not
+// ready for a reason that is safe to show any client (it names no
+// internal address): /readyz answers with Reason, and gRPC health says
+// NOT_SERVING. Any other error from the ready function means the online
+// store does not answer; its cause goes to the log only.
+type NotReadyError struct {
+	Reason string
+}
+
+func (e *NotReadyError) Error() string { return e.Reason }
+
 // readyTimeout bounds one readiness check.
 const readyTimeout = 2 * time.Second
 
 // New binds the configured addresses. ready reports whether the server can
-// answer (the online store is reachable); /readyz and gRPC health use it
-// (nil: always ready).
+// answer (the online store is reachable, and whatever else the caller
+// runs beside it: a *NotReadyError says why not in words clients may
+// see); /readyz and gRPC health use it (nil: always ready).
 func New(cfg Config, serving *Serving, ready func(context.Context) error) (*Server, error) {
 	cfg.ensureDefaults()
 	if ready == nil {
@@ -357,9 +369,13 @@ func (s *Server) checkHealth(ctx context.Context) {
 	}
 	ok := err == nil
 	if prev := s.healthy.Swap(&ok); prev == nil || *prev != ok {
-		if ok {
-			s.cfg.Logger.Info("ready: the online store answers")
-		} else {
+		var nr *NotReadyError
+		switch {
+		case ok:
+			s.cfg.Logger.Info("ready")
+		case errors.As(err, &nr):
+			s.cfg.Logger.Warn("not ready", "reason", nr.Reason)
+		default:
 			s.cfg.Logger.Warn("not ready: the online store does not answer", "error", err)
 		}
 	}
@@ -381,8 +397,12 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		// The health poller logs the store's changes of state at Warn;
 		// probes every few seconds would repeat it.
 		s.cfg.Logger.Debug("readiness check failed", "error", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable",
-			"error": "the online store does not answer (the server log has the cause)"})
+		msg := "the online store does not answer (the server log has the cause)"
+		var nr *NotReadyError
+		if errors.As(err, &nr) {
+			msg = nr.Reason
+		}
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": msg})
 		return
 	}
 	snap := s.serving.snapshot()

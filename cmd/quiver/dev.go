@@ -71,7 +71,7 @@ func cmdDev(ctx context.Context, e *env, args []string) error {
 	store := metrics.InstrumentStore(rawStore)
 	streamMetrics := stream.NewMetrics(metrics.Registerer())
 	pusher := newVersionPusher(watcher.Current, store, cfg.DataRoot(), streamMetrics)
-	srv, closeSrv, err := newServer(cfg, watcher.Current, store, pusher, metrics, log, serveAddrs{*grpcAddr, *httpAddr, *flightAddr})
+	srv, closeSrv, err := newServer(cfg, watcher.Current, store, pusher, metrics, log, serveAddrs{*grpcAddr, *httpAddr, *flightAddr}, streamMetrics.Stalls)
 	if err != nil {
 		return err
 	}

@@ -52,7 +52,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	store := metrics.InstrumentStore(rawStore)
 	pusher := newVersionPusher(watcher.Current, store, cfg.DataRoot(), stream.NewMetrics(metrics.Registerer()))
 	srv, closeSrv, err := newServer(cfg, watcher.Current, store, pusher, metrics, log,
-		serveAddrs{*grpcAddr, *httpAddr, *flightAddr})
+		serveAddrs{*grpcAddr, *httpAddr, *flightAddr}, nil)
 	if err != nil {
 		return err
 	}
@@ -70,8 +70,9 @@ type serveAddrs struct{ grpc, http, flight string }
 
 // newServer builds the serving surfaces over store, taking pushes through
 // pusher; close releases what it opened (the offline engine behind
-// Flight).
-func newServer(cfg *registry.Config, current func() *registry.Snapshot, store online.Store, pusher server.Pusher, metrics *server.Metrics, log *slog.Logger, addrs serveAddrs) (*server.Server, func(), error) {
+// Flight). The server is ready while the store answers and stalls (nil
+// when no stream runs in this process) names no stalled partition.
+func newServer(cfg *registry.Config, current func() *registry.Snapshot, store online.Store, pusher server.Pusher, metrics *server.Metrics, log *slog.Logger, addrs serveAddrs, stalls func() []stream.Stall) (*server.Server, func(), error) {
 	pick := func(flag, conf string) string {
 		switch flag {
 		case "":
@@ -107,7 +108,10 @@ func newServer(cfg *registry.Config, current func() *registry.Snapshot, store on
 				log.Warn("close offline engine", "error", err)
 			}
 		}
-		if scfg.Flight, err = server.NewFlightService(off, lookup, current, cfg.DataRoot(), limits); err != nil {
+		fl := cfg.Serve.FlightLimits
+		ipc := server.WithIPCLimits(server.IPCLimits{MaxMetadataBytes: fl.MaxMetadataBytes, MaxMessageBytes: fl.MaxMessageBytes,
+			MaxStreamBytes: fl.MaxStreamBytes, MaxFields: fl.MaxFields, MaxDepth: fl.MaxDepth, MaxBatchRows: fl.MaxBatchRows})
+		if scfg.Flight, err = server.NewFlightService(off, lookup, current, cfg.DataRoot(), limits, ipc); err != nil {
 			closer()
 			return nil, nil, err
 		}
@@ -115,15 +119,32 @@ func newServer(cfg *registry.Config, current func() *registry.Snapshot, store on
 	if t := cfg.Serve.TLS; t != nil {
 		scfg.TLSCertFile, scfg.TLSKeyFile = cfg.Abs(t.CertFile), cfg.Abs(t.KeyFile)
 	}
-	srv, err := server.New(scfg, serving, func(ctx context.Context) error {
-		_, err := store.GetMeta(ctx, cfg.Project, "ready")
-		return err
-	})
+	srv, err := server.New(scfg, serving, readyFunc(store, cfg.Project, stalls, time.Now))
 	if err != nil {
 		closer()
 		return nil, nil, err
 	}
 	return srv, closer, nil
+}
+
+// readyFunc is the server's ready function: the online store answers
+// (its cause stays in the log), then no stream partition of this process
+// is stalled (a *server.NotReadyError naming each, what fails and for how
+// long, as quiver stream's /readyz does).
+func readyFunc(store online.Store, project string, stalls func() []stream.Stall, now func() time.Time) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if _, err := store.GetMeta(ctx, project, "ready"); err != nil {
+			return err
+		}
+		if stalls == nil {
+			return nil
+		}
+		st := stalls()
+		if len(st) == 0 {
+			return nil
+		}
+		return &server.NotReadyError{Reason: describeStalls(st, now())}
+	}
 }
 
 // serverAttrs are log attributes naming the addresses srv listens on.

@@ -106,10 +106,25 @@ func streamReadyz(stalled func() []stream.Stall, now func() time.Time) http.Hand
 			return
 		}
 		w.WriteHeader(http.StatusServiceUnavailable)
-		for _, st := range stalls {
-			fmt.Fprintf(w, "partition %s/%d stalled: %s failing for %s\n", st.Topic, st.Partition, st.Op, now().Sub(st.Since).Round(time.Second))
+		for _, line := range stallLines(stalls, now()) {
+			fmt.Fprintln(w, line)
 		}
 	})
+}
+
+// stallLines says, one line a partition, which partitions are stalled,
+// what fails and for how long.
+func stallLines(stalls []stream.Stall, now time.Time) []string {
+	out := make([]string, len(stalls))
+	for i, st := range stalls {
+		out[i] = fmt.Sprintf("partition %s/%d stalled: %s failing for %s", st.Topic, st.Partition, st.Op, now.Sub(st.Since).Round(time.Second))
+	}
+	return out
+}
+
+// describeStalls is stallLines on one line.
+func describeStalls(stalls []stream.Stall, now time.Time) string {
+	return strings.Join(stallLines(stalls, now), "; ")
 }
 
 // followRegistry watches the registry for new applied versions until ctx

@@ -25,15 +25,34 @@ func NewFlightStream(in flight.DataStreamReader, lim Limits) *FlightStream {
 
 // Recv receives the next message and checks it; a message that fails the
 // check is an error of this package, and the stream reads no further.
+//
+// A message with neither IPC metadata nor body carries no data: Arrow
+// C++ and pyarrow open a DoExchange with one that holds only the
+// descriptor, and Flight allows ones that hold only app metadata.
+// arrow-go's reader cannot decode such a message, so Recv skips it and
+// hands its descriptor on with the next message that has none of its
+// own (the reader keeps the latest descriptor).
 func (s *FlightStream) Recv() (*flight.FlightData, error) {
-	fd, err := s.in.Recv()
-	if err != nil {
-		return nil, err
+	var desc *flight.FlightDescriptor
+	for {
+		fd, err := s.in.Recv()
+		if err != nil {
+			return nil, err
+		}
+		if len(fd.GetDataHeader()) == 0 && len(fd.GetDataBody()) == 0 {
+			if fd.GetFlightDescriptor() != nil {
+				desc = fd.GetFlightDescriptor()
+			}
+			continue
+		}
+		if err := s.stream.Check(fd.GetDataHeader(), fd.GetDataBody()); err != nil {
+			return nil, err
+		}
+		if fd.FlightDescriptor == nil {
+			fd.FlightDescriptor = desc
+		}
+		return fd, nil
 	}
-	if err := s.stream.Check(fd.GetDataHeader(), fd.GetDataBody()); err != nil {
-		return nil, err
-	}
-	return fd, nil
 }
 
 // Bytes is the body bytes, decoded, received so far.
