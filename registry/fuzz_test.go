@@ -90,3 +90,43 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// FuzzExpandEnv: expanding ${VAR} and ${VAR:-default} in what a command
+// line or a config file gives never panics; text without a $ is left
+// alone, $$ is a literal $ (so escaping every $ gives the text back), a
+// default stands in for an unset variable, and an error quotes at most a
+// cut of the text.
+func FuzzExpandEnv(f *testing.F) {
+	const set, unset = "QUIVER_FUZZ_SET", "QUIVER_FUZZ_UNSET"
+	f.Setenv(set, "broker-1:9092")
+	for _, s := range []string{
+		"localhost:9092", "${" + set + "}", "${" + unset + ":-b:1},${" + set + "}", "${" + unset + "}", "$$", "$", "a$b", "$${X}",
+		"${", "${}", "${1X}", "${X:-}", "${X:-a}b}", "${ X }", "${X:-${Y}}", "\xff${X:-\xfe}", strings.Repeat("${"+unset+"}", 5000),
+		strings.Repeat("x", 1<<16) + "${" + strings.Repeat("V", 1<<16) + "}", strings.Repeat("$", 10001),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out, err := ExpandEnv(s)
+		if err != nil {
+			if len(err.Error()) > 1024 {
+				t.Fatalf("error of %d bytes: %.200s…", len(err.Error()), err)
+			}
+		} else if !strings.Contains(s, "${") && out != strings.ReplaceAll(s, "$$", "$") {
+			t.Fatalf("%q expanded to %q", s, out)
+		}
+		if !strings.Contains(s, "$") && (err != nil || out != s) {
+			t.Fatalf("%q without a $ expanded to %q, %v", s, out, err)
+		}
+		if back, err := ExpandEnv(strings.ReplaceAll(s, "$", "$$")); err != nil || back != s {
+			t.Fatalf("%q escaped expanded to %q, %v", s, back, err)
+		}
+		def := strings.ReplaceAll(s, "}", "")
+		if got, err := ExpandEnv("${" + unset + ":-" + def + "}"); err != nil || got != def {
+			t.Fatalf("default %q expanded to %q, %v", def, got, err)
+		}
+		if got, err := ExpandEnv("${" + set + ":-" + def + "}"); err != nil || got != "broker-1:9092" {
+			t.Fatalf("a set variable with default %q expanded to %q, %v", def, got, err)
+		}
+	})
+}
