@@ -248,3 +248,18 @@ func FuzzFeatures(f *testing.F) {
 		}
 	})
 }
+
+func TestFeaturesRefusesMalformedAnswers(t *testing.T) {
+	vec := func(name string, statuses, times int) *servingv1.FeatureVector {
+		return &servingv1.FeatureVector{Name: name, Type: "int64", Statuses: make([]servingv1.Status, statuses), EventTimestamps: make([]int64, times)}
+	}
+	for want, resp := range map[string]*servingv1.GetOnlineFeaturesResponse{
+		"malformed response: -1 rows":                                  {Rows: -1},
+		"malformed response: feature a: 1 statuses for 2 rows":         {Rows: 2, Features: []*servingv1.FeatureVector{vec("a", 1, 2)}},
+		"malformed response: feature a: 1 event timestamps for 2 rows": {Rows: 2, Features: []*servingv1.FeatureVector{vec("a", 2, 1)}},
+		"malformed response: feature a appears twice":                  {Rows: 1, Features: []*servingv1.FeatureVector{vec("a", 1, 1), vec("a", 1, 1)}},
+	} {
+		_, err := features(resp)
+		require.EqualError(t, err, want)
+	}
+}
