@@ -475,6 +475,10 @@ func FuzzDecodePushRequest(f *testing.F) {
 		`{"source": "driver_app", "rows": [1, "x", null, [], {"a": {"b": [1e999]}}]}`,
 		`{"source": "driver_app", "rows": {}}`, `{"source": 1}`, `{"source": "s", "extra": true}`,
 		`{"source": "s", "rows": []} {}`, `[]`, `{`, ``, `null`,
+		`{"source": "a", "source": "b", "rows": []}`, `{"source": "s", "rows": [{"x": 1, "x": 2}]}`,
+		`{"source": "s", "rows": [{"ts": "-0249-01-01T00:00:00Z", "n": 123456789012345678901234567890}, {"ts": "10000-01-01T00:00:00Z"}]}`,
+		`{"source": "s", "rows": [` + strings.Repeat("[", 9000) + strings.Repeat("]", 9000) + `]}`,
+		"{\"source\": \"s\xff\", \"rows\": [{\"\xfe\": \"\xc0\"}]}",
 	} {
 		f.Add([]byte(seed))
 	}
