@@ -12,6 +12,8 @@ PREFIX  ?=
 GOFILES  = $(shell git ls-files '*.go' | grep -v '\.pb\.go$$')
 PROTOS   = $(shell find proto -name '*.proto' 2>/dev/null)
 FUZZTIME ?= 30s
+# FUZZFLAGS: more go test flags for make fuzz, e.g. -parallel 1 on a shared machine.
+FUZZFLAGS ?=
 
 .PHONY: build install test lint demo bench proto fuzz clean
 
@@ -54,11 +56,11 @@ proto:
 	protoc --proto_path=proto --go_out=proto --go_opt=paths=source_relative \
 		--go-grpc_out=proto --go-grpc_opt=paths=source_relative $(PROTOS)
 
-## fuzz: run each fuzz target for FUZZTIME (default 30s)
+## fuzz: run each fuzz target for FUZZTIME (default 30s), one after another, with FUZZFLAGS
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
 		for f in $$($(GO) test -tags $(TAGS) -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-			echo "== $$pkg $$f"; $(GO) test -tags $(TAGS) -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+			echo "== $$pkg $$f"; $(GO) test -tags $(TAGS) -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg || exit 1; \
 		done; \
 	done
 

@@ -1,6 +1,8 @@
 package online
 
 import (
+	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -78,28 +80,80 @@ func TestEncodeEntity(t *testing.T) {
 	require.EqualError(t, err, "join key value 5 (string) is not an int64")
 }
 
-// FuzzDecode: decoding arbitrary bytes never panics.
+// FuzzDecode: decoding any bytes read back from a store never panics;
+// the typed path of lookups (every feature requested) accepts exactly what
+// the generic path accepts, with the same values, and with only some
+// features requested accepts at least that; what decodes encodes and
+// decodes again to the same event time and values.
 func FuzzDecode(f *testing.F) {
 	c := NewCodec(testDefinitions(f).FeatureView("all_types"))
-	row, err := c.Encode(nil, base, []any{int32(1), int64(2), float32(3), 4.0, true, "s", []byte("b"), base,
-		[]float32{1, 2}, []int64{3}, []string{"x"}, []time.Time{base}})
-	if err != nil {
-		f.Fatal(err)
+	for _, seed := range []struct {
+		at   time.Time
+		vals []any
+	}{
+		{base, []any{int32(1), int64(2), float32(3), 4.0, true, "s", []byte("b"), base,
+			[]float32{1, 2}, []int64{3}, []string{"x"}, []time.Time{base}}},
+		{time.Date(-249, 1, 1, 0, 0, 0, 0, time.UTC), []any{int32(math.MinInt32), int64(math.MaxInt64), float32(math.NaN()), math.Inf(-1), false,
+			"h\xffi", []byte{}, time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), []float32{}, nil, []string{"", "\x00"}, []time.Time{time.Unix(0, 0)}}},
+		{time.Unix(0, 0), make([]any, 12)},
+	} {
+		row, err := c.Encode(nil, seed.at, seed.vals)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(row)
+		f.Add(row[:headerLen+1])
+		f.Add(append(row, 0))
 	}
-	f.Add(row)
-	f.Add(row[:headerLen+1])
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		out := make([]any, len(c.Types()))
-		_, _, _ = c.Decode(data, out) // must not panic; errors are expected
-		// The typed path, with every other feature requested.
+	f.Add([]byte{2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	typed := func(data []byte, every int) (time.Time, bool, error, []*Column) {
 		cols := make([]*Column, len(c.Types()))
 		for i, ty := range c.Types() {
-			if i%2 == 0 {
+			if i%every == 0 {
 				col := newColumn(ty, 1)
 				cols[i] = &col
 			}
 		}
-		_, _, _ = c.decodeInto(data, 0, cols, make([]bool, len(cols)))
+		nulls := make([]bool, len(cols))
+		at, ok, err := c.decodeInto(data, 0, cols, nulls)
+		for i := range cols {
+			if nulls[i] {
+				cols[i] = nil
+			}
+		}
+		return at, ok, err, cols
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out := make([]any, len(c.Types()))
+		at, ok, err := c.Decode(data, out)
+		allAt, allOK, allErr, all := typed(data, 1)
+		someAt, someOK, someErr, some := typed(data, 2)
+		require.Equal(t, err == nil && ok, allErr == nil && allOK, "generic: %v, typed: %v", err, allErr)
+		if err != nil || !ok {
+			return
+		}
+		require.NoError(t, someErr)
+		require.True(t, someOK)
+		require.Equal(t, at, allAt)
+		require.Equal(t, at, someAt)
+		for i, v := range out {
+			if v == nil {
+				require.Nil(t, all[i], "feature %d", i)
+				continue
+			}
+			require.Equal(t, fmt.Sprintf("%#v", v), fmt.Sprintf("%#v", all[i].At(0)), "feature %d", i)
+			if some[i] != nil {
+				require.Equal(t, fmt.Sprintf("%#v", v), fmt.Sprintf("%#v", some[i].At(0)), "feature %d", i)
+			}
+		}
+		row, err := c.Encode(nil, at, out)
+		require.NoError(t, err)
+		again := make([]any, len(out))
+		at2, ok, err := c.Decode(row, again)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, at, at2)
+		require.Equal(t, fmt.Sprintf("%#v", out), fmt.Sprintf("%#v", again))
 	})
 }

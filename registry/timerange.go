@@ -46,7 +46,8 @@ func ExpandEnv(s string) (string, error) {
 		return "", err
 	}
 	if len(missing) > 0 {
-		return "", fmt.Errorf("%q: environment variable %s is not set (set it, or give a default: ${%s:-value})", s, missing[0], missing[0])
+		name := Clip(missing[0])
+		return "", fmt.Errorf("%q: environment variable %s is not set (set it, or give a default: ${%s:-value})", Clip(s), name, name)
 	}
 	return out, nil
 }

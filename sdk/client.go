@@ -210,17 +210,26 @@ func (c *Client) OnlineFeatures(ctx context.Context, req Request) (*Features, er
 	if err != nil {
 		return nil, err
 	}
-	if resp.Rows < 0 {
+	return features(resp)
+}
+
+// features reads the server's answer, checking its shape: a status and an
+// event time per row for every feature.
+func features(resp *servingv1.GetOnlineFeaturesResponse) (*Features, error) {
+	if resp.GetRows() < 0 {
 		return nil, fmt.Errorf("malformed response: %d rows", resp.Rows)
 	}
-	out := &Features{rows: int(resp.Rows), vectors: map[string]*vector{}}
-	for _, fv := range resp.Features {
+	out := &Features{rows: int(resp.GetRows()), vectors: map[string]*vector{}}
+	for _, fv := range resp.GetFeatures() {
 		t, err := registry.ParseValueType(fv.Type)
 		if err != nil {
-			return nil, fmt.Errorf("feature %s: %w", fv.Name, err)
+			return nil, fmt.Errorf("feature %s: %w", registry.Clip(fv.Name), err)
 		}
 		if err := checkVector(fv, out.rows); err != nil {
-			return nil, fmt.Errorf("malformed response: feature %s: %w", fv.Name, err)
+			return nil, fmt.Errorf("malformed response: feature %s: %w", registry.Clip(fv.Name), err)
+		}
+		if out.vectors[fv.Name] != nil {
+			return nil, fmt.Errorf("malformed response: feature %s appears twice", registry.Clip(fv.Name))
 		}
 		v := &vector{typ: fv.Type, values: make([]any, len(fv.Statuses)), statuses: make([]online.Status, len(fv.Statuses)), times: make([]time.Time, len(fv.Statuses))}
 		for i, st := range fv.Statuses {

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -24,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/quiverdata/quiver/examples/quickstart"
 	"github.com/quiverdata/quiver/materialize/stream"
@@ -472,6 +475,10 @@ func FuzzDecodePushRequest(f *testing.F) {
 		`{"source": "driver_app", "rows": [1, "x", null, [], {"a": {"b": [1e999]}}]}`,
 		`{"source": "driver_app", "rows": {}}`, `{"source": 1}`, `{"source": "s", "extra": true}`,
 		`{"source": "s", "rows": []} {}`, `[]`, `{`, ``, `null`,
+		`{"source": "a", "source": "b", "rows": []}`, `{"source": "s", "rows": [{"x": 1, "x": 2}]}`,
+		`{"source": "s", "rows": [{"ts": "-0249-01-01T00:00:00Z", "n": 123456789012345678901234567890}, {"ts": "10000-01-01T00:00:00Z"}]}`,
+		`{"source": "s", "rows": [` + strings.Repeat("[", 9000) + strings.Repeat("]", 9000) + `]}`,
+		"{\"source\": \"s\xff\", \"rows\": [{\"\xfe\": \"\xc0\"}]}",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -491,5 +498,140 @@ func FuzzDecodePushRequest(f *testing.F) {
 				t.Fatalf("row %d is not valid JSON: %q", i, row)
 			}
 		}
+	})
+}
+
+// pushFuzzFields is a push source's schema with every scalar type and
+// lists.
+var pushFuzzFields = []*registry.Field{
+	{Name: "i32", Type: registry.ValueType{Elem: registry.Int32}},
+	{Name: "i64", Type: registry.ValueType{Elem: registry.Int64}},
+	{Name: "f32", Type: registry.ValueType{Elem: registry.Float32}},
+	{Name: "f64", Type: registry.ValueType{Elem: registry.Float64}},
+	{Name: "ok", Type: registry.ValueType{Elem: registry.Bool}},
+	{Name: "s", Type: registry.ValueType{Elem: registry.String}},
+	{Name: "b", Type: registry.ValueType{Elem: registry.Bytes}},
+	{Name: "ts", Type: registry.ValueType{Elem: registry.Timestamp}},
+	{Name: "emb", Type: registry.ValueType{List: true, Elem: registry.Float32}},
+	{Name: "tags", Type: registry.ValueType{List: true, Elem: registry.String}},
+	{Name: "times", Type: registry.ValueType{List: true, Elem: registry.Timestamp}},
+}
+
+// goType is the Go type pushColumns gives values of a scalar type.
+var goType = map[registry.Scalar]string{
+	registry.Int32: "int32", registry.Int64: "int64", registry.Float32: "float32", registry.Float64: "float64",
+	registry.Bool: "bool", registry.String: "string", registry.Bytes: "[]uint8", registry.Timestamp: "time.Time",
+}
+
+// FuzzPushColumns: the conversion of a gRPC push's columns never panics on
+// any message; every error names a column (or the row limit); what it
+// accepts is a row per entry, a value per field of the field's Go type
+// (or nil), and the same rows again when written back as columns.
+func FuzzPushColumns(f *testing.F) {
+	year := func(y int) int64 { return time.Date(y, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro() }
+	full := func() map[string]*servingv1.Values {
+		return map[string]*servingv1.Values{
+			"i32": {Int64Values: []int64{7, math.MaxInt32}}, "i64": {Int32Values: []int32{-1, 2}},
+			"f32": {DoubleValues: []float64{0.5, math.Inf(-1)}}, "f64": {Int64Values: []int64{math.MaxInt64, 4}},
+			"ok": {BoolValues: []bool{true, false}}, "s": {StringValues: []string{"a", ""}}, "b": {BytesValues: [][]byte{{0xff}, nil}},
+			"ts":    {TimestampValues: []int64{year(2026), year(-249)}},
+			"emb":   {ListValues: []*servingv1.Values{{DoubleValues: []float64{0.5, 1}}, {}}},
+			"tags":  {ListValues: []*servingv1.Values{{}, {StringValues: []string{"x", "y"}}}},
+			"times": {ListValues: []*servingv1.Values{{TimestampValues: []int64{year(10000), math.MinInt64}}, {}}},
+		}
+	}
+	with := func(name string, v *servingv1.Values) map[string]*servingv1.Values {
+		c := full()
+		c[name] = v
+		return c
+	}
+	for _, req := range []*servingv1.PushRequest{
+		{Source: "src", Columns: full()},
+		{Source: "src", Columns: full(), Nulls: map[string]*servingv1.NullMask{"s": {Null: []bool{false, true}}, "emb": {Null: []bool{true, true}}}},
+		{Source: "src", Columns: with("s", &servingv1.Values{}), Nulls: map[string]*servingv1.NullMask{"s": {Null: []bool{true, true}}}},
+		{Source: "src", Columns: with("i32", &servingv1.Values{Int64Values: []int64{1 << 40, 0}})},
+		{Source: "src", Columns: with("f32", &servingv1.Values{DoubleValues: []float64{1e300, 0}})},
+		{Source: "src", Columns: with("ok", &servingv1.Values{BoolValues: []bool{true}, Int32Values: []int32{1}})},
+		{Source: "src", Columns: with("tags", &servingv1.Values{ListValues: []*servingv1.Values{{}, {ListValues: []*servingv1.Values{{}}}}})},
+		{Source: "src", Columns: with("emb", &servingv1.Values{ListValues: []*servingv1.Values{{DoubleValues: []float64{1}, FloatValues: []float32{1}}, {}}})},
+		{Source: "src", Columns: with("nope", &servingv1.Values{})},
+		{Source: "src", Columns: full(), Nulls: map[string]*servingv1.NullMask{"ts": {Null: []bool{true}}, "x": {}}},
+		{Source: "src", Columns: with("i64", &servingv1.Values{Int64Values: make([]int64, 51)})},
+		{Source: "src", Columns: map[string]*servingv1.Values{}},
+	} {
+		b, err := proto.Marshal(req)
+		require.NoError(f, err)
+		f.Add(b)
+	}
+	const maxRows = 50
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var req servingv1.PushRequest
+		if proto.Unmarshal(data, &req) != nil {
+			return
+		}
+		rows, err := pushColumns("src", pushFuzzFields, req.GetColumns(), req.GetNulls(), maxRows)
+		if err != nil {
+			msg := err.Error()
+			for _, prefix := range []string{"column ", "missing column ", "unknown column ", "nulls name unknown column "} {
+				if strings.HasPrefix(msg, prefix) {
+					return
+				}
+			}
+			if !strings.HasSuffix(msg, fmt.Sprintf("rows; the limit is %d per push", maxRows)) {
+				t.Fatalf("error names no column: %v", err)
+			}
+			return
+		}
+		if len(rows) == 0 {
+			return
+		}
+		require.LessOrEqual(t, len(rows), maxRows)
+		for i, row := range rows {
+			require.Len(t, row, len(pushFuzzFields))
+			for j, v := range row {
+				f := pushFuzzFields[j]
+				switch x := v.(type) {
+				case nil:
+				case []any:
+					require.True(t, f.Type.List, "row %d %s: a list for %s", i, f.Name, f.Type)
+					for _, e := range x {
+						require.Equal(t, goType[f.Type.Elem], fmt.Sprintf("%T", e), "row %d %s", i, f.Name)
+					}
+				default:
+					require.False(t, f.Type.List, "row %d %s: %T for %s", i, f.Name, v, f.Type)
+					require.Equal(t, goType[f.Type.Elem], fmt.Sprintf("%T", v), "row %d %s", i, f.Name)
+				}
+			}
+		}
+		// Written back as canonical columns (nulls as masks over zero
+		// values), the rows convert to themselves.
+		cols, nulls := map[string]*servingv1.Values{}, map[string]*servingv1.NullMask{}
+		for j, f := range pushFuzzFields {
+			vals := make([]any, len(rows))
+			mask := make([]bool, len(rows))
+			var zero any
+			for i := range rows {
+				if vals[i] = rows[i][j]; vals[i] == nil {
+					mask[i] = true
+				} else {
+					zero = reflect.Zero(reflect.TypeOf(vals[i])).Interface()
+				}
+			}
+			if zero == nil { // all null
+				cols[f.Name], nulls[f.Name] = &servingv1.Values{}, &servingv1.NullMask{Null: mask}
+				continue
+			}
+			for i := range vals {
+				if mask[i] {
+					vals[i], nulls[f.Name] = zero, &servingv1.NullMask{Null: mask}
+				}
+			}
+			col, ok := protoValues(vals)
+			require.True(t, ok, "column %s: %v", f.Name, vals)
+			cols[f.Name] = col
+		}
+		again, err := pushColumns("src", pushFuzzFields, cols, nulls, maxRows)
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprintf("%#v", rows), fmt.Sprintf("%#v", again))
 	})
 }

@@ -310,13 +310,53 @@ func FuzzDecodeOnlineFeaturesRequest(f *testing.F) {
 		`{"entities": null}`, `[]`, `{`, ``,
 		`{"entities": {"driver_id": [1]}, "features": ["scores:adjusted"], "request_context": {"surge": [1.5], "tags": [["a", 2.5e3]]}}`,
 		`{"request_context": {"x": [{"a": 1}, 1e999, "2026-01-01T00:00:00Z"]}}`,
+		`{"entities": {"driver_id": [1]}, "entities": {"driver_id": [2]}}`, `{"entities": {"d": [1], "d": [2]}}`,
+		`{"entities": {"driver_id": [123456789012345678901234567890, -9223372036854775808, 1e3, -0]}}`,
+		`{"request_context": {"at": ["-0249-01-01T00:00:00Z", "10000-01-01T00:00:00Z"], "n": [1e308, -1e-400, 9223372036854775808]}}`,
+		`{"request_context": {"deep": [` + strings.Repeat("[", 9000) + strings.Repeat("]", 9000) + `]}}`,
+		"{\"entities\": {\"d\xff\": [\"\xfe\"]}, \"features\": [\"v:\xc0\"]}",
+		`{"entities": {"driver_id": [1]}} {}`, `{"Entities": {"driver_id": [1]}}`,
 	} {
 		f.Add([]byte(seed))
 	}
+	var value func(v any) bool
+	value = func(v any) bool {
+		switch x := v.(type) {
+		case nil, int64, float64, string, bool:
+			return true
+		case []any:
+			for _, e := range x {
+				if !value(e) {
+					return false
+				}
+			}
+			return true
+		}
+		return false
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, err := DecodeOnlineFeaturesRequest(bytes.NewReader(data))
-		if err != nil && !errors.Is(err, online.ErrInvalidRequest) {
-			t.Fatalf("error is not an invalid request: %v", err)
+		req, err := DecodeOnlineFeaturesRequest(bytes.NewReader(data))
+		if err != nil {
+			if !errors.Is(err, online.ErrInvalidRequest) {
+				t.Fatalf("error is not an invalid request: %v", err)
+			}
+			return
+		}
+		for name, col := range req.Entities {
+			for i, v := range col {
+				switch v.(type) {
+				case int64, string:
+				default:
+					t.Fatalf("entities.%s[%d] is %T", name, i, v)
+				}
+			}
+		}
+		for name, col := range req.RequestContext {
+			for i, v := range col {
+				if !value(v) {
+					t.Fatalf("request_context.%s[%d] is %T: %v", name, i, v, v)
+				}
+			}
 		}
 	})
 }
@@ -463,6 +503,12 @@ func FuzzDecodeFlightCommand(f *testing.F) {
 		`{"kind": "nope"}`, `{"kind": "training_set", "extra": 1}`, `{}`, `[]`, `not json`, ``, `{"kind": "training_set"} {}`,
 		`{"kind": "dataset", "path": "sets/train.arrow"}`, `{"kind": "dataset"}`, `{"kind": "dataset", "path": "x.parquet", "features": ["v:f"]}`,
 		`{"kind": "training_set", "path": "x.arrow"}`,
+		`{"kind": "dataset", "kind": "training_set", "path": "x.arrow"}`, `{"kind": "dataset", "path": "a.arrow", "path": "../b.arrow"}`,
+		`{"kind": "training_set", "features": ["v:f"], "entities": "linkdir/secre[t].parquet"}`,
+		`{"kind": "dataset", "path": "../../etc/passwd"}`, `{"kind": "dataset", "path": "/abs.arrow"}`,
+		"{\"kind\": \"dataset\", \"path\": \"\xff.arrow\"}", `{"kind": "training_set", "join_key_map": {"a": "b", "a": "c"}}`,
+		`{"kind": "training_set", "features": [` + strings.Repeat(`"v:f",`, 2000) + `"v:f"]}`,
+		`{"kind": "training_set", "full_feature_names": 1e999}`, `{"kind": ` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`,
 	} {
 		f.Add([]byte(seed))
 	}

@@ -73,12 +73,33 @@ func NewServing(lookup *online.Lookup, snapshot func() *registry.Snapshot, limit
 
 // GetOnlineFeatures implements servingv1.ServingServer.
 func (s *Serving) GetOnlineFeatures(ctx context.Context, req *servingv1.GetOnlineFeaturesRequest) (*servingv1.GetOnlineFeaturesResponse, error) {
+	lreq, err := lookupRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	snap := s.snapshot()
+	resp, err := s.get(ctx, snap, lreq)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	out := &servingv1.GetOnlineFeaturesResponse{Rows: int32(resp.Rows), RegistryVersion: snap.Version,
+		Features: make([]*servingv1.FeatureVector, len(resp.Features))}
+	for i := range resp.Features {
+		out.Features[i] = vectorProto(&resp.Features[i])
+	}
+	return out, nil
+}
+
+// lookupRequest converts a gRPC lookup to the core's request: entity
+// columns of int64 or string values, request-context columns of the one
+// typed list each sets. Its errors are InvalidArgument and name the column.
+func lookupRequest(req *servingv1.GetOnlineFeaturesRequest) (*online.Request, error) {
 	ents := make(map[string][]any, len(req.GetEntities()))
 	for name, col := range req.GetEntities() {
 		ints, strs := col.GetInt64Values(), col.GetStringValues()
 		switch {
 		case len(ints) > 0 && len(strs) > 0:
-			return nil, status.Errorf(codes.InvalidArgument, "entity column %s has both int64 and string values", name)
+			return nil, status.Errorf(codes.InvalidArgument, "entity column %s has both int64 and string values", registry.Clip(name))
 		case len(strs) > 0:
 			vals := make([]any, len(strs))
 			for i, v := range strs {
@@ -97,22 +118,12 @@ func (s *Serving) GetOnlineFeatures(ctx context.Context, req *servingv1.GetOnlin
 	for name, col := range req.GetRequestContext() {
 		vals, err := valuesColumn(col)
 		if err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "request_context.%s: %v", name, err)
+			return nil, status.Errorf(codes.InvalidArgument, "request_context.%s: %v", registry.Clip(name), err)
 		}
 		reqCtx[name] = vals
 	}
-	snap := s.snapshot()
-	resp, err := s.get(ctx, snap, &online.Request{Entities: ents, Features: req.GetFeatures(),
-		FeatureService: req.GetFeatureService(), FullFeatureNames: req.GetFullFeatureNames(), RequestContext: reqCtx})
-	if err != nil {
-		return nil, grpcError(err)
-	}
-	out := &servingv1.GetOnlineFeaturesResponse{Rows: int32(resp.Rows), RegistryVersion: snap.Version,
-		Features: make([]*servingv1.FeatureVector, len(resp.Features))}
-	for i := range resp.Features {
-		out.Features[i] = vectorProto(&resp.Features[i])
-	}
-	return out, nil
+	return &online.Request{Entities: ents, Features: req.GetFeatures(), FeatureService: req.GetFeatureService(),
+		FullFeatureNames: req.GetFullFeatureNames(), RequestContext: reqCtx}, nil
 }
 
 // get checks limits and runs the lookup; shared by gRPC and HTTP.

@@ -401,13 +401,35 @@ func Manifests(dataRoot, view string) ([]*Manifest, error) {
 		if err != nil {
 			return nil, fmt.Errorf("stream log of view %s: %w", view, err)
 		}
-		m := new(Manifest)
-		if err := json.Unmarshal(data, m); err != nil {
-			return nil, fmt.Errorf("stream log of view %s: manifest %s: %w", view, e.Name(), err)
+		m, err := decodeManifest(e.Name(), data)
+		if err != nil {
+			return nil, fmt.Errorf("stream log of view %s: %w", view, err)
 		}
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// decodeManifest reads the manifest in the file name. Its batch is the
+// file's name, and the files it names are Parquet files under the view's
+// directory: readers open them, so a manifest must not lead them out.
+func decodeManifest(name string, data []byte) (*Manifest, error) {
+	m := new(Manifest)
+	if err := json.Unmarshal(data, m); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", registry.Clip(name), err)
+	}
+	if want := strings.TrimSuffix(name, ".json"); m.Batch != want {
+		return nil, fmt.Errorf("manifest %s: batch %q is not the file's name", registry.Clip(name), registry.Clip(m.Batch))
+	}
+	for i, f := range m.Files {
+		if !strings.HasSuffix(f.Path, ".parquet") || !filepath.IsLocal(filepath.FromSlash(f.Path)) {
+			return nil, fmt.Errorf("manifest %s: files[%d]: path %q is not a Parquet file under the view's directory", registry.Clip(name), i, registry.Clip(f.Path))
+		}
+		if f.Rows < 0 {
+			return nil, fmt.Errorf("manifest %s: files[%d]: %d rows", registry.Clip(name), i, f.Rows)
+		}
+	}
+	return m, nil
 }
 
 // Files returns the absolute paths of the view's committed Parquet files,

@@ -1,6 +1,7 @@
 package streamlog
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -184,4 +185,70 @@ func requireNoFiles(t *testing.T, root string) {
 		return err
 	}))
 	require.Empty(t, found)
+}
+
+func TestManifestsRefuseFilesOutsideTheView(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(ViewDir(root, "v"), manifestDir)
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	for _, tc := range []struct{ name, body, want string }{
+		{"b.json", `{"batch": "b", "files": [{"path": "../../../secret.parquet", "rows": 1}]}`,
+			`manifest b.json: files[0]: path "../../../secret.parquet" is not a Parquet file under the view's directory`},
+		{"b.json", `{"batch": "b", "files": [{"path": "/etc/x.parquet", "rows": 1}]}`, `path "/etc/x.parquet" is not a Parquet file`},
+		{"b.json", `{"batch": "b", "files": [{"path": "date=2026-11-22/b-0.csv", "rows": 1}]}`, `path "date=2026-11-22/b-0.csv" is not a Parquet file`},
+		{"b.json", `{"batch": "b", "files": [{"path": "date=2026-11-22/b-0.parquet", "rows": -1}]}`, "manifest b.json: files[0]: -1 rows"},
+		{"b.json", `{"batch": "c", "files": []}`, `manifest b.json: batch "c" is not the file's name`},
+		{"b.json", `{"batch": "b"} {}`, "manifest b.json: invalid character"},
+	} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, tc.name), []byte(tc.body), 0o644))
+		_, err := Files(root, "v")
+		require.ErrorContains(t, err, "stream log of view v: ")
+		require.ErrorContains(t, err, tc.want)
+	}
+}
+
+// FuzzManifest: a manifest read from disk never panics the reader; an
+// error names the manifest; what is accepted names only Parquet files
+// under the view's directory, and writes and reads back the same.
+func FuzzManifest(f *testing.F) {
+	const name = "trips-p00003-00000000000000000010-00000000000000000012.json"
+	for _, s := range []string{
+		`{"batch": "trips-p00003-00000000000000000010-00000000000000000012", "stream": "trips", "partition": 3, "first_offset": 10, "last_offset": 12,
+		  "files": [{"path": "date=2026-11-22/trips-p00003-00000000000000000010-00000000000000000012-0.parquet", "rows": 2, "min_time": "2026-11-22T23:59:00Z", "max_time": "2026-11-22T23:59:30Z"}],
+		  "committed": "2026-11-23T00:00:01.5+01:00"}`,
+		`{"batch": "trips-p00003-00000000000000000010-00000000000000000012", "files": [{"path": "date=0001-01-01/x.parquet", "rows": 1, "min_time": "0001-01-01T00:00:00Z"}]}`,
+		`{"batch": "trips-p00003-00000000000000000010-00000000000000000012", "files": [{"path": "../../x.parquet"}]}`,
+		`{"batch": "trips-p00003-00000000000000000010-00000000000000000012", "files": [{"path": "a/../../x.parquet"}, {"path": "/x.parquet"}]}`,
+		`{"batch": "trips-p00003-00000000000000000010-00000000000000000012", "batch": "other"}`,
+		`{"batch": "trips-p00003-00000000000000000010-00000000000000000012", "partition": 99999999999, "first_offset": 1e30}`,
+		`{"batch": "trips-p00003-00000000000000000010-00000000000000000012", "committed": "-0249-01-01T00:00:00Z"}`,
+		`{"batch": "trips-p00003-00000000000000000010-00000000000000000012", "committed": "10000-01-01T00:00:00Z"}`,
+		`{"batch": "trips-p00003-00000000000000000010-00000000000000000012", "files": [{"path": "\xff.parquet", "rows": -1}]}`,
+		`{"batch": "trips-p00003-00000000000000000010-00000000000000000012", "files": [[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]}`,
+		`{}`, `null`, `[]`, ``, `{"batch": `,
+	} {
+		f.Add([]byte(s))
+	}
+	viewDir := ViewDir("root", "v")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := decodeManifest(name, data)
+		if err != nil {
+			require.ErrorContains(t, err, "manifest "+name+": ")
+			return
+		}
+		for _, file := range m.Files {
+			rel, err := filepath.Rel(viewDir, filepath.Join(viewDir, filepath.FromSlash(file.Path)))
+			require.NoError(t, err)
+			if !filepath.IsLocal(rel) || filepath.Ext(rel) != ".parquet" || file.Rows < 0 {
+				t.Fatalf("accepted file %+v", file)
+			}
+		}
+		out, err := json.Marshal(m)
+		require.NoError(t, err)
+		again, err := decodeManifest(name, out)
+		require.NoError(t, err, "reading back %s", out)
+		back, err := json.Marshal(again)
+		require.NoError(t, err)
+		require.Equal(t, string(out), string(back))
+	})
 }

@@ -23,6 +23,9 @@ var ErrShort = errors.New("truncated value")
 // UTC), lists as typed slices (registry.MakeList). It never panics on
 // corrupt input: it returns an error instead.
 func Read(b []byte, t registry.ValueType) (any, []byte, error) {
+	if t.Elem < registry.Int32 || t.Elem > registry.Timestamp {
+		return nil, nil, errors.New("unknown type " + t.String()) // an empty list of it too
+	}
 	if t.List {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || n > uint64(len(b)-k) {

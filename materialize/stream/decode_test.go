@@ -1,7 +1,10 @@
 package stream
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,19 +95,39 @@ func TestNewDecoderChecksTheSchema(t *testing.T) {
 	require.ErrorContains(t, err, `timestamp field "fare" is not a declared timestamp field`)
 }
 
+// FuzzDecode: decoding a Kafka message never panics; every error is a
+// DecodeError naming a declared field or none; what decodes has every
+// field, with its Go type, a key, and an event time in the valid range;
+// and written back as JSON it decodes to the same event.
 func FuzzDecode(f *testing.F) {
 	d, err := NewDecoder(testSource(), []string{"driver_id"})
 	if err != nil {
 		f.Fatal(err)
 	}
+	const rest = `"rider_id": "r", "fare": 1, "zone": 1, "tags": [], "ok": true, "blob": "", "w": 1`
 	for _, s := range []string{
 		`{"driver_id": 7, "rider_id": "r", "fare": 12.5, "ts": "2026-11-23T10:00:00Z", "zone": 1, "tags": ["a"], "ok": true, "blob": "AQI=", "w": 0.5}`,
 		`{"driver_id": 7, "rider_id": null, "fare": null, "ts": 1700000000123, "zone": null, "tags": [], "ok": false, "blob": null, "w": null}`,
 		`{"driver_id": -0, "rider_id": "\ud83d\ude00\n", "fare": -1.5E-3, "ts": 0, "zone": 0, "tags": ["\"", "\\"], "ok": true, "blob": "", "w": 0}`,
 		`{}`, `{"driver_id":`, `null`, `{"tags": [1, 2]}`,
+		`{"driver_id": 1, "ts": "-0249-01-01T00:00:00Z", ` + rest + `}`,
+		`{"driver_id": 1, "ts": "10000-01-01T00:00:00Z", ` + rest + `}`,
+		`{"driver_id": 1, "ts": -7857734400000, ` + rest + `}`,
+		`{"driver_id": 1, "ts": 253402300800000, ` + rest + `}`,
+		`{"driver_id": 1, "ts": 1e300, ` + rest + `}`,
+		`{"driver_id": 1, "ts": "9999-12-31T23:59:59.999999999-01:00", ` + rest + `}`,
+		`{"driver_id": 1, "driver_id": 2, "ts": 0, ` + rest + `}`,
+		`{"driver_id": 123456789012345678901234567890, "ts": 0, ` + rest + `}`,
+		`{"driver_id": 1, "ts": 0, "rider_id": "r", "fare": 1e400, "zone": 2147483648, "tags": [], "ok": true, "blob": "", "w": 3.5e38}`,
+		"{\"driver_id\": 1, \"ts\": 0, \"rider_id\": \"\xff\xfe\", \"fare\": 1, \"zone\": 1, \"tags\": [\"\xc0\"], \"ok\": true, \"blob\": \"\", \"w\": 1}",
+		`{"driver_id": 1, "ts": 0, "tags": ` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `, "rider_id": "r", "fare": 1, "zone": 1, "ok": true, "blob": "", "w": 1}`,
+		`{"driver_id": 1, "ts": 0, "extra": {"a": [1, {"b": 2}]}, ` + rest + `}`,
+		`{"driver_id": 1, "ts": 0, "blob": "not base64!", "rider_id": "r", "fare": 1, "zone": 1, "tags": [], "ok": true, "w": 1}`,
 	} {
 		f.Add([]byte(s))
 	}
+	goTypes := map[registry.Scalar]string{registry.Int32: "int32", registry.Int64: "int64", registry.Float32: "float32",
+		registry.Float64: "float64", registry.Bool: "bool", registry.String: "string", registry.Bytes: "[]uint8", registry.Timestamp: "time.Time"}
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		var ev streamlog.Event
 		if err := d.Decode(msg, &ev); err != nil {
@@ -112,11 +135,39 @@ func FuzzDecode(f *testing.F) {
 			if !errors.As(err, &de) {
 				t.Fatalf("error %v is not a DecodeError", err)
 			}
+			if _, declared := d.index[de.Field]; de.Field != "" && !declared && !strings.HasPrefix(de.Reason, "not a field of source ") {
+				t.Fatalf("error names field %q, which is not declared: %v", de.Field, err)
+			}
 			return
 		}
 		// A message that decodes has every field, a time, and a key.
-		if len(ev.Values) != len(d.Fields()) || ev.Time.IsZero() && ev.Values[3] == nil || ev.Values[0] == nil {
+		if len(ev.Values) != len(d.Fields()) || ev.Values[0] == nil || ev.Values[3] == nil {
 			t.Fatalf("decoded %v", ev.Values)
 		}
+		require.NoError(t, registry.CheckTime(ev.Time))
+		require.Equal(t, ev.Time, ev.Values[3])
+		obj := map[string]any{}
+		for i, fd := range d.Fields() {
+			v := ev.Values[i]
+			obj[fd.Name] = v
+			if v == nil {
+				continue
+			}
+			if fd.Type.List {
+				l, ok := v.([]any)
+				require.True(t, ok, "field %s is %T", fd.Name, v)
+				for _, e := range l {
+					require.Equal(t, goTypes[fd.Type.Elem], fmt.Sprintf("%T", e), "field %s", fd.Name)
+				}
+				continue
+			}
+			require.Equal(t, goTypes[fd.Type.Elem], fmt.Sprintf("%T", v), "field %s", fd.Name)
+		}
+		out, err := json.Marshal(obj)
+		require.NoError(t, err)
+		var again streamlog.Event
+		require.NoError(t, d.Decode(out, &again), "written back: %s", out)
+		require.Equal(t, ev.Time, again.Time)
+		require.Equal(t, fmt.Sprintf("%#v", ev.Values), fmt.Sprintf("%#v", again.Values), "written back: %s", out)
 	})
 }
