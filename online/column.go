@@ -150,6 +150,9 @@ func readInto(b []byte, t registry.ValueType, c *Column, i int) ([]byte, error) 
 		}
 		switch t.Elem {
 		case registry.Int32:
+			if n < math.MinInt32 || n > math.MaxInt32 {
+				return nil, fmt.Errorf("int32 out of range: %d", n)
+			}
 			c.Int32s[i] = int32(n)
 		case registry.Int64:
 			c.Int64s[i] = n
