@@ -47,15 +47,25 @@ type FeatureVectorJSON struct {
 	EventTimestamps []*time.Time    `json:"event_timestamps"`
 }
 
+// readJSONBody reads a whole request body and refuses duplicate keys
+// (encoding/json would keep the last): every JSON body is read this way.
+func readJSONBody(r io.Reader) ([]byte, error) {
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("request body: %w", err)
+	}
+	if err := checkJSONKeys(body); err != nil {
+		return nil, fmt.Errorf("request body: %w", err)
+	}
+	return body, nil
+}
+
 // DecodeOnlineFeaturesRequest reads a request body: unknown fields are
 // errors; entity values are strings or integers.
 func DecodeOnlineFeaturesRequest(r io.Reader) (*OnlineFeaturesRequest, error) {
-	body, err := io.ReadAll(r)
+	body, err := readJSONBody(r)
 	if err != nil {
-		return nil, fmt.Errorf("%w: request body: %w", online.ErrInvalidRequest, err)
-	}
-	if err := checkJSONKeys(body); err != nil {
-		return nil, fmt.Errorf("%w: request body: %w", online.ErrInvalidRequest, err)
+		return nil, fmt.Errorf("%w: %w", online.ErrInvalidRequest, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -199,12 +209,9 @@ type PushResponse struct {
 // source is required, and the rows are kept as raw JSON for the source's
 // decoder to check.
 func DecodePushRequest(r io.Reader) (*PushRequest, error) {
-	body, err := io.ReadAll(r)
+	body, err := readJSONBody(r)
 	if err != nil {
-		return nil, fmt.Errorf("%w: request body: %w", stream.ErrInvalidPush, err)
-	}
-	if err := checkJSONKeys(body); err != nil {
-		return nil, fmt.Errorf("%w: request body: %w", stream.ErrInvalidPush, err)
+		return nil, fmt.Errorf("%w: %w", stream.ErrInvalidPush, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
