@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
 	"io"
@@ -26,10 +27,8 @@ type decoder struct {
 }
 
 // scalarParser is implemented by types that parse themselves from a YAML
-// scalar with their own error messages.
-type scalarParser interface {
-	parseScalar(s string) error
-}
+// scalar with their own error messages (value types, durations).
+type scalarParser = encoding.TextUnmarshaler
 
 var (
 	metaType          = reflect.TypeFor[Meta]()
@@ -95,7 +94,7 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value, depth int) 
 		if !ok || s == "" {
 			return
 		}
-		if err := v.Addr().Interface().(scalarParser).parseScalar(s); err != nil {
+		if err := v.Addr().Interface().(scalarParser).UnmarshalText([]byte(s)); err != nil {
 			d.errorf(n, path, "%s", err.Error())
 		}
 		return

@@ -7,7 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/quiverdata/quiver/internal/text"
 )
 
 // Sentinel errors returned by the store and the model.
@@ -108,48 +109,7 @@ func (l ErrorList) sort() {
 
 // didYouMean returns ` (did you mean "x"?)` for the closest candidate within
 // a small edit distance of s, or "".
-func didYouMean(s string, candidates []string) string {
-	if len(s) > maxQuotedBytes {
-		return "" // nothing that long is a typo of a name
-	}
-	best, bestD := "", -1
-	for _, c := range candidates {
-		if d := editDistance(s, c); bestD < 0 || d < bestD {
-			best, bestD = c, d
-		}
-	}
-	limit := 1
-	switch {
-	case len(s) > 8:
-		limit = 3
-	case len(s) > 4:
-		limit = 2
-	}
-	if best == "" || bestD == 0 || bestD > limit {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", Clip(best))
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+func didYouMean(s string, candidates []string) string { return text.DidYouMean(s, candidates) }
 
 // withoutShadowed drops the checks in later that concern a field already
 // reported in first (the same field, one inside it, or one containing it):
@@ -183,7 +143,7 @@ func related(a, b string) bool {
 const (
 	// maxQuotedBytes is the longest value a message quotes in full: any
 	// valid name (at most 128 characters) is shown whole.
-	maxQuotedBytes = 128
+	maxQuotedBytes = text.MaxQuoted
 	// maxFieldBytes is the longest field path a message shows in full.
 	maxFieldBytes = 200
 	// maxMessageBytes bounds any other text put into a message.
@@ -193,20 +153,11 @@ const (
 // Clip returns s as it may appear in an error message: unchanged when it is
 // short, else its first bytes (cut on a character boundary) and its length,
 // e.g. "abcabcabc…(10485760 bytes)".
-func Clip(s string) string { return ClipTo(s, maxQuotedBytes) }
+func Clip(s string) string { return text.Clip(s) }
 
 // ClipTo is Clip for values that are legitimately longer (a file path may
 // be up to 4096 bytes): s unchanged up to max bytes, else cut the same way.
-func ClipTo(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	keep := max * 3 / 4
-	for keep > 0 && !utf8.RuneStart(s[keep]) {
-		keep--
-	}
-	return s[:keep] + "…(" + strconv.Itoa(len(s)) + " bytes)"
-}
+func ClipTo(s string, max int) string { return text.ClipTo(s, max) }
 
 // messagef is fmt.Sprintf for error messages: every string argument is
 // clipped, a quoted one (%q, a value the user wrote) to maxQuotedBytes, any

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/quiverdata/quiver/value"
 )
 
 var nameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
@@ -139,7 +141,7 @@ func (v *validator) fields(m *Meta, list string, fs []*Field, required bool) {
 		}
 		seen[f.Name] = true
 		if f.Type.IsZero() {
-			v.bad(m, sub+".type", "is required (%s)", typeHint)
+			v.bad(m, sub+".type", "is required (%s)", value.TypeHint)
 		}
 	}
 }
@@ -321,7 +323,7 @@ func (v *validator) featureView(fv *FeatureView) {
 		}
 		seen[f.Name] = true
 		if f.Type.IsZero() {
-			v.bad(m, sub+".type", "is required (%s)", typeHint)
+			v.bad(m, sub+".type", "is required (%s)", value.TypeHint)
 			continue
 		}
 		if src != nil && len(src.Schema) > 0 {
@@ -465,7 +467,7 @@ func (v *validator) onDemandView(od *OnDemandView) {
 		}
 		names[f.Name] = true
 		if f.Type.IsZero() {
-			v.bad(m, sub+".type", "is required (%s)", typeHint)
+			v.bad(m, sub+".type", "is required (%s)", value.TypeHint)
 		}
 		if strings.TrimSpace(f.Expr) == "" {
 			v.bad(m, sub+".expr", "is required: a CEL expression, e.g. %s", exampleExpr(inputs))
