@@ -9,11 +9,10 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/quiverdata/quiver/wire"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-
-	"github.com/quiverdata/quiver/server"
 )
 
 // FlightClient fetches training sets and batch online features over
@@ -57,7 +56,7 @@ type TrainingSetRequest struct {
 }
 
 func (r TrainingSetRequest) command(kind, entities string) []byte {
-	b, err := json.Marshal(server.FlightCommand{Kind: kind, Features: r.Features, FeatureService: r.FeatureService,
+	b, err := json.Marshal(wire.FlightCommand{Kind: kind, Features: r.Features, FeatureService: r.FeatureService,
 		FullFeatureNames: r.FullFeatureNames, TimestampColumn: r.TimestampColumn, JoinKeyMap: r.JoinKeyMap, Entities: entities})
 	if err != nil {
 		panic(err) // a struct of strings always marshals
@@ -76,7 +75,7 @@ func (c *FlightClient) ctx(ctx context.Context) context.Context {
 // the server reads itself: a Parquet path or glob within its data root.
 // The caller releases the reader; cancelling ctx stops the server's query.
 func (c *FlightClient) TrainingSetFromPath(ctx context.Context, entities string, req TrainingSetRequest) (array.RecordReader, error) {
-	stream, err := c.client.DoGet(c.ctx(ctx), &flight.Ticket{Ticket: req.command(server.FlightTrainingSet, entities)})
+	stream, err := c.client.DoGet(c.ctx(ctx), &flight.Ticket{Ticket: req.command(wire.FlightTrainingSet, entities)})
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +87,7 @@ func (c *FlightClient) TrainingSetFromPath(ctx context.Context, entities string,
 // it was stored: no join runs, so it arrives at the transport's speed.
 // The caller releases the reader.
 func (c *FlightClient) Dataset(ctx context.Context, path string) (array.RecordReader, error) {
-	cmd, err := json.Marshal(server.FlightCommand{Kind: server.FlightDataset, Path: path})
+	cmd, err := json.Marshal(wire.FlightCommand{Kind: wire.FlightDataset, Path: path})
 	if err != nil {
 		return nil, err
 	}
@@ -102,14 +101,14 @@ func (c *FlightClient) Dataset(ctx context.Context, path string) (array.RecordRe
 // TrainingSet streams the entity table to the server and the training set
 // back. The entity reader is read to its end (and not released).
 func (c *FlightClient) TrainingSet(ctx context.Context, entities array.RecordReader, req TrainingSetRequest) (array.RecordReader, error) {
-	return c.exchange(ctx, entities, req.command(server.FlightTrainingSet, ""))
+	return c.exchange(ctx, entities, req.command(wire.FlightTrainingSet, ""))
 }
 
 // OnlineFeatures streams entity batches (join keys, and request fields of
 // on-demand views) and returns, per batch, the entity columns followed by
 // the online values (null unless present).
 func (c *FlightClient) OnlineFeatures(ctx context.Context, entities array.RecordReader, req TrainingSetRequest) (array.RecordReader, error) {
-	return c.exchange(ctx, entities, req.command(server.FlightOnlineFeatures, ""))
+	return c.exchange(ctx, entities, req.command(wire.FlightOnlineFeatures, ""))
 }
 
 func (c *FlightClient) exchange(ctx context.Context, entities array.RecordReader, cmd []byte) (array.RecordReader, error) {

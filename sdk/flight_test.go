@@ -30,6 +30,7 @@ import (
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/server"
+	"github.com/quiverdata/quiver/wire"
 )
 
 type flightHarness struct {
@@ -261,7 +262,7 @@ func TestFlightDatasetsAndErrors(t *testing.T) {
 	require.Equal(t, []string{"driver_id", "event_timestamp", "conv_rate", "acc_rate", "avg_daily_trips", "embedding"}, fieldNames(sch))
 
 	// GetFlightInfo on a training-set command gives the ticket to fetch.
-	cmd := tsReq.command(server.FlightTrainingSet, quickstart.LabelsFile)
+	cmd := tsReq.command(wire.FlightTrainingSet, quickstart.LabelsFile)
 	info, err := raw.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: cmd})
 	require.NoError(t, err)
 	require.Equal(t, cmd, info.Endpoint[0].Ticket.Ticket)

@@ -1,9 +1,7 @@
 package server
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,70 +23,8 @@ import (
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/transform"
+	"github.com/quiverdata/quiver/wire"
 )
-
-// Flight command kinds.
-const (
-	// FlightTrainingSet: a point-in-time training set. In DoExchange the
-	// client streams the entity table; in a ticket (DoGet) Entities names
-	// a Parquet file or glob within the data root.
-	FlightTrainingSet = "training_set"
-	// FlightOnlineFeatures: online values for each entity batch the client
-	// streams in DoExchange (batch inference).
-	FlightOnlineFeatures = "online_features"
-	// FlightDataset: a saved training set, an Arrow IPC file or Parquet
-	// within the data root named by Path, streamed as stored (DoGet). No
-	// join runs, so it streams at the transport's speed.
-	FlightDataset = "dataset"
-)
-
-// FlightCommand is the JSON of a Flight descriptor's cmd and of a ticket.
-type FlightCommand struct {
-	Kind             string            `json:"kind"`
-	Features         []string          `json:"features,omitempty"`
-	FeatureService   string            `json:"feature_service,omitempty"`
-	FullFeatureNames bool              `json:"full_feature_names,omitempty"`
-	TimestampColumn  string            `json:"timestamp_column,omitempty"`
-	JoinKeyMap       map[string]string `json:"join_key_map,omitempty"`
-	// Entities is a Parquet path or glob relative to the data root (DoGet
-	// and GetFlightInfo only).
-	Entities string `json:"entities,omitempty"`
-	// Path is the saved dataset of kind dataset, relative to the data
-	// root.
-	Path string `json:"path,omitempty"`
-}
-
-// DecodeFlightCommand parses a descriptor cmd or a ticket: one JSON object
-// with known fields only and a known kind.
-func DecodeFlightCommand(b []byte) (*FlightCommand, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	var c FlightCommand
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("command is not a Quiver Flight command (JSON such as {\"kind\": \"training_set\", \"features\": [\"view:feature\"]}): %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("command holds more than one JSON value")
-	}
-	switch c.Kind {
-	case FlightTrainingSet, FlightOnlineFeatures:
-		if c.Path != "" {
-			return nil, fmt.Errorf("a %s command has no path (path names a saved dataset: kind \"dataset\")", c.Kind)
-		}
-	case FlightDataset:
-		if c.Path == "" {
-			return nil, errors.New(`a dataset command needs a path: a saved Arrow IPC or Parquet file within the data root`)
-		}
-		if len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" || c.TimestampColumn != "" || len(c.JoinKeyMap) > 0 || c.FullFeatureNames {
-			return nil, errors.New("a dataset command takes only a path: the dataset is served as it was saved")
-		}
-	case "":
-		return nil, errors.New(`command has no kind ("training_set", "online_features" or "dataset")`)
-	default:
-		return nil, fmt.Errorf("unknown command kind %q (want \"training_set\", \"online_features\" or \"dataset\")", c.Kind)
-	}
-	return &c, nil
-}
 
 // FlightService serves training sets and online features over Arrow
 // Flight. Requests run in parallel, each on its own DuckDB connection or
@@ -172,7 +108,7 @@ func flightNotFound(format string, args ...any) error {
 	return status.Errorf(codes.NotFound, format, args...)
 }
 
-func (c *FlightCommand) trainingRequest(defs *registry.Definitions, ents offline.Entities) *offline.Request {
+func trainingRequest(c *wire.FlightCommand, defs *registry.Definitions, ents offline.Entities) *offline.Request {
 	return &offline.Request{Defs: defs, Entities: ents, Features: c.Features, FeatureService: c.FeatureService,
 		FullFeatureNames: c.FullFeatureNames, TimestampColumn: c.TimestampColumn, JoinKeyMap: c.JoinKeyMap}
 }
@@ -285,7 +221,7 @@ func (f *FlightService) ticketTrainingSet(ctx context.Context, cmdBytes []byte) 
 	if err != nil {
 		return nil, err
 	}
-	rr, err := f.offline.TrainingSet(ctx, cmd.trainingRequest(f.snapshot().Defs, offline.EntitiesFromParquetFiles(files)))
+	rr, err := f.offline.TrainingSet(ctx, trainingRequest(cmd, f.snapshot().Defs, offline.EntitiesFromParquetFiles(files)))
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -295,15 +231,15 @@ func (f *FlightService) ticketTrainingSet(ctx context.Context, cmdBytes []byte) 
 // ticketCommand parses a ticket or descriptor naming a training set over
 // entity files (which it expands and confines to the data root) or a
 // dataset.
-func (f *FlightService) ticketCommand(cmdBytes []byte) (*FlightCommand, []string, error) {
-	cmd, err := DecodeFlightCommand(cmdBytes)
+func (f *FlightService) ticketCommand(cmdBytes []byte) (*wire.FlightCommand, []string, error) {
+	cmd, err := wire.DecodeFlightCommand(cmdBytes)
 	if err != nil {
 		return nil, nil, flightInvalid("%v", err)
 	}
-	if cmd.Kind != FlightTrainingSet && cmd.Kind != FlightDataset {
+	if cmd.Kind != wire.FlightTrainingSet && cmd.Kind != wire.FlightDataset {
 		return nil, nil, flightInvalid("a ticket names a training set or a dataset; %q streams its entities with DoExchange", cmd.Kind)
 	}
-	if cmd.Kind == FlightDataset {
+	if cmd.Kind == wire.FlightDataset {
 		return cmd, nil, nil
 	}
 	if cmd.Entities == "" {
@@ -315,7 +251,7 @@ func (f *FlightService) ticketCommand(cmdBytes []byte) (*FlightCommand, []string
 
 // DoGet streams the training set or the saved dataset a ticket names.
 func (f *FlightService) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer) error {
-	if cmd, err := DecodeFlightCommand(t.GetTicket()); err == nil && cmd.Kind == FlightDataset {
+	if cmd, err := wire.DecodeFlightCommand(t.GetTicket()); err == nil && cmd.Kind == wire.FlightDataset {
 		// A saved dataset runs no join and takes no training-set slot.
 		d, err := f.openDataset(stream.Context(), cmd.Path, true)
 		if err != nil {
@@ -369,7 +305,7 @@ func (f *FlightService) DoExchange(stream flight.FlightService_DoExchangeServer)
 	if desc == nil || desc.GetType() != flight.DescriptorCMD {
 		return flightInvalid("the first message needs a CMD descriptor holding a Quiver Flight command")
 	}
-	cmd, err := DecodeFlightCommand(desc.GetCmd())
+	cmd, err := wire.DecodeFlightCommand(desc.GetCmd())
 	if err != nil {
 		return flightInvalid("%v", err)
 	}
@@ -377,7 +313,7 @@ func (f *FlightService) DoExchange(stream flight.FlightService_DoExchangeServer)
 		return flightInvalid("DoExchange reads the entities from the stream; a path belongs in a DoGet ticket")
 	}
 	snap := f.snapshot()
-	if cmd.Kind == FlightOnlineFeatures {
+	if cmd.Kind == wire.FlightOnlineFeatures {
 		if f.lookup == nil {
 			return status.Error(codes.Unimplemented, "this server has no online store")
 		}
@@ -388,7 +324,7 @@ func (f *FlightService) DoExchange(stream flight.FlightService_DoExchangeServer)
 		return err
 	}
 	defer release()
-	rr, err := f.offline.TrainingSet(stream.Context(), cmd.trainingRequest(snap.Defs, offline.EntitiesFromArrow(&checkedReader{Reader: rd})))
+	rr, err := f.offline.TrainingSet(stream.Context(), trainingRequest(cmd, snap.Defs, offline.EntitiesFromArrow(&checkedReader{Reader: rd})))
 	if err != nil {
 		if ctx := stream.Context(); ctx.Err() != nil {
 			return status.FromContextError(ctx.Err()).Err()
@@ -402,7 +338,7 @@ func (f *FlightService) DoExchange(stream flight.FlightService_DoExchangeServer)
 // exchangeOnline answers each entity batch with a batch of the entity
 // columns and the online values (null unless PRESENT), in chunks of at
 // most MaxEntities rows per lookup.
-func (f *FlightService) exchangeOnline(stream flight.FlightService_DoExchangeServer, rd *checkedReader, snap *registry.Snapshot, cmd *FlightCommand) error {
+func (f *FlightService) exchangeOnline(stream flight.FlightService_DoExchangeServer, rd *checkedReader, snap *registry.Snapshot, cmd *wire.FlightCommand) error {
 	ctx := stream.Context()
 	var w *flight.Writer
 	defer func() {
@@ -665,7 +601,7 @@ func (f *FlightService) flightInfo(ctx context.Context, d *flight.FlightDescript
 			return nil, err
 		}
 		var sch *arrow.Schema
-		if cmd.Kind == FlightDataset {
+		if cmd.Kind == wire.FlightDataset {
 			sch, err = f.datasetSchemaOf(ctx, cmd.Path)
 		} else {
 			sch, err = f.trainingSetSchema(ctx, cmd, files)
@@ -682,13 +618,13 @@ func (f *FlightService) flightInfo(ctx context.Context, d *flight.FlightDescript
 
 // trainingSetSchema describes a training set; loading its entity table
 // takes a training-set slot like building it.
-func (f *FlightService) trainingSetSchema(ctx context.Context, cmd *FlightCommand, files []string) (*arrow.Schema, error) {
+func (f *FlightService) trainingSetSchema(ctx context.Context, cmd *wire.FlightCommand, files []string) (*arrow.Schema, error) {
 	release, err := f.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	return f.offline.TrainingSetSchema(ctx, cmd.trainingRequest(f.snapshot().Defs, offline.EntitiesFromParquetFiles(files)))
+	return f.offline.TrainingSetSchema(ctx, trainingRequest(cmd, f.snapshot().Defs, offline.EntitiesFromParquetFiles(files)))
 }
 
 // GetFlightInfo implements Flight.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/quiverdata/quiver/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -19,8 +20,8 @@ func TestFlightExchangeDescriptorFirst(t *testing.T) {
 	ft := startFlightTest(t, Limits{})
 	ents := entityRows(3)
 	defer ents.Release()
-	for _, kind := range []string{FlightTrainingSet, FlightOnlineFeatures} {
-		cmd, err := json.Marshal(FlightCommand{Kind: kind, Features: []string{"stats:rate"}})
+	for _, kind := range []string{wire.FlightTrainingSet, wire.FlightOnlineFeatures} {
+		cmd, err := json.Marshal(wire.FlightCommand{Kind: kind, Features: []string{"stats:rate"}})
 		require.NoError(t, err)
 		stream, err := ft.client.DoExchange(context.Background())
 		require.NoError(t, err)

@@ -28,6 +28,7 @@ import (
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/wire"
 )
 
 const flightDefsYAML = `
@@ -115,7 +116,7 @@ func writeParquet(t *testing.T, path string, rec arrow.RecordBatch) {
 	require.NoError(t, pqarrow.WriteTable(tbl, fh, 1024, nil, pqarrow.DefaultWriterProps()))
 }
 
-func ticket(t *testing.T, c FlightCommand) *flight.Ticket {
+func ticket(t *testing.T, c wire.FlightCommand) *flight.Ticket {
 	b, err := json.Marshal(c)
 	require.NoError(t, err)
 	return &flight.Ticket{Ticket: b}
@@ -135,7 +136,7 @@ func readAll(stream flight.FlightService_DoGetClient) (int64, error) {
 	return rows, rd.Err()
 }
 
-func (ft *flightTest) doGet(t *testing.T, c FlightCommand) (int64, error) {
+func (ft *flightTest) doGet(t *testing.T, c wire.FlightCommand) (int64, error) {
 	stream, err := ft.client.DoGet(context.Background(), ticket(t, c))
 	require.NoError(t, err)
 	return readAll(stream)
@@ -143,13 +144,13 @@ func (ft *flightTest) doGet(t *testing.T, c FlightCommand) (int64, error) {
 
 // exchangeOnline sends recs as an online_features exchange.
 func (ft *flightTest) exchangeOnline(t *testing.T, recs ...arrow.RecordBatch) (int64, error) {
-	return ft.exchange(t, FlightOnlineFeatures, recs...)
+	return ft.exchange(t, wire.FlightOnlineFeatures, recs...)
 }
 
 // exchange sends recs as the entity stream of a command of kind and
 // returns the rows answered.
 func (ft *flightTest) exchange(t *testing.T, kind string, recs ...arrow.RecordBatch) (int64, error) {
-	cmd, err := json.Marshal(FlightCommand{Kind: kind, Features: []string{"stats:rate"}})
+	cmd, err := json.Marshal(wire.FlightCommand{Kind: kind, Features: []string{"stats:rate"}})
 	require.NoError(t, err)
 	stream, err := ft.client.DoExchange(context.Background())
 	require.NoError(t, err)
@@ -178,10 +179,10 @@ func (ft *flightTest) exchange(t *testing.T, kind string, recs ...arrow.RecordBa
 // them, and the server goes on serving.
 func TestFlightHostileSchemaInDoExchange(t *testing.T) {
 	ft := startFlightTest(t, Limits{})
-	cmd, err := json.Marshal(FlightCommand{Kind: FlightTrainingSet, Features: []string{"stats:rate"}})
+	cmd, err := json.Marshal(wire.FlightCommand{Kind: wire.FlightTrainingSet, Features: []string{"stats:rate"}})
 	require.NoError(t, err)
-	for _, kind := range []string{FlightTrainingSet, FlightOnlineFeatures} {
-		cmd, err = json.Marshal(FlightCommand{Kind: kind, Features: []string{"stats:rate"}})
+	for _, kind := range []string{wire.FlightTrainingSet, wire.FlightOnlineFeatures} {
+		cmd, err = json.Marshal(wire.FlightCommand{Kind: kind, Features: []string{"stats:rate"}})
 		require.NoError(t, err)
 		stream, err := ft.client.DoExchange(context.Background())
 		require.NoError(t, err)
@@ -206,12 +207,12 @@ func TestFlightStreamBudget(t *testing.T) {
 	ft := startFlightTest(t, Limits{}, WithIPCLimits(IPCLimits{MaxStreamBytes: 1024}))
 	ents := entityRows(40) // 40 rows of two 8-byte columns: 640 bytes
 	defer ents.Release()
-	for _, kind := range []string{FlightOnlineFeatures, FlightTrainingSet} {
+	for _, kind := range []string{wire.FlightOnlineFeatures, wire.FlightTrainingSet} {
 		_, err := ft.exchange(t, kind, ents, ents, ents)
 		require.Equal(t, codes.ResourceExhausted, status.Code(err), "%s: %v", kind, err)
 		require.ErrorContains(t, err, "message 3: the stream's bodies reach", kind)
 	}
-	rows, err := ft.exchange(t, FlightTrainingSet, ents)
+	rows, err := ft.exchange(t, wire.FlightTrainingSet, ents)
 	require.NoError(t, err, "a stream within the budget")
 	require.EqualValues(t, 40, rows)
 }
@@ -221,11 +222,11 @@ func TestFlightStreamBudget(t *testing.T) {
 func TestFlightHostileDatasetFooter(t *testing.T) {
 	ft := startFlightTest(t, Limits{})
 	require.NoError(t, os.WriteFile(filepath.Join(ft.root, "bad.arrow"), ipctest.HostileFooterFile(t), 0o644))
-	_, err := ft.doGet(t, FlightCommand{Kind: FlightDataset, Path: "bad.arrow"})
+	_, err := ft.doGet(t, wire.FlightCommand{Kind: wire.FlightDataset, Path: "bad.arrow"})
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
 	require.ErrorContains(t, err, `dataset "bad.arrow"`)
 	require.ErrorContains(t, err, "footer: field 1 children claims 1000000000 entries")
-	cmd, err := json.Marshal(FlightCommand{Kind: FlightDataset, Path: "bad.arrow"})
+	cmd, err := json.Marshal(wire.FlightCommand{Kind: wire.FlightDataset, Path: "bad.arrow"})
 	require.NoError(t, err)
 	_, err = ft.client.GetSchema(context.Background(), &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: cmd})
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
@@ -271,7 +272,7 @@ func TestFlightDatasetChangedWhileStreamed(t *testing.T) {
 	// Truncated to nothing, to 1 MiB, and its footer overwritten in place
 	// (the file keeps its size).
 	for _, size := range []int64{0, 1 << 20, -1} {
-		stream, err := ft.client.DoGet(context.Background(), ticket(t, FlightCommand{Kind: FlightDataset, Path: "big.arrow"}))
+		stream, err := ft.client.DoGet(context.Background(), ticket(t, wire.FlightCommand{Kind: wire.FlightDataset, Path: "big.arrow"}))
 		require.NoError(t, err)
 		rd, err := flight.NewRecordReader(stream)
 		require.NoError(t, err)
@@ -304,7 +305,7 @@ func TestFlightDatasetChangedWhileStreamed(t *testing.T) {
 
 		// Replaced the safe way, it serves again.
 		writeDataset(t, path, batches, rows)
-		got, err := ft.doGet(t, FlightCommand{Kind: FlightDataset, Path: "big.arrow"})
+		got, err := ft.doGet(t, wire.FlightCommand{Kind: wire.FlightDataset, Path: "big.arrow"})
 		require.NoError(t, err)
 		require.EqualValues(t, batches*rows, got)
 	}
@@ -324,34 +325,34 @@ func TestFlightGlobConfinedToDataRoot(t *testing.T) {
 	feats := []string{"stats:rate"}
 
 	for _, p := range []string{"linkdir/secre[t].parquet", "linkdir/*.parquet", "link*/secret.parquet", "linkdir/secret.parquet"} {
-		_, err := ft.doGet(t, FlightCommand{Kind: FlightTrainingSet, Features: feats, Entities: p})
+		_, err := ft.doGet(t, wire.FlightCommand{Kind: wire.FlightTrainingSet, Features: feats, Entities: p})
 		require.Equal(t, codes.InvalidArgument, status.Code(err), "%s: %v", p, err)
 		require.ErrorContains(t, err, "leads outside the data root", p)
 
-		cmd, err := json.Marshal(FlightCommand{Kind: FlightTrainingSet, Features: feats, Entities: p})
+		cmd, err := json.Marshal(wire.FlightCommand{Kind: wire.FlightTrainingSet, Features: feats, Entities: p})
 		require.NoError(t, err)
 		_, err = ft.client.GetFlightInfo(context.Background(), &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: cmd})
 		require.Equal(t, codes.InvalidArgument, status.Code(err), "%s: %v", p, err)
 	}
 	for _, p := range []string{"../x.parquet", "ents/../../x/*.parquet", "ents/**/a.parquet"} {
-		_, err := ft.doGet(t, FlightCommand{Kind: FlightTrainingSet, Features: feats, Entities: p})
+		_, err := ft.doGet(t, wire.FlightCommand{Kind: wire.FlightTrainingSet, Features: feats, Entities: p})
 		require.Equal(t, codes.InvalidArgument, status.Code(err), "%s: %v", p, err)
 	}
-	_, err := ft.doGet(t, FlightCommand{Kind: FlightTrainingSet, Features: feats, Entities: "ents/z*.parquet"})
+	_, err := ft.doGet(t, wire.FlightCommand{Kind: wire.FlightTrainingSet, Features: feats, Entities: "ents/z*.parquet"})
 	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
 	require.ErrorContains(t, err, `no file in the data root matches entities "ents/z*.parquet"`)
 
 	// A glob within the root reads every file it matches.
-	rows, err := ft.doGet(t, FlightCommand{Kind: FlightTrainingSet, Features: feats, Entities: "ents/*.parquet"})
+	rows, err := ft.doGet(t, wire.FlightCommand{Kind: wire.FlightTrainingSet, Features: feats, Entities: "ents/*.parquet"})
 	require.NoError(t, err)
 	require.EqualValues(t, 5, rows)
-	rows, err = ft.doGet(t, FlightCommand{Kind: FlightTrainingSet, Features: feats, Entities: "ents/b.parquet"})
+	rows, err = ft.doGet(t, wire.FlightCommand{Kind: wire.FlightTrainingSet, Features: feats, Entities: "ents/b.parquet"})
 	require.NoError(t, err)
 	require.EqualValues(t, 3, rows)
 
 	// Dataset paths are confined the same way.
 	writeDataset(t, filepath.Join(outside, "d.arrow"), 1, 4)
-	_, err = ft.doGet(t, FlightCommand{Kind: FlightDataset, Path: "linkdir/d.arrow"})
+	_, err = ft.doGet(t, wire.FlightCommand{Kind: wire.FlightDataset, Path: "linkdir/d.arrow"})
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
 	require.ErrorContains(t, err, "leads outside the data root")
 }
@@ -361,7 +362,7 @@ func TestFlightGlobConfinedToDataRoot(t *testing.T) {
 func TestFlightInfoTakesTrainingSetSlot(t *testing.T) {
 	ft := startFlightTest(t, Limits{MaxConcurrentTrainingSets: 1})
 	writeParquet(t, filepath.Join(ft.root, "ents.parquet"), entityRows(3))
-	cmd, err := json.Marshal(FlightCommand{Kind: FlightTrainingSet, Features: []string{"stats:rate"}, Entities: "ents.parquet"})
+	cmd, err := json.Marshal(wire.FlightCommand{Kind: wire.FlightTrainingSet, Features: []string{"stats:rate"}, Entities: "ents.parquet"})
 	require.NoError(t, err)
 	desc := &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: cmd}
 	for _, call := range []func() error{
@@ -453,7 +454,7 @@ func TestFlightHostileParquetArrowSchema(t *testing.T) {
 	require.NoError(t, w.AppendKeyValueMetadata("ARROW:schema", base64.StdEncoding.EncodeToString(serialized)))
 	require.NoError(t, w.Close()) // closes fh
 
-	_, err = ft.doGet(t, FlightCommand{Kind: FlightDataset, Path: "bad.parquet"})
+	_, err = ft.doGet(t, wire.FlightCommand{Kind: wire.FlightDataset, Path: "bad.parquet"})
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
 	require.ErrorContains(t, err, `dataset "bad.parquet"`)
 	require.ErrorContains(t, err, "serialized schema: field 1 children claims 1000000000 entries")
@@ -481,8 +482,8 @@ func TestFlightInconsistentBatchInDoExchange(t *testing.T) {
 	off := bytes.Index(body, []byte{0, 0, 0, 0, 3, 0, 0, 0, 6, 0, 0, 0, 9, 0, 0, 0})
 	require.GreaterOrEqual(t, off, 0)
 	binary.LittleEndian.PutUint32(body[off+12:], 900)
-	for _, kind := range []string{FlightTrainingSet, FlightOnlineFeatures} {
-		cmd, err := json.Marshal(FlightCommand{Kind: kind, Features: []string{"stats:rate"}})
+	for _, kind := range []string{wire.FlightTrainingSet, wire.FlightOnlineFeatures} {
+		cmd, err := json.Marshal(wire.FlightCommand{Kind: kind, Features: []string{"stats:rate"}})
 		require.NoError(t, err)
 		stream, err := ft.client.DoExchange(context.Background())
 		require.NoError(t, err)
@@ -509,7 +510,7 @@ func TestFlightDatasetWithDictionary(t *testing.T) {
 	rec := ipctest.Varied(t, 7)
 	defer rec.Release()
 	require.NoError(t, os.WriteFile(filepath.Join(ft.root, "dict.arrow"), ipctest.File(t, rec, rec), 0o644))
-	rows, err := ft.doGet(t, FlightCommand{Kind: FlightDataset, Path: "dict.arrow"})
+	rows, err := ft.doGet(t, wire.FlightCommand{Kind: wire.FlightDataset, Path: "dict.arrow"})
 	require.NoError(t, err)
 	require.EqualValues(t, 14, rows)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/quiverdata/quiver/online"
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/wire"
 )
 
 const defsYAML = `
@@ -513,16 +514,16 @@ func FuzzDecodeFlightCommand(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := DecodeFlightCommand(b)
+		c, err := wire.DecodeFlightCommand(b)
 		if err != nil {
 			return
 		}
 		switch c.Kind {
-		case FlightTrainingSet, FlightOnlineFeatures:
+		case wire.FlightTrainingSet, wire.FlightOnlineFeatures:
 			if c.Path != "" {
 				t.Fatalf("accepted a path for kind %q", c.Kind)
 			}
-		case FlightDataset:
+		case wire.FlightDataset:
 			if c.Path == "" || len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" {
 				t.Fatalf("accepted a dataset command with more than a path: %+v", c)
 			}

@@ -41,6 +41,7 @@ import (
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/server"
+	"github.com/quiverdata/quiver/wire"
 )
 
 var (
@@ -175,11 +176,11 @@ func run() error {
 	}
 	defer ents.release()
 
-	ticket, err := json.Marshal(server.FlightCommand{Kind: server.FlightTrainingSet, Features: refs, Entities: entityRel})
+	ticket, err := json.Marshal(wire.FlightCommand{Kind: wire.FlightTrainingSet, Features: refs, Entities: entityRel})
 	if err != nil {
 		return err
 	}
-	exchangeCmd, err := json.Marshal(server.FlightCommand{Kind: server.FlightTrainingSet, Features: refs})
+	exchangeCmd, err := json.Marshal(wire.FlightCommand{Kind: wire.FlightTrainingSet, Features: refs})
 	if err != nil {
 		return err
 	}
@@ -189,7 +190,7 @@ func run() error {
 	if err := saveArrow(filepath.Join(dataRoot, datasetRel), ref); err != nil {
 		return fmt.Errorf("save the training set: %w", err)
 	}
-	datasetTicket, err := json.Marshal(server.FlightCommand{Kind: server.FlightDataset, Path: datasetRel})
+	datasetTicket, err := json.Marshal(wire.FlightCommand{Kind: wire.FlightDataset, Path: datasetRel})
 	if err != nil {
 		return err
 	}
