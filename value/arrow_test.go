@@ -1,4 +1,4 @@
-package arrowconv
+package value
 
 import (
 	"testing"
@@ -10,17 +10,17 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestValue(t *testing.T) {
+func TestFromArrow(t *testing.T) {
 	mem := memory.NewGoAllocator()
 	ib := array.NewInt64Builder(mem)
 	ib.AppendValues([]int64{7}, nil)
 	ib.AppendNull()
 	ints := ib.NewArray()
 	defer ints.Release()
-	v, err := Value(ints, 0)
+	v, err := FromArrow(ints, 0)
 	require.NoError(t, err)
 	require.Equal(t, int64(7), v)
-	v, err = Value(ints, 1)
+	v, err = FromArrow(ints, 1)
 	require.NoError(t, err)
 	require.Nil(t, v)
 
@@ -29,20 +29,20 @@ func TestValue(t *testing.T) {
 	tb.Append(arrow.Timestamp(at.UnixMicro()))
 	ts := tb.NewArray()
 	defer ts.Release()
-	v, err = Value(ts, 0)
+	v, err = FromArrow(ts, 0)
 	require.NoError(t, err)
 	require.Equal(t, at, v)
 }
 
-// TestValueRefusesUnsupportedTypes: a column it cannot convert is an
+// TestFromArrowRefusesUnsupportedTypes: a column it cannot convert is an
 // error, also inside a list, never a value that looks like data.
-func TestValueRefusesUnsupportedTypes(t *testing.T) {
+func TestFromArrowRefusesUnsupportedTypes(t *testing.T) {
 	mem := memory.NewGoAllocator()
 	ub := array.NewUint64Builder(mem)
 	ub.Append(1)
 	u := ub.NewArray()
 	defer u.Release()
-	v, err := Value(u, 0)
+	v, err := FromArrow(u, 0)
 	require.EqualError(t, err, "arrow type uint64 is not supported")
 	require.Nil(t, v)
 
@@ -51,6 +51,6 @@ func TestValueRefusesUnsupportedTypes(t *testing.T) {
 	lb.ValueBuilder().(*array.Uint64Builder).Append(3)
 	l := lb.NewArray()
 	defer l.Release()
-	_, err = Value(l, 0)
+	_, err = FromArrow(l, 0)
 	require.EqualError(t, err, "list element 0: arrow type uint64 is not supported")
 }
