@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/quiverdata/quiver/internal/valenc"
+	"github.com/quiverdata/quiver/value"
 )
 
 // ErrCorrupt is returned (wrapped) by Decode when a row cannot be decoded.
@@ -38,19 +38,17 @@ var ErrCorrupt = errors.New("quiver: corrupt aggregation tiles")
 // avg of one column share one); slots are in the order of the view's
 // aggregations that first need them.
 const (
-	tileRowFormat = 2
-	headerLen     = 13
+	tileRowFormat = value.FormatTiles
+	headerLen     = value.HeaderLen
 )
 
 // Encode appends st's encoding to dst.
 func (s *Spec) Encode(dst []byte, st *State) []byte {
-	dst = append(dst, tileRowFormat)
 	maxTime := int64(minInt64)
 	if st.has {
 		maxTime = st.max
 	}
-	dst = binary.BigEndian.AppendUint64(dst, uint64(maxTime)^(1<<63))
-	dst = binary.LittleEndian.AppendUint32(dst, s.fingerprint)
+	dst = value.AppendHeader(dst, value.Header{Format: tileRowFormat, EventMicros: maxTime, Fingerprint: s.fingerprint})
 
 	dst = binary.AppendUvarint(dst, uint64(len(st.offsets)))
 	parts := make([]int32, 0, len(st.offsets))
@@ -86,7 +84,7 @@ func (s *Spec) Encode(dst []byte, st *State) []byte {
 				}
 			case kindLast:
 				dst = binary.AppendUvarint(dst, uint64(p.at-k*s.hop))
-				dst = appendValue(dst, sl.typ, p.last)
+				dst = appendLast(dst, sl.typ, p.last)
 			}
 		}
 	}
@@ -96,11 +94,11 @@ func (s *Spec) Encode(dst []byte, st *State) []byte {
 // Decode decodes a row that Encode wrote with this Spec. A row written
 // with another Spec (or in row format 1) is an error wrapping
 // ErrSpecChanged; a row that cannot be decoded, one wrapping ErrCorrupt.
-func (s *Spec) Decode(value []byte) (*State, error) {
+func (s *Spec) Decode(row []byte) (*State, error) {
 	st := &State{}
 	stride := len(s.slots)
 	var err error
-	st.max, st.has, err = s.parse(value, math.MinInt64, func(p int32, off int64) {
+	st.max, st.has, err = s.parse(row, math.MinInt64, func(p int32, off int64) {
 		if st.offsets == nil {
 			st.offsets = make(map[int32]int64)
 		}
@@ -120,7 +118,7 @@ func (s *Spec) Decode(value []byte) (*State, error) {
 // value of a tile outside the windows. It returns the row's max event
 // time, the zero Time when the row holds no event. Errors are those of
 // Decode.
-func (s *Spec) EvaluateEncoded(value []byte, at time.Time, out []any) (time.Time, error) {
+func (s *Spec) EvaluateEncoded(row []byte, at time.Time, out []any) (time.Time, error) {
 	if len(out) != len(s.aggs) {
 		return time.Time{}, fmt.Errorf("evaluate tiles: %d slots for %d aggregations", len(out), len(s.aggs))
 	}
@@ -137,7 +135,7 @@ func (s *Spec) EvaluateEncoded(value []byte, at time.Time, out []any) (time.Time
 	var lowBuf [16]int64
 	kT := s.tileOf(at.UnixMicro())
 	lows := s.windowStarts(lowBuf[:0], kT)
-	maxTime, has, err := s.parse(value, subSat(kT, s.maxTiles), nil, func(k int64, parts []partial, encoded [][]byte) {
+	maxTime, has, err := s.parse(row, subSat(kT, s.maxTiles), nil, func(k int64, parts []partial, encoded [][]byte) {
 		if k > kT {
 			return
 		}
@@ -153,7 +151,7 @@ func (s *Spec) EvaluateEncoded(value []byte, at time.Time, out []any) (time.Time
 	}
 	for a, raw := range raws {
 		if raw != nil {
-			if acc[a].last, _, err = valenc.Read(raw, s.slots[s.aggs[a].slot].typ); err != nil {
+			if acc[a].last, _, err = value.Read(raw, s.slots[s.aggs[a].slot].typ); err != nil {
 				return time.Time{}, fmt.Errorf("%w: view %s: %v", ErrCorrupt, s.view, err) // parse checked it
 			}
 		}
@@ -171,22 +169,23 @@ func (s *Spec) EvaluateEncoded(value []byte, at time.Time, out []any) (time.Time
 // decoded into the partial states; otherwise they are checked and left
 // encoded, and tile gets each last slot's encoded value (nil for other
 // slots and for tiles before from).
-func (s *Spec) parse(value []byte, from int64, offset func(int32, int64), tile func(int64, []partial, [][]byte)) (maxTime int64, has bool, err error) {
-	if len(value) < headerLen {
-		return 0, false, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(value))
+func (s *Spec) parse(row []byte, from int64, offset func(int32, int64), tile func(int64, []partial, [][]byte)) (maxTime int64, has bool, err error) {
+	h, ok := value.ReadHeader(row)
+	if !ok {
+		return 0, false, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(row))
 	}
-	switch value[0] {
+	switch h.Format {
 	case tileRowFormat:
-	case 1:
+	case value.FormatRow:
 		return 0, false, fmt.Errorf("%w: a plain row (format 1), not tiles", ErrSpecChanged)
 	default:
-		return 0, false, fmt.Errorf("%w: unknown row format %d", ErrCorrupt, value[0])
+		return 0, false, fmt.Errorf("%w: unknown row format %d", ErrCorrupt, h.Format)
 	}
-	maxTime = int64(binary.BigEndian.Uint64(value[1:9]) ^ (1 << 63))
-	if got := binary.LittleEndian.Uint32(value[9:13]); got != s.fingerprint {
-		return 0, false, fmt.Errorf("%w: view %s: fingerprint %08x, want %08x", ErrSpecChanged, s.view, got, s.fingerprint)
+	maxTime = h.EventMicros
+	if h.Fingerprint != s.fingerprint {
+		return 0, false, fmt.Errorf("%w: view %s: fingerprint %08x, want %08x", ErrSpecChanged, s.view, h.Fingerprint, s.fingerprint)
 	}
-	r := reader{b: value[headerLen:]}
+	r := reader{b: row[headerLen:]}
 	corrupt := func(format string, args ...any) (int64, bool, error) {
 		return 0, false, fmt.Errorf("%w: view %s: %s", ErrCorrupt, s.view, fmt.Sprintf(format, args...))
 	}
@@ -323,7 +322,7 @@ func (r *reader) u64() uint64 {
 		return 0
 	}
 	if len(r.b) < 8 {
-		r.fail(errShort)
+		r.fail(value.ErrShort)
 		return 0
 	}
 	v := binary.LittleEndian.Uint64(r.b)
@@ -345,7 +344,7 @@ func (r *reader) value(sl slot, p *partial) {
 	if r.err != nil {
 		return
 	}
-	v, rest, err := valenc.Read(r.b, sl.typ)
+	v, rest, err := value.Read(r.b, sl.typ)
 	if err != nil {
 		r.fail(err)
 		return
@@ -358,7 +357,7 @@ func (r *reader) skip(sl slot) bool {
 	if r.err != nil {
 		return false
 	}
-	rest, err := skipValue(r.b, sl.typ.Elem, sl.typ.List)
+	rest, err := value.Skip(r.b, sl.typ)
 	if err != nil {
 		r.fail(err)
 		return false

@@ -1,13 +1,11 @@
 package online
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math"
 	"time"
 
-	"github.com/quiverdata/quiver/internal/valenc"
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/value"
 )
 
 // Column is one feature's values for every entity row, typed: the slice
@@ -132,108 +130,47 @@ func (c *Column) zero(i int) {
 	}
 }
 
-// readInto decodes one value of type t from b into row i of c.
-func readInto(b []byte, t registry.ValueType, c *Column, i int) ([]byte, error) {
+// readInto decodes one value of type t from b into row i of c, scalars
+// straight into their typed slice.
+func readInto(b []byte, t registry.ValueType, c *Column, i int) (rest []byte, err error) {
 	if t.List {
-		v, rest, err := valenc.Read(b, t)
-		if err != nil {
-			return nil, err
-		}
-		c.Lists[i] = v
-		return rest, nil
+		c.Lists[i], rest, err = value.Read(b, t)
+		return rest, err
 	}
 	switch t.Elem {
-	case registry.Int32, registry.Int64, registry.Timestamp:
-		n, k := binary.Varint(b)
-		if k <= 0 {
-			return nil, fmt.Errorf("bad varint")
-		}
-		switch t.Elem {
-		case registry.Int32:
-			if n < math.MinInt32 || n > math.MaxInt32 {
-				return nil, fmt.Errorf("int32 out of range: %d", n)
-			}
-			c.Int32s[i] = int32(n)
-		case registry.Int64:
-			c.Int64s[i] = n
-		default:
+	case registry.Int32:
+		var n int64
+		n, rest, err = value.ReadInt(b, t.Elem)
+		c.Int32s[i] = int32(n)
+	case registry.Int64:
+		c.Int64s[i], rest, err = value.ReadInt(b, t.Elem)
+	case registry.Timestamp:
+		var n int64
+		if n, rest, err = value.ReadInt(b, t.Elem); err == nil {
 			c.Times[i] = time.UnixMicro(n).UTC()
 		}
-		return b[k:], nil
 	case registry.Float32:
-		if len(b) < 4 {
-			return nil, fmt.Errorf("short float32")
-		}
-		c.Float32s[i] = math.Float32frombits(binary.LittleEndian.Uint32(b))
-		return b[4:], nil
+		c.Float32s[i], rest, err = value.ReadFloat32(b)
 	case registry.Float64:
-		if len(b) < 8 {
-			return nil, fmt.Errorf("short float64")
-		}
-		c.Float64s[i] = math.Float64frombits(binary.LittleEndian.Uint64(b))
-		return b[8:], nil
-	}
-	v, rest, err := valenc.Read(b, t)
-	if err != nil {
-		return nil, err
-	}
-	switch t.Elem {
+		c.Float64s[i], rest, err = value.ReadFloat64(b)
 	case registry.Bool:
-		c.Bools[i] = v.(bool)
+		c.Bools[i], rest, err = value.ReadBool(b)
 	case registry.String:
-		c.Strings[i] = v.(string)
+		c.Strings[i], rest, err = value.ReadString(b)
 	case registry.Bytes:
-		c.Bytes[i] = v.([]byte)
+		c.Bytes[i], rest, err = value.ReadBytes(b)
+	default:
+		return nil, fmt.Errorf("unknown type %s", t)
 	}
-	return rest, nil
-}
-
-// skipValue steps over one value of type t.
-func skipValue(b []byte, t registry.ValueType) ([]byte, error) {
-	if t.List {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)) {
-			return nil, fmt.Errorf("bad list length")
-		}
-		b = b[k:]
-		et := registry.ValueType{Elem: t.Elem}
-		var err error
-		for range int(n) {
-			if b, err = skipValue(b, et); err != nil {
-				return nil, err
-			}
-		}
-		return b, nil
-	}
-	switch t.Elem {
-	case registry.Int32, registry.Int64, registry.Timestamp:
-		_, k := binary.Varint(b)
-		if k <= 0 {
-			return nil, fmt.Errorf("bad varint")
-		}
-		return b[k:], nil
-	case registry.Float32, registry.Float64, registry.Bool:
-		w := map[registry.Scalar]int{registry.Float32: 4, registry.Float64: 8, registry.Bool: 1}[t.Elem]
-		if len(b) < w {
-			return nil, fmt.Errorf("short value")
-		}
-		return b[w:], nil
-	case registry.String, registry.Bytes:
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
-			return nil, fmt.Errorf("bad length")
-		}
-		return b[k+int(n):], nil
-	}
-	return nil, fmt.Errorf("unknown type %s", t)
+	return rest, err
 }
 
 // decodeInto decodes a row's requested features into columns: out[slot]
 // is the column of the feature in that row slot, nil when not requested.
 // It returns the event time, whether the row matches the codec's features,
 // and which slots are null.
-func (c *Codec) decodeInto(value []byte, row int, out []*Column, nulls []bool) (time.Time, bool, error) {
-	at, ok, bitmap, rest, err := c.frame(value)
+func (c *Codec) decodeInto(enc []byte, row int, out []*Column, nulls []bool) (time.Time, bool, error) {
+	at, ok, bitmap, rest, err := c.frame(enc)
 	if !ok || err != nil {
 		return at, false, err
 	}
@@ -243,7 +180,7 @@ func (c *Codec) decodeInto(value []byte, row int, out []*Column, nulls []bool) (
 			continue
 		}
 		if out[i] == nil {
-			rest, err = skipValue(rest, t)
+			rest, err = value.Skip(rest, t)
 		} else {
 			rest, err = readInto(rest, t, out[i], row)
 		}
