@@ -25,7 +25,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/quiverdata/quiver/registry"
-	"github.com/quiverdata/quiver/transform"
+	"github.com/quiverdata/quiver/value"
 )
 
 // Dir is the directory under the data root that holds the stream logs.
@@ -37,7 +37,7 @@ const manifestDir = "_manifests"
 const NoOffset = -1
 
 // Event is one logged event: its values, one per schema field in schema
-// order (nil for null), with the Go types transform.AppendValue takes.
+// order (nil for null), with the Go types value.AppendArrow takes.
 type Event struct {
 	Values []any
 	Time   time.Time // the event time (the timestamp field's value)
@@ -100,7 +100,7 @@ func Open(dataRoot, view string, fields []*registry.Field) (*Log, error) {
 	}
 	afs := make([]arrow.Field, len(fields))
 	for i, f := range fields {
-		afs[i] = arrow.Field{Name: f.Name, Type: transform.ArrowType(f.Type), Nullable: true}
+		afs[i] = arrow.Field{Name: f.Name, Type: value.ArrowType(f.Type), Nullable: true}
 	}
 	l := &Log{dir: ViewDir(dataRoot, view), view: view, fields: fields, schema: arrow.NewSchema(afs, nil),
 		writerProps: []parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Snappy), parquet.WithDictionaryDefault(false)}}
@@ -281,7 +281,7 @@ func (l *Log) writeFile(rel string, events []Event, rows []int) (File, error) {
 			return out, fmt.Errorf("event at offset %d has %d values for %d fields", ev.Offset, len(ev.Values), len(l.fields))
 		}
 		for i, v := range ev.Values {
-			transform.AppendValue(b.Field(i), v)
+			value.AppendArrow(b.Field(i), v)
 		}
 		t := ev.Time.UTC()
 		if out.MinTime.IsZero() || t.Before(out.MinTime) {

@@ -2,44 +2,19 @@ package transform
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/quiverdata/quiver/internal/arrowconv"
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/value"
 )
 
-// ArrowType is the Arrow type of a feature of type t in a training set:
-// the types DuckDB gives stored features, so on-demand columns look like
-// the others (timestamps are microseconds without a zone, meaning UTC).
-func ArrowType(t registry.ValueType) arrow.DataType {
-	var dt arrow.DataType
-	switch t.Elem {
-	case registry.Int32:
-		dt = arrow.PrimitiveTypes.Int32
-	case registry.Int64:
-		dt = arrow.PrimitiveTypes.Int64
-	case registry.Float32:
-		dt = arrow.PrimitiveTypes.Float32
-	case registry.Float64:
-		dt = arrow.PrimitiveTypes.Float64
-	case registry.Bool:
-		dt = arrow.FixedWidthTypes.Boolean
-	case registry.String:
-		dt = arrow.BinaryTypes.String
-	case registry.Bytes:
-		dt = arrow.BinaryTypes.Binary
-	case registry.Timestamp:
-		dt = &arrow.TimestampType{Unit: arrow.Microsecond}
-	}
-	if t.List {
-		return arrow.ListOf(dt)
-	}
-	return dt
-}
+// ArrowType is the Arrow type of a feature of type t in a training set
+// (value.ArrowType): the types DuckDB gives stored features, so on-demand
+// columns look like the others.
+func ArrowType(t registry.ValueType) arrow.DataType { return value.ArrowType(t) }
 
 // BatchResult is a batch's evaluated features.
 type BatchResult struct {
@@ -64,7 +39,7 @@ func (e *Evaluator) EvalBatch(mem memory.Allocator, rows int, inputs, request []
 	}
 	builders := make([]array.Builder, len(v.Features))
 	for i, f := range v.Features {
-		builders[i] = array.NewBuilder(mem, ArrowType(f.Type))
+		builders[i] = array.NewBuilder(mem, value.ArrowType(f.Type))
 		builders[i].Reserve(rows)
 	}
 	defer func() {
@@ -75,7 +50,7 @@ func (e *Evaluator) EvalBatch(mem memory.Allocator, rows int, inputs, request []
 	res := &BatchResult{}
 	for row := range rows {
 		for i, a := range inputs {
-			x, err := arrowconv.Value(a, row)
+			x, err := value.FromArrow(a, row)
 			if err == nil {
 				err = e.SetInput(i, x)
 			}
@@ -84,7 +59,7 @@ func (e *Evaluator) EvalBatch(mem memory.Allocator, rows int, inputs, request []
 			}
 		}
 		for j, a := range request {
-			x, err := arrowconv.Value(a, row)
+			x, err := value.FromArrow(a, row)
 			if err == nil {
 				err = e.SetRequest(j, x)
 			}
@@ -100,7 +75,7 @@ func (e *Evaluator) EvalBatch(mem memory.Allocator, rows int, inputs, request []
 					res.FirstError = fmt.Errorf("row %d: %w", row, r.Err)
 				}
 			}
-			AppendValue(builders[f], r.Value)
+			value.AppendArrow(builders[f], r.Value)
 		}
 	}
 	for _, b := range builders {
@@ -110,37 +85,5 @@ func (e *Evaluator) EvalBatch(mem memory.Allocator, rows int, inputs, request []
 }
 
 // AppendValue appends a Go value of a builder's type (nil: null): the
-// values FromCEL returns and online columns hold.
-func AppendValue(b array.Builder, v any) {
-	if v == nil {
-		b.AppendNull()
-		return
-	}
-	switch b := b.(type) {
-	case *array.Int32Builder:
-		b.Append(v.(int32))
-	case *array.Int64Builder:
-		b.Append(v.(int64))
-	case *array.Float32Builder:
-		b.Append(v.(float32))
-	case *array.Float64Builder:
-		b.Append(v.(float64))
-	case *array.BooleanBuilder:
-		b.Append(v.(bool))
-	case *array.StringBuilder:
-		b.Append(v.(string))
-	case *array.BinaryBuilder:
-		b.Append(v.([]byte))
-	case *array.TimestampBuilder:
-		b.Append(arrow.Timestamp(v.(time.Time).UnixMicro()))
-	case *array.ListBuilder:
-		b.Append(true)
-		elems, err := listElems(v)
-		if err != nil {
-			panic(err) // FromCEL only makes typed slices
-		}
-		for _, x := range elems {
-			AppendValue(b.ValueBuilder(), x)
-		}
-	}
-}
+// values FromCEL returns and online columns hold (value.AppendArrow).
+func AppendValue(b array.Builder, v any) { value.AppendArrow(b, v) }

@@ -11,8 +11,8 @@ import (
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/stretchr/testify/require"
 
-	"github.com/quiverdata/quiver/internal/arrowconv"
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/value"
 )
 
 const repo = `
@@ -136,7 +136,7 @@ func TestEveryType(t *testing.T) {
 	}
 	// 40e9 does not fit an int32: a runtime failure, not a wrong value.
 	require.Error(t, got["narrow"].Err)
-	require.Contains(t, got["narrow"].Err.Error(), "overflows int32")
+	require.Contains(t, got["narrow"].Err.Error(), "does not fit int32")
 	require.Nil(t, got["narrow"].Value)
 }
 
@@ -182,7 +182,7 @@ func TestRequestValuesAreChecked(t *testing.T) {
 	require.NoError(t, e.SetRequest(0, 2))   // an integer is an exact double
 	require.ErrorContains(t, e.SetRequest(2, "yesterday"), "RFC 3339")
 	require.NoError(t, e.SetRequest(2, "2026-03-01T12:00:00Z"))
-	require.ErrorContains(t, e.SetInput(0, int64(1)<<40), "out of the range of int32")
+	require.ErrorContains(t, e.SetInput(0, int64(1)<<40), "does not fit int32")
 }
 
 // The Arrow path gives the same values as the row path.
@@ -235,7 +235,7 @@ func TestBatchEqualsRows(t *testing.T) {
 				require.True(t, col.IsNull(i), "%s row %d", feat.Name, i)
 				continue
 			}
-			cell, err := arrowconv.Value(col, i)
+			cell, err := value.FromArrow(col, i)
 			require.NoError(t, err)
 			got, err := FromCEL(feat.Type, mustCEL(t, feat.Type, cell))
 			require.NoError(t, err)

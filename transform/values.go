@@ -11,6 +11,7 @@ import (
 	"github.com/google/cel-go/common/types/traits"
 
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/value"
 )
 
 // ToCEL converts a Go value to the CEL value of a feature or request field
@@ -22,15 +23,17 @@ func ToCEL(t registry.ValueType, v any) (ref.Val, error) {
 	if !t.List {
 		return scalarToCEL(t.Elem, v)
 	}
-	elems, err := listElems(v)
-	if err != nil {
-		return nil, err
+	n, at, ok := value.Elems(v)
+	if !ok {
+		return nil, fmt.Errorf("%v (%T) is not a list", v, v)
 	}
-	vals := make([]ref.Val, len(elems))
-	for i, e := range elems {
+	vals := make([]ref.Val, n)
+	for i := range n {
+		e := at(i)
 		if e == nil {
 			return nil, fmt.Errorf("element %d of the list is null", i)
 		}
+		var err error
 		if vals[i], err = scalarToCEL(t.Elem, e); err != nil {
 			return nil, fmt.Errorf("element %d: %w", i, err)
 		}
@@ -38,44 +41,12 @@ func ToCEL(t registry.ValueType, v any) (ref.Val, error) {
 	return types.NewRefValList(types.DefaultTypeAdapter, vals), nil
 }
 
-func listElems(v any) ([]any, error) {
-	switch l := v.(type) {
-	case []any:
-		return l, nil
-	case []int32:
-		return boxAll(l), nil
-	case []int64:
-		return boxAll(l), nil
-	case []float32:
-		return boxAll(l), nil
-	case []float64:
-		return boxAll(l), nil
-	case []bool:
-		return boxAll(l), nil
-	case []string:
-		return boxAll(l), nil
-	case [][]byte:
-		return boxAll(l), nil
-	case []time.Time:
-		return boxAll(l), nil
-	}
-	return nil, fmt.Errorf("%v (%T) is not a list", v, v)
-}
-
-func boxAll[T any](s []T) []any {
-	out := make([]any, len(s))
-	for i, x := range s {
-		out[i] = x
-	}
-	return out
-}
-
 func scalarToCEL(k registry.Scalar, v any) (ref.Val, error) {
 	switch k {
 	case registry.Int32, registry.Int64:
 		if n, ok := exactInt(v); ok {
-			if k == registry.Int32 && (n < math.MinInt32 || n > math.MaxInt32) {
-				return nil, fmt.Errorf("%d is out of the range of int32", n)
+			if _, err := value.FromInt(k, n); err != nil {
+				return nil, err
 			}
 			return types.Int(n), nil
 		}
@@ -167,35 +138,16 @@ func FromCEL(t registry.ValueType, v ref.Val) (any, error) {
 		return nil, fmt.Errorf("computed %s, not a list", v.Type().TypeName())
 	}
 	n := int(l.Size().(types.Int))
-	switch t.Elem {
-	case registry.Int32:
-		return listFrom[int32](t.Elem, l, n)
-	case registry.Int64:
-		return listFrom[int64](t.Elem, l, n)
-	case registry.Float32:
-		return listFrom[float32](t.Elem, l, n)
-	case registry.Float64:
-		return listFrom[float64](t.Elem, l, n)
-	case registry.Bool:
-		return listFrom[bool](t.Elem, l, n)
-	case registry.String:
-		return listFrom[string](t.Elem, l, n)
-	case registry.Bytes:
-		return listFrom[[]byte](t.Elem, l, n)
-	case registry.Timestamp:
-		return listFrom[time.Time](t.Elem, l, n)
+	out := value.MakeList(t.Elem, n)
+	if out == nil {
+		return nil, fmt.Errorf("unsupported type %s", t)
 	}
-	return nil, fmt.Errorf("unsupported type %s", t)
-}
-
-func listFrom[T any](k registry.Scalar, l traits.Lister, n int) ([]T, error) {
-	out := make([]T, n)
 	for i := range n {
-		x, err := scalarFromCEL(k, l.Get(types.Int(i)))
+		x, err := scalarFromCEL(t.Elem, l.Get(types.Int(i)))
 		if err != nil {
 			return nil, fmt.Errorf("element %d: %w", i, err)
 		}
-		out[i] = x.(T)
+		out = value.AppendList(out, x)
 	}
 	return out, nil
 }
@@ -206,26 +158,13 @@ func scalarFromCEL(k registry.Scalar, v ref.Val) (any, error) {
 	}
 	switch k {
 	case registry.Int32, registry.Int64:
-		n, ok := v.(types.Int)
-		if !ok {
-			break
+		if n, ok := v.(types.Int); ok {
+			return value.FromInt(k, int64(n))
 		}
-		if k == registry.Int32 {
-			if n < math.MinInt32 || n > math.MaxInt32 {
-				return nil, fmt.Errorf("%d overflows int32", int64(n))
-			}
-			return int32(n), nil
-		}
-		return int64(n), nil
 	case registry.Float32, registry.Float64:
-		d, ok := v.(types.Double)
-		if !ok {
-			break
+		if d, ok := v.(types.Double); ok {
+			return value.FromFloat(k, float64(d))
 		}
-		if k == registry.Float32 {
-			return float32(d), nil
-		}
-		return float64(d), nil
 	case registry.Bool:
 		if b, ok := v.(types.Bool); ok {
 			return bool(b), nil
