@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/quiverdata/quiver/materialize/stream"
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/value"
 )
 
 // Pusher applies pushed rows of push sources online and to the offline
@@ -210,57 +210,25 @@ func scalarReader(e registry.Scalar, v *servingv1.Values) (read func(int) (any, 
 	if err != nil || set == "" {
 		return nil, 0, err
 	}
+	// Numbers convert as value.FromInt and value.FromFloat say (an int32
+	// or a float32 out of range is an error); integers become floats, not
+	// floats integers.
 	switch set {
 	case "int32_values":
-		xs := v.GetInt32Values()
-		switch e {
-		case registry.Int32:
-			return func(i int) (any, error) { return xs[i], nil }, len(xs), nil
-		case registry.Int64:
-			return func(i int) (any, error) { return int64(xs[i]), nil }, len(xs), nil
-		case registry.Float32:
-			return func(i int) (any, error) { return float32(xs[i]), nil }, len(xs), nil
-		case registry.Float64:
-			return func(i int) (any, error) { return float64(xs[i]), nil }, len(xs), nil
+		if xs := v.GetInt32Values(); e.Numeric() {
+			return func(i int) (any, error) { return value.FromInt(e, int64(xs[i])) }, len(xs), nil
 		}
 	case "int64_values":
-		xs := v.GetInt64Values()
-		switch e {
-		case registry.Int32:
-			return func(i int) (any, error) {
-				if xs[i] < math.MinInt32 || xs[i] > math.MaxInt32 {
-					return nil, fmt.Errorf("%d does not fit int32", xs[i])
-				}
-				return int32(xs[i]), nil
-			}, len(xs), nil
-		case registry.Int64:
-			return func(i int) (any, error) { return xs[i], nil }, len(xs), nil
-		case registry.Float32:
-			return func(i int) (any, error) { return float32(xs[i]), nil }, len(xs), nil
-		case registry.Float64:
-			return func(i int) (any, error) { return float64(xs[i]), nil }, len(xs), nil
+		if xs := v.GetInt64Values(); e.Numeric() {
+			return func(i int) (any, error) { return value.FromInt(e, xs[i]) }, len(xs), nil
 		}
 	case "float_values":
-		xs := v.GetFloatValues()
-		switch e {
-		case registry.Float32:
-			return func(i int) (any, error) { return xs[i], nil }, len(xs), nil
-		case registry.Float64:
-			return func(i int) (any, error) { return float64(xs[i]), nil }, len(xs), nil
+		if xs := v.GetFloatValues(); e == registry.Float32 || e == registry.Float64 {
+			return func(i int) (any, error) { return value.FromFloat(e, float64(xs[i])) }, len(xs), nil
 		}
 	case "double_values":
-		xs := v.GetDoubleValues()
-		switch e {
-		case registry.Float32:
-			return func(i int) (any, error) {
-				f := float32(xs[i])
-				if math.IsInf(float64(f), 0) && !math.IsInf(xs[i], 0) {
-					return nil, fmt.Errorf("%g does not fit float32", xs[i])
-				}
-				return f, nil
-			}, len(xs), nil
-		case registry.Float64:
-			return func(i int) (any, error) { return xs[i], nil }, len(xs), nil
+		if xs := v.GetDoubleValues(); e == registry.Float32 || e == registry.Float64 {
+			return func(i int) (any, error) { return value.FromFloat(e, xs[i]) }, len(xs), nil
 		}
 	case "bool_values":
 		if xs := v.GetBoolValues(); e == registry.Bool {

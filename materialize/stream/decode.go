@@ -11,6 +11,7 @@ import (
 
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/streamlog"
+	"github.com/quiverdata/quiver/value"
 )
 
 // DecodeError says why a message was refused: which field, and what is
@@ -281,18 +282,11 @@ func (p *parser) scalar(e registry.Scalar) (any, error) {
 		if !integer {
 			return nil, fmt.Errorf("want %s, got %s", e, text)
 		}
-		bits := 64
-		if e == registry.Int32 {
-			bits = 32
-		}
-		n, err := strconv.ParseInt(text, 10, bits)
+		n, err := strconv.ParseInt(text, 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("%s does not fit %s", text, e)
 		}
-		if e == registry.Int32 {
-			return int32(n), nil
-		}
-		return n, nil
+		return value.FromInt(e, n) // an int32 out of range is an error
 	case registry.Float32, registry.Float64:
 		text, _, err := p.number()
 		if err != nil {
@@ -302,14 +296,11 @@ func (p *parser) scalar(e registry.Scalar) (any, error) {
 		if e == registry.Float32 {
 			bits = 32
 		}
-		f, err := strconv.ParseFloat(text, bits)
+		f, err := strconv.ParseFloat(text, bits) // rounds once, to float32 for float32
 		if err != nil || math.IsInf(f, 0) {
 			return nil, fmt.Errorf("%s does not fit %s", text, e)
 		}
-		if e == registry.Float32 {
-			return float32(f), nil
-		}
-		return f, nil
+		return value.FromFloat(e, f)
 	case registry.Bool:
 		switch {
 		case p.lit("true"):
