@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/value"
 )
 
 // Event is one source event of an entity, as the stream decoder produced
@@ -267,17 +268,13 @@ func (s *Spec) finish(acc []partial, out []any) {
 				out[a] = float64(p.i) / float64(p.n)
 			}
 		case registry.AggMin, registry.AggMax:
-			switch ag.typ.Elem {
-			case registry.Int32:
-				out[a] = int32(p.i)
-			case registry.Int64:
-				out[a] = p.i
-			case registry.Float32:
+			switch {
+			case ag.typ.Elem == registry.Float32:
 				out[a] = float32(p.f)
-			case registry.Float64:
+			case ag.typ.Elem == registry.Float64:
 				out[a] = p.f
-			case registry.Timestamp:
-				out[a] = time.UnixMicro(p.i).UTC()
+			default: // int32, int64, timestamp: folded as int64 (µs)
+				out[a] = value.FromMicros(ag.typ.Elem, p.i)
 			}
 		case registry.AggLast:
 			out[a] = p.last

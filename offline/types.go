@@ -6,26 +6,24 @@ import (
 	"github.com/quiverdata/quiver/registry"
 )
 
-// duckType is the DuckDB type that holds values of t.
+// duckTypes are the DuckDB types that hold values of each scalar type.
+var duckTypes = [...]string{
+	registry.Int32:     "INTEGER",
+	registry.Int64:     "BIGINT",
+	registry.Float32:   "FLOAT",
+	registry.Float64:   "DOUBLE",
+	registry.Bool:      "BOOLEAN",
+	registry.String:    "VARCHAR",
+	registry.Bytes:     "BLOB",
+	registry.Timestamp: "TIMESTAMP",
+}
+
+// duckType is the DuckDB type that holds values of t ("" for an invalid
+// type, "[]" for a list of one).
 func duckType(t registry.ValueType) string {
 	var s string
-	switch t.Elem {
-	case registry.Int32:
-		s = "INTEGER"
-	case registry.Int64:
-		s = "BIGINT"
-	case registry.Float32:
-		s = "FLOAT"
-	case registry.Float64:
-		s = "DOUBLE"
-	case registry.Bool:
-		s = "BOOLEAN"
-	case registry.String:
-		s = "VARCHAR"
-	case registry.Bytes:
-		s = "BLOB"
-	case registry.Timestamp:
-		s = "TIMESTAMP"
+	if int(t.Elem) < len(duckTypes) {
+		s = duckTypes[t.Elem]
 	}
 	if t.List {
 		s += "[]"

@@ -54,3 +54,46 @@ func TestFromArrowRefusesUnsupportedTypes(t *testing.T) {
 	_, err = FromArrow(l, 0)
 	require.EqualError(t, err, "list element 0: arrow type uint64 is not supported")
 }
+
+// TestArrowRoundTrip: every type's canonical values go into a builder of
+// its ArrowType and come back from FromArrow as Canon makes them.
+func TestArrowRoundTrip(t *testing.T) {
+	mem := memory.NewGoAllocator()
+	at := time.Date(2026, 12, 1, 10, 0, 0, 123456000, time.UTC)
+	for _, c := range []struct {
+		typ Type
+		v   any
+	}{
+		{Type{Elem: Int32}, int32(-7)},
+		{Type{Elem: Int64}, int64(1) << 40},
+		{Type{Elem: Float32}, float32(1.5)},
+		{Type{Elem: Float64}, 0.25},
+		{Type{Elem: Bool}, true},
+		{Type{Elem: String}, "s"},
+		{Type{Elem: Bytes}, []byte{0, 1}},
+		{Type{Elem: Timestamp}, at},
+		{Type{Elem: Float32, List: true}, []float32{1, 2}},
+		{Type{Elem: String, List: true}, []string{}},
+	} {
+		dt := ArrowType(c.typ)
+		require.NotNil(t, dt, c.typ.String())
+		b := array.NewBuilder(mem, dt)
+		AppendArrow(b, c.v)
+		AppendArrow(b, nil)
+		a := b.NewArray()
+		b.Release()
+		require.True(t, arrow.TypeEqual(dt, a.DataType()), c.typ.String())
+		got, err := FromArrow(a, 0)
+		require.NoError(t, err)
+		canon, err := Canon(c.typ, got)
+		require.NoError(t, err, "%s %v", c.typ, got)
+		require.Equal(t, c.v, canon, c.typ.String())
+		got, err = FromArrow(a, 1)
+		require.NoError(t, err)
+		require.Nil(t, got)
+		a.Release()
+	}
+	require.Equal(t, "list<item: float32, nullable>", ArrowType(Type{Elem: Float32, List: true}).String())
+	require.Equal(t, "timestamp[us]", ArrowType(TypeTimestamp).String())
+	require.Nil(t, ArrowType(Type{}))
+}

@@ -107,6 +107,9 @@ func Append(dst []byte, t Type, v any) ([]byte, error) {
 		}
 		return binary.AppendVarint(dst, i), nil
 	case Float32:
+		if x, ok := v.(float32); ok { // exact, NaN payloads too
+			return binary.LittleEndian.AppendUint32(dst, math.Float32bits(x)), nil
+		}
 		f, ok := Float(Float32, v)
 		if !ok {
 			return nil, notA(t.Elem, v)
