@@ -1,6 +1,7 @@
 package online
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/value"
 )
 
 func TestCodecRejectsValuesOfTheWrongType(t *testing.T) {
@@ -40,6 +42,53 @@ func TestCodecRejectsValuesOfTheWrongType(t *testing.T) {
 	}
 	_, err := c.Encode(nil, base, []any{1})
 	require.EqualError(t, err, "encode row: 1 values for 12 features")
+}
+
+// TestTypedDecodeRefusesWhatGenericRefuses: a value the generic decoder
+// refuses (an int32 out of range, a bool byte of 2) is refused by the
+// typed lookup path too, also when its feature is not asked for.
+func TestTypedDecodeRefusesWhatGenericRefuses(t *testing.T) {
+	c := NewCodec(testDefinitions(t).FeatureView("all_types"))
+	for _, bad := range []struct {
+		feature int
+		value   []byte
+	}{
+		{0, binary.AppendVarint(nil, 1<<40)}, // i32
+		{4, []byte{2}},                       // b
+	} {
+		row := value.AppendHeader(nil, value.Header{Format: value.FormatRow, EventMicros: base.UnixMicro(), Fingerprint: c.fingerprint})
+		bitmap := []byte{0xff, 0xff}
+		bitmap[bad.feature/8] &^= 1 << (bad.feature % 8)
+		row = append(append(row, bitmap...), bad.value...)
+
+		_, _, err := c.Decode(row, make([]any, len(c.Types())))
+		require.ErrorIs(t, err, ErrCorruptRow)
+		for _, asked := range []bool{true, false} {
+			cols := make([]*Column, len(c.Types()))
+			if asked {
+				col := newColumn(c.Types()[bad.feature], 1)
+				cols[bad.feature] = &col
+			}
+			_, _, err := c.decodeInto(row, 0, cols, make([]bool, len(cols)))
+			require.ErrorIs(t, err, ErrCorruptRow, "feature %d asked for: %v", bad.feature, asked)
+		}
+	}
+}
+
+// TestRowGolden pins a stored row byte for byte: format 1, the event time
+// (sign bit flipped, big-endian), the FNV-32a fingerprint of "x:int64;",
+// the null bitmap, and 3 as a zigzag varint. Stores keep such rows.
+func TestRowGolden(t *testing.T) {
+	c := NewCodec(testDefinitions(t).FeatureView("v1"))
+	row, err := c.Encode(nil, base, []any{int64(3)})
+	require.NoError(t, err)
+	require.Equal(t, []byte{0x01, 0x80, 0x06, 0x50, 0xc0, 0x52, 0x00, 0xf0, 0x00, 0xe3, 0xf1, 0xa6, 0x6a, 0x00, 0x06}, row)
+	out := make([]any, 1)
+	at, ok, err := c.Decode(row, out)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, base, at)
+	require.Equal(t, []any{int64(3)}, out)
 }
 
 func TestCodecFingerprintDetectsChangedViews(t *testing.T) {
