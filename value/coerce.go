@@ -134,7 +134,7 @@ func FromMicros(e Scalar, us int64) any {
 // Append) is an error naming the value and the type; nil is an error too.
 func Canon(t Type, v any) (any, error) {
 	if v == nil {
-		return nil, fmt.Errorf("null is not a %s", t)
+		return nil, fmt.Errorf("null, want a value of type %s", t)
 	}
 	if !t.List {
 		return canonScalar(t.Elem, v)

@@ -106,7 +106,7 @@ func TestCanon(t *testing.T) {
 		v    any
 		want string
 	}{
-		{Type{Elem: Int32}, nil, "null is not a int32"},
+		{Type{Elem: Int32}, nil, "null, want a value of type int32"},
 		{Type{Elem: Int32}, int64(1) << 40, "1099511627776 (int64) is not an int32"},
 		{Type{Elem: String}, 1, "1 (int) is not a string"},
 		{Type{Elem: Bool, List: true}, true, "bool is not a list"},

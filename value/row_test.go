@@ -59,7 +59,7 @@ func TestRead(t *testing.T) {
 }
 
 // appendValue is the encoding Read reads, written out independently of
-// the encoders in online and aggregate: the canonical form of a value.
+// Append: the canonical form of a value.
 func appendValue(t *testing.T, b []byte, typ Type, v any) []byte {
 	if typ.List {
 		var elems []any
