@@ -206,3 +206,50 @@ func FuzzDecode(f *testing.F) {
 		require.Equal(t, fmt.Sprintf("%#v", out), fmt.Sprintf("%#v", again))
 	})
 }
+
+// BenchmarkCodec measures a row of every type through the encoder, the
+// generic decoder and the typed lookup path (every feature requested, and
+// every other one).
+func BenchmarkCodec(b *testing.B) {
+	c := NewCodec(testDefinitions(b).FeatureView("all_types"))
+	vals := []any{int32(-7), int64(1) << 40, float32(1.5), 2.5, true, "driver-42", []byte{1, 2, 3}, base,
+		[]float32{1, 2, 3, 4, 5, 6, 7, 8}, []int64{1, 2}, []string{"a", "b"}, []time.Time{base}}
+	row, err := c.Encode(nil, base, vals)
+	require.NoError(b, err)
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		var dst []byte
+		for range b.N {
+			if dst, err = c.Encode(dst[:0], base, vals); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		b.ReportAllocs()
+		out := make([]any, len(vals))
+		for range b.N {
+			if _, _, err := c.Decode(row, out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, every := range []int{1, 2} {
+		b.Run(fmt.Sprintf("typed/every%d", every), func(b *testing.B) {
+			b.ReportAllocs()
+			cols := make([]*Column, len(vals))
+			for i, ty := range c.Types() {
+				if i%every == 0 {
+					col := newColumn(ty, 1)
+					cols[i] = &col
+				}
+			}
+			nulls := make([]bool, len(vals))
+			for range b.N {
+				if _, _, err := c.decodeInto(row, 0, cols, nulls); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
