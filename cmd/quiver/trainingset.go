@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 
+	"github.com/quiverdata/quiver/internal/durable"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/server"
@@ -217,24 +218,18 @@ func writeArrow(ctx context.Context, eng *offline.Engine, req *offline.Request, 
 }
 
 // writeArrowFile writes the training set as an Arrow IPC file, through a
-// temporary name renamed into place once complete.
+// synced temporary file renamed into place once complete (the directory
+// synced too), so path never holds a partial file.
 func writeArrowFile(ctx context.Context, eng *offline.Engine, req *offline.Request, prog *progress, path string) (int64, error) {
-	tmp := path + ".tmp"
-	fh, err := os.Create(tmp)
-	if err != nil {
-		return 0, err
-	}
-	n, err := writeArrow(ctx, eng, req, prog, func(s *arrow.Schema) (arrowWriter, error) {
-		return ipc.NewFileWriter(fh, ipc.WithSchema(s))
+	var n int64
+	err := durable.WriteFile(path, 0o644, func(fh *os.File) error {
+		var err error
+		n, err = writeArrow(ctx, eng, req, prog, func(s *arrow.Schema) (arrowWriter, error) {
+			return ipc.NewFileWriter(fh, ipc.WithSchema(s))
+		})
+		return err
 	})
-	if cerr := fh.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
 	if err != nil {
-		_ = os.Remove(tmp) // the write error is the one to report
 		return 0, err
 	}
 	return n, nil
