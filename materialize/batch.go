@@ -6,11 +6,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quiverdata/quiver/value"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/quiverdata/quiver/internal/arrowconv"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
@@ -234,12 +235,12 @@ func (m *Materializer) view(ctx context.Context, defs *registry.Definitions, v *
 				read++
 				var err error
 				for k := range nKeys {
-					if keyVals[k], err = arrowconv.Value(rec.Column(k), i); err != nil {
+					if keyVals[k], err = value.FromArrow(rec.Column(k), i); err != nil {
 						return fmt.Errorf("%s row %d: join key %s: %w", v.Name, row, keyNames[k], err)
 					}
 				}
 				for f := range nFeats {
-					if featVals[f], err = arrowconv.Value(rec.Column(nKeys+f), i); err != nil {
+					if featVals[f], err = value.FromArrow(rec.Column(nKeys+f), i); err != nil {
 						return fmt.Errorf("%s row %d (entity %v): feature %s: %w", v.Name, row, keyVals, featNames[f], err)
 					}
 					if err := checkTimes(featVals[f]); err != nil {

@@ -5,13 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quiverdata/quiver/value"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/stretchr/testify/require"
 
 	"github.com/quiverdata/quiver/examples/quickstart"
-	"github.com/quiverdata/quiver/internal/arrowconv"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
@@ -90,7 +91,7 @@ func TestOnlineEqualsPointInTimeJoin(t *testing.T) {
 					train = append(train, nil)
 				}
 				for i := 0; i < int(rec.NumRows()); i++ {
-					v, err := arrowconv.Value(rec.Column(c), i)
+					v, err := value.FromArrow(rec.Column(c), i)
 					require.NoError(t, err)
 					train[c-3] = append(train[c-3], v)
 				}

@@ -11,13 +11,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quiverdata/quiver/value"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
-	"github.com/quiverdata/quiver/internal/arrowconv"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
@@ -190,7 +191,7 @@ func verifyView(ctx context.Context, opts VerifyOptions, v *registry.FeatureView
 		for i := range int(rec.NumRows()) {
 			for fi, f := range feats {
 				col := rec.Column(rec.Schema().FieldIndices(f.Name)[0])
-				want, err := arrowconv.Value(col, i)
+				want, err := value.FromArrow(col, i)
 				if err != nil {
 					return nil, fmt.Errorf("training set row %d: feature %s: %w", row, f.Name, err)
 				}
@@ -338,7 +339,7 @@ func readKeys(ctx context.Context, path string, cols []string, seen map[string][
 			b.Reset()
 			null := false
 			for k, c := range idx {
-				if vals[k], err = arrowconv.Value(rec.Column(c), i); err != nil {
+				if vals[k], err = value.FromArrow(rec.Column(c), i); err != nil {
 					return fmt.Errorf("read %s: column %s: %w", path, cols[k], err)
 				}
 				null = null || vals[k] == nil

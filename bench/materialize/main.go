@@ -15,12 +15,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quiverdata/quiver/value"
+
 	_ "github.com/duckdb/duckdb-go/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/quiverdata/quiver/bench/internal/benchredis"
 	"github.com/quiverdata/quiver/bench/internal/report"
-	"github.com/quiverdata/quiver/internal/arrowconv"
 	"github.com/quiverdata/quiver/materialize"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
@@ -110,11 +111,11 @@ feature_views: [{name: stats, entities: [driver], source: s, features: [%s]}]
 		rec := rr.RecordBatch()
 		for i := 0; i < int(rec.NumRows()); i++ {
 			for f := range features {
-				if fv[f], err = arrowconv.Value(rec.Column(1+f), i); err != nil {
+				if fv[f], err = value.FromArrow(rec.Column(1+f), i); err != nil {
 					return err
 				}
 			}
-			id, err := arrowconv.Value(rec.Column(0), i)
+			id, err := value.FromArrow(rec.Column(0), i)
 			if err != nil {
 				return err
 			}
@@ -122,7 +123,7 @@ feature_views: [{name: stats, entities: [driver], source: s, features: [%s]}]
 			if err != nil {
 				return err
 			}
-			ts, err := arrowconv.Value(rec.Column(1+features), i)
+			ts, err := value.FromArrow(rec.Column(1+features), i)
 			if err != nil {
 				return err
 			}
