@@ -5,6 +5,10 @@
 // view of hourly driver statistics from Parquet (with a ttl), a stream view
 // of windowed trip aggregations from a Kafka topic, an on-demand view, and a
 // feature service for a ranking model.
+//
+// The definitions embedded here (quiver.yaml, features/) are what quiver
+// init writes; examples/quickstart holds the same files for readers, and a
+// test keeps the two equal. Nothing imports examples/ (internal/lint).
 package quickstart
 
 import (
