@@ -89,5 +89,6 @@
 // indexes delta-encoded. See Encode's file for the layout. Decode never
 // panics on arbitrary input.
 //
-// The package imports registry and the standard library only.
+// Of Quiver it imports only registry (the value types) and internal/valenc
+// (the row's value encoding); never online, offline, server, cmd or sdk.
 package aggregate

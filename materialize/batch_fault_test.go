@@ -15,7 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/stretchr/testify/require"
 
-	"github.com/quiverdata/quiver/examples/quickstart"
+	"github.com/quiverdata/quiver/internal/quickstart"
 	"github.com/quiverdata/quiver/internal/testutil/redistest"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"

@@ -18,5 +18,6 @@
 // the online store against the point-in-time join at the stream's
 // watermark.
 //
-// It is the only package that imports both online and offline.
+// It is the only core package that imports both online and offline (the
+// server and the CLI, which wire components together, do too).
 package materialize

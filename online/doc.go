@@ -15,5 +15,7 @@
 // Stores and the Lookup engine are safe for concurrent use. Byte slices
 // returned by Store.Read belong to the caller. Stores must be closed.
 //
-// It imports registry only; never offline, server, cmd or sdk.
+// Of Quiver it imports registry, wire (the statuses), transform (on-demand
+// expressions), aggregate (the tiles of windowed views) and small internal
+// helpers; never offline, server, cmd or sdk (internal/lint checks this).
 package online

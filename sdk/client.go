@@ -4,17 +4,16 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/quiverdata/quiver/materialize/stream"
-	"github.com/quiverdata/quiver/online"
+	"github.com/quiverdata/quiver/internal/text"
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
-	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/value"
+	"github.com/quiverdata/quiver/wire"
 )
 
 // Request names entities and features. Entities holds one column per join
@@ -74,10 +73,42 @@ type Features struct {
 }
 
 type vector struct {
-	typ      string
 	values   []any
-	statuses []online.Status
+	statuses []wire.Status
 	times    []time.Time
+}
+
+// Column is one feature of a lookup's result: per entity row a value (nil
+// unless the status is wire.Present), a status and an event time (zero
+// when not found).
+type Column struct {
+	Name       string
+	Values     []any
+	Statuses   []wire.Status
+	EventTimes []time.Time
+}
+
+// NewFeatures returns the result of a lookup answered without the gRPC
+// client (package sdk/embedded looks up in process): rows entity rows and
+// the columns in request order, each with a value, a status and an event
+// time per row and a name of its own. Features holds the slices given.
+func NewFeatures(rows int, cols []Column) (*Features, error) {
+	if rows < 0 {
+		return nil, fmt.Errorf("%d rows", rows)
+	}
+	out := &Features{rows: rows, vectors: make(map[string]*vector, len(cols))}
+	for _, c := range cols {
+		if len(c.Values) != rows || len(c.Statuses) != rows || len(c.EventTimes) != rows {
+			return nil, fmt.Errorf("feature %s: %d values, %d statuses and %d event times for %d rows",
+				text.Clip(c.Name), len(c.Values), len(c.Statuses), len(c.EventTimes), rows)
+		}
+		if out.vectors[c.Name] != nil {
+			return nil, fmt.Errorf("feature %s appears twice", text.Clip(c.Name))
+		}
+		out.names = append(out.names, c.Name)
+		out.vectors[c.Name] = &vector{values: c.Values, statuses: c.Statuses, times: c.EventTimes}
+	}
+	return out, nil
 }
 
 // Rows is the number of entity rows.
@@ -87,10 +118,10 @@ func (f *Features) Rows() int { return f.rows }
 func (f *Features) Names() []string { return f.names }
 
 // Status returns the status of a feature's value for entity row i.
-func (f *Features) Status(name string, i int) online.Status {
+func (f *Features) Status(name string, i int) wire.Status {
 	v := f.vectors[name]
 	if v == nil || i < 0 || i >= len(v.statuses) {
-		return online.NotFound
+		return wire.NotFound
 	}
 	return v.statuses[i]
 }
@@ -221,19 +252,19 @@ func features(resp *servingv1.GetOnlineFeaturesResponse) (*Features, error) {
 	}
 	out := &Features{rows: int(resp.GetRows()), vectors: map[string]*vector{}}
 	for _, fv := range resp.GetFeatures() {
-		t, err := registry.ParseValueType(fv.Type)
+		t, err := value.Parse(fv.Type)
 		if err != nil {
-			return nil, fmt.Errorf("feature %s: %w", registry.Clip(fv.Name), err)
+			return nil, fmt.Errorf("feature %s: %w", text.Clip(fv.Name), err)
 		}
 		if err := checkVector(fv, out.rows); err != nil {
-			return nil, fmt.Errorf("malformed response: feature %s: %w", registry.Clip(fv.Name), err)
+			return nil, fmt.Errorf("malformed response: feature %s: %w", text.Clip(fv.Name), err)
 		}
 		if out.vectors[fv.Name] != nil {
-			return nil, fmt.Errorf("malformed response: feature %s appears twice", registry.Clip(fv.Name))
+			return nil, fmt.Errorf("malformed response: feature %s appears twice", text.Clip(fv.Name))
 		}
-		v := &vector{typ: fv.Type, values: make([]any, len(fv.Statuses)), statuses: make([]online.Status, len(fv.Statuses)), times: make([]time.Time, len(fv.Statuses))}
+		v := &vector{values: make([]any, len(fv.Statuses)), statuses: make([]wire.Status, len(fv.Statuses)), times: make([]time.Time, len(fv.Statuses))}
 		for i, st := range fv.Statuses {
-			v.statuses[i] = online.Status(st)
+			v.statuses[i] = wire.Status(st)
 			if ts := fv.EventTimestamps[i]; ts != 0 {
 				v.times[i] = time.UnixMicro(ts).UTC()
 			}
@@ -260,7 +291,7 @@ func checkVector(fv *servingv1.FeatureVector, rows int) error {
 }
 
 // valueAt reads row i of a typed column (nil where the column is short).
-func valueAt(t registry.ValueType, v *servingv1.Values, i int) any {
+func valueAt(t value.Type, v *servingv1.Values, i int) any {
 	if t.List {
 		lists := v.GetListValues()
 		if i >= len(lists) {
@@ -268,21 +299,21 @@ func valueAt(t registry.ValueType, v *servingv1.Values, i int) any {
 		}
 		l := lists[i]
 		switch t.Elem {
-		case registry.Int32:
+		case value.Int32:
 			return l.GetInt32Values()
-		case registry.Int64:
+		case value.Int64:
 			return l.GetInt64Values()
-		case registry.Float32:
+		case value.Float32:
 			return l.GetFloatValues()
-		case registry.Float64:
+		case value.Float64:
 			return l.GetDoubleValues()
-		case registry.Bool:
+		case value.Bool:
 			return l.GetBoolValues()
-		case registry.String:
+		case value.String:
 			return l.GetStringValues()
-		case registry.Bytes:
+		case value.Bytes:
 			return l.GetBytesValues()
-		case registry.Timestamp:
+		case value.Timestamp:
 			out := make([]time.Time, len(l.GetTimestampValues()))
 			for j, us := range l.GetTimestampValues() {
 				out[j] = time.UnixMicro(us).UTC()
@@ -292,21 +323,21 @@ func valueAt(t registry.ValueType, v *servingv1.Values, i int) any {
 		return nil
 	}
 	switch t.Elem {
-	case registry.Int32:
+	case value.Int32:
 		return at(v.GetInt32Values(), i)
-	case registry.Int64:
+	case value.Int64:
 		return at(v.GetInt64Values(), i)
-	case registry.Float32:
+	case value.Float32:
 		return at(v.GetFloatValues(), i)
-	case registry.Float64:
+	case value.Float64:
 		return at(v.GetDoubleValues(), i)
-	case registry.Bool:
+	case value.Bool:
 		return at(v.GetBoolValues(), i)
-	case registry.String:
+	case value.String:
 		return at(v.GetStringValues(), i)
-	case registry.Bytes:
+	case value.Bytes:
 		return at(v.GetBytesValues(), i)
-	case registry.Timestamp:
+	case value.Timestamp:
 		if us, ok := at(v.GetTimestampValues(), i).(int64); ok {
 			return time.UnixMicro(us).UTC()
 		}
@@ -319,92 +350,4 @@ func at[T any](s []T, i int) any {
 		return s[i]
 	}
 	return nil
-}
-
-// Embedded looks features up in a repository's online store directly, in
-// process, against the latest applied registry version, and takes pushes
-// there.
-type Embedded struct {
-	store    online.Store
-	lookup   *online.Lookup
-	defs     *registry.Definitions
-	dataRoot string
-
-	pushMu  sync.Mutex      // one push at a time, as the Applier requires
-	applier *stream.Applier // set up by the first push
-}
-
-// OpenEmbedded opens the online store of the feature repository in dir.
-// An embedded (Pebble) store admits one process at a time.
-func OpenEmbedded(ctx context.Context, dir string) (*Embedded, error) {
-	cfg, err := registry.LoadConfig(dir, registry.LoadOptions{})
-	if err != nil {
-		return nil, err
-	}
-	if err := cfg.Require("registry"); err != nil {
-		return nil, err
-	}
-	reg, err := registry.OpenStore(cfg.RegistryPath())
-	if err != nil {
-		return nil, err
-	}
-	snap, err := reg.Latest(ctx)
-	if err != nil {
-		return nil, err
-	}
-	store, err := online.Open(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &Embedded{store: store, lookup: online.NewLookup(store, online.LookupOptions{}), defs: snap.Defs, dataRoot: cfg.DataRoot()}, nil
-}
-
-// Close closes the store.
-func (e *Embedded) Close() error { return e.store.Close() }
-
-// OnlineFeatures looks features up without a server.
-func (e *Embedded) OnlineFeatures(ctx context.Context, req Request) (*Features, error) {
-	ents := map[string][]any{}
-	for name, col := range req.Entities {
-		switch x := col.(type) {
-		case []int64:
-			ents[name] = toAny(x)
-		case []string:
-			ents[name] = toAny(x)
-		default:
-			return nil, fmt.Errorf("entity column %s is %T; give []int64 or []string", name, col)
-		}
-	}
-	reqCtx := map[string][]any{}
-	for name, col := range req.RequestContext {
-		vals, err := contextColumn(col)
-		if err != nil {
-			return nil, fmt.Errorf("request context %s: %w", name, err)
-		}
-		reqCtx[name] = vals
-	}
-	resp, err := e.lookup.Get(ctx, e.defs, &online.Request{Entities: ents, Features: req.Features,
-		FeatureService: req.FeatureService, FullFeatureNames: req.FullFeatureNames, RequestContext: reqCtx})
-	if err != nil {
-		return nil, err
-	}
-	out := &Features{rows: resp.Rows, vectors: map[string]*vector{}}
-	for i := range resp.Features {
-		fv := &resp.Features[i]
-		vals := make([]any, resp.Rows)
-		for r := range vals {
-			vals[r] = fv.Value(r)
-		}
-		out.names = append(out.names, fv.Name)
-		out.vectors[fv.Name] = &vector{typ: fv.Type.String(), values: vals, statuses: fv.Statuses, times: fv.EventTimes}
-	}
-	return out, nil
-}
-
-func toAny[T any](s []T) []any {
-	out := make([]any, len(s))
-	for i, v := range s {
-		out[i] = v
-	}
-	return out
 }

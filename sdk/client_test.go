@@ -13,95 +13,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/quiverdata/quiver/examples/quickstart"
-	"github.com/quiverdata/quiver/materialize"
-	"github.com/quiverdata/quiver/offline"
-	"github.com/quiverdata/quiver/online"
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
-	"github.com/quiverdata/quiver/registry"
-	"github.com/quiverdata/quiver/server"
+	"github.com/quiverdata/quiver/value"
+	"github.com/quiverdata/quiver/wire"
 )
-
-// quickstartRepo scaffolds, applies and materializes the quickstart.
-func quickstartRepo(t *testing.T) (*registry.Repo, *registry.Snapshot) {
-	dir := t.TempDir()
-	require.NoError(t, quickstart.Scaffold(dir, quickstart.GenerateOptions{Drivers: 10, Days: 1, End: time.Now().UTC().Truncate(time.Hour)}))
-	repo, err := registry.LoadRepo(dir, registry.LoadOptions{})
-	require.NoError(t, err)
-	reg, err := registry.OpenStore(repo.Config.RegistryPath())
-	require.NoError(t, err)
-	res, err := reg.Apply(context.Background(), repo.Defs, registry.ApplyOptions{})
-	require.NoError(t, err)
-	off, err := offline.Open(offline.OptionsFromConfig(repo.Config))
-	require.NoError(t, err)
-	defer off.Close()
-	store, err := online.Open(context.Background(), repo.Config)
-	require.NoError(t, err)
-	defer store.Close()
-	_, err = (&materialize.Materializer{Offline: off, Online: store}).Incremental(context.Background(), repo.Defs, time.Now(), materialize.Options{})
-	require.NoError(t, err)
-	return repo, res.Snapshot
-}
-
-func TestEmbeddedAndClientAgree(t *testing.T) {
-	ctx := context.Background()
-	repo, snap := quickstartRepo(t)
-	req := Request{Entities: map[string]any{"driver_id": []int64{1001, 1002, 9999}},
-		Features:       []string{"driver_hourly:conv_rate", "driver_hourly:avg_daily_trips", "driver_hourly:embedding", "driver_scores:adjusted_conv"},
-		RequestContext: map[string]any{"surge": []float64{1.5, 2, 3}}}
-
-	emb, err := OpenEmbedded(ctx, repo.Dir)
-	require.NoError(t, err)
-	local, err := emb.OnlineFeatures(ctx, req)
-	require.NoError(t, err)
-	require.NoError(t, emb.Close())
-
-	store, err := online.Open(ctx, repo.Config)
-	require.NoError(t, err)
-	defer store.Close()
-	serving := server.NewServing(online.NewLookup(store, online.LookupOptions{}), func() *registry.Snapshot { return snap }, server.Limits{}, "test")
-	srv, err := server.New(server.Config{GRPCAddr: "127.0.0.1:0", AuthToken: "t"}, serving, func(context.Context) error { return nil })
-	require.NoError(t, err)
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx) }()
-	defer func() { cancel(); require.NoError(t, <-done) }()
-
-	c, err := Dial(srv.GRPCAddr().String(), Options{Token: "t"})
-	require.NoError(t, err)
-	defer c.Close()
-	remote, err := c.OnlineFeatures(ctx, req)
-	require.NoError(t, err)
-
-	require.Equal(t, 3, remote.Rows())
-	require.Equal(t, local.Names(), remote.Names())
-	for _, name := range remote.Names() {
-		for i := range 3 {
-			require.Equal(t, local.Value(name, i), remote.Value(name, i), "%s row %d", name, i)
-			require.Equal(t, local.Status(name, i), remote.Status(name, i))
-			require.Equal(t, local.EventTime(name, i), remote.EventTime(name, i))
-		}
-	}
-	rate, ok := remote.Float64("conv_rate", 0)
-	require.True(t, ok)
-	require.Greater(t, rate, 0.0)
-	trips, ok := remote.Int64("avg_daily_trips", 1)
-	require.True(t, ok)
-	require.GreaterOrEqual(t, trips, int64(0))
-	emb32, ok := remote.Float32s("embedding", 0)
-	require.True(t, ok)
-	require.Len(t, emb32, quickstart.EmbeddingDim)
-	adjusted, ok := remote.Float64("adjusted_conv", 0)
-	require.True(t, ok)
-	require.InDelta(t, 1.5*rate, adjusted, 1e-6, "on-demand: conv_rate × surge")
-	require.Equal(t, online.NotFound, remote.Status("conv_rate", 2))
-	require.Equal(t, online.NotFound, remote.Status("adjusted_conv", 2))
-	_, ok = remote.Float64("conv_rate", 2)
-	require.False(t, ok)
-
-	_, err = c.OnlineFeatures(ctx, Request{Entities: map[string]any{"driver_id": []int{1}}, Features: []string{"driver_hourly:conv_rate"}})
-	require.ErrorContains(t, err, "give []int64 or []string")
-}
 
 // malformedServing answers every lookup with the response it holds.
 type malformedServing struct {
@@ -188,8 +103,8 @@ func FuzzFeatures(f *testing.F) {
 		require.NoError(f, err)
 		f.Add(b)
 	}
-	goTypes := map[registry.Scalar]string{registry.Int32: "int32", registry.Int64: "int64", registry.Float32: "float32",
-		registry.Float64: "float64", registry.Bool: "bool", registry.String: "string", registry.Bytes: "[]uint8", registry.Timestamp: "time.Time"}
+	goTypes := map[value.Scalar]string{value.Int32: "int32", value.Int64: "int64", value.Float32: "float32",
+		value.Float64: "float64", value.Bool: "bool", value.String: "string", value.Bytes: "[]uint8", value.Timestamp: "time.Time"}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var resp servingv1.GetOnlineFeaturesResponse
 		if proto.Unmarshal(data, &resp) != nil {
@@ -207,7 +122,7 @@ func FuzzFeatures(f *testing.F) {
 		for k, fv := range resp.GetFeatures() {
 			name := out.Names()[k]
 			require.Equal(t, fv.GetName(), name)
-			typ, err := registry.ParseValueType(fv.GetType())
+			typ, err := value.Parse(fv.GetType())
 			require.NoError(t, err)
 			want := goTypes[typ.Elem]
 			if typ.List {
@@ -216,34 +131,34 @@ func FuzzFeatures(f *testing.F) {
 			for i := -1; i <= out.Rows(); i++ {
 				st, v := out.Status(name, i), out.Value(name, i)
 				if i < 0 || i == out.Rows() {
-					require.Equal(t, online.NotFound, st)
+					require.Equal(t, wire.NotFound, st)
 					require.Nil(t, v)
 					require.True(t, out.EventTime(name, i).IsZero())
 					continue
 				}
-				require.Equal(t, online.Status(fv.GetStatuses()[i]), st)
+				require.Equal(t, wire.Status(fv.GetStatuses()[i]), st)
 				if ts := fv.GetEventTimestamps()[i]; ts != 0 {
 					require.Equal(t, ts, out.EventTime(name, i).UnixMicro())
 					require.Equal(t, time.UTC, out.EventTime(name, i).Location())
 				} else {
 					require.True(t, out.EventTime(name, i).IsZero())
 				}
-				if st != online.Present {
+				if st != wire.Present {
 					require.Nil(t, v, "row %d of %s is %v", i, name, st)
 				} else if v != nil {
 					require.Equal(t, want, fmt.Sprintf("%T", v), "row %d of %s (%s)", i, name, fv.GetType())
 				}
 				f64, ok := out.Float64(name, i)
-				require.Equal(t, v != nil && (typ == registry.ValueType{Elem: registry.Float32} || typ == registry.ValueType{Elem: registry.Float64}), ok)
+				require.Equal(t, v != nil && (typ == value.Type{Elem: value.Float32} || typ == value.Type{Elem: value.Float64}), ok)
 				if x, is32 := v.(float32); is32 && !math.IsNaN(f64) {
 					require.Equal(t, float64(x), f64, "row %d of %s", i, name)
 				}
 				_, ok = out.Int64(name, i)
-				require.Equal(t, v != nil && (typ == registry.ValueType{Elem: registry.Int32} || typ == registry.TypeInt64), ok)
+				require.Equal(t, v != nil && (typ == value.Type{Elem: value.Int32} || typ == value.TypeInt64), ok)
 				_, ok = out.String(name, i)
-				require.Equal(t, v != nil && typ == registry.TypeString, ok)
+				require.Equal(t, v != nil && typ == value.TypeString, ok)
 				_, ok = out.Float32s(name, i)
-				require.Equal(t, v != nil && typ == registry.ValueType{Elem: registry.Float32, List: true}, ok)
+				require.Equal(t, v != nil && typ == value.Type{Elem: value.Float32, List: true}, ok)
 			}
 		}
 	})
@@ -262,4 +177,36 @@ func TestFeaturesRefusesMalformedAnswers(t *testing.T) {
 		_, err := features(resp)
 		require.EqualError(t, err, want)
 	}
+}
+
+// TestNewFeatures: Features built in process read as the server's answer
+// does, and a column of the wrong length or a repeated name is refused.
+func TestNewFeatures(t *testing.T) {
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	f, err := NewFeatures(2, []Column{
+		{Name: "conv_rate", Values: []any{float32(0.5), nil}, Statuses: []wire.Status{wire.Present, wire.NotFound}, EventTimes: []time.Time{at, {}}},
+		{Name: "trips", Values: []any{int64(3), nil}, Statuses: []wire.Status{wire.Present, wire.NullValue}, EventTimes: []time.Time{at, at}},
+	})
+	require.NoError(t, err)
+	require.Equal(t, 2, f.Rows())
+	require.Equal(t, []string{"conv_rate", "trips"}, f.Names())
+	rate, ok := f.Float64("conv_rate", 0)
+	require.True(t, ok)
+	require.Equal(t, 0.5, rate)
+	require.Equal(t, wire.NotFound, f.Status("conv_rate", 1))
+	require.True(t, f.EventTime("conv_rate", 1).IsZero())
+	require.Equal(t, wire.NullValue, f.Status("trips", 1))
+	require.Equal(t, at, f.EventTime("trips", 1))
+	n, ok := f.Int64("trips", 0)
+	require.True(t, ok)
+	require.Equal(t, int64(3), n)
+	require.Equal(t, wire.NotFound, f.Status("nope", 0))
+
+	_, err = NewFeatures(2, []Column{{Name: "a", Values: []any{1}, Statuses: make([]wire.Status, 2), EventTimes: make([]time.Time, 2)}})
+	require.EqualError(t, err, "feature a: 1 values, 2 statuses and 2 event times for 2 rows")
+	col := Column{Name: "a", Values: make([]any, 1), Statuses: make([]wire.Status, 1), EventTimes: make([]time.Time, 1)}
+	_, err = NewFeatures(1, []Column{col, col})
+	require.EqualError(t, err, "feature a appears twice")
+	_, err = NewFeatures(-1, nil)
+	require.EqualError(t, err, "-1 rows")
 }

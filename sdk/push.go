@@ -2,7 +2,6 @@ package sdk
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"reflect"
@@ -11,7 +10,6 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
-	"github.com/quiverdata/quiver/materialize/stream"
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
 )
 
@@ -247,31 +245,4 @@ func toFloat64(v any) (float64, error) {
 	}
 	n, err := toInt64(v)
 	return float64(n), err
-}
-
-// Push applies rows of a push source to the repository's online store and
-// offline log, in process, as a server's push does (see Client.Push); the
-// rows are checked exactly as HTTP POST /v1/push checks its JSON rows.
-// Float values must be finite. The stream path (and the view directories
-// of the offline log) are set up on the first push; pushes through one
-// Embedded run one at a time.
-func (e *Embedded) Push(ctx context.Context, source string, rows []map[string]any) (int, error) {
-	raw := make([][]byte, len(rows))
-	for i, row := range rows {
-		b, err := json.Marshal(row)
-		if err != nil {
-			return 0, fmt.Errorf("push %s: row %d: %w", source, i, err)
-		}
-		raw[i] = b
-	}
-	e.pushMu.Lock()
-	defer e.pushMu.Unlock()
-	if e.applier == nil {
-		a, err := stream.NewApplier(e.defs, e.store, e.dataRoot, nil, nil)
-		if err != nil {
-			return 0, fmt.Errorf("push %s: %w", source, err)
-		}
-		e.applier = a
-	}
-	return e.applier.PushJSON(ctx, source, raw)
 }

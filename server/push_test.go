@@ -28,7 +28,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/quiverdata/quiver/examples/quickstart"
+	"github.com/quiverdata/quiver/internal/quickstart"
 	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/online"
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"

@@ -42,7 +42,7 @@ import (
 
 	"github.com/quiverdata/quiver/bench/internal/benchredis"
 	"github.com/quiverdata/quiver/bench/internal/report"
-	"github.com/quiverdata/quiver/examples/quickstart"
+	"github.com/quiverdata/quiver/internal/quickstart"
 	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"

@@ -17,8 +17,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/quiverdata/quiver/examples/quickstart"
 	"github.com/quiverdata/quiver/internal/kafkatest"
+	"github.com/quiverdata/quiver/internal/quickstart"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/streamlog"
 )

@@ -18,7 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/quiverdata/quiver/examples/quickstart"
+	"github.com/quiverdata/quiver/internal/quickstart"
 )
 
 // TestDevCommand runs quiver dev end to end: trips produced to its

@@ -13,7 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/quiverdata/quiver/examples/quickstart"
+	"github.com/quiverdata/quiver/internal/quickstart"
 	"github.com/quiverdata/quiver/registry"
 )
 

@@ -14,8 +14,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/quiverdata/quiver/examples/quickstart"
 	"github.com/quiverdata/quiver/internal/kafkatest"
+	"github.com/quiverdata/quiver/internal/quickstart"
 )
 
 // TestStreamReloadsRegistry: quiver stream picks up a newly applied

@@ -18,10 +18,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parquet-go/parquet-go"
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/quiverdata/quiver/examples/quickstart"
+	"github.com/quiverdata/quiver/internal/quickstart"
 )
 
 func main() {
@@ -93,16 +95,18 @@ func run(brokers, topic, httpAddr string, n, drivers int, entities string, poiso
 	if entities == "" {
 		return nil
 	}
-	type row struct {
-		DriverID       int64     `parquet:"driver_id"`
-		EventTimestamp time.Time `parquet:"event_timestamp,timestamp(microsecond)"`
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "driver_id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "event_timestamp", Type: quickstart.Timestamp},
+	}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	for i := range drivers {
+		b.Field(0).(*array.Int64Builder).Append(1001 + int64(i))
+		b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(last.UnixMicro()))
 	}
-	rows := make([]row, drivers)
-	for i := range rows {
-		rows[i] = row{DriverID: 1001 + int64(i), EventTimestamp: last}
-	}
-	if err := parquet.WriteFile(entities, rows); err != nil {
-		return err
+	if err := quickstart.WriteParquet(entities, b.NewRecordBatch()); err != nil {
+		return fmt.Errorf("write %s: %w", entities, err)
 	}
 	fmt.Printf("wrote %s: %d drivers at %s\n", entities, drivers, last.Format(time.RFC3339Nano))
 	return nil

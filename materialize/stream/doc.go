@@ -2,6 +2,19 @@
 // stream sources (Kafka messages, pushed rows) to the online store and to
 // each view's offline log (package streamlog), through one Applier.
 //
+// # Usage
+//
+//  1. NewApplier(defs, store, dataRoot, metrics, now) plans every stream
+//     and push source of a registry snapshot: their views, decoders and
+//     offline logs. A new registry version takes a new Applier.
+//  2. Recover(grace) once at start removes what a crash left in the logs.
+//  3. Consume(ctx, KafkaOptions{Brokers: ...}) reads the kafka sources
+//     until ctx ends, as one member of a consumer group; PushJSON and
+//     PushRows apply pushed rows (the server's push API, sdk/embedded).
+//
+// The stream stays in this package's hands: a caller never writes the
+// online rows or the log files of a stream view itself.
+//
 // # The path of an event
 //
 //  1. Decode and validate: the message holds every schema field with a
@@ -36,4 +49,13 @@
 // partition); pushes of a source take turns (the server serializes them).
 // Consume runs one goroutine per assigned partition, owned by Consume: all
 // have returned when it returns.
+//
+// # Ownership
+//
+// The online store is the caller's: an Applier writes to it and never
+// closes it; close it after Consume has returned and the last push has
+// answered. A push is applied, online and in the log, when PushJSON or
+// PushRows returns, and its rows are not kept: the caller may reuse them.
+// One Metrics may serve successive Appliers (the server builds one
+// Applier per registry version).
 package stream

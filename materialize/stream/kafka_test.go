@@ -10,8 +10,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/quiverdata/quiver/examples/quickstart"
 	"github.com/quiverdata/quiver/internal/kafkatest"
+	"github.com/quiverdata/quiver/internal/quickstart"
 	"github.com/quiverdata/quiver/internal/testutil/logtest"
 	"github.com/quiverdata/quiver/internal/testutil/redistest"
 	"github.com/quiverdata/quiver/online"

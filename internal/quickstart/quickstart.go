@@ -5,6 +5,10 @@
 // view of hourly driver statistics from Parquet (with a ttl), a stream view
 // of windowed trip aggregations from a Kafka topic, an on-demand view, and a
 // feature service for a ranking model.
+//
+// The definitions embedded here (quiver.yaml, features/) are what quiver
+// init writes; examples/quickstart holds the same files for readers, and a
+// test keeps the two equal. Nothing imports examples/ (internal/lint).
 package quickstart
 
 import (
@@ -16,7 +20,12 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/parquet-go/parquet-go"
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
 // Files holds the repository's definition files and quiver.yaml.
@@ -26,24 +35,84 @@ var Files embed.FS
 
 // DriverStat is one row of the driver_stats source.
 type DriverStat struct {
-	DriverID       int64     `parquet:"driver_id"`
-	EventTimestamp time.Time `parquet:"event_timestamp,timestamp(microsecond)"`
-	Created        time.Time `parquet:"created,timestamp(microsecond)"`
-	ConversionRate float32   `parquet:"conversion_rate"`
-	AccRate        float32   `parquet:"acc_rate"`
-	AvgDailyTrips  int64     `parquet:"avg_daily_trips"`
-	Embedding      []float32 `parquet:"embedding,list"`
+	DriverID       int64
+	EventTimestamp time.Time
+	Created        time.Time
+	ConversionRate float32
+	AccRate        float32
+	AvgDailyTrips  int64
+	Embedding      []float32
 }
 
 // DriverLabel is one row of the example entity table: a driver at a
 // moment, and whether the trip offered then was completed.
 type DriverLabel struct {
-	DriverID       int64     `parquet:"driver_id"`
-	EventTimestamp time.Time `parquet:"event_timestamp,timestamp(microsecond)"`
-	TripCompleted  bool      `parquet:"trip_completed"`
+	DriverID       int64
+	EventTimestamp time.Time
+	TripCompleted  bool
 	// Surge is the request field of the on-demand view driver_scores: the
 	// surge multiplier at the time of the request.
-	Surge float64 `parquet:"surge"`
+	Surge float64
+}
+
+// Timestamp is the Arrow type of the generated timestamps: microseconds,
+// in UTC (Parquet TIMESTAMP(MICROS, isAdjustedToUTC)).
+var Timestamp = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+
+// DriverStatsSchema is the schema of the driver_stats files: every column
+// required, the embedding a list of required float32.
+var DriverStatsSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "driver_id", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "event_timestamp", Type: Timestamp},
+	{Name: "created", Type: Timestamp},
+	{Name: "conversion_rate", Type: arrow.PrimitiveTypes.Float32},
+	{Name: "acc_rate", Type: arrow.PrimitiveTypes.Float32},
+	{Name: "avg_daily_trips", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "embedding", Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Float32)},
+}, nil)
+
+// DriverLabelsSchema is the schema of LabelsFile, every column required.
+var DriverLabelsSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "driver_id", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "event_timestamp", Type: Timestamp},
+	{Name: "trip_completed", Type: arrow.FixedWidthTypes.Boolean},
+	{Name: "surge", Type: arrow.PrimitiveTypes.Float64},
+}, nil)
+
+// driverStatsRecord builds the record of rows in DriverStatsSchema.
+func driverStatsRecord(rows []DriverStat) arrow.RecordBatch {
+	b := array.NewRecordBuilder(memory.DefaultAllocator, DriverStatsSchema)
+	defer b.Release()
+	ids, ts, created := b.Field(0).(*array.Int64Builder), b.Field(1).(*array.TimestampBuilder), b.Field(2).(*array.TimestampBuilder)
+	conv, acc, trips := b.Field(3).(*array.Float32Builder), b.Field(4).(*array.Float32Builder), b.Field(5).(*array.Int64Builder)
+	emb := b.Field(6).(*array.ListBuilder)
+	elems := emb.ValueBuilder().(*array.Float32Builder)
+	for _, r := range rows {
+		ids.Append(r.DriverID)
+		ts.Append(arrow.Timestamp(r.EventTimestamp.UnixMicro()))
+		created.Append(arrow.Timestamp(r.Created.UnixMicro()))
+		conv.Append(r.ConversionRate)
+		acc.Append(r.AccRate)
+		trips.Append(r.AvgDailyTrips)
+		emb.Append(true)
+		elems.AppendValues(r.Embedding, nil)
+	}
+	return b.NewRecordBatch()
+}
+
+// driverLabelsRecord builds the record of rows in DriverLabelsSchema.
+func driverLabelsRecord(rows []DriverLabel) arrow.RecordBatch {
+	b := array.NewRecordBuilder(memory.DefaultAllocator, DriverLabelsSchema)
+	defer b.Release()
+	ids, ts := b.Field(0).(*array.Int64Builder), b.Field(1).(*array.TimestampBuilder)
+	done, surge := b.Field(2).(*array.BooleanBuilder), b.Field(3).(*array.Float64Builder)
+	for _, r := range rows {
+		ids.Append(r.DriverID)
+		ts.Append(arrow.Timestamp(r.EventTimestamp.UnixMicro()))
+		done.Append(r.TripCompleted)
+		surge.Append(r.Surge)
+	}
+	return b.NewRecordBatch()
 }
 
 // LabelsFile is the example entity table, relative to the data root.
@@ -105,7 +174,7 @@ func Generate(dataRoot string, opts GenerateOptions) error {
 			}
 		}
 		name := filepath.Join(dir, dayStart.Format("2006-01-02")+".parquet")
-		if err := writeParquet(name, rows); err != nil {
+		if err := WriteParquet(name, driverStatsRecord(rows)); err != nil {
 			return fmt.Errorf("write %s: %w", name, err)
 		}
 	}
@@ -130,16 +199,34 @@ func Generate(dataRoot string, opts GenerateOptions) error {
 	labels[2].DriverID = 9999
 	labels[4].EventTimestamp = opts.End.Add(59 * time.Hour)
 	name := filepath.Join(dataRoot, LabelsFile)
-	if err := writeParquet(name, labels); err != nil {
+	if err := WriteParquet(name, driverLabelsRecord(labels)); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
 }
 
-// writeParquet writes rows to a temporary file and renames it into place.
-func writeParquet[T any](name string, rows []T) error {
+// WriteParquet writes rec, which it releases, as one Parquet row group
+// (Snappy, no Arrow schema in the footer) to a temporary file and renames
+// it into place. The same record always gives the same bytes.
+func WriteParquet(name string, rec arrow.RecordBatch) error {
+	defer rec.Release()
 	tmp := name + ".tmp"
-	if err := parquet.WriteFile(tmp, rows); err != nil {
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	w, err := pqarrow.NewFileWriter(rec.Schema(), f,
+		parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy)),
+		pqarrow.DefaultWriterProps())
+	if err != nil {
+		_ = f.Close() // the writer's error is the one to report
+		return err
+	}
+	if err := w.Write(rec); err != nil {
+		_ = w.Close() // the write error is the one to report; Close closes f
+		return err
+	}
+	if err := w.Close(); err != nil {
 		return err
 	}
 	return os.Rename(tmp, name)

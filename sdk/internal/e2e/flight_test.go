@@ -1,9 +1,10 @@
-package sdk
+package e2e
 
 import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,10 +26,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/quiverdata/quiver/examples/quickstart"
+	"github.com/quiverdata/quiver/internal/quickstart"
+	"github.com/quiverdata/quiver/internal/testutil/quicktest"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/sdk"
 	"github.com/quiverdata/quiver/server"
 	"github.com/quiverdata/quiver/wire"
 )
@@ -44,7 +47,7 @@ type flightHarness struct {
 
 func startFlight(t *testing.T) *flightHarness {
 	t.Helper()
-	repo, snap := quickstartRepo(t)
+	repo, snap := quicktest.Repo(t)
 	off, err := offline.Open(offline.OptionsFromConfig(repo.Config))
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, off.Close()) })
@@ -101,7 +104,7 @@ func requireSameTable(t *testing.T, wantSch *arrow.Schema, want []arrow.Array, r
 	}
 }
 
-var tsReq = TrainingSetRequest{Features: []string{"driver_hourly:conv_rate", "driver_hourly:embedding", "driver_scores:adjusted_conv"}}
+var tsReq = sdk.TrainingSetRequest{Features: []string{"driver_hourly:conv_rate", "driver_hourly:embedding", "driver_scores:adjusted_conv"}}
 
 func TestFlightTrainingSetEqualsInProcess(t *testing.T) {
 	ctx := context.Background()
@@ -113,7 +116,7 @@ func TestFlightTrainingSetEqualsInProcess(t *testing.T) {
 	rr.Release()
 	require.EqualValues(t, 100, want[0].Len())
 
-	c, err := DialFlight(h.addr, Options{})
+	c, err := sdk.DialFlight(h.addr, sdk.Options{})
 	require.NoError(t, err)
 	defer c.Close()
 
@@ -175,7 +178,7 @@ func assertNoError(t *testing.T, err error) bool {
 func TestFlightOnlineFeatures(t *testing.T) {
 	ctx := context.Background()
 	h := startFlight(t)
-	c, err := DialFlight(h.addr, Options{})
+	c, err := sdk.DialFlight(h.addr, sdk.Options{})
 	require.NoError(t, err)
 	defer c.Close()
 	sch := arrow.NewSchema([]arrow.Field{{Name: "driver_id", Type: arrow.PrimitiveTypes.Int64}, {Name: "surge", Type: arrow.PrimitiveTypes.Float64}}, nil)
@@ -194,7 +197,7 @@ func TestFlightOnlineFeatures(t *testing.T) {
 	require.NoError(t, err)
 	defer ents.Release()
 	feats := []string{"driver_hourly:conv_rate", "driver_hourly:embedding", "driver_scores:adjusted_conv"}
-	rr, err := c.OnlineFeatures(ctx, ents, TrainingSetRequest{Features: feats})
+	rr, err := c.OnlineFeatures(ctx, ents, sdk.TrainingSetRequest{Features: feats})
 	require.NoError(t, err)
 	defer rr.Release()
 	gotSch, got := table(t, rr)
@@ -262,12 +265,13 @@ func TestFlightDatasetsAndErrors(t *testing.T) {
 	require.Equal(t, []string{"driver_id", "event_timestamp", "conv_rate", "acc_rate", "avg_daily_trips", "embedding"}, fieldNames(sch))
 
 	// GetFlightInfo on a training-set command gives the ticket to fetch.
-	cmd := tsReq.command(wire.FlightTrainingSet, quickstart.LabelsFile)
+	cmd, err := json.Marshal(wire.FlightCommand{Kind: wire.FlightTrainingSet, Features: tsReq.Features, Entities: quickstart.LabelsFile})
+	require.NoError(t, err)
 	info, err := raw.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: cmd})
 	require.NoError(t, err)
 	require.Equal(t, cmd, info.Endpoint[0].Ticket.Ticket)
 
-	c, err := DialFlight(h.addr, Options{})
+	c, err := sdk.DialFlight(h.addr, sdk.Options{})
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, os.Symlink("/etc", filepath.Join(h.repo.Config.DataRoot(), "escape")))
@@ -276,7 +280,7 @@ func TestFlightDatasetsAndErrors(t *testing.T) {
 		want string
 	}{
 		{func() error {
-			_, err := c.TrainingSetFromPath(ctx, quickstart.LabelsFile, TrainingSetRequest{Features: []string{"driver_hourly:nope"}})
+			_, err := c.TrainingSetFromPath(ctx, quickstart.LabelsFile, sdk.TrainingSetRequest{Features: []string{"driver_hourly:nope"}})
 			return err
 		}, `view driver_hourly has no feature "nope"`},
 		{func() error { _, err := c.TrainingSetFromPath(ctx, "../../etc/passwd", tsReq); return err }, "is outside the data root"},
@@ -291,7 +295,7 @@ func TestFlightDatasetsAndErrors(t *testing.T) {
 			return err
 		}, "is not a Quiver Flight command"},
 		{func() error {
-			_, err := c.TrainingSetFromPath(ctx, quickstart.LabelsFile, TrainingSetRequest{Features: []string{"driver_scores:adjusted_conv"}, TimestampColumn: "nope"})
+			_, err := c.TrainingSetFromPath(ctx, quickstart.LabelsFile, sdk.TrainingSetRequest{Features: []string{"driver_scores:adjusted_conv"}, TimestampColumn: "nope"})
 			return err
 		}, `entity table has no timestamp column "nope"`},
 	} {
@@ -307,7 +311,7 @@ func TestFlightDatasetsAndErrors(t *testing.T) {
 	b.Release()
 	ents, err := array.NewRecordReader(sch2, []arrow.RecordBatch{rec})
 	require.NoError(t, err)
-	_, err = c.OnlineFeatures(ctx, ents, TrainingSetRequest{Features: []string{"driver_hourly:conv_rate"}})
+	_, err = c.OnlineFeatures(ctx, ents, sdk.TrainingSetRequest{Features: []string{"driver_hourly:conv_rate"}})
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
 	require.ErrorContains(t, err, "missing join key driver_id")
 	rec.Release()
@@ -330,7 +334,7 @@ func TestFlightCancelMidStream(t *testing.T) {
 		FROM range(300000) r(i)) TO '%s' (FORMAT parquet)`, filepath.Join(h.repo.Config.DataRoot(), "big.parquet")))
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
-	c, err := DialFlight(h.addr, Options{})
+	c, err := sdk.DialFlight(h.addr, sdk.Options{})
 	require.NoError(t, err)
 	defer c.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -393,7 +397,7 @@ func TestFlightSavedDatasets(t *testing.T) {
 	_, err = h.off.WriteParquet(ctx, req, filepath.Join(root, "sets", "train.parquet"))
 	require.NoError(t, err)
 
-	c, err := DialFlight(h.addr, Options{})
+	c, err := sdk.DialFlight(h.addr, sdk.Options{})
 	require.NoError(t, err)
 	defer c.Close()
 	got, err := c.Dataset(ctx, "sets/train.arrow")

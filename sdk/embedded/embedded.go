@@ -1,0 +1,113 @@
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sync"
+
+	"github.com/quiverdata/quiver/materialize/stream"
+	"github.com/quiverdata/quiver/online"
+	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/sdk"
+)
+
+// Client looks features up in a repository's online store directly, in
+// process, against the latest applied registry version, and takes pushes
+// there.
+type Client struct {
+	store    online.Store
+	lookup   *online.Lookup
+	defs     *registry.Definitions
+	dataRoot string
+
+	pushMu  sync.Mutex      // one push at a time, as the Applier requires
+	applier *stream.Applier // set up by the first push
+}
+
+// Open opens the online store of the feature repository in dir.
+// An embedded (Pebble) store admits one process at a time.
+func Open(ctx context.Context, dir string) (*Client, error) {
+	cfg, err := registry.LoadConfig(dir, registry.LoadOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Require("registry"); err != nil {
+		return nil, err
+	}
+	reg, err := registry.OpenStore(cfg.RegistryPath())
+	if err != nil {
+		return nil, err
+	}
+	snap, err := reg.Latest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	store, err := online.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{store: store, lookup: online.NewLookup(store, online.LookupOptions{}), defs: snap.Defs, dataRoot: cfg.DataRoot()}, nil
+}
+
+// Close closes the store.
+func (e *Client) Close() error { return e.store.Close() }
+
+// OnlineFeatures looks features up without a server.
+func (e *Client) OnlineFeatures(ctx context.Context, req sdk.Request) (*sdk.Features, error) {
+	ents := map[string][]any{}
+	for name, col := range req.Entities {
+		switch x := col.(type) {
+		case []int64:
+			ents[name] = toAny(x)
+		case []string:
+			ents[name] = toAny(x)
+		default:
+			return nil, fmt.Errorf("entity column %s is %T; give []int64 or []string", name, col)
+		}
+	}
+	reqCtx := map[string][]any{}
+	for name, col := range req.RequestContext {
+		vals, err := contextColumn(col)
+		if err != nil {
+			return nil, fmt.Errorf("request context %s: %w", name, err)
+		}
+		reqCtx[name] = vals
+	}
+	resp, err := e.lookup.Get(ctx, e.defs, &online.Request{Entities: ents, Features: req.Features,
+		FeatureService: req.FeatureService, FullFeatureNames: req.FullFeatureNames, RequestContext: reqCtx})
+	if err != nil {
+		return nil, err
+	}
+	cols := make([]sdk.Column, len(resp.Features))
+	for i := range resp.Features {
+		fv := &resp.Features[i]
+		vals := make([]any, resp.Rows)
+		for r := range vals {
+			vals[r] = fv.Value(r)
+		}
+		cols[i] = sdk.Column{Name: fv.Name, Values: vals, Statuses: fv.Statuses, EventTimes: fv.EventTimes}
+	}
+	return sdk.NewFeatures(resp.Rows, cols)
+}
+
+// contextColumn converts a request-context column to Go values per row.
+func contextColumn(col any) ([]any, error) {
+	rv := reflect.ValueOf(col)
+	if rv.Kind() != reflect.Slice {
+		return nil, fmt.Errorf("%T is not a column", col)
+	}
+	out := make([]any, rv.Len())
+	for i := range out {
+		out[i] = rv.Index(i).Interface()
+	}
+	return out, nil
+}
+
+func toAny[T any](s []T) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
