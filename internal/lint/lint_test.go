@@ -289,12 +289,6 @@ func packageComments(t *testing.T, p *pkg) []string {
 	return out
 }
 
-// doubleComments are packages known to hold two package comments, each
-// with the file whose comment is to go.
-var doubleComments = map[string]string{
-	"transform": "transform.go",
-}
-
 // TestPackageComments: every package of the module has exactly one
 // package comment (a doc.go when it is long).
 func TestPackageComments(t *testing.T) {
@@ -307,7 +301,7 @@ func TestPackageComments(t *testing.T) {
 			continue
 		}
 		files := packageComments(t, p)
-		if len(files) > 1 && !(len(files) == 2 && slices.Contains(files, doubleComments[p.rel()])) {
+		if len(files) > 1 {
 			t.Errorf("%s has %d package comments (%s): keep one", p.ImportPath, len(files), strings.Join(files, ", "))
 		}
 	}
