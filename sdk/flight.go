@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/quiverdata/quiver/internal/refreader"
 	"github.com/quiverdata/quiver/wire"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -145,21 +146,26 @@ func (c *FlightClient) exchange(ctx context.Context, entities array.RecordReader
 		<-sent
 		return nil, err
 	}
-	return &exchangeReader{Reader: rr, cancel: cancel, sent: sent}, nil
+	er := &exchangeReader{Reader: rr, sent: sent}
+	// The last Release (the caller's, or a Retain's) ends the exchange.
+	return refreader.New(er, func() error {
+		cancel()
+		er.wait()
+		return nil
+	}), nil
 }
 
 func recordReader(stream flight.DataStreamReader) (*flight.Reader, error) {
 	return flight.NewRecordReader(stream)
 }
 
-// exchangeReader stops the exchange when released and reports a failed
-// send of the entities.
+// exchangeReader reports a failed send of the entities once the answer
+// ends; the refreader around it stops the exchange on its last Release.
 type exchangeReader struct {
 	*flight.Reader
-	cancel context.CancelFunc
-	sent   chan error
-	err    error
-	done   bool
+	sent chan error
+	err  error
+	done bool
 }
 
 func (r *exchangeReader) Schema() *arrow.Schema { return r.Reader.Schema() }
@@ -168,11 +174,16 @@ func (r *exchangeReader) Next() bool {
 	if r.Reader.Next() {
 		return true
 	}
+	r.wait()
+	return false
+}
+
+// wait waits for the sender once and keeps its error.
+func (r *exchangeReader) wait() {
 	if !r.done {
 		r.done = true
 		r.err = <-r.sent
 	}
-	return false
 }
 
 func (r *exchangeReader) Err() error {
@@ -180,13 +191,4 @@ func (r *exchangeReader) Err() error {
 		return err
 	}
 	return r.err
-}
-
-func (r *exchangeReader) Release() {
-	r.cancel()
-	if !r.done {
-		r.done = true
-		<-r.sent
-	}
-	r.Reader.Release()
 }
