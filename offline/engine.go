@@ -11,7 +11,7 @@ import (
 
 	"github.com/duckdb/duckdb-go/v2"
 
-	"github.com/quiverdata/quiver/transform"
+	"github.com/quiverdata/quiver/plan"
 
 	"github.com/quiverdata/quiver/registry"
 )
@@ -58,10 +58,10 @@ func (o *Options) Validate() error {
 
 // Engine runs point-in-time queries with embedded DuckDB.
 type Engine struct {
-	opts       Options
-	dataRoot   string
-	connector  *duckdb.Connector
-	transforms transform.Cache
+	opts      Options
+	dataRoot  string
+	connector *duckdb.Connector
+	plans     plan.Cache
 }
 
 // Open starts an in-memory DuckDB configured by opts.

@@ -1,10 +1,10 @@
 package offline
 
 import (
+	"errors"
 	"fmt"
-	"slices"
-	"strings"
 
+	"github.com/quiverdata/quiver/plan"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/transform"
 )
@@ -97,106 +97,91 @@ type resolved struct {
 	demands []*demand
 }
 
-// resolve turns the request's references into per-view plans, in the order
-// the references name them, and checks output names for collisions.
-// On-demand features add their inputs to the join as hidden columns when
-// they are not requested themselves.
+// resolve plans the request (package plan, cached per registry version
+// and request shape) and derives what the engine needs besides: the
+// output column of every feature (hidden on-demand inputs get internal
+// names), the entity-table column of every join key (JoinKeyMap), the
+// aggregations' inputs, and the internal columns of request fields.
 func (e *Engine) resolve(req *Request) (*resolved, error) {
-	if req.Defs == nil {
-		return nil, invalidf("no definitions (apply the repository first)")
-	}
-	feats, err := req.Defs.ResolveRequest(req.Features, req.FeatureService, req.FullFeatureNames)
+	p, err := e.plans.Get(req.Defs, plan.Request{Features: req.Features, FeatureService: req.FeatureService, FullFeatureNames: req.FullFeatureNames})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrInvalidRequest, err)
+		if errors.Is(err, plan.ErrInvalid) {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+		}
+		return nil, err
 	}
+	return newResolved(p, req.JoinKeyMap)
+}
+
+// newResolved derives a request's views, output columns and on-demand
+// views from its plan. Training sets name a plan column by its output
+// name, or a hidden one __quiver_inN; they write the stored features view
+// by view, then the on-demand ones.
+func newResolved(p *plan.Plan, joinKeyMap map[string]string) (*resolved, error) {
+	names := make([]string, len(p.Columns))
 	res := &resolved{}
-	var plans []*viewPlan
-	byView := map[string]*viewPlan{}
-	var columns []string
-	stored := map[registry.FeatureRef]string{}
-	byDemand := map[string]*demand{}
-	var stc []registry.ResolvedFeature
-	for _, f := range feats {
-		if !f.OnDemand {
-			stc = append(stc, f)
-			stored[registry.FeatureRef{View: f.View, Feature: f.Feature}] = f.Output
-			continue
+	for i, c := range p.Columns {
+		names[i] = c.Name
+		if c.Hidden {
+			names[i] = fmt.Sprintf("%sin%d", internalPrefix, i-p.Requested)
 		}
-		d := byDemand[f.View]
-		if d == nil {
-			set, err := e.transforms.Get(req.Defs)
-			if err != nil {
-				return nil, err
-			}
-			d = &demand{view: set.View(f.View)}
-			byDemand[f.View] = d
-			res.demands = append(res.demands, d)
-		}
-		for j, tf := range d.view.Features {
-			if tf.Name == f.Feature {
-				d.features = append(d.features, j)
-				d.outputs = append(d.outputs, f.Output)
-			}
+		if !c.OnDemand && !c.Hidden {
+			res.columns = append(res.columns, c.Name)
 		}
 	}
-	hidden := 0
-	for di, d := range res.demands {
-		for _, in := range d.view.Inputs {
-			ref := registry.FeatureRef{View: in.View, Feature: in.Feature}
-			col, ok := stored[ref]
-			if !ok {
-				col = fmt.Sprintf("%sin%d", internalPrefix, hidden)
-				hidden++
-				stored[ref] = col
-				stc = append(stc, registry.ResolvedFeature{View: in.View, Feature: in.Feature, Type: in.Type, Output: col})
-			}
-			d.inputCols = append(d.inputCols, col)
+	for di, pd := range p.Demands {
+		d := &demand{view: pd.View}
+		for _, f := range pd.Features {
+			d.features = append(d.features, f.Index)
+			d.outputs = append(d.outputs, names[f.Column])
 		}
-		for j, f := range d.view.Request {
+		for _, in := range pd.Inputs {
+			d.inputCols = append(d.inputCols, names[in])
+		}
+		for j, f := range pd.Request {
 			d.reqCols = append(d.reqCols, fmt.Sprintf("%srq%d_%d", internalPrefix, di, j))
 			d.reqFrom = append(d.reqFrom, f.Name)
 		}
+		res.columns = append(res.columns, d.outputs...)
+		res.demands = append(res.demands, d)
 	}
-	for _, f := range stc {
-		p := byView[f.View]
-		if p == nil {
-			v := req.Defs.FeatureView(f.View)
-			p = &viewPlan{view: v, source: req.Defs.Source(v.Source)}
-			byView[f.View] = p
-			plans = append(plans, p)
-		}
-		if !strings.HasPrefix(f.Output, internalPrefix) {
-			columns = append(columns, f.Output)
-		}
-		p.features = append(p.features, outputFeature{ResolvedFeature: f, column: f.Output})
-	}
-	for _, d := range res.demands {
-		columns = append(columns, d.outputs...)
-	}
-	for _, p := range plans {
-		if p.aggregated() {
-			for _, f := range p.features {
-				i := slices.IndexFunc(p.view.Aggregations, func(a *registry.Aggregation) bool { return a.Name == f.Feature })
-				if i < 0 {
-					return nil, invalidf("view %s has no aggregation %q", p.view.Name, f.Feature)
-				}
-				p.aggs = append(p.aggs, p.view.Aggregations[i])
+	for _, pv := range p.Views {
+		vp := &viewPlan{view: pv.View, source: pv.Source}
+		for _, f := range pv.Features {
+			c := p.Columns[f.Column]
+			vp.features = append(vp.features, outputFeature{
+				ResolvedFeature: registry.ResolvedFeature{View: c.View, Feature: c.Feature, Type: c.Type, Output: names[f.Column]},
+				column:          names[f.Column]})
+			if f.Aggregation != nil {
+				vp.aggs = append(vp.aggs, f.Aggregation)
 			}
-			if _, p.aggInput, err = p.inputs(); err != nil {
+		}
+		if vp.aggregated() {
+			var err error
+			if _, vp.aggInput, err = vp.inputs(); err != nil {
 				return nil, err
 			}
 		}
-		for _, k := range req.Defs.JoinKeys(p.view) {
-			col := k.Name
-			if alias, ok := req.JoinKeyMap[k.Name]; ok {
-				col = alias
-			}
-			if alias, ok := req.JoinKeyMap[p.view.Name+"."+k.Name]; ok {
-				col = alias
-			}
-			p.keys = append(p.keys, keyPair{joinKey: k.Name, entityCol: col, typ: k.Type})
-		}
+		vp.keys = joinKeys(pv, joinKeyMap)
+		res.plans = append(res.plans, vp)
 	}
-	res.plans, res.columns = plans, columns
 	return res, nil
+}
+
+// joinKeys pairs a view's join keys with the entity-table columns that
+// hold them: the key's name, unless the join-key map names another
+// column for every view ("driver_id") or for this one ("view.driver_id").
+func joinKeys(pv *plan.View, joinKeyMap map[string]string) []keyPair {
+	keys := make([]keyPair, 0, len(pv.Keys))
+	for _, k := range pv.Keys {
+		col := k.Name
+		if alias, ok := joinKeyMap[k.Name]; ok {
+			col = alias
+		}
+		if alias, ok := joinKeyMap[pv.View.Name+"."+k.Name]; ok {
+			col = alias
+		}
+		keys = append(keys, keyPair{joinKey: k.Name, entityCol: col, typ: k.Type})
+	}
+	return keys
 }
