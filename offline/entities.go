@@ -114,14 +114,13 @@ func parquetList(ents Entities) (what, list string, err error) {
 	return what, "[" + strings.Join(quoted, ", ") + "]", nil
 }
 
-// checkEntities checks the entity table's columns against the request.
-func checkEntities(cols []column, tsCol string, plans []*viewPlan, outCols []string, demands []*demand) error {
+// checkEntities checks the entity table's columns (as the session
+// describes them, without its own) against the request, in the engine's
+// types.
+func checkEntities(types colTypes, cols []column, tsCol string, plans []*viewPlan, outCols []string, demands []*demand) error {
 	byName := map[string]column{}
 	var names []string
 	for _, c := range cols {
-		if c.name == colRow {
-			continue
-		}
 		if strings.HasPrefix(c.name, internalPrefix) {
 			return invalidf("entity table column %q uses the reserved prefix %s", c.name, internalPrefix)
 		}
@@ -132,7 +131,7 @@ func checkEntities(cols []column, tsCol string, plans []*viewPlan, outCols []str
 	switch {
 	case !ok:
 		return invalidf("entity table has no timestamp column %q (it has %s; name another with the timestamp column option)", tsCol, strings.Join(names, ", "))
-	case !isTimestampType(ts.typ):
+	case !types.timestampType(ts.typ):
 		return invalidf("entity table column %q is %s; the event timestamp must be a timestamp or date", tsCol, ts.typ)
 	}
 	for _, p := range plans {
@@ -141,7 +140,7 @@ func checkEntities(cols []column, tsCol string, plans []*viewPlan, outCols []str
 			if !ok {
 				return invalidf("entity table has no column %q for join key %s of view %s (map another column with the join-key map)", k.entityCol, k.joinKey, p.view.Name)
 			}
-			if !keyTypeOK(c.typ, k.typ) {
+			if !types.keyType(c.typ, k.typ) {
 				return invalidf("entity table column %q is %s; join key %s of view %s is %s", k.entityCol, c.typ, k.joinKey, p.view.Name, k.typ)
 			}
 		}
@@ -152,7 +151,7 @@ func checkEntities(cols []column, tsCol string, plans []*viewPlan, outCols []str
 			if !ok {
 				return invalidf("entity table has no column %q for request field %s (%s) of on-demand view %s", f.Name, f.Name, f.Type, d.view.Def.Name)
 			}
-			if !castable(c.typ, f.Type) {
+			if !types.castable(c.typ, f.Type) {
 				return invalidf("entity table column %q is %s; request field %s of on-demand view %s is %s", f.Name, c.typ, f.Name, d.view.Def.Name, f.Type)
 			}
 		}

@@ -12,11 +12,16 @@ import (
 // Explain returns the training set's SQL and DuckDB's plan for it; with
 // analyze, the plan is run and annotated with timings.
 func (e *Engine) Explain(ctx context.Context, req *Request, analyze bool) (string, error) {
-	q, err := e.prepare(ctx, req)
+	s, _, err := e.prepare(ctx, req)
 	if err != nil {
 		return "", err
 	}
-	defer q.close()
+	defer s.close()
+	return s.explain(ctx, analyze)
+}
+
+// explain implements session.
+func (q *prepared) explain(ctx context.Context, analyze bool) (string, error) {
 	stmt := "EXPLAIN "
 	if analyze {
 		stmt = "EXPLAIN ANALYZE "
