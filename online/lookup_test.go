@@ -215,4 +215,5 @@ func TestLookupTwoLiveVersions(t *testing.T) {
 	}
 	require.EqualValues(t, 2, l.plans.Transforms().Compiles(), "CEL compiled once per version")
 	require.EqualValues(t, 2, l.codecs.Builds(), "codecs built once per version")
+	require.EqualValues(t, 2, l.plans.Builds(), "the request planned once per version")
 }

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/quiverdata/quiver/internal/recent"
 	"github.com/quiverdata/quiver/registry"
@@ -24,6 +25,7 @@ var maxShapes = MaxShapes // tests lower it
 type Cache struct {
 	versions   recent.Cache[*registry.Definitions, *shapes]
 	transforms transform.Cache
+	builds     atomic.Int64
 }
 
 // shapes are one registry version's plans by request shape.
@@ -48,6 +50,7 @@ func (c *Cache) Get(defs *registry.Definitions, req Request) (*Plan, error) {
 	if ok {
 		return p, nil
 	}
+	c.builds.Add(1)
 	p, err := New(defs, req, &c.transforms)
 	if err != nil {
 		return nil, err
@@ -66,6 +69,9 @@ func (c *Cache) Get(defs *registry.Definitions, req Request) (*Plan, error) {
 	s.plans[key] = p
 	return p, nil
 }
+
+// Builds is how many plans the cache has made (for a shape not cached).
+func (c *Cache) Builds() int64 { return c.builds.Load() }
 
 // Transforms is the cache of compiled on-demand views plans are made
 // with, for callers that evaluate them outside a plan.

@@ -95,6 +95,7 @@ func TestCache(t *testing.T) {
 	b, err := c.Get(defs, Request{Features: []string{"stats:*", "scores:adjusted"}})
 	require.NoError(t, err)
 	require.Same(t, a, b, "the same shape has the same plan")
+	require.EqualValues(t, 1, c.Builds())
 	full, err := c.Get(defs, Request{Features: req.Features, FullFeatureNames: true})
 	require.NoError(t, err)
 	require.NotSame(t, a, full, "full names are another shape")
