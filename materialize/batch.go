@@ -8,6 +8,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/quiverdata/quiver/internal/arrowconv"
 	"github.com/quiverdata/quiver/offline"
@@ -156,12 +157,13 @@ func (m *Materializer) view(ctx context.Context, defs *registry.Definitions, v *
 	if chunk <= 0 {
 		chunk = 5000
 	}
-	// The first write error cancels the query and the reading: nothing
-	// more is read or encoded once a chunk could not be written.
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	// The writers run in a group whose context the query runs under: the
+	// first write error cancels the query and the reading, so nothing more
+	// is read or encoded once a chunk could not be written.
+	g, ctx := errgroup.WithContext(ctx)
 	rr, err := m.Offline.Latest(ctx, &offline.LatestRequest{Defs: defs, View: v.Name, Start: start, End: end})
 	if err != nil {
+		_ = g.Wait() // nothing runs yet; this releases the group's context
 		return res, err
 	}
 	defer rr.Release()
@@ -179,19 +181,18 @@ func (m *Materializer) view(ctx context.Context, defs *registry.Definitions, v *
 	// store, I/O), and two writers keep two pipelines in flight: Latest
 	// yields one row per entity, so chunks never share a key and their
 	// order does not matter. At most four chunks are in memory.
+	// The reading runs here, outside the group: a read error ends the
+	// chunks, and what was sent is still written, as the writers' context
+	// is only cancelled by a write error.
 	const writers = 2
 	chunks := make(chan []online.Row, 1)
-	writeErr := make(chan error, writers)
 	var mu sync.Mutex // guards res's counters and Progress
 	for range writers {
-		go func() {
-			var err error
+		g.Go(func() error {
 			for rows := range chunks {
-				var w online.WriteResult
-				if w, err = m.Online.Write(ctx, rows, online.WriteOptions{}); err != nil {
-					err = fmt.Errorf("write %s online: %w", v.Name, err)
-					cancel(err)
-					break
+				w, err := m.Online.Write(ctx, rows, online.WriteOptions{})
+				if err != nil {
+					return fmt.Errorf("write %s online: %w", v.Name, err)
 				}
 				mu.Lock()
 				res.Written += int64(w.Written)
@@ -201,8 +202,8 @@ func (m *Materializer) view(ctx context.Context, defs *registry.Definitions, v *
 				}
 				mu.Unlock()
 			}
-			writeErr <- err
-		}()
+			return nil
+		})
 	}
 	var read int64 // rows read from the offline store
 	send := func(rows []online.Row) error {
@@ -274,12 +275,7 @@ func (m *Materializer) view(ctx context.Context, defs *registry.Definitions, v *
 		}
 		return nil
 	}()
-	var werr error
-	for range writers {
-		if err := <-writeErr; err != nil && werr == nil {
-			werr = err
-		}
-	}
+	werr := g.Wait()
 	res.Rows = read
 	if werr != nil {
 		return res, werr // the first write error, which stopped the reading

@@ -2,8 +2,6 @@ package registry
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,15 +9,18 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/quiverdata/quiver/internal/durable"
 )
 
 // DirBackend keeps snapshots as files in a local directory:
 //
 //	DIR/versions/00000000000000000042.json
 //
-// Create writes a temporary file in DIR/tmp, syncs it, and hard-links it to
-// its final name; the link fails if the name exists, which makes Create
-// exclusive across goroutines and processes, and atomic for readers.
+// Create writes a temporary file in DIR/tmp, syncs it, hard-links it to
+// its final name and syncs the directory (durable.CreateFile); the link
+// fails if the name exists, which makes Create exclusive across goroutines
+// and processes, and atomic for readers.
 type DirBackend struct {
 	dir string
 }
@@ -82,7 +83,7 @@ func (b *DirBackend) Read(ctx context.Context, v int64) ([]byte, error) {
 }
 
 // Create implements Backend.
-func (b *DirBackend) Create(ctx context.Context, v int64, data []byte) (err error) {
+func (b *DirBackend) Create(ctx context.Context, v int64, data []byte) error {
 	final := b.versionPath(v)
 	tmpDir := filepath.Join(b.dir, "tmp")
 	for _, d := range []string{filepath.Dir(final), tmpDir} {
@@ -93,52 +94,12 @@ func (b *DirBackend) Create(ctx context.Context, v int64, data []byte) (err erro
 	if _, err := os.Stat(final); err == nil {
 		return fmt.Errorf("%w: %d", ErrVersionExists, v)
 	}
-	var rnd [8]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
+	err := durable.CreateFile(final, tmpDir, 0o644, func(f *os.File) error {
+		_, err := f.Write(data)
 		return err
+	})
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%w: %d", ErrVersionExists, v)
 	}
-	tmp := filepath.Join(tmpDir, fmt.Sprintf("%d-%s.json", v, hex.EncodeToString(rnd[:])))
-	defer func() {
-		if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
-			err = rerr
-		}
-	}()
-	if err := writeSynced(tmp, data); err != nil {
-		return err
-	}
-	if err := os.Link(tmp, final); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%w: %d", ErrVersionExists, v)
-		}
-		return err
-	}
-	return syncDir(filepath.Dir(final))
-}
-
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close() // the write error is the one to report
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		_ = d.Close()
-		return err
-	}
-	return d.Close()
+	return err
 }

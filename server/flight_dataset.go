@@ -103,10 +103,7 @@ func (f *FlightService) openDataset(ctx context.Context, rel string, whole bool)
 			}
 			return nil, grpcError(fmt.Errorf("dataset %q: %w", rel, err))
 		}
-		d.rr = refreader.New(&ipcFileReader{r: r}, func() error {
-			_ = r.Close() // reading is done; nothing was written
-			return unmap()
-		})
+		d.rr = ipcFileReader(r, unmap)
 		return d, nil
 	}
 	pf, err := file.NewParquetReader(fh)
@@ -218,48 +215,23 @@ func (f *FlightService) datasetSchemaOf(ctx context.Context, rel string) (*arrow
 	return sch, err
 }
 
-// ipcFileReader is an array.RecordReader over the batches of a checked,
-// mapped Arrow IPC file. Its batches point into the mapping: they are valid
-// until the next Next or Release. It is used once, wrapped in a
-// refreader.Reader that closes the file and unmaps it on the last Release.
-type ipcFileReader struct {
-	r    *ipcguard.FileReader
-	next int
-	cur  arrow.RecordBatch
-	err  error
-}
-
-// Retain does nothing: the refreader.Reader around it counts references.
-func (r *ipcFileReader) Retain()                        {}
-func (r *ipcFileReader) Schema() *arrow.Schema          { return r.r.Schema() }
-func (r *ipcFileReader) RecordBatch() arrow.RecordBatch { return r.cur }
-
-// Record is RecordBatch (array.RecordReader asks for both).
-func (r *ipcFileReader) Record() arrow.RecordBatch { return r.cur }
-func (r *ipcFileReader) Err() error                { return r.err }
-
-func (r *ipcFileReader) Next() bool {
-	if r.cur != nil {
-		r.cur.Release()
-		r.cur = nil
-	}
-	if r.err != nil || r.next >= r.r.NumRecords() {
-		return false
-	}
-	rec, err := r.r.RecordBatchAt(r.next)
-	if err != nil {
-		r.err = fmt.Errorf("read batch %d: %w", r.next, err)
-		return false
-	}
-	r.next++
-	r.cur = rec
-	return true
-}
-
-// Release releases the current batch; the wrapper calls it once.
-func (r *ipcFileReader) Release() {
-	if r.cur != nil {
-		r.cur.Release()
-		r.cur = nil
-	}
+// ipcFileReader reads the batches of a checked, mapped Arrow IPC file.
+// Its batches point into the mapping: they are valid until the next Next
+// or the last Release, which closes the file and unmaps it.
+func ipcFileReader(r *ipcguard.FileReader, unmap func() error) *refreader.Batches {
+	next := 0
+	return refreader.NewBatches(r.Schema(), func() (arrow.RecordBatch, error) {
+		if next >= r.NumRecords() {
+			return nil, nil
+		}
+		rec, err := r.RecordBatchAt(next)
+		if err != nil {
+			return nil, fmt.Errorf("read batch %d: %w", next, err)
+		}
+		next++
+		return rec, nil
+	}, func() error {
+		_ = r.Close() // reading is done; nothing was written
+		return unmap()
+	})
 }

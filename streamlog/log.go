@@ -24,6 +24,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/quiverdata/quiver/internal/durable"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/transform"
 )
@@ -220,7 +221,7 @@ func (l *Log) Prepare(b Batch) (*Prepared, error) {
 		p.dirs[filepath.Join(l.dir, d)] = true
 	}
 	for d := range p.dirs {
-		if err := syncDir(d); err != nil {
+		if err := durable.SyncDir(d); err != nil {
 			_ = p.Abort()
 			return nil, err
 		}
@@ -241,14 +242,12 @@ func (p *Prepared) Commit() (*Manifest, error) {
 		return nil, fmt.Errorf("stream log of view %s: manifest: %w", l.view, err)
 	}
 	mdir := filepath.Join(l.dir, manifestDir)
-	if err := writeDurable(filepath.Join(mdir, m.Batch+".json"), func(f *os.File) error {
+	// The manifest's name is the commit: WriteFile syncs the directory.
+	if err := durable.WriteFile(filepath.Join(mdir, m.Batch+".json"), 0o666, func(f *os.File) error {
 		_, err := f.Write(data)
 		return err
 	}); err != nil {
 		return nil, fmt.Errorf("stream log of view %s: manifest: %w", l.view, err)
-	}
-	if err := syncDir(mdir); err != nil {
-		return nil, err
 	}
 	p.paths = nil // committed: Abort leaves the files alone
 	return m, nil
@@ -300,9 +299,11 @@ func (l *Log) writeFile(rel string, events []Event, rows []int) (File, error) {
 	if err != nil {
 		return out, err
 	}
-	err = writeDurable(path, func(f *os.File) error {
+	// Prepare syncs the directories of a batch's files once they are all
+	// written.
+	err = durable.WriteFileNoDirSync(path, 0o666, func(f *os.File) error {
 		// The writer closes a sink that is an io.Closer; the file is synced
-		// and closed by writeDurable.
+		// and closed by durable.
 		w, err := pqarrow.NewFileWriter(l.schema, struct{ io.Writer }{f},
 			parquet.NewWriterProperties(l.writerProps...),
 			pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
@@ -316,46 +317,6 @@ func (l *Log) writeFile(rel string, events []Event, rows []int) (File, error) {
 		return w.Close()
 	})
 	return out, err
-}
-
-// writeDurable writes path through a synced temporary file renamed into
-// place.
-func writeDurable(path string, write func(*os.File) error) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	err = write(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp) // best effort; Recover removes leftovers
-		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // Offsets returns, per stream partition, the last source offset the log
@@ -473,7 +434,7 @@ func (l *Log) Recover(grace time.Duration) (removed int, err error) {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		orphan := strings.HasSuffix(path, ".tmp") || strings.HasSuffix(path, ".parquet") && !named[path]
+		orphan := strings.HasSuffix(path, durable.TempSuffix) || strings.HasSuffix(path, ".parquet") && !named[path]
 		if !orphan {
 			return nil
 		}
