@@ -7,10 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/quiverdata/quiver/internal/durable"
 )
 
 // TrainingSet builds the training set and returns a reader that streams it
@@ -64,9 +65,9 @@ func (e *Engine) TrainingSetSchema(ctx context.Context, req *Request) (*arrow.Sc
 
 // WriteParquet builds the training set into a Parquet file at path,
 // written to a temporary name beside it, synced, and renamed into place
-// (the directory synced too), so that path holds either its old content or
-// the whole new file, after a crash as well. On any failure the temporary
-// file is removed. It returns the number of rows written.
+// (the directory synced too; package internal/durable), so that path
+// holds either its old content or the whole new file, after a crash as
+// well. On any failure the temporary file is removed. It returns the number of rows written.
 func (e *Engine) WriteParquet(ctx context.Context, req *Request, path string) (n int64, err error) {
 	s, res, err := e.prepare(ctx, req)
 	if err != nil {
@@ -77,7 +78,7 @@ func (e *Engine) WriteParquet(ctx context.Context, req *Request, path string) (n
 		s.close()
 		return 0, err
 	}
-	tmp := fmt.Sprintf("%s.tmp-%d-%d", abs, os.Getpid(), tmpSeq.Add(1))
+	tmp := durable.TempName(abs)
 	defer func() {
 		if err == nil {
 			return
@@ -108,30 +109,8 @@ func (e *Engine) WriteParquet(ctx context.Context, req *Request, path string) (n
 		}
 		return 0, fmt.Errorf("write training set to %s: %w", path, werr)
 	}
-	if err := syncPath(tmp); err != nil {
-		return 0, fmt.Errorf("write training set to %s: sync: %w", path, err)
-	}
-	if err := os.Rename(tmp, abs); err != nil {
+	if err := durable.Publish(tmp, abs); err != nil {
 		return 0, fmt.Errorf("write training set to %s: %w", path, err)
 	}
-	if err := syncPath(filepath.Dir(abs)); err != nil {
-		return 0, fmt.Errorf("write training set to %s: sync directory: %w", path, err)
-	}
 	return n, nil
-}
-
-// tmpSeq keeps the temporary names of concurrent writes apart.
-var tmpSeq atomic.Int64
-
-// syncPath flushes a file, or a directory's entries, to stable storage.
-func syncPath(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close() // the sync error is the one to report
-		return err
-	}
-	return f.Close()
 }
