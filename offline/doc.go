@@ -58,13 +58,15 @@
 //
 // The engine-independent half (request.go, plan.go, renderer.go,
 // entities.go's checks, the demandReader of ondemand.go, WriteParquet's
-// temporary file and rename) calls a renderer (renderer.go) for the rest:
+// durable write through internal/durable) calls a renderer (renderer.go) for the rest:
 // load the entity table, describe it, check the sources and render the
 // query, run it, describe its schema, copy it to Parquet, explain it.
 // DuckDB is the first renderer (duckdb.go, sql.go, window.go, the loading
-// of entities.go); a second engine implements the same two interfaces
-// without touching the planner. Latest (batch materialization's read) and
-// Head are DuckDB's directly.
+// of entities.go, explain.go); a second engine implements the same two
+// interfaces without touching the planner. Latest (batch
+// materialization's read, planned like a training set of view:*) and Head
+// are DuckDB's directly. Every reader here (readers.go, ondemand.go) is
+// built on internal/refreader, under its one reference-count rule.
 //
 // # Use
 //
