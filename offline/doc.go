@@ -44,6 +44,30 @@
 // (see windowSQL), left-joined by row number. The result is ordered by
 // input row number.
 //
+// # Layout
+//
+// A training set starts as a request plan (package plan, cached per
+// registry version and request shape): the columns in request order, the
+// stored views to read and the on-demand views with their hidden inputs,
+// the same plan online lookups answer from. resolve (plan.go) derives what
+// a training set adds: output and internal column names, the entity-table
+// column of every join key (JoinKeyMap), the aggregations' inputs. The
+// output order is the training set's own: the entity table's columns, the
+// stored features view by view in the order the plan reads them, then the
+// on-demand features.
+//
+// The engine-independent half (request.go, plan.go, renderer.go,
+// entities.go's checks, the demandReader of ondemand.go, WriteParquet's
+// durable write through internal/durable) calls a renderer (renderer.go) for the rest:
+// load the entity table, describe it, check the sources and render the
+// query, run it, describe its schema, copy it to Parquet, explain it.
+// DuckDB is the first renderer (duckdb.go, sql.go, window.go, the loading
+// of entities.go, explain.go); a second engine implements the same two
+// interfaces without touching the planner. Latest (batch
+// materialization's read, planned like a training set of view:*) and Head
+// are DuckDB's directly. Every reader here (readers.go, ondemand.go) is
+// built on internal/refreader, under its one reference-count rule.
+//
 // # Use
 //
 //	eng, err := offline.Open(offline.Options{DataRoot: "data"})

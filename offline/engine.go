@@ -11,7 +11,7 @@ import (
 
 	"github.com/duckdb/duckdb-go/v2"
 
-	"github.com/quiverdata/quiver/transform"
+	"github.com/quiverdata/quiver/plan"
 
 	"github.com/quiverdata/quiver/registry"
 )
@@ -58,10 +58,12 @@ func (o *Options) Validate() error {
 
 // Engine runs point-in-time queries with embedded DuckDB.
 type Engine struct {
-	opts       Options
-	dataRoot   string
-	connector  *duckdb.Connector
-	transforms transform.Cache
+	opts      Options
+	dataRoot  string
+	connector *duckdb.Connector
+	plans     plan.Cache
+	// render builds training sets; Open sets DuckDB's (see renderer).
+	render renderer
 }
 
 // Open starts an in-memory DuckDB configured by opts.
@@ -104,7 +106,9 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open duckdb: %w", err)
 	}
-	return &Engine{opts: opts, dataRoot: root, connector: connector}, nil
+	e := &Engine{opts: opts, dataRoot: root, connector: connector}
+	e.render = duckRenderer{e}
+	return e, nil
 }
 
 // Close shuts DuckDB down. Readers still open must be released first.

@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/duckdb/duckdb-go/v2"
 
+	"github.com/quiverdata/quiver/plan"
 	"github.com/quiverdata/quiver/registry"
 )
 
@@ -44,13 +45,19 @@ func (e *Engine) Latest(ctx context.Context, req *LatestRequest) (array.RecordRe
 		// An aggregate is a window evaluated at a time, not a row to pick.
 		return nil, invalidf("view %s has aggregations, which have no latest row; the streaming materializer keeps them online, and training sets evaluate them at each entity row's time", v.Name)
 	}
-	// A stream view's rows are read from its offline log.
-	p := &viewPlan{view: v, source: req.Defs.Source(v.Source)}
-	for _, f := range v.OutputFeatures() {
-		p.features = append(p.features, outputFeature{ResolvedFeature: registry.ResolvedFeature{View: v.Name, Feature: f.Name, Type: f.Type}, column: f.Name})
+	// The view's features, as a training set of view:* would read them (a
+	// stream view's rows are read from its offline log).
+	pl, err := e.plans.Get(req.Defs, plan.Request{Features: []string{v.Name + ":*"}})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
 	}
-	for _, k := range req.Defs.JoinKeys(v) {
-		p.keys = append(p.keys, keyPair{joinKey: k.Name, entityCol: k.Name, typ: k.Type})
+	pv := &plan.View{View: v, Source: req.Defs.Source(v.Source), Keys: req.Defs.JoinKeys(v)} // a view without features
+	if len(pl.Views) == 1 {
+		pv = pl.Views[0]
+	}
+	p := &viewPlan{view: v, source: pv.Source, keys: joinKeys(pv, nil)}
+	for _, f := range pv.Features {
+		p.features = append(p.features, outputFeature{ResolvedFeature: registry.ResolvedFeature{View: v.Name, Feature: f.Feature, Type: f.Type}, column: f.Feature})
 	}
 	conn, err := e.conn(ctx)
 	if err != nil {

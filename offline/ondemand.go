@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -14,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/quiverdata/quiver/internal/refreader"
 	"github.com/quiverdata/quiver/transform"
 )
 
@@ -26,15 +26,13 @@ type EvaluationErrors interface {
 
 // demandReader computes on-demand features batch by batch over the joined
 // result, with the same compiled programs as online lookups, and drops
-// the hidden input and request columns.
+// the hidden input and request columns. It is a refreader.Map over the
+// result (one reference-count rule for every reader here) that also
+// counts evaluation errors.
 type demandReader struct {
-	in      array.RecordReader
-	schema  *arrow.Schema
+	*refreader.Batches
 	keep    []int // input columns passed through
 	demands []*demandCols
-	cur     arrow.RecordBatch
-	err     error
-	refs    int64
 	errs    int
 	first   error
 }
@@ -46,8 +44,10 @@ type demandCols struct {
 	request []int // of each of view.Request
 }
 
+// newDemandReader returns the reader of in with on-demand features; it
+// holds in's one reference (the caller must not release in).
 func newDemandReader(in array.RecordReader, demands []*demand) *demandReader {
-	r := &demandReader{in: in, refs: 1}
+	r := &demandReader{}
 	sch := in.Schema()
 	var fields []arrow.Field
 	for i, f := range sch.Fields() {
@@ -77,47 +77,18 @@ func newDemandReader(in array.RecordReader, demands []*demand) *demandReader {
 		r.demands = append(r.demands, dc)
 	}
 	md := sch.Metadata()
-	r.schema = arrow.NewSchema(fields, &md)
+	schema := arrow.NewSchema(fields, &md)
+	r.Batches = refreader.Map(in, schema, func(rec arrow.RecordBatch) (arrow.RecordBatch, error) { return r.batch(schema, rec) }, nil)
 	return r
 }
-
-func (r *demandReader) Schema() *arrow.Schema { return r.schema }
-func (r *demandReader) Retain()               { atomic.AddInt64(&r.refs, 1) }
-func (r *demandReader) Release() {
-	if atomic.AddInt64(&r.refs, -1) != 0 {
-		return
-	}
-	if r.cur != nil {
-		r.cur.Release()
-		r.cur = nil
-	}
-	r.in.Release()
-}
-
-func (r *demandReader) Err() error {
-	if r.err != nil {
-		return r.err
-	}
-	return r.in.Err()
-}
-
-func (r *demandReader) Record() arrow.RecordBatch      { return r.cur }
-func (r *demandReader) RecordBatch() arrow.RecordBatch { return r.cur }
 
 // EvaluationErrors implements EvaluationErrors.
 func (r *demandReader) EvaluationErrors() (int, error) { return r.errs, r.first }
 
-func (r *demandReader) Next() bool {
-	if r.cur != nil {
-		r.cur.Release()
-		r.cur = nil
-	}
-	if r.err != nil || !r.in.Next() {
-		return false
-	}
-	rec := r.in.RecordBatch()
+// batch computes one batch's on-demand columns.
+func (r *demandReader) batch(schema *arrow.Schema, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 	rows := int(rec.NumRows())
-	cols := make([]arrow.Array, 0, len(r.schema.Fields()))
+	cols := make([]arrow.Array, 0, len(schema.Fields()))
 	for _, i := range r.keep {
 		cols = append(cols, rec.Column(i))
 	}
@@ -138,8 +109,7 @@ func (r *demandReader) Next() bool {
 		}
 		res, err := d.eval.EvalBatch(memory.DefaultAllocator, rows, inputs, request)
 		if err != nil {
-			r.err = err
-			return false
+			return nil, err
 		}
 		r.errs += res.Errors
 		if r.first == nil {
@@ -156,8 +126,7 @@ func (r *demandReader) Next() bool {
 			}
 		}
 	}
-	r.cur = array.NewRecordBatch(r.schema, cols, int64(rows))
-	return true
+	return array.NewRecordBatch(schema, cols, int64(rows)), nil
 }
 
 func contains(s []int, x int) bool {

@@ -213,6 +213,7 @@ func TestLookupTwoLiveVersions(t *testing.T) {
 			require.NoError(t, err)
 		}
 	}
-	require.EqualValues(t, 2, l.transforms.Compiles(), "CEL compiled once per version")
+	require.EqualValues(t, 2, l.plans.Transforms().Compiles(), "CEL compiled once per version")
 	require.EqualValues(t, 2, l.codecs.Builds(), "codecs built once per version")
+	require.EqualValues(t, 2, l.plans.Builds(), "the request planned once per version")
 }

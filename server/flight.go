@@ -21,6 +21,7 @@ import (
 	"github.com/quiverdata/quiver/internal/ipcguard"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
+	"github.com/quiverdata/quiver/plan"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/transform"
 	"github.com/quiverdata/quiver/wire"
@@ -42,6 +43,8 @@ type FlightService struct {
 	// counted in waiting.
 	slots   chan struct{}
 	waiting atomic.Int64
+	// plans are the dataset schemas' request plans.
+	plans plan.Cache
 }
 
 // IPCLimits bound the Arrow IPC the Flight service decodes: each entity
@@ -507,20 +510,21 @@ func onlineBatch(mem memory.Allocator, ents arrow.RecordBatch, lo, hi int, resp 
 }
 
 // datasetSchema is the Arrow schema of a feature view or service as a
-// dataset: its join keys, the event timestamp, then its features.
-func datasetSchema(defs *registry.Definitions, refs []string) (*arrow.Schema, error) {
-	feats, err := defs.Resolve(refs)
+// dataset: the join keys of its stored views, the event timestamp, then
+// its features (by feature name; the plan is made with full names so that
+// a service's features of one name in two views are apart).
+func datasetSchema(plans *plan.Cache, defs *registry.Definitions, refs []string) (*arrow.Schema, error) {
+	p, err := plans.Get(defs, plan.Request{Features: refs, FullFeatureNames: true})
 	if err != nil {
 		return nil, err
 	}
 	var fields []arrow.Field
 	seen := map[string]bool{}
-	for _, f := range feats {
-		fv := defs.FeatureView(f.View)
-		if fv == nil {
-			continue
+	for _, v := range p.Views {
+		if v.Features[0].Column >= p.Requested {
+			continue // read only for an on-demand view's inputs
 		}
-		for _, k := range defs.JoinKeys(fv) {
+		for _, k := range v.Keys {
 			if !seen[k.Name] {
 				seen[k.Name] = true
 				fields = append(fields, arrow.Field{Name: k.Name, Type: transform.ArrowType(k.Type)})
@@ -528,18 +532,18 @@ func datasetSchema(defs *registry.Definitions, refs []string) (*arrow.Schema, er
 		}
 	}
 	fields = append(fields, arrow.Field{Name: offline.DefaultTimestampColumn, Type: transform.ArrowType(registry.TypeTimestamp)})
-	for _, f := range feats {
-		fields = append(fields, arrow.Field{Name: f.Feature, Type: transform.ArrowType(f.Type), Nullable: true})
+	for _, c := range p.Columns[:p.Requested] {
+		fields = append(fields, arrow.Field{Name: c.Feature, Type: transform.ArrowType(c.Type), Nullable: true})
 	}
 	return arrow.NewSchema(fields, nil), nil
 }
 
 // datasets lists the feature views, on-demand views and feature services
 // as PATH descriptors with their schemas.
-func datasets(defs *registry.Definitions) ([]*flight.FlightInfo, error) {
+func datasets(plans *plan.Cache, defs *registry.Definitions) ([]*flight.FlightInfo, error) {
 	var out []*flight.FlightInfo
 	add := func(kind, name string, refs []string) error {
-		sch, err := datasetSchema(defs, refs)
+		sch, err := datasetSchema(plans, defs, refs)
 		if err != nil {
 			return err
 		}
@@ -568,7 +572,7 @@ func datasets(defs *registry.Definitions) ([]*flight.FlightInfo, error) {
 
 // ListFlights lists the registry's views and services as datasets.
 func (f *FlightService) ListFlights(_ *flight.Criteria, stream flight.FlightService_ListFlightsServer) error {
-	infos, err := datasets(f.snapshot().Defs)
+	infos, err := datasets(&f.plans, f.snapshot().Defs)
 	if err != nil {
 		return grpcError(err)
 	}
@@ -585,7 +589,7 @@ func (f *FlightService) ListFlights(_ *flight.Criteria, stream flight.FlightServ
 func (f *FlightService) flightInfo(ctx context.Context, d *flight.FlightDescriptor) (*flight.FlightInfo, error) {
 	switch d.GetType() {
 	case flight.DescriptorPATH:
-		infos, err := datasets(f.snapshot().Defs)
+		infos, err := datasets(&f.plans, f.snapshot().Defs)
 		if err != nil {
 			return nil, grpcError(err)
 		}

@@ -1,0 +1,191 @@
+package offline
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/quiverdata/quiver/registry"
+)
+
+// column is a named, typed column as DuckDB describes it.
+type column struct {
+	name, typ string
+}
+
+func keyTypeOK(have string, want registry.ValueType) bool {
+	if want == registry.TypeString {
+		return have == "VARCHAR"
+	}
+	return isIntegerType(have)
+}
+
+// describe returns the columns a query would produce.
+func describe(ctx context.Context, conn *duckdb.Conn, query string) ([]column, error) {
+	rows, err := conn.QueryContext(ctx, "DESCRIBE "+query, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []column
+	vals := make([]driver.Value, len(rows.Columns()))
+	for {
+		if err := rows.Next(vals); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return nil, err
+		}
+		out = append(out, column{name: fmt.Sprint(vals[0]), typ: fmt.Sprint(vals[1])})
+	}
+}
+
+func queryInt(ctx context.Context, conn *duckdb.Conn, query string) (int64, error) {
+	rows, err := conn.QueryContext(ctx, query, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	vals := make([]driver.Value, 1)
+	if err := rows.Next(vals); err != nil {
+		return 0, err
+	}
+	switch v := vals[0].(type) {
+	case int64:
+		return v, nil
+	case int32:
+		return int64(v), nil
+	}
+	return 0, fmt.Errorf("%s: unexpected %T", query, vals[0])
+}
+
+// execCount runs a statement and returns the number of rows it affected.
+func execCount(ctx context.Context, conn *duckdb.Conn, query string) (int64, error) {
+	res, err := conn.ExecContext(ctx, query, nil)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// duckErr shortens DuckDB's multi-line errors to their first line.
+func duckErr(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, "\n"); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
+}
+
+// duckRenderer renders training sets as DuckDB SQL: one connection per
+// training set, the entity table a temporary table of it.
+type duckRenderer struct{ e *Engine }
+
+var _ renderer = duckRenderer{}
+
+func (duckRenderer) timestampType(have string) bool { return isTimestampType(have) }
+func (duckRenderer) keyType(have string, want registry.ValueType) bool {
+	return keyTypeOK(have, want)
+}
+func (duckRenderer) castable(have string, want registry.ValueType) bool { return castable(have, want) }
+
+// begin opens a connection and loads the entity table into it.
+func (r duckRenderer) begin(ctx context.Context, ents Entities) (session, error) {
+	conn, err := r.e.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q := &prepared{e: r.e, conn: conn}
+	if err := r.e.loadEntities(ctx, q, ents); err != nil {
+		return nil, q.fail(err)
+	}
+	return q, nil
+}
+
+// prepared is a DuckDB training-set session: its connection (holding the
+// entity table), the query once rendered, and the number of entity rows.
+type prepared struct {
+	e    *Engine
+	conn *duckdb.Conn
+	sql  string
+	rows int64
+}
+
+var _ session = (*prepared)(nil)
+
+func (q *prepared) close() {
+	_ = q.conn.Close() // closing drops the temporary tables; nothing to report
+}
+
+func (q *prepared) fail(err error) error {
+	q.close()
+	return err
+}
+
+func (q *prepared) entityColumns(ctx context.Context) ([]column, error) {
+	cols, err := describe(ctx, q.conn, "SELECT * FROM "+entitiesTable)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(cols, func(c column) bool { return c.name == colRow }), nil
+}
+
+// render checks every source relation the joins read and renders the
+// query.
+func (q *prepared) render(ctx context.Context, res *resolved, tsCol string) error {
+	sources := make([]string, len(res.plans))
+	for i, p := range res.plans {
+		rel, err := q.e.sourceRelation(ctx, q.conn, p)
+		if err != nil {
+			return err
+		}
+		sources[i] = rel
+	}
+	q.sql = trainingSetSQL(res.plans, sources, tsCol, res.demands)
+	return nil
+}
+
+// run starts the query; its reader closes the connection when released.
+func (q *prepared) run(ctx context.Context) (array.RecordReader, error) {
+	ar, err := duckdb.NewArrowFromConn(q.conn)
+	if err != nil {
+		return nil, q.fail(err)
+	}
+	rr, err := ar.QueryContext(ctx, q.sql)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, q.fail(ctx.Err())
+		}
+		return nil, q.fail(fmt.Errorf("run training-set query: %s", duckErr(err)))
+	}
+	return resultReader(rr, q.conn), nil
+}
+
+func (q *prepared) schema(ctx context.Context) (*arrow.Schema, error) {
+	ar, err := duckdb.NewArrowFromConn(q.conn)
+	if err != nil {
+		return nil, err
+	}
+	rr, err := ar.QueryContext(ctx, "SELECT * FROM ("+q.sql+") LIMIT 0")
+	if err != nil {
+		return nil, fmt.Errorf("describe training set: %s", duckErr(err))
+	}
+	defer rr.Release()
+	return rr.Schema(), nil
+}
+
+func (q *prepared) copyParquet(ctx context.Context, path string) (int64, error) {
+	n, err := execCount(ctx, q.conn, "COPY ("+q.sql+") TO "+quoteString(path)+" (FORMAT parquet, COMPRESSION zstd)")
+	if err != nil {
+		return 0, errors.New(duckErr(err))
+	}
+	return n, nil
+}

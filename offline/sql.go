@@ -1,0 +1,240 @@
+package offline
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/streamlog"
+)
+
+// sourceRelation renders the SQL relation of a view's source, projected to
+// its join keys, its inputs (f0, f1, ...), its event time and ordering
+// key, after checking that the source has every column with a usable type.
+// For a view with features the ordering key is the struct of rule 2
+// (colKey); for a view with aggregations it is the source order alone
+// (colOrd), which breaks ties of last.
+func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewPlan) (string, error) {
+	src := p.source
+	what := sourceWhat(src)
+	// order is the source order of rule 2: (file, row in file) packed
+	// into one integer, files in lexical order.
+	var from, order string
+	switch {
+	case src.Kind == registry.SourceParquet:
+		from = "read_parquet(" + quoteString(src.Path) + ", union_by_name = true)"
+		order = "(file_index::BIGINT << 40) + file_row_number"
+	case src.Kind == registry.SourceDuckDBQuery:
+		from = "(" + src.Query + ")"
+		order = "(row_number() OVER ())::BIGINT"
+	case src.Kind.IsStream():
+		// The view's offline log, read like a Parquet source: only the
+		// files a manifest commits, by explicit list (a glob would see
+		// files being written), in the log's source order.
+		what = fmt.Sprintf("%s, offline log %s", src.Kind, filepath.ToSlash(filepath.Join(streamlog.Dir, p.view.Name)))
+		files, err := streamlog.Files(e.dataRoot, p.view.Name)
+		if err != nil {
+			return "", fmt.Errorf("source %s (%s): %w", src.Name, what, err)
+		}
+		if len(files) == 0 {
+			// Nothing logged yet: no rows, with the declared types.
+			from, order = emptyRelation(src.Schema), "0::BIGINT"
+			break
+		}
+		quoted := make([]string, len(files))
+		for i, f := range files {
+			quoted[i] = quoteString(f)
+		}
+		from = "read_parquet([" + strings.Join(quoted, ", ") + "], union_by_name = true)"
+		order = "(file_index::BIGINT << 40) + file_row_number"
+	default:
+		return "", invalidf("source %s of kind %s cannot be read offline", src.Name, src.Kind)
+	}
+	cols, err := describe(ctx, conn, "SELECT * FROM "+from)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", fmt.Errorf("%w: source %s (%s, data root %s): %s", ErrInvalidRequest, src.Name, what, e.dataRoot, duckErr(err))
+	}
+	byName := map[string]column{}
+	for _, c := range cols {
+		byName[c.name] = c
+	}
+	// sourceCol finds the source column a view column comes from.
+	sourceCol := func(name string) string {
+		for from, to := range src.FieldMapping {
+			if to == name {
+				return from
+			}
+		}
+		return name
+	}
+	need := func(col, role string, ok func(string) bool, want string) error {
+		c, found := byName[col]
+		if !found {
+			return invalidf("source %s (%s) has no column %q (%s)", src.Name, what, col, role)
+		}
+		if !ok(c.typ) {
+			return invalidf("source %s column %q is %s; %s must be %s", src.Name, col, c.typ, role, want)
+		}
+		return nil
+	}
+	var sel []string
+	for _, k := range p.keys {
+		col := sourceCol(k.joinKey)
+		if err := need(col, "join key "+k.joinKey, func(t string) bool { return keyTypeOK(t, k.typ) }, k.typ.String()); err != nil {
+			return "", err
+		}
+		sel = append(sel, fmt.Sprintf("%s AS %s", castTo(byName[col].typ, quoteIdent(col), k.typ), quoteIdent(k.joinKey)))
+	}
+	ins, _, err := p.inputs()
+	if err != nil {
+		return "", err
+	}
+	for i, in := range ins {
+		col := sourceCol(in.name)
+		if err := need(col, in.role, func(t string) bool { return castable(t, in.typ) }, in.typ.String()); err != nil {
+			return "", err
+		}
+		sel = append(sel, fmt.Sprintf("%s AS f%d", castTo(byName[col].typ, quoteIdent(col), in.typ), i))
+	}
+	if err := need(src.TimestampField, "the timestamp field", isTimestampType, "a timestamp"); err != nil {
+		return "", err
+	}
+	ts := castTo(byName[src.TimestampField].typ, quoteIdent(src.TimestampField), registry.TypeTimestamp)
+	if p.aggregated() {
+		// Rule 5 reads every event in the window; created times play no
+		// part, and source order breaks ties of last.
+		sel = append(sel, ts+" AS "+colTS, order+" AS "+colOrd)
+		return fmt.Sprintf("SELECT %s FROM %s", strings.Join(sel, ", "), from), nil
+	}
+	// The ordering key of rule 2. A null event time makes the struct's
+	// first field null, which sorts after every time, so the row is never
+	// chosen; rows with null keys are matched to entity rows with null keys
+	// by DuckDB's ASOF join and discarded in the projection (filtering them
+	// here costs a third of the join's time).
+	key := fmt.Sprintf("struct_pack(t := %s, o := %s)", ts, order)
+	if src.CreatedTimestampField != "" {
+		if err := need(src.CreatedTimestampField, "the created timestamp field", isTimestampType, "a timestamp"); err != nil {
+			return "", err
+		}
+		created := castTo(byName[src.CreatedTimestampField].typ, quoteIdent(src.CreatedTimestampField), registry.TypeTimestamp)
+		key = fmt.Sprintf("struct_pack(t := %s, c := coalesce(%s, '-infinity'::TIMESTAMP), o := %s)", ts, created, order)
+	}
+	sel = append(sel, ts+" AS "+colTS, key+" AS "+colKey)
+	return fmt.Sprintf("SELECT %s FROM %s", strings.Join(sel, ", "), from), nil
+}
+
+// emptyRelation is a relation without rows whose columns are the declared
+// fields, with their types.
+func emptyRelation(fields []*registry.Field) string {
+	cols := make([]string, len(fields))
+	for i, f := range fields {
+		cols[i] = fmt.Sprintf("NULL::%s AS %s", duckType(f.Type), quoteIdent(f.Name))
+	}
+	if len(cols) == 0 {
+		cols = []string{"NULL AS " + internalPrefix + "none"}
+	}
+	return "(SELECT " + strings.Join(cols, ", ") + " WHERE false)"
+}
+
+// castTo converts a column expression of DuckDB type have to the type that
+// holds want, leaving it alone when it already is.
+func castTo(have, expr string, want registry.ValueType) string {
+	if have == duckType(want) {
+		return expr
+	}
+	return fmt.Sprintf("CAST(%s AS %s)", expr, duckType(want))
+}
+
+// entityKey is the left side of the ordering comparison: the entity row's
+// time with null tie-breakers, which compare greater than any value, so
+// that every candidate at time T qualifies.
+func entityKey(p *viewPlan, ts string) string {
+	if p.source.CreatedTimestampField != "" {
+		return fmt.Sprintf("struct_pack(t := %s, c := NULL::TIMESTAMP, o := NULL::BIGINT)", ts)
+	}
+	return fmt.Sprintf("struct_pack(t := %s, o := NULL::BIGINT)", ts)
+}
+
+func sourceWhat(s *registry.Source) string {
+	if s.Kind == registry.SourceParquet {
+		return s.Path
+	}
+	return string(s.Kind)
+}
+
+// trainingSetSQL renders the point-in-time join: one ASOF LEFT JOIN per
+// view with features, the ttl bound on the chosen row; one LEFT JOIN per
+// view with aggregations to its windows per entity row (windowSQL); input
+// order.
+func trainingSetSQL(plans []*viewPlan, sources []string, tsCol string, demands []*demand) string {
+	ts := "CAST(" + quoteIdent(tsCol) + " AS TIMESTAMP)"
+	var b strings.Builder
+	b.WriteString("SELECT e.* EXCLUDE (" + colRow + ", " + colTS)
+	for i, p := range plans {
+		if !p.aggregated() {
+			fmt.Fprintf(&b, ", %s%d", colKey, i)
+		}
+	}
+	b.WriteString(")")
+	for i, p := range plans {
+		v := fmt.Sprintf("v%d", i)
+		if p.aggregated() {
+			// Entity rows the window join has no events for (or that have
+			// a null key or time) get no row: count 0, the rest null.
+			for j, f := range p.features {
+				if p.aggs[j].Function == registry.AggCount {
+					fmt.Fprintf(&b, ", coalesce(%s.a%d, 0) AS %s", v, j, quoteIdent(f.column))
+				} else {
+					fmt.Fprintf(&b, ", %s.a%d AS %s", v, j, quoteIdent(f.column))
+				}
+			}
+			continue
+		}
+		// A match counts only for an entity row with a time and non-null
+		// keys (DuckDB matches null keys to each other), within the ttl.
+		conds := []string{"e." + colTS + " IS NOT NULL"}
+		for _, k := range p.keys {
+			conds = append(conds, "e."+quoteIdent(k.entityCol)+" IS NOT NULL")
+		}
+		if ttl := p.view.TTL.Std(); ttl > 0 {
+			conds = append(conds, fmt.Sprintf("%s.%s >= e.%s - to_microseconds(%d)", v, colTS, colTS, ttl.Microseconds()))
+		}
+		cond := strings.Join(conds, " AND ")
+		for j, f := range p.features {
+			fmt.Fprintf(&b, ", CASE WHEN %s THEN %s.f%d END AS %s", cond, v, j, quoteIdent(f.column))
+		}
+	}
+	for _, d := range demands {
+		for j, f := range d.view.Request {
+			fmt.Fprintf(&b, ", CAST(e.%s AS %s) AS %s", quoteIdent(d.reqFrom[j]), duckType(f.Type), quoteIdent(d.reqCols[j]))
+		}
+	}
+	fmt.Fprintf(&b, " FROM (SELECT *, %s AS %s", ts, colTS)
+	for i, p := range plans {
+		if !p.aggregated() {
+			fmt.Fprintf(&b, ", %s AS %s%d", entityKey(p, ts), colKey, i)
+		}
+	}
+	fmt.Fprintf(&b, " FROM %s) AS e", entitiesTable)
+	for i, p := range plans {
+		v := fmt.Sprintf("v%d", i)
+		if p.aggregated() {
+			fmt.Fprintf(&b, " LEFT JOIN (%s) AS %s ON %s.%s = e.%s", windowSQL(p, sources[i], ts), v, v, colRow, colRow)
+			continue
+		}
+		fmt.Fprintf(&b, " ASOF LEFT JOIN (%s) AS %s ON ", sources[i], v)
+		for _, k := range p.keys {
+			fmt.Fprintf(&b, "e.%s = %s.%s AND ", quoteIdent(k.entityCol), v, quoteIdent(k.joinKey))
+		}
+		fmt.Fprintf(&b, "e.%s%d >= %s.%s", colKey, i, v, colKey)
+	}
+	b.WriteString(" ORDER BY e." + colRow)
+	return b.String()
+}
