@@ -15,6 +15,7 @@ import (
 
 	"github.com/quiverdata/quiver/internal/refreader"
 	"github.com/quiverdata/quiver/transform"
+	"github.com/quiverdata/quiver/value"
 )
 
 // EvaluationErrors is implemented by training-set readers that compute
@@ -72,7 +73,7 @@ func newDemandReader(in array.RecordReader, demands []*demand) *demandReader {
 			dc.request = append(dc.request, index(c))
 		}
 		for n, f := range d.features {
-			fields = append(fields, arrow.Field{Name: d.outputs[n], Type: transform.ArrowType(d.view.Features[f].Type), Nullable: true})
+			fields = append(fields, arrow.Field{Name: d.outputs[n], Type: value.ArrowType(d.view.Features[f].Type), Nullable: true})
 		}
 		r.demands = append(r.demands, dc)
 	}

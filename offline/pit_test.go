@@ -338,7 +338,7 @@ func readAll(t testing.TB, rr array.RecordReader) (*arrow.Schema, []map[string]a
 		for i := 0; i < int(rec.NumRows()); i++ {
 			row := map[string]any{}
 			for c, f := range rec.Schema().Fields() {
-				row[f.Name] = value(rec.Column(c), i)
+				row[f.Name] = cellValue(rec.Column(c), i)
 			}
 			rows = append(rows, row)
 		}
@@ -347,7 +347,7 @@ func readAll(t testing.TB, rr array.RecordReader) (*arrow.Schema, []map[string]a
 	return rr.Schema(), rows
 }
 
-func value(a arrow.Array, i int) any {
+func cellValue(a arrow.Array, i int) any {
 	if a.IsNull(i) {
 		return nil
 	}
@@ -379,7 +379,7 @@ func value(a arrow.Array, i int) any {
 		}
 		out := []any{}
 		for j := start; j < end; j++ {
-			out = append(out, value(vals, int(j)))
+			out = append(out, cellValue(vals, int(j)))
 		}
 		return out
 	}

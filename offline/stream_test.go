@@ -18,7 +18,7 @@ import (
 
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/streamlog"
-	"github.com/quiverdata/quiver/transform"
+	"github.com/quiverdata/quiver/value"
 )
 
 // The window property test logs random events through streamlog, builds
@@ -388,7 +388,7 @@ func TestWindowsMatchReference(t *testing.T) {
 			for _, a := range s.aggs {
 				f, ok := schema.FieldsByName(a.Name)
 				require.True(t, ok, a.Name)
-				require.True(t, arrow.TypeEqual(transform.ArrowType(a.Type), f[0].Type), "%s: %s for %s", a.Name, f[0].Type, a.Type)
+				require.True(t, arrow.TypeEqual(value.ArrowType(a.Type), f[0].Type), "%s: %s for %s", a.Name, f[0].Type, a.Type)
 			}
 			for i, e := range s.entities {
 				got := rows[i]
@@ -535,7 +535,7 @@ func TestStreamViewsThroughTheAPI(t *testing.T) {
 		out := map[string]arrow.DataType{}
 		for _, v := range []string{"latest", "w"} {
 			for _, f := range defs.FeatureView(v).OutputFeatures() {
-				out[v+"__"+f.Name] = transform.ArrowType(f.Type)
+				out[v+"__"+f.Name] = value.ArrowType(f.Type)
 			}
 		}
 		return out

@@ -23,7 +23,7 @@ import (
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/plan"
 	"github.com/quiverdata/quiver/registry"
-	"github.com/quiverdata/quiver/transform"
+	"github.com/quiverdata/quiver/value"
 	"github.com/quiverdata/quiver/wire"
 )
 
@@ -454,31 +454,18 @@ func streamError(ctx context.Context, err error) error {
 
 // columnValues reads an entity or request column as Go values.
 func columnValues(a arrow.Array) ([]any, error) {
+	if _, nested := a.DataType().(arrow.NestedType); nested {
+		// Never a join key or a request field (both scalars): carried
+		// through without converting it row by row.
+		return nil, fmt.Errorf("arrow type %s is not a scalar", a.DataType())
+	}
 	out := make([]any, a.Len())
 	for i := range out {
-		if a.IsNull(i) {
-			continue
+		v, err := value.FromArrow(a, i)
+		if err != nil {
+			return nil, fmt.Errorf("row %d: %w (join keys are int64 or string; request fields as their declared type)", i, err)
 		}
-		switch c := a.(type) {
-		case *array.Int64:
-			out[i] = c.Value(i)
-		case *array.Int32:
-			out[i] = int64(c.Value(i))
-		case *array.String:
-			out[i] = c.Value(i)
-		case *array.LargeString:
-			out[i] = c.Value(i)
-		case *array.Float64:
-			out[i] = c.Value(i)
-		case *array.Float32:
-			out[i] = c.Value(i)
-		case *array.Boolean:
-			out[i] = c.Value(i)
-		case *array.Timestamp:
-			out[i] = c.Value(i).ToTime(c.DataType().(*arrow.TimestampType).Unit).UTC()
-		default:
-			return nil, fmt.Errorf("type %s is not supported (join keys are int64 or string; request fields scalars)", a.DataType())
-		}
+		out[i] = v
 	}
 	return out, nil
 }
@@ -493,10 +480,10 @@ func onlineBatch(mem memory.Allocator, ents arrow.RecordBatch, lo, hi int, resp 
 	}
 	for i := range resp.Features {
 		fv := &resp.Features[i]
-		fields = append(fields, arrow.Field{Name: fv.Name, Type: transform.ArrowType(fv.Type), Nullable: true})
-		b := array.NewBuilder(mem, transform.ArrowType(fv.Type))
+		fields = append(fields, arrow.Field{Name: fv.Name, Type: value.ArrowType(fv.Type), Nullable: true})
+		b := array.NewBuilder(mem, value.ArrowType(fv.Type))
 		for r := range resp.Rows {
-			transform.AppendValue(b, fv.Value(r))
+			value.AppendArrow(b, fv.Value(r))
 		}
 		cols = append(cols, b.NewArray())
 		b.Release()
@@ -527,13 +514,13 @@ func datasetSchema(plans *plan.Cache, defs *registry.Definitions, refs []string)
 		for _, k := range v.Keys {
 			if !seen[k.Name] {
 				seen[k.Name] = true
-				fields = append(fields, arrow.Field{Name: k.Name, Type: transform.ArrowType(k.Type)})
+				fields = append(fields, arrow.Field{Name: k.Name, Type: value.ArrowType(k.Type)})
 			}
 		}
 	}
-	fields = append(fields, arrow.Field{Name: offline.DefaultTimestampColumn, Type: transform.ArrowType(registry.TypeTimestamp)})
+	fields = append(fields, arrow.Field{Name: offline.DefaultTimestampColumn, Type: value.ArrowType(registry.TypeTimestamp)})
 	for _, c := range p.Columns[:p.Requested] {
-		fields = append(fields, arrow.Field{Name: c.Feature, Type: transform.ArrowType(c.Type), Nullable: true})
+		fields = append(fields, arrow.Field{Name: c.Feature, Type: value.ArrowType(c.Type), Nullable: true})
 	}
 	return arrow.NewSchema(fields, nil), nil
 }

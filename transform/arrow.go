@@ -7,14 +7,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/value"
 )
-
-// ArrowType is the Arrow type of a feature of type t in a training set
-// (value.ArrowType): the types DuckDB gives stored features, so on-demand
-// columns look like the others.
-func ArrowType(t registry.ValueType) arrow.DataType { return value.ArrowType(t) }
 
 // BatchResult is a batch's evaluated features.
 type BatchResult struct {
@@ -83,7 +77,3 @@ func (e *Evaluator) EvalBatch(mem memory.Allocator, rows int, inputs, request []
 	}
 	return res, nil
 }
-
-// AppendValue appends a Go value of a builder's type (nil: null): the
-// values FromCEL returns and online columns hold (value.AppendArrow).
-func AppendValue(b array.Builder, v any) { value.AppendArrow(b, v) }

@@ -196,13 +196,13 @@ func TestBatchEqualsRows(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
 	defer mem.AssertSize(t, 0)
 	build := func(typ registry.ValueType, vals []any) arrow.Array {
-		b := array.NewBuilder(mem, ArrowType(typ))
+		b := array.NewBuilder(mem, value.ArrowType(typ))
 		defer b.Release()
 		for _, x := range vals {
 			if x != nil {
 				x, _ = FromCEL(typ, mustCEL(t, typ, x))
 			}
-			AppendValue(b, x)
+			value.AppendArrow(b, x)
 		}
 		return b.NewArray()
 	}
@@ -308,7 +308,7 @@ func TestBatchRefusesUnsupportedColumns(t *testing.T) {
 		b.Release()
 	}
 	for _, f := range v.Request {
-		b := array.NewBuilder(mem, ArrowType(f.Type))
+		b := array.NewBuilder(mem, value.ArrowType(f.Type))
 		b.AppendNull()
 		request = append(request, b.NewArray())
 		b.Release()
