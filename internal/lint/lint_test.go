@@ -72,7 +72,7 @@ func under(rel string, roots ...string) bool {
 
 // core are the packages that hold Quiver's logic; they know nothing of
 // the server, the CLI or the client.
-var core = []string{"registry", "offline", "online", "materialize", "transform", "aggregate", "streamlog", "value", "wire"}
+var core = []string{"registry", "plan", "offline", "online", "materialize", "transform", "aggregate", "streamlog", "value", "wire"}
 
 // rule forbids packages that from matches to depend, directly or not, on
 // a package that forbid matches.
@@ -119,6 +119,7 @@ var rules = []rule{
 		from: quiver(core...), forbid: quiver("server", "cmd", "sdk")},
 	{name: "online never imports offline", from: quiver("online"), forbid: quiver("offline")},
 	{name: "offline never imports online", from: quiver("offline"), forbid: quiver("online")},
+	{name: "the planner knows no engine", from: quiver("plan"), forbid: quiver("online", "offline", "materialize")},
 	{name: "value imports nothing of Quiver but internal/text",
 		from: quiver("value"), forbid: quiverExcept("value", "internal/text")},
 	{name: "wire imports nothing of Quiver but internal/text",
@@ -129,12 +130,12 @@ var rules = []rule{
 			"github.com/cockroachdb/pebble/v2", "github.com/redis/go-redis/v9", "github.com/segmentio/kafka-go",
 			"github.com/twmb/franz-go", "github.com/google/cel-go")},
 	{name: "sdk links none of Quiver's core or server",
-		from: sdk, forbid: quiver("registry", "online", "offline", "server", "materialize", "transform", "aggregate", "streamlog")},
+		from: sdk, forbid: quiver("registry", "plan", "online", "offline", "server", "materialize", "transform", "aggregate", "streamlog")},
 	// A module that requires sdk and runs go mod tidy loads sdk's tests:
 	// they stay as light as sdk (the end-to-end ones are in sdk/internal/e2e).
 	{name: "sdk's tests link none of Quiver's core or server, and no cgo", tests: true,
 		from:   func(p *pkg) bool { return p.rel() == "sdk" && p.test() },
-		forbid: either(cgo, quiver("registry", "online", "offline", "server", "materialize", "transform", "aggregate", "streamlog"))},
+		forbid: either(cgo, quiver("registry", "plan", "online", "offline", "server", "materialize", "transform", "aggregate", "streamlog"))},
 	{name: "nothing imports the examples", tests: true,
 		from: func(p *pkg) bool { return p.rel() != "-" && !under(p.rel(), "examples") }, forbid: quiver("examples")},
 }
