@@ -89,6 +89,7 @@
 // indexes delta-encoded. See Encode's file for the layout. Decode never
 // panics on arbitrary input.
 //
-// Of Quiver it imports only registry (the value types) and internal/valenc
-// (the row's value encoding); never online, offline, server, cmd or sdk.
+// Of Quiver it imports only registry (the definitions) and value (the value
+// types and the row format it shares with online rows); never online,
+// offline, server, cmd or sdk.
 package aggregate

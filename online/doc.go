@@ -37,7 +37,8 @@
 // Stores and the Lookup engine are safe for concurrent use. Byte slices
 // returned by Store.Read belong to the caller. Stores must be closed.
 //
-// Of Quiver it imports registry, wire (the statuses), transform (on-demand
-// expressions), aggregate (the tiles of windowed views) and small internal
+// Of Quiver it imports registry, plan (the request plan, which brings the
+// compiled on-demand expressions), value (the row format), wire (the
+// statuses), aggregate (the tiles of windowed views) and small internal
 // helpers; never offline, server, cmd or sdk (internal/lint checks this).
 package online
