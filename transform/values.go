@@ -93,17 +93,10 @@ func scalarToCEL(k registry.Scalar, v any) (ref.Val, error) {
 // exactInt returns v as an int64 when it is a Go integer, or a float
 // with an integral value in range.
 func exactInt(v any) (int64, bool) {
+	if n, ok := value.AsInt(v); ok {
+		return n, true
+	}
 	switch x := v.(type) {
-	case int64:
-		return x, true
-	case int32:
-		return int64(x), true
-	case int:
-		return int64(x), true
-	case int16:
-		return int64(x), true
-	case int8:
-		return int64(x), true
 	case uint32:
 		return int64(x), true
 	case uint16:
