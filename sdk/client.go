@@ -31,6 +31,31 @@ type Request struct {
 	RequestContext   map[string]any
 }
 
+// Columns returns the request's entity and request-context columns as Go
+// values row by row, the form an in-process lookup (package
+// sdk/embedded) takes. An entity column that is not []int64 or []string,
+// or a context value that is not a column, is an error naming it.
+func (r Request) Columns() (entities, context map[string][]any, err error) {
+	entities = make(map[string][]any, len(r.Entities))
+	for name, col := range r.Entities {
+		switch col.(type) {
+		case []int64, []string:
+		default:
+			return nil, nil, fmt.Errorf("entity column %s is %T; give []int64 or []string", name, col)
+		}
+		if entities[name], err = contextColumn(col); err != nil {
+			return nil, nil, fmt.Errorf("entity column %s: %w", name, err)
+		}
+	}
+	context = make(map[string][]any, len(r.RequestContext))
+	for name, col := range r.RequestContext {
+		if context[name], err = contextColumn(col); err != nil {
+			return nil, nil, fmt.Errorf("request context %s: %w", name, err)
+		}
+	}
+	return entities, context, nil
+}
+
 // contextValues converts a request-context column to its proto column.
 func contextValues(col any) (*servingv1.Values, error) {
 	if v, ok := servingv1.ValuesOf(col); ok {

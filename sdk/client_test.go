@@ -210,3 +210,18 @@ func TestNewFeatures(t *testing.T) {
 	_, err = NewFeatures(-1, nil)
 	require.EqualError(t, err, "-1 rows")
 }
+
+func TestRequestColumns(t *testing.T) {
+	ents, ctx, err := Request{
+		Entities:       map[string]any{"driver_id": []int64{1, 2}, "rider": []string{"a", "b"}},
+		RequestContext: map[string]any{"surge": []float64{1.5, 2}, "tags": [][]string{{"x"}, nil}},
+	}.Columns()
+	require.NoError(t, err)
+	require.Equal(t, map[string][]any{"driver_id": {int64(1), int64(2)}, "rider": {"a", "b"}}, ents)
+	require.Equal(t, map[string][]any{"surge": {1.5, 2.0}, "tags": {[]string{"x"}, []string(nil)}}, ctx)
+
+	_, _, err = Request{Entities: map[string]any{"driver_id": []int32{1}}}.Columns()
+	require.EqualError(t, err, "entity column driver_id is []int32; give []int64 or []string")
+	_, _, err = Request{Entities: map[string]any{"driver_id": []int64{1}}, RequestContext: map[string]any{"surge": 1.5}}.Columns()
+	require.EqualError(t, err, "request context surge: float64 is not a column")
+}

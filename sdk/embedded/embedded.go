@@ -2,8 +2,6 @@ package embedded
 
 import (
 	"context"
-	"fmt"
-	"reflect"
 	"sync"
 
 	"github.com/quiverdata/quiver/materialize/stream"
@@ -55,24 +53,9 @@ func (e *Client) Close() error { return e.store.Close() }
 
 // OnlineFeatures looks features up without a server.
 func (e *Client) OnlineFeatures(ctx context.Context, req sdk.Request) (*sdk.Features, error) {
-	ents := map[string][]any{}
-	for name, col := range req.Entities {
-		switch x := col.(type) {
-		case []int64:
-			ents[name] = toAny(x)
-		case []string:
-			ents[name] = toAny(x)
-		default:
-			return nil, fmt.Errorf("entity column %s is %T; give []int64 or []string", name, col)
-		}
-	}
-	reqCtx := map[string][]any{}
-	for name, col := range req.RequestContext {
-		vals, err := contextColumn(col)
-		if err != nil {
-			return nil, fmt.Errorf("request context %s: %w", name, err)
-		}
-		reqCtx[name] = vals
+	ents, reqCtx, err := req.Columns()
+	if err != nil {
+		return nil, err
 	}
 	resp, err := e.lookup.Get(ctx, e.defs, &online.Request{Entities: ents, Features: req.Features,
 		FeatureService: req.FeatureService, FullFeatureNames: req.FullFeatureNames, RequestContext: reqCtx})
@@ -89,25 +72,4 @@ func (e *Client) OnlineFeatures(ctx context.Context, req sdk.Request) (*sdk.Feat
 		cols[i] = sdk.Column{Name: fv.Name, Values: vals, Statuses: fv.Statuses, EventTimes: fv.EventTimes}
 	}
 	return sdk.NewFeatures(resp.Rows, cols)
-}
-
-// contextColumn converts a request-context column to Go values per row.
-func contextColumn(col any) ([]any, error) {
-	rv := reflect.ValueOf(col)
-	if rv.Kind() != reflect.Slice {
-		return nil, fmt.Errorf("%T is not a column", col)
-	}
-	out := make([]any, rv.Len())
-	for i := range out {
-		out[i] = rv.Index(i).Interface()
-	}
-	return out, nil
-}
-
-func toAny[T any](s []T) []any {
-	out := make([]any, len(s))
-	for i, v := range s {
-		out[i] = v
-	}
-	return out
 }
