@@ -14,6 +14,7 @@ package quickstart
 import (
 	"embed"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/quiverdata/quiver/internal/durable"
 )
 
 // Files holds the repository's definition files and quiver.yaml.
@@ -206,31 +208,31 @@ func Generate(dataRoot string, opts GenerateOptions) error {
 }
 
 // WriteParquet writes rec, which it releases, as one Parquet row group
-// (Snappy, no Arrow schema in the footer) to a temporary file and renames
-// it into place. The same record always gives the same bytes.
+// (Snappy, no Arrow schema in the footer) through internal/durable: a
+// synced temporary file renamed into place. The same record always gives
+// the same bytes.
 func WriteParquet(name string, rec arrow.RecordBatch) error {
 	defer rec.Release()
-	tmp := name + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	w, err := pqarrow.NewFileWriter(rec.Schema(), f,
-		parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy)),
-		pqarrow.DefaultWriterProps())
-	if err != nil {
-		_ = f.Close() // the writer's error is the one to report
-		return err
-	}
-	if err := w.Write(rec); err != nil {
-		_ = w.Close() // the write error is the one to report; Close closes f
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, name)
+	return durable.WriteFile(name, 0o644, func(f *os.File) error {
+		w, err := pqarrow.NewFileWriter(rec.Schema(), nopCloser{f},
+			parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy)),
+			pqarrow.DefaultWriterProps())
+		if err != nil {
+			return err
+		}
+		if err := w.Write(rec); err != nil {
+			_ = w.Close() // the write error is the one to report
+			return err
+		}
+		return w.Close()
+	})
 }
+
+// nopCloser keeps the Parquet writer from closing the file: durable syncs
+// and closes it.
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
 
 // GitIgnore is the scaffold's .gitignore: everything the quickstart
 // generates, so that the work tree holds only definitions and stays clean
