@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quiverdata/quiver/internal/testutil/parquettest"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/quiverdata/quiver/registry"
@@ -188,10 +189,10 @@ func (s *scenario) write(t *testing.T) {
 	require.NoError(t, os.MkdirAll(filepath.Join(data, "drivers"), 0o755))
 	for f, rows := range s.drivers {
 		// An empty file still has the schema; names sort in file order.
-		require.NoError(t, parquet.WriteFile(filepath.Join(data, "drivers", fmt.Sprintf("part-%02d.parquet", f)), rows))
+		require.NoError(t, parquettest.Write(filepath.Join(data, "drivers", fmt.Sprintf("part-%02d.parquet", f)), rows))
 	}
-	require.NoError(t, parquet.WriteFile(filepath.Join(data, "riders.parquet"), s.riders))
-	require.NoError(t, parquet.WriteFile(filepath.Join(data, "pairs.parquet"), s.pairs))
+	require.NoError(t, parquettest.Write(filepath.Join(data, "riders.parquet"), s.riders))
+	require.NoError(t, parquettest.Write(filepath.Join(data, "pairs.parquet"), s.pairs))
 	// The entity table, split over files when asked.
 	per := (len(s.entities) + s.entityFiles - 1) / s.entityFiles
 	for f := range s.entityFiles {
@@ -202,9 +203,9 @@ func (s *scenario) write(t *testing.T) {
 			for _, e := range s.entities[lo:hi] {
 				rows = append(rows, entityRowNaive(e))
 			}
-			require.NoError(t, parquet.WriteFile(name, rows))
+			require.NoError(t, parquettest.Write(name, rows))
 		} else {
-			require.NoError(t, parquet.WriteFile(name, s.entities[lo:hi]))
+			require.NoError(t, parquettest.Write(name, s.entities[lo:hi]))
 		}
 	}
 	defs, errs := registry.ParseDefinitions("pit", []string{"f.yaml"}, map[string][]byte{

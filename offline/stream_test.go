@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quiverdata/quiver/internal/testutil/parquettest"
+
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/quiverdata/quiver/registry"
@@ -215,7 +216,7 @@ func newWindowScenario(t *testing.T, seed uint64) *windowScenario {
 		e.Label = int64(len(s.entities))
 		s.entities = append(s.entities, e)
 	}
-	require.NoError(t, parquet.WriteFile(filepath.Join(s.dir, "entities.parquet"), s.entities))
+	require.NoError(t, parquettest.Write(filepath.Join(s.dir, "entities.parquet"), s.entities))
 
 	var y strings.Builder
 	fmt.Fprintf(&y, "entities: [{name: driver, join_keys: [{name: driver_id, type: int64}]}]\n")
@@ -526,7 +527,7 @@ func TestStreamViewsThroughTheAPI(t *testing.T) {
 	defs, errs := registry.ParseDefinitions("s", []string{"f.yaml"}, map[string][]byte{"f.yaml": []byte(streamDefs)})
 	require.NoError(t, errs.Err())
 	t1 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
-	require.NoError(t, parquet.WriteFile(filepath.Join(dir, "entities.parquet"), []driverAt{
+	require.NoError(t, parquettest.Write(filepath.Join(dir, "entities.parquet"), []driverAt{
 		{DriverID: ptr(int64(1)), TS: ptr(t1.Add(time.Minute))}, {DriverID: ptr(int64(2)), TS: ptr(t1)}}))
 	eng := openEngine(t, dir)
 	req := &Request{Defs: defs, Entities: EntitiesFromParquet(filepath.Join(dir, "entities.parquet")), Features: []string{"latest:*", "w:*"}, FullFeatureNames: true}
