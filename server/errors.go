@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"net/http"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -12,11 +11,12 @@ import (
 	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
+	"github.com/quiverdata/quiver/wire"
 )
 
 // The one error mapping of every surface: a core error becomes a gRPC
 // code (errorCode), which gRPC and Flight answer with as it is and HTTP
-// turns into a status (httpCode). A surface never maps errors on its own.
+// turns into a status (wire.HTTPStatus). A surface never maps errors on its own.
 
 // errorCode is the gRPC code of a core error. An error that already
 // carries a gRPC status keeps its code.
@@ -65,38 +65,5 @@ func clientMessage(err error) string {
 	return err.Error()
 }
 
-// statusClientClosedRequest is the status of a request whose client went
-// away before the answer (nginx's 499; no standard status says it).
-const statusClientClosedRequest = 499
-
-// httpCode is the HTTP status of a gRPC code.
-func httpCode(c codes.Code) int {
-	switch c {
-	case codes.OK:
-		return http.StatusOK
-	case codes.InvalidArgument, codes.OutOfRange, codes.FailedPrecondition:
-		return http.StatusBadRequest
-	case codes.Unauthenticated:
-		return http.StatusUnauthorized
-	case codes.PermissionDenied:
-		return http.StatusForbidden
-	case codes.NotFound:
-		return http.StatusNotFound
-	case codes.AlreadyExists, codes.Aborted:
-		return http.StatusConflict
-	case codes.ResourceExhausted:
-		return http.StatusTooManyRequests
-	case codes.Unimplemented:
-		return http.StatusNotImplemented
-	case codes.Unavailable:
-		return http.StatusServiceUnavailable
-	case codes.DeadlineExceeded:
-		return http.StatusGatewayTimeout
-	case codes.Canceled:
-		return statusClientClosedRequest
-	}
-	return http.StatusInternalServerError
-}
-
 // httpStatus is the HTTP status of a core error.
-func httpStatus(err error) int { return httpCode(errorCode(err)) }
+func httpStatus(err error) int { return wire.HTTPStatus(errorCode(err)) }

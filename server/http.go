@@ -17,6 +17,8 @@ import (
 
 	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/online"
+	"github.com/quiverdata/quiver/wire"
+	"google.golang.org/grpc/codes"
 )
 
 // OnlineFeaturesRequest is the JSON body of POST /v1/online-features.
@@ -147,13 +149,13 @@ func (s *Serving) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 	var ne net.Error
 	switch {
 	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", tooBig.Limit))
+		writeError(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, fmt.Sprintf("request body over %d bytes", tooBig.Limit))
 	case errors.As(err, &ne) && ne.Timeout():
-		writeError(w, http.StatusRequestTimeout, "request body not received within the server's read timeout")
+		writeError(w, http.StatusRequestTimeout, codes.DeadlineExceeded, "request body not received within the server's read timeout")
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		writeError(w, http.StatusBadRequest, "request body shorter than its Content-Length")
+		writeError(w, http.StatusBadRequest, codes.InvalidArgument, "request body shorter than its Content-Length")
 	default:
-		writeError(w, http.StatusBadRequest, "request body could not be read")
+		writeError(w, http.StatusBadRequest, codes.InvalidArgument, "request body could not be read")
 	}
 	return nil, false
 }
@@ -165,14 +167,14 @@ func (s *Serving) handleOnlineFeatures(w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := DecodeOnlineFeaturesRequest(bytes.NewReader(body))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, codes.InvalidArgument, err.Error())
 		return
 	}
 	snap := s.snapshot()
 	resp, err := s.get(r.Context(), snap, &online.Request{Entities: req.Entities, Features: req.Features,
 		FeatureService: req.FeatureService, FullFeatureNames: req.FullFeatureNames, RequestContext: req.RequestContext})
 	if err != nil {
-		writeError(w, httpStatus(err), clientMessage(err))
+		writeCoreError(w, err)
 		return
 	}
 	out := OnlineFeaturesResponse{Rows: resp.Rows, RegistryVersion: snap.Version, Features: make([]FeatureVectorJSON, len(resp.Features))}
@@ -230,7 +232,7 @@ func DecodePushRequest(r io.Reader) (*PushRequest, error) {
 
 func (s *Serving) handlePush(w http.ResponseWriter, r *http.Request) {
 	if s.pusher == nil {
-		writeError(w, httpStatus(errNoPusher), errNoPusher.Error())
+		writeCoreError(w, errNoPusher)
 		return
 	}
 	body, ok := s.readBody(w, r)
@@ -242,7 +244,7 @@ func (s *Serving) handlePush(w http.ResponseWriter, r *http.Request) {
 		err = s.checkPushRows(len(req.Rows))
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, codes.InvalidArgument, err.Error())
 		return
 	}
 	rows := make([][]byte, len(req.Rows))
@@ -253,7 +255,7 @@ func (s *Serving) handlePush(w http.ResponseWriter, r *http.Request) {
 		return s.pusher.PushJSON(ctx, req.Source, rows)
 	})
 	if err != nil {
-		writeError(w, httpStatus(err), clientMessage(err))
+		writeCoreError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, PushResponse{Rows: n})
@@ -325,7 +327,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(v); err != nil {
 		buf.Reset()
-		msg, _ := json.Marshal(map[string]string{"error": "encode response: " + err.Error()}) // a map of strings always encodes
+		msg, _ := json.Marshal(wire.ErrorBody{Error: "encode response: " + err.Error(), Code: codes.Internal.String()}) // two strings always encode
 		buf.Write(msg)
 		code = http.StatusInternalServerError
 	}
@@ -334,8 +336,14 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_, _ = w.Write(buf.Bytes()) // the client went away; nothing to do
 }
 
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
+func writeError(w http.ResponseWriter, status int, code codes.Code, msg string) {
+	writeJSON(w, status, wire.ErrorBody{Error: msg, Code: code.String()})
+}
+
+// writeCoreError answers a core error with its one mapping (errors.go).
+func writeCoreError(w http.ResponseWriter, err error) {
+	code := errorCode(err)
+	writeError(w, wire.HTTPStatus(code), code, clientMessage(err))
 }
 
 // checkJSONKeys refuses a JSON document in which an object holds a key
@@ -407,7 +415,7 @@ func (s *Server) authHTTP(w http.ResponseWriter, r *http.Request) bool {
 	if s.authorized(r.Header.Get("Authorization")) {
 		return true
 	}
-	writeError(w, http.StatusUnauthorized, "missing or wrong bearer token (send the header Authorization: Bearer TOKEN)")
+	writeError(w, http.StatusUnauthorized, codes.Unauthenticated, "missing or wrong bearer token (send the header Authorization: Bearer TOKEN)")
 	return false
 }
 
@@ -448,12 +456,12 @@ func (s *Server) routes() http.Handler {
 			return
 		}
 		if !ok {
-			writeError(w, http.StatusNotFound, fmt.Sprintf("no such path %s (paths: %s)", cut(r.URL.Path, 100), strings.Join(paths, ", ")))
+			writeError(w, http.StatusNotFound, codes.NotFound, fmt.Sprintf("no such path %s (paths: %s)", cut(r.URL.Path, 100), strings.Join(paths, ", ")))
 			return
 		}
 		if !slices.Contains(rt.methods, r.Method) {
 			w.Header().Set("Allow", strings.Join(rt.methods, ", "))
-			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s takes %s, not %s", r.URL.Path, strings.Join(rt.methods, " or "), cut(r.Method, 20)))
+			writeError(w, http.StatusMethodNotAllowed, codes.Unimplemented, fmt.Sprintf("%s takes %s, not %s", r.URL.Path, strings.Join(rt.methods, " or "), cut(r.Method, 20)))
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)

@@ -33,6 +33,7 @@ import (
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
+	"github.com/quiverdata/quiver/wire"
 )
 
 const token = "s3cret"
@@ -262,7 +263,7 @@ func TestHTTPSlowClientIsCutOff(t *testing.T) {
 		// The answer says what happened, and not with the read error,
 		// which names the connection's addresses.
 		require.True(t, strings.HasPrefix(string(out), "HTTP/1.1 408 "), "answer: %q", out)
-		require.Contains(t, string(out), `{"error":"request body not received within the server's read timeout"}`)
+		require.Contains(t, string(out), `{"error":"request body not received within the server's read timeout","code":"DeadlineExceeded"}`)
 		require.NotContains(t, string(out), "127.0.0.1")
 		require.Less(t, sent.Load(), int64(length), "the body was not complete when the server cut it off")
 		require.Positive(t, sent.Load(), "the client did trickle")
@@ -440,7 +441,7 @@ func TestErrorMapping(t *testing.T) {
 		{fmt.Errorf("%w: x", stream.ErrInvalidPush), codes.InvalidArgument, http.StatusBadRequest},
 		{fmt.Errorf("%w: x", online.ErrUnavailable), codes.Unavailable, http.StatusServiceUnavailable},
 		{fmt.Errorf("lookup: %w", context.DeadlineExceeded), codes.DeadlineExceeded, http.StatusGatewayTimeout},
-		{fmt.Errorf("lookup: %w", context.Canceled), codes.Canceled, statusClientClosedRequest},
+		{fmt.Errorf("lookup: %w", context.Canceled), codes.Canceled, wire.StatusClientClosedRequest},
 		{errNoPusher, codes.Unimplemented, http.StatusNotImplemented},
 		{fmt.Errorf("entity stream: %w", ipcguard.ErrLimit), codes.ResourceExhausted, http.StatusTooManyRequests},
 		{fmt.Errorf("entity stream: %w", ipcguard.ErrInvalid), codes.InvalidArgument, http.StatusBadRequest},
@@ -481,7 +482,18 @@ func TestHTTPRouting(t *testing.T) {
 		require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 		require.Equal(t, tc.allow, resp.Header.Get("Allow"), "%s %s", tc.method, tc.path)
 		require.Equal(t, tc.want, out["error"])
+		require.Equal(t, map[int]string{http.StatusNotFound: "NotFound", http.StatusMethodNotAllowed: "Unimplemented"}[tc.code], out["code"])
 	}
+	// A core error carries the code gRPC and Flight answer it with.
+	resp, err := http.Post(h.httpBase+"/v1/online-features", "application/json",
+		strings.NewReader(`{"entities": {"driver_id": [1]}, "features": ["stats:nope"]}`))
+	require.NoError(t, err)
+	var body wire.ErrorBody
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	require.Equal(t, "InvalidArgument", body.Code)
+	require.Contains(t, body.Error, "nope")
 }
 
 // TestDuplicateJSONKeys: a lookup or push body that gives a key twice is
