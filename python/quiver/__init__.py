@@ -1,0 +1,12 @@
+"""The Python client of the Quiver feature store.
+
+Training sets and saved datasets come over Arrow Flight as Arrow record
+batches; online lookups and push go over HTTP. Every error is a
+QuiverError with the gRPC code name and the server's reason.
+"""
+
+from ._client import Client, OnlineFeatures, TrainingSet
+from ._errors import QuiverError
+
+__all__ = ["Client", "OnlineFeatures", "QuiverError", "TrainingSet"]
+__version__ = "0.1.0"

@@ -1,0 +1,233 @@
+"""The client against a real quiver serve over the quickstart."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.flight as flight
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import pytest
+
+import quiver
+
+from conftest import FEATURES, TOKEN
+
+
+@pytest.fixture(scope="session")
+def labels(repo) -> pa.Table:
+    return pq.read_table(repo / "data" / "driver_labels.parquet")
+
+
+@pytest.fixture(scope="session")
+def cli_set(repo) -> pa.Table:
+    with ipc.open_file(repo / "cli.arrow") as f:
+        return f.read_all()
+
+
+def _same(got: pa.Table, want: pa.Table):
+    assert got.schema.equals(want.schema), f"schema\n{got.schema}\n!=\n{want.schema}"
+    assert got.num_rows == want.num_rows
+    assert got.combine_chunks().equals(want.combine_chunks())
+
+
+def test_training_set_from_path_equals_cli(client, cli_set, labels):
+    got = client.training_set("driver_labels.parquet", features=FEATURES).to_arrow()
+    _same(got, cli_set)
+    # Rows in the entity table's order.
+    assert got.column("driver_id").equals(labels.column("driver_id"))
+    assert got.column("event_timestamp").cast(pa.int64()).equals(labels.column("event_timestamp").cast(pa.int64()))
+
+
+def test_training_set_from_table_equals_cli(client, cli_set, labels):
+    _same(client.training_set(labels, features=FEATURES).to_arrow(), cli_set)
+
+
+def test_training_set_from_dataframe_equals_cli(client, cli_set, labels):
+    df = labels.to_pandas()
+    assert isinstance(df, pd.DataFrame)
+    got = client.training_set(df, features=FEATURES)
+    _same(got.to_arrow(), cli_set)
+    out = got.to_pandas()
+    assert list(out["driver_id"]) == list(df["driver_id"])
+    assert list(out.columns) == cli_set.column_names
+
+
+def test_training_set_full_feature_names_and_service(client, labels):
+    t = client.training_set(labels, features=["driver_hourly:conv_rate"], full_feature_names=True).to_arrow()
+    assert "driver_hourly__conv_rate" in t.column_names
+    views = client.list_feature_views()
+    services = [v["name"] for v in views if v["kind"] == "feature_service"]
+    assert services, views
+    t = client.training_set("driver_labels.parquet", feature_service=services[0]).to_arrow()
+    assert t.num_rows == labels.num_rows
+
+
+def test_training_set_timestamp_column(client, labels, cli_set):
+    renamed = labels.rename_columns(["driver_id", "label_time", "trip_completed", "surge"])
+    got = client.training_set(renamed, features=FEATURES, timestamp_column="label_time").to_arrow()
+    assert got.num_rows == cli_set.num_rows
+    assert got.column("conv_rate").equals(cli_set.column("conv_rate"))
+
+
+def test_batches_stream(client):
+    n = 50_000
+    now = dt.datetime.now(dt.timezone.utc)
+    entities = pa.table({
+        "driver_id": pa.array([1001 + i % 100 for i in range(n)], pa.int64()),
+        "event_timestamp": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+    })
+    ts = client.training_set(entities, features=["driver_hourly:conv_rate"])
+    it = ts.batches()
+    first = next(it)
+    assert isinstance(first, pa.RecordBatch)
+    assert 0 < first.num_rows < n, "the first batch came alone, before the rest"
+    sizes = [first.num_rows] + [b.num_rows for b in it]
+    assert len(sizes) > 1
+    assert sum(sizes) == n
+    # Stopping a read early leaves the server able to serve the next one.
+    it = client.training_set(entities, features=["driver_hourly:conv_rate"]).batches()
+    next(it)
+    it.close()
+    assert client.training_set(entities.slice(0, 10), features=["driver_hourly:conv_rate"]).to_arrow().num_rows == 10
+
+
+def test_result_reads_again(client, labels):
+    ts = client.training_set(labels, features=FEATURES)
+    a = ts.to_arrow()
+    b = pa.Table.from_batches(list(ts.batches()))
+    assert a.equals(b)
+
+
+def test_dataset(client, cli_set):
+    _same(client.dataset("sets/train.arrow").to_arrow(), cli_set)
+
+
+def test_schema_and_list(client, cli_set):
+    views = {(v["kind"], v["name"]): v["schema"] for v in client.list_feature_views()}
+    assert ("feature_view", "driver_hourly") in views
+    sch = client.schema("driver_hourly")
+    assert sch.field("conv_rate").type == pa.float32()
+    assert sch.equals(views[("feature_view", "driver_hourly")])
+    assert client.schema(entities="driver_labels.parquet", features=FEATURES).equals(cli_set.schema)
+    assert client.schema(dataset="sets/train.arrow").equals(cli_set.schema)
+
+
+def test_online_features(client, repo, quiver_bin):
+    got = client.online_features(entities={"driver_id": [1001, 1002, 9999]},
+                                 features=["driver_hourly:conv_rate", "driver_hourly:acc_rate"])
+    assert got.rows == 3
+    assert got.registry_version >= 1
+    assert got.names == ["conv_rate", "acc_rate"]
+    assert got.statuses["conv_rate"] == ["PRESENT", "PRESENT", "NOT_FOUND"]
+    assert got.values["conv_rate"][2] is None
+    assert all(isinstance(v, float) for v in got.values["conv_rate"][:2])
+    assert got.types["conv_rate"] == "float32"
+    assert got.event_timestamps["conv_rate"][0].tzinfo is not None
+    df = got.to_pandas()
+    assert list(df.columns) == ["driver_id", "conv_rate", "acc_rate"]
+    assert list(df["driver_id"]) == [1001, 1002, 9999]
+    # The same values as the CLI's lookup (float32 through JSON: compare closely).
+    full = client.online_features(entities={"driver_id": [1001]}, features=["driver_hourly:conv_rate"],
+                                  full_feature_names=True)
+    assert full.names == ["driver_hourly__conv_rate"]
+    assert full.values["driver_hourly__conv_rate"][0] == pytest.approx(got.values["conv_rate"][0])
+
+
+def test_online_request_context(client):
+    base = client.online_features(entities={"driver_id": [1001]}, features=["driver_hourly:conv_rate"])
+    got = client.online_features(entities={"driver_id": [1001]},
+                                 features=["driver_scores:adjusted_conv"], request_context={"surge": [2.0]})
+    assert got.statuses["adjusted_conv"] == ["PRESENT"]
+    assert got.values["adjusted_conv"][0] == pytest.approx(2.0 * base.values["conv_rate"][0], rel=1e-5)
+
+
+def test_push_then_online(client):
+    now = dt.datetime.now(dt.timezone.utc)
+    assert client.push("driver_app", [{"driver_id": 1003, "available": False, "battery": 0.25, "ts": now}]) == 1
+    got = client.online_features(entities={"driver_id": [1003]},
+                                 features=["driver_status:available", "driver_status:battery"])
+    assert got.statuses["battery"] == ["PRESENT"]
+    assert got.values["battery"] == [pytest.approx(0.25)]
+    assert got.values["available"] == [False]
+    # A DataFrame of rows pushes the same way.
+    df = pd.DataFrame({"driver_id": [1004], "available": [True], "battery": [0.75], "ts": [pd.Timestamp(now)]})
+    assert client.push("driver_app", df) == 1
+    got = client.online_features(entities={"driver_id": [1004]}, features=["driver_status:battery"])
+    assert got.values["battery"] == [pytest.approx(0.75)]
+
+
+def _raises(code: str, contains: str, fn, *args, **kwargs) -> quiver.QuiverError:
+    with pytest.raises(quiver.QuiverError) as info:
+        fn(*args, **kwargs)
+    err = info.value
+    assert err.code == code, str(err)
+    assert contains in err.reason, str(err)
+    assert str(err) == f"{code}: {err.reason}"
+    assert "gRPC client debug context" not in str(err)
+    return err
+
+
+def test_errors_unknown_feature(client, labels):
+    bad = ["driver_hourly:nope"]
+    want = 'view driver_hourly has no feature "nope"'
+    _raises("InvalidArgument", want, client.training_set, "driver_labels.parquet", features=bad)
+    _raises("InvalidArgument", want, client.training_set, labels, features=bad)
+    err = _raises("InvalidArgument", want, client.online_features, entities={"driver_id": [1001]}, features=bad)
+    assert err.http_status == 400
+
+
+def test_errors_bad_entity_type(client, labels):
+    strings = labels.set_column(0, "driver_id", labels.column("driver_id").cast(pa.string()))
+    _raises("InvalidArgument", 'entity table column "driver_id"', client.training_set, strings, features=FEATURES)
+    _raises("InvalidArgument", "driver_id", client.online_features,
+            entities={"driver_id": ["not a number"]}, features=FEATURES)
+
+
+def test_errors_not_found(client):
+    _raises("NotFound", "nope.parquet", client.training_set, "nope.parquet", features=FEATURES)
+    _raises("NotFound", "sets/nope.arrow", client.dataset, "sets/nope.arrow")
+    _raises("NotFound", "feature_view/nope", client.schema, "nope")
+
+
+def test_errors_push(client):
+    _raises("InvalidArgument", "battery", client.push, "driver_app", [{"driver_id": 1001, "battery": "full"}])
+    _raises("InvalidArgument", "nosrc", client.push, "nosrc", [{"driver_id": 1001}])
+
+
+def test_token_required(server):
+    fl, http = server
+    for token in (None, "wrong"):
+        with quiver.Client(flight=fl, http=http, token=token) as c:
+            _raises("Unauthenticated", "bearer token", c.online_features,
+                    entities={"driver_id": [1001]}, features=FEATURES)
+            _raises("Unauthenticated", "bearer token", c.training_set, "driver_labels.parquet", features=FEATURES)
+            _raises("Unauthenticated", "bearer token", c.list_feature_views)
+
+
+def test_unreachable():
+    c = quiver.Client(flight="grpc://127.0.0.1:1", http="http://127.0.0.1:1")
+    _raises("Unavailable", "127.0.0.1:1", c.online_features, entities={"driver_id": [1]}, features=FEATURES)
+    with pytest.raises(quiver.QuiverError) as info:
+        c.dataset("sets/train.arrow")
+    assert info.value.code == "Unavailable"
+
+
+def test_entities_type():
+    c = quiver.Client()
+    with pytest.raises(TypeError):
+        c.training_set(42, features=FEATURES)
+
+
+def test_flight_error_mapping():
+    from quiver._errors import from_flight
+    err = from_flight(pa.ArrowInvalid(
+        'Flight returned invalid argument error, with message: view v has no feature "x". '
+        'gRPC client debug context: UNKNOWN:x. Client context: OK'))
+    assert (err.code, err.reason) == ("InvalidArgument", 'view v has no feature "x"')
+    err = from_flight(flight.FlightUnauthenticatedError("Flight returned unauthenticated error, with message: no token"))
+    assert (err.code, err.reason) == ("Unauthenticated", "no token")
+    assert from_flight(pa.ArrowKeyError("Flight returned not found error, with message: gone")).code == "NotFound"
+    assert from_flight(flight.FlightUnavailableError("connection refused")).code == "Unavailable"
