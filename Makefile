@@ -14,8 +14,13 @@ PROTOS   = $(shell find proto -name '*.proto' 2>/dev/null)
 FUZZTIME ?= 30s
 # FUZZFLAGS: more go test flags for make fuzz, e.g. -parallel 1 on a shared machine.
 FUZZFLAGS ?=
+# integration: the Python client's tests run in a virtual environment under
+# QUIVER_CACHE, outside the repository, with pip's cache beside it.
+QUIVER_CACHE ?= $${XDG_CACHE_HOME:-$$HOME/.cache}/quiver
+PYTHON  ?= python3
+PY_PINS := pyarrow==26.0.1 pandas==3.1.1 numpy==2.4.6 pytest==9.2.0 setuptools==80.9.0
 
-.PHONY: build install test lint demo bench proto fuzz clean
+.PHONY: build install test lint integration demo bench proto fuzz clean
 
 ## build: the quiver binary in bin/
 build:
@@ -39,6 +44,16 @@ test: lint
 lint:
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags $(TAGS) ./...
+
+## integration: the Python client (python/) tested against a real quiver serve, in a venv under QUIVER_CACHE
+integration: build
+	@set -e; venv="$(QUIVER_CACHE)/venv-$$($(PYTHON) -c 'import sys; print("py%d.%d" % sys.version_info[:2])')"; \
+	export PIP_CACHE_DIR="$(QUIVER_CACHE)/pip" PIP_DISABLE_PIP_VERSION_CHECK=1; \
+	if [ ! -x "$$venv/bin/python" ]; then echo "creating $$venv"; $(PYTHON) -m venv "$$venv"; fi; \
+	"$$venv/bin/pip" install -q $(PY_PINS); \
+	"$$venv/bin/pip" install -q --no-build-isolation --no-deps --force-reinstall ./python; \
+	rm -rf python/build python/*.egg-info; \
+	QUIVER_BIN="$(CURDIR)/$(BIN)" "$$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests
 
 ## demo: the quickstart end to end on embedded defaults, in a new temporary directory (or QUIVER_DEMO_DIR)
 demo: build
