@@ -10,14 +10,14 @@ NumPy arrays and tensors without a copy, then moved to the GPU when there
 is one. A logistic regression on conv_rate and acc_rate predicts
 trip_completed.
 
-Requirements: pyarrow (with Flight) and torch; numpy comes with both.
+Requirements: the quiver package (pip install ./python, which brings
+pyarrow) and torch; numpy comes with torch.
 
     python train.py --addr grpc://127.0.0.1:8815
     python train.py --mode exchange --rows 100000
 """
 
 import argparse
-import json
 import random
 import sys
 import time
@@ -26,8 +26,9 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.flight as flight
 import torch
+
+import quiver
 
 # Arrow memory is immutable, so NumPy views of it are read-only; torch warns
 # about that once. The tensors made from them are never written to.
@@ -67,13 +68,6 @@ def parse_args():
     return p.parse_args()
 
 
-def call_options(token):
-    headers = []
-    if token:
-        headers.append((b"authorization", b"Bearer " + token.encode()))
-    return flight.FlightCallOptions(headers=headers)
-
-
 def exchange_entities(args):
     """An entity table as a training job would send it: join key, event time
     and a label. The labels here are random placeholders for the job's own."""
@@ -93,23 +87,16 @@ def exchange_entities(args):
     })
 
 
-def fetch(client, args, options):
+def fetch(client, args):
     """The training set as an Arrow table (one chunk per record batch sent)."""
     features = [f for f in args.features.split(",") if f]
     if args.mode == "get":
-        ticket = json.dumps({"kind": "training_set", "features": features, "entities": args.entities})
-        return client.do_get(flight.Ticket(ticket.encode()), options).read_all()
+        return client.training_set(args.entities, features=features).to_arrow()
     if args.mode == "dataset":
-        ticket = json.dumps({"kind": "dataset", "path": args.dataset})
-        return client.do_get(flight.Ticket(ticket.encode()), options).read_all()
-    entities = exchange_entities(args)
-    command = json.dumps({"kind": "training_set", "features": features})
-    writer, reader = client.do_exchange(flight.FlightDescriptor.for_command(command.encode()), options)
-    with writer:
-        writer.begin(entities.schema)
-        writer.write_table(entities, max_chunksize=65536)
-        writer.done_writing()  # the server reads the whole entity table before it answers
-        return reader.read_all()
+        return client.dataset(args.dataset).to_arrow()
+    # The client streams the entity table to the server (DoExchange), which
+    # reads it whole before it answers.
+    return client.training_set(exchange_entities(args), features=features).to_arrow()
 
 
 def numeric_tensor(arr):
@@ -213,13 +200,13 @@ def main():
     args = parse_args()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     inputs = [c for c in args.inputs.split(",") if c]
-    client = flight.FlightClient(args.addr)
+    client = quiver.Client(flight=args.addr, http=None, token=args.token)
     try:
         start = time.perf_counter()
-        table = fetch(client, args, call_options(args.token))
+        table = fetch(client, args)
         fetched = time.perf_counter()
-    except pa.ArrowException as e:  # Flight errors, and ArrowInvalid for INVALID_ARGUMENT
-        sys.exit(f"train.py: {args.mode} failed: {e}")
+    except quiver.QuiverError as e:  # "InvalidArgument: view driver_hourly has no feature ..."
+        sys.exit(f"train.py: {args.mode}: {e}")
     finally:
         client.close()
     missing = [c for c in inputs + [args.label] if c not in table.column_names]
