@@ -252,9 +252,9 @@ class Client:
         descriptor = flight.FlightDescriptor.for_command(self._command("training_set", **fields))
 
         def exchange():
+            batches = source()
             writer, reader = self._flight().do_exchange(descriptor, self._options())
             try:
-                batches = source()
                 writer.begin(batches.schema)
                 for batch in batches:
                     writer.write_batch(batch)

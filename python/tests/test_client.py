@@ -231,3 +231,18 @@ def test_flight_error_mapping():
     assert (err.code, err.reason) == ("Unauthenticated", "no token")
     assert from_flight(pa.ArrowKeyError("Flight returned not found error, with message: gone")).code == "NotFound"
     assert from_flight(flight.FlightUnavailableError("connection refused")).code == "Unavailable"
+
+
+def test_training_set_join_key_map(client, labels, cli_set):
+    renamed = labels.rename_columns(["driver", "event_timestamp", "trip_completed", "surge"])
+    got = client.training_set(renamed, features=FEATURES, join_key_map={"driver_id": "driver"}).to_arrow()
+    assert got.column("driver").equals(cli_set.column("driver_id"))
+    assert got.column("conv_rate").equals(cli_set.column("conv_rate"))
+
+
+def test_training_set_from_reader(client, labels, cli_set):
+    ts = client.training_set(labels.to_reader(max_chunksize=100), features=FEATURES)
+    _same(ts.to_arrow(), cli_set)
+    with pytest.raises(quiver.QuiverError) as info:
+        ts.to_arrow()  # the reader is spent: a second read cannot send the entities again
+    assert info.value.code == "FailedPrecondition"
