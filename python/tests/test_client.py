@@ -246,3 +246,21 @@ def test_training_set_from_reader(client, labels, cli_set):
     with pytest.raises(quiver.QuiverError) as info:
         ts.to_arrow()  # the reader is spent: a second read cannot send the entities again
     assert info.value.code == "FailedPrecondition"
+
+
+def test_tls(tls_server):
+    fl, http, cert = tls_server
+    for certs in (cert, cert.read_bytes(), cert.read_text()):
+        with quiver.Client(flight=fl, http=http, tls_root_certs=certs) as c:
+            assert c.training_set("driver_labels.parquet", features=FEATURES).to_arrow().num_rows == 1000
+            got = c.online_features(entities={"driver_id": [1001]}, features=["driver_hourly:conv_rate"])
+            assert got.statuses["conv_rate"] == ["PRESENT"]
+    # Without the certificate neither surface trusts the server.
+    with quiver.Client(flight=fl, http=http) as c:
+        with pytest.raises(quiver.QuiverError) as info:
+            c.online_features(entities={"driver_id": [1001]}, features=["driver_hourly:conv_rate"])
+        assert info.value.code == "Unavailable"
+        assert "certificate" in info.value.reason.lower()
+        with pytest.raises(quiver.QuiverError) as info:
+            c.training_set("driver_labels.parquet", features=FEATURES)
+        assert info.value.code == "Unavailable"
