@@ -264,3 +264,38 @@ def test_tls(tls_server):
         with pytest.raises(quiver.QuiverError) as info:
             c.training_set("driver_labels.parquet", features=FEATURES)
         assert info.value.code == "Unavailable"
+
+
+def test_cancelled_reads_release_slots(client):
+    """Reads stopped after one batch, more of them than the server builds
+    at once: if a cancelled read kept its slot, the last request would wait
+    forever."""
+    import os
+    import threading
+
+    n = 200_000
+    now = dt.datetime.now(dt.timezone.utc)
+    entities = pa.table({
+        "driver_id": pa.array([1001 + i % 100 for i in range(n)], pa.int64()),
+        "event_timestamp": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+    })
+    slots = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    done = threading.Event()
+    failure = []
+
+    def reads():
+        try:
+            for _ in range(2 * slots + 1):
+                it = client.training_set(entities, features=FEATURES).batches()
+                next(it)
+                it.close()
+            assert client.training_set(entities.slice(0, 5), features=FEATURES).to_arrow().num_rows == 5
+        except BaseException as e:  # reported below
+            failure.append(e)
+        finally:
+            done.set()
+
+    threading.Thread(target=reads, daemon=True).start()
+    assert done.wait(120), "a request waited on a slot that a cancelled read kept"
+    if failure:
+        raise failure[0]
