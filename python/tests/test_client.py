@@ -299,3 +299,19 @@ def test_cancelled_reads_release_slots(client):
     assert done.wait(120), "a request waited on a slot that a cancelled read kept"
     if failure:
         raise failure[0]
+
+
+def test_inputs_from_numpy_pandas_and_arrow(client):
+    import numpy as np
+
+    want = client.online_features(entities={"driver_id": [1001, 1002]}, features=["driver_hourly:conv_rate"])
+    for ids in (np.array([1001, 1002], dtype=np.int64), pd.Series([1001, 1002])):
+        got = client.online_features(entities={"driver_id": ids}, features=["driver_hourly:conv_rate"])
+        assert got.values == want.values
+        assert got.entities == {"driver_id": [1001, 1002]}
+    now = dt.datetime.now(dt.timezone.utc)
+    rows = pa.table({"driver_id": pa.array([1005], pa.int64()), "available": [True],
+                     "battery": pa.array([0.5], pa.float32()), "ts": pa.array([now], pa.timestamp("us", tz="UTC"))})
+    assert client.push("driver_app", rows) == 1
+    got = client.online_features(entities={"driver_id": np.array([1005])}, features=["driver_status:battery"])
+    assert got.values["battery"] == [pytest.approx(0.5)]
