@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -58,11 +59,21 @@ func grpcError(err error) error {
 // but for an unreachable store, whose cause names internal addresses.
 // The server log has that cause: the health poller logs every change of
 // the store's state with it.
+//
+// An invalid request is told its reason without the sentinel's words
+// ("quiver: invalid online request: "): the code, InvalidArgument on every
+// surface, already says that much.
 func clientMessage(err error) string {
 	if errors.Is(err, online.ErrUnavailable) {
 		return online.ErrUnavailable.Error() + " (the server log has the cause)"
 	}
-	return err.Error()
+	msg := err.Error()
+	for _, sentinel := range []error{online.ErrInvalidRequest, offline.ErrInvalidRequest, stream.ErrInvalidPush} {
+		if errors.Is(err, sentinel) {
+			return strings.TrimPrefix(msg, sentinel.Error()+": ")
+		}
+	}
+	return msg
 }
 
 // httpStatus is the HTTP status of a core error.

@@ -173,9 +173,12 @@ def _raises(code: str, contains: str, fn, *args, **kwargs) -> quiver.QuiverError
 def test_errors_unknown_feature(client, labels):
     bad = ["driver_hourly:nope"]
     want = 'view driver_hourly has no feature "nope"'
-    _raises("InvalidArgument", want, client.training_set, "driver_labels.parquet", features=bad)
-    _raises("InvalidArgument", want, client.training_set, labels, features=bad)
+    # The reason alone, on every surface: the code says it is invalid.
+    for fn, entities in ((client.training_set, "driver_labels.parquet"), (client.training_set, labels)):
+        err = _raises("InvalidArgument", want, fn, entities, features=bad)
+        assert err.reason == want, str(err)
     err = _raises("InvalidArgument", want, client.online_features, entities={"driver_id": [1001]}, features=bad)
+    assert err.reason == want, str(err)
     assert err.http_status == 400
 
 
