@@ -17,6 +17,12 @@ const MaxShapes = 1024
 
 var maxShapes = MaxShapes // tests lower it
 
+// MaxShapeBytes is the longest request shape a Cache keeps: a request
+// that names more (a hostile one repeating a reference a million times,
+// each count another shape) is planned for itself and not cached, so the
+// cache holds at most MaxShapes × MaxShapeBytes of keys per version.
+const MaxShapeBytes = 16 << 10
+
 // Cache keeps the plans of the last few registry versions (package
 // recent: two are live during a reload), up to MaxShapes request shapes
 // each. A request's shape is its feature references in order, its
@@ -44,6 +50,10 @@ func (c *Cache) Get(defs *registry.Definitions, req Request) (*Plan, error) {
 		return &shapes{plans: make(map[string]*Plan)}, nil
 	})
 	key := shapeKey(req)
+	if len(key) > MaxShapeBytes {
+		c.builds.Add(1)
+		return New(defs, req, &c.transforms)
+	}
 	s.mu.RLock()
 	p, ok := s.plans[key]
 	s.mu.RUnlock()

@@ -133,6 +133,21 @@ func TestCacheBounded(t *testing.T) {
 	require.Len(t, s.plans, 5)
 }
 
+func TestCacheKeepsNoLongShapes(t *testing.T) {
+	defs := parse(t)
+	var c Cache
+	refs := make([]string, MaxShapeBytes/len("stats:rate")+1)
+	for i := range refs {
+		refs[i] = "stats:rate"
+	}
+	p, err := c.Get(defs, Request{Features: refs})
+	require.NoError(t, err)
+	require.Len(t, p.Columns, 1, "planned as usual")
+	s, err := c.versions.Get(defs, func() (*shapes, error) { return nil, errors.New("not built") })
+	require.NoError(t, err)
+	require.Empty(t, s.plans, "but not kept")
+}
+
 func TestCacheConcurrent(t *testing.T) {
 	defs := []*registry.Definitions{parse(t), parse(t)}
 	var c Cache
