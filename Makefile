@@ -19,8 +19,15 @@ FUZZFLAGS ?=
 QUIVER_CACHE ?= $${XDG_CACHE_HOME:-$$HOME/.cache}/quiver
 PYTHON  ?= python3
 PY_PINS := pyarrow==26.0.1 pandas==3.1.1 numpy==2.4.6 pytest==9.2.0 setuptools==80.9.0
+# quiver.torch is tested with a CPU torch: Debian's python3-torch (1.13) in a
+# venv over the system's site packages, so its NumPy (1.24) too; pyarrow 17
+# is the newest that takes NumPy 1.x, and the oldest the client supports.
+PY_TORCH ?= /usr/bin/python3
+# The venvs: one per Python version with PY_PINS, and venv-torch.
+PY_VENV  = $(QUIVER_CACHE)/venv-$$($(PYTHON) -c 'import sys; print("py%d.%d" % sys.version_info[:2])')
+PY_TORCH_PINS := pyarrow==17.0.0 pytest==9.2.0 setuptools==80.9.0
 
-.PHONY: build install test lint integration demo bench proto fuzz clean
+.PHONY: build install test lint integration demo bench bench-python proto fuzz clean
 
 ## build: the quiver binary in bin/
 build:
@@ -45,25 +52,37 @@ lint:
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags $(TAGS) ./...
 
-## integration: the Python client (python/) tested against a real quiver serve, in a venv under QUIVER_CACHE
+## integration: the Python client (python/) and quiver.torch tested against a real quiver serve, in venvs under QUIVER_CACHE
 integration: build
-	@set -e; venv="$(QUIVER_CACHE)/venv-$$($(PYTHON) -c 'import sys; print("py%d.%d" % sys.version_info[:2])')"; \
-	export PIP_CACHE_DIR="$(QUIVER_CACHE)/pip" PIP_DISABLE_PIP_VERSION_CHECK=1; \
-	if [ ! -x "$$venv/bin/python" ]; then echo "creating $$venv"; $(PYTHON) -m venv "$$venv"; fi; \
-	"$$venv/bin/pip" install -q $(PY_PINS); \
-	"$$venv/bin/pip" install -q --no-build-isolation --no-deps --force-reinstall ./python; \
-	rm -rf python/build python/*.egg-info; \
-	QUIVER_BIN="$(CURDIR)/$(BIN)" "$$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests
+	@set -e; export PIP_CACHE_DIR="$(QUIVER_CACHE)/pip"; \
+	venv=$$(scripts/pyvenv.sh "$(PY_VENV)" "$(PYTHON)" "" $(PY_PINS)); \
+	QUIVER_BIN="$(CURDIR)/$(BIN)" "$$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests --ignore=python/tests/torch; \
+	if $(PY_TORCH) -c 'import torch' >/dev/null 2>&1; then \
+		venv=$$(scripts/pyvenv.sh "$(QUIVER_CACHE)/venv-torch" "$(PY_TORCH)" system $(PY_TORCH_PINS)); \
+	else echo "WARNING: $(PY_TORCH) has no torch (Debian: apt-get install python3-torch); the quiver.torch tests cannot run"; fi; \
+	QUIVER_BIN="$(CURDIR)/$(BIN)" "$$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests/torch
 
-## demo: the quickstart end to end on embedded defaults, in a new temporary directory (or QUIVER_DEMO_DIR)
+## demo: the quickstart end to end on embedded defaults, in a new temporary directory (or QUIVER_DEMO_DIR), the Python client's tour in a venv under QUIVER_CACHE
 demo: build
-	./scripts/demo.sh $(BIN)
+	@export PIP_CACHE_DIR="$(QUIVER_CACHE)/pip"; \
+	if $(PY_TORCH) -c 'import torch' >/dev/null 2>&1; then \
+		venv=$$(scripts/pyvenv.sh "$(QUIVER_CACHE)/venv-torch" "$(PY_TORCH)" system $(PY_TORCH_PINS)) || venv=""; \
+	else \
+		venv=$$(scripts/pyvenv.sh "$(PY_VENV)" "$(PYTHON)" "" $(PY_PINS)) || venv=""; \
+	fi; \
+	QUIVER_DEMO_PYTHON=$${venv:+$$venv/bin/python} ./scripts/demo.sh $(BIN)
 
 ## bench: every benchmark program under bench/
 bench:
 	@found=0; for d in bench/*/; do \
 		if [ -f "$$d/main.go" ]; then found=1; echo "== $$d"; $(GO) run -tags $(TAGS) "./$$d" || exit 1; fi; \
 	done; if [ $$found = 0 ]; then echo "no benchmark programs under bench/ yet"; fi
+
+## bench-python: bench/python, a saved 1M-row set into torch tensors through the Python client, beside raw pyarrow.flight and local Parquet
+bench-python: build
+	@export PIP_CACHE_DIR="$(QUIVER_CACHE)/pip"; \
+	venv=$$(scripts/pyvenv.sh "$(QUIVER_CACHE)/venv-torch" "$(PY_TORCH)" system $(PY_TORCH_PINS)) && \
+	"$$venv/bin/python" bench/python/bench.py --quiver-bin "$(CURDIR)/$(BIN)"
 
 ## proto: regenerate the committed Go code of proto/ (needs protoc, protoc-gen-go, protoc-gen-go-grpc)
 proto:

@@ -88,6 +88,12 @@ echo "\$ go run ./examples/online-client -addr $grpc    # the Go SDK over gRPC"
 run training-set --entities data/driver_labels.parquet --features driver_hourly:conv_rate,driver_hourly:acc_rate,driver_scores:adjusted_conv --out data/sets/train.arrow
 echo "\$ go run ./examples/flight-client -addr $flight -dataset sets/train.arrow    # a training set, a saved one, and batch inference over Arrow Flight"
 (cd "$root" && go run -tags duckdb_arrow ./examples/flight-client -addr "$flight" -dataset sets/train.arrow)
+if [ -n "${QUIVER_DEMO_PYTHON:-}" ]; then
+	echo "\$ python examples/python/tour.py    # the Python client: training sets, a saved set in parts, online, push (and quiver.torch with torch)"
+	"$QUIVER_DEMO_PYTHON" "$root/examples/python/tour.py" --flight "grpc://$flight" --http "http://$http"
+else
+	echo "(no Python environment: the Python client's tour is left out; make demo makes one)"
+fi
 kill $serve_pid
 wait $serve_pid 2>/dev/null || true
 trap - EXIT

@@ -3,10 +3,13 @@
 Training sets and saved datasets come over Arrow Flight as Arrow record
 batches; online lookups and push go over HTTP. Every error is a
 QuiverError with the gRPC code name and the server's reason.
+
+quiver.torch (needs torch) reads saved training sets into tensors, sharded
+across DataLoader workers and distributed ranks.
 """
 
-from ._client import Client, OnlineFeatures, TrainingSet
+from ._client import Client, DatasetPart, OnlineFeatures, SavedDataset, TrainingSet
 from ._errors import QuiverError
 
-__all__ = ["Client", "OnlineFeatures", "QuiverError", "TrainingSet"]
+__all__ = ["Client", "DatasetPart", "OnlineFeatures", "QuiverError", "SavedDataset", "TrainingSet"]
 __version__ = "0.1.0"

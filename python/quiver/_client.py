@@ -8,6 +8,7 @@ import os
 import ssl
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
@@ -127,6 +128,38 @@ class TrainingSet:
         return self.to_arrow().to_pandas(**kwargs)
 
 
+@dataclass(frozen=True)
+class SavedDataset:
+    """A training set saved on the server: its path within the data root,
+    format ("arrow" or "parquet"), rows, size in bytes, and version (the
+    file's identity, which changes when it is replaced)."""
+
+    path: str
+    format: str
+    rows: int
+    bytes: int
+    version: str
+
+    @classmethod
+    def _from_json(cls, raw: bytes) -> "SavedDataset":
+        try:
+            doc = json.loads(raw)
+            return cls(path=doc["path"], format=doc.get("format", ""), rows=int(doc.get("rows", 0)),
+                       bytes=int(doc.get("bytes", 0)), version=doc.get("version", ""))
+        except (ValueError, KeyError, TypeError) as e:
+            raise QuiverError("Internal", f"the server's answer is not a saved dataset: {raw[:200]!r}") from e
+
+
+@dataclass(frozen=True)
+class DatasetPart:
+    """One part of a saved dataset: its place among the parts, the Flight
+    ticket that reads it, and its rows (-1 when the server did not say)."""
+
+    index: int
+    ticket: bytes
+    rows: int
+
+
 class OnlineFeatures:
     """The answer of an online lookup: the request's entity columns, each
     feature's values and statuses ("PRESENT", "NULL_VALUE", "NOT_FOUND",
@@ -193,6 +226,26 @@ class Client:
         self._ssl: ssl.SSLContext | None = None
         if self._http and self._http.startswith("https://"):
             self._ssl = ssl.create_default_context(cadata=self._certs.decode() if self._certs else None)
+
+    def __getstate__(self) -> dict:
+        # A client crosses into DataLoader workers (pickled, or copied by
+        # fork): the copy opens connections of its own.
+        state = dict(self.__dict__)
+        state["_flight_client"] = None
+        state["_ssl"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self._http and self._http.startswith("https://"):
+            self._ssl = ssl.create_default_context(cadata=self._certs.decode() if self._certs else None)
+
+    def clone(self) -> "Client":
+        """A client of the same server with connections of its own (for
+        another process or thread)."""
+        c = Client.__new__(Client)
+        c.__setstate__(self.__getstate__())
+        return c
 
     # Arrow Flight
 
@@ -270,6 +323,76 @@ class Client:
         """A saved training set (an Arrow IPC or Parquet file within the
         server's data root), streamed as stored."""
         ticket = flight.Ticket(self._command("dataset", path=os.fspath(path)))
+        return TrainingSet(lambda: self._flight().do_get(ticket, self._options()))
+
+    def save_training_set(self, entities, path: str, features: Sequence[str] | None = None,
+                          feature_service: str | None = None, full_feature_names: bool = False,
+                          timestamp_column: str = "event_timestamp", join_key_map: Mapping[str, str] | None = None,
+                          overwrite: bool = False) -> "SavedDataset":
+        """Builds a training set on the server and saves it there, at
+        ``path`` within the server's data root (``.arrow`` for an Arrow IPC
+        file, ``.parquet`` for Parquet), so that a job builds it once and
+        reads it for many epochs with ``dataset(path)`` or
+        ``quiver.torch.FlightDataset``. The file appears whole or not at
+        all; an existing one is replaced only with ``overwrite=True``.
+
+        ``entities`` is what ``training_set`` takes: a path within the data
+        root is read by the server (a Flight action), a table or DataFrame is
+        uploaded (Flight DoPut)."""
+        fields = dict(features=list(features) if features else None, feature_service=feature_service,
+                      full_feature_names=full_feature_names,
+                      timestamp_column=None if timestamp_column == "event_timestamp" else timestamp_column,
+                      join_key_map=dict(join_key_map) if join_key_map else None,
+                      out=os.fspath(path), overwrite=overwrite)
+        try:
+            if isinstance(entities, (str, os.PathLike)):
+                body = self._command("training_set", entities=os.fspath(entities), **fields)
+                results = list(self._flight().do_action(flight.Action("save_training_set", body), self._options()))
+                if not results:
+                    raise QuiverError("Internal", "the server answered save_training_set with no result")
+                return SavedDataset._from_json(results[0].body.to_pybytes())
+            batches = _entity_source(entities)()
+            descriptor = flight.FlightDescriptor.for_command(self._command("training_set", **fields))
+            writer, meta = self._flight().do_put(descriptor, batches.schema, self._options())
+            try:
+                for batch in batches:
+                    writer.write_batch(batch)
+                writer.done_writing()
+                buf = meta.read()
+            finally:
+                writer.close()
+            if buf is None:
+                raise QuiverError("Internal", "the server answered the upload with no result")
+            return SavedDataset._from_json(buf.to_pybytes())
+        except (flight.FlightError, pa.ArrowException) as e:
+            raise from_flight(e) from e
+
+    def dataset_parts(self, path: str) -> list["DatasetPart"]:
+        """The parts of a saved dataset that readers can fetch in
+        parallel, in order: each a range of the file's record batches (or
+        Parquet row groups) with its row count. Every part is tied to the
+        file as it is now; reading one after the file was replaced raises
+        ``Aborted``."""
+        d = flight.FlightDescriptor.for_command(self._command("dataset", path=os.fspath(path)))
+        try:
+            info = self._flight().get_flight_info(d, self._options())
+        except (flight.FlightError, pa.ArrowException) as e:
+            raise from_flight(e) from e
+        parts = []
+        for i, ep in enumerate(info.endpoints):
+            rows = -1
+            meta = getattr(ep, "app_metadata", b"") or b""
+            if meta:
+                try:
+                    rows = int(json.loads(meta).get("rows", -1))
+                except (ValueError, AttributeError):
+                    rows = -1
+            parts.append(DatasetPart(index=i, ticket=ep.ticket.ticket, rows=rows))
+        return parts
+
+    def read_part(self, part: "DatasetPart") -> TrainingSet:
+        """One part of a saved dataset (from ``dataset_parts``)."""
+        ticket = flight.Ticket(part.ticket)
         return TrainingSet(lambda: self._flight().do_get(ticket, self._options()))
 
     def list_feature_views(self) -> list[dict]:

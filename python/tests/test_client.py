@@ -318,3 +318,63 @@ def test_inputs_from_numpy_pandas_and_arrow(client):
     assert client.push("driver_app", rows) == 1
     got = client.online_features(entities={"driver_id": np.array([1005])}, features=["driver_status:battery"])
     assert got.values["battery"] == [pytest.approx(0.5)]
+
+
+def test_save_training_set_from_path(client, repo, cli_set):
+    saved = client.save_training_set("driver_labels.parquet", "sets/saved.arrow", features=FEATURES, overwrite=True)
+    assert saved.path == "sets/saved.arrow" and saved.format == "arrow"
+    assert saved.rows == cli_set.num_rows and saved.bytes == (repo / "data" / "sets" / "saved.arrow").stat().st_size
+    _same(client.dataset("sets/saved.arrow").to_arrow(), cli_set)
+    # A second save without overwrite is refused and leaves the file as it was.
+    with pytest.raises(quiver.QuiverError) as info:
+        client.save_training_set("driver_labels.parquet", "sets/saved.arrow", features=FEATURES[:1])
+    assert info.value.code == "AlreadyExists" and "sets/saved.arrow" in info.value.reason
+    _same(client.dataset("sets/saved.arrow").to_arrow(), cli_set)
+
+
+def test_save_training_set_from_table_and_parquet(client, labels, cli_set):
+    saved = client.save_training_set(labels, "sets/uploaded.parquet", features=FEATURES, overwrite=True)
+    assert saved.format == "parquet" and saved.rows == labels.num_rows
+    got = client.dataset("sets/uploaded.parquet").to_arrow()
+    assert got.column_names == cli_set.column_names
+    for name in cli_set.column_names:
+        assert got.column(name).to_pylist() == cli_set.column(name).to_pylist(), name
+
+
+def test_save_training_set_refuses_paths_out_of_the_root(client):
+    for bad in ("../escape.arrow", "/tmp/escape.arrow", "sets/x.csv"):
+        with pytest.raises(quiver.QuiverError) as info:
+            client.save_training_set("driver_labels.parquet", bad, features=FEATURES)
+        assert info.value.code == "InvalidArgument", (bad, info.value)
+
+
+def test_dataset_parts_cover_every_row_once(client, labels):
+    # Enough rows for several record batches of the saved file.
+    big = pa.concat_tables([labels] * (200_000 // labels.num_rows + 1))
+    saved = client.save_training_set(big, "sets/big.arrow", features=FEATURES, overwrite=True)
+    parts = client.dataset_parts("sets/big.arrow")
+    assert len(parts) > 1
+    assert sum(p.rows for p in parts) == saved.rows == big.num_rows
+    pieces = [client.read_part(p).to_arrow() for p in parts]
+    assert [t.num_rows for t in pieces] == [p.rows for p in parts]
+    whole = client.dataset("sets/big.arrow").to_arrow()
+    assert pa.concat_tables(pieces).combine_chunks().equals(whole.combine_chunks())
+
+
+def test_dataset_part_of_a_replaced_file_is_aborted(client, labels):
+    client.save_training_set(labels, "sets/replaced.arrow", features=FEATURES, overwrite=True)
+    parts = client.dataset_parts("sets/replaced.arrow")
+    client.save_training_set(labels.slice(0, 10), "sets/replaced.arrow", features=FEATURES, overwrite=True)
+    with pytest.raises(quiver.QuiverError) as info:
+        client.read_part(parts[0]).to_arrow()
+    assert info.value.code == "Aborted" and "changed" in info.value.reason
+
+
+def test_client_pickles_without_its_connection(client, cli_set):
+    import pickle
+
+    again = pickle.loads(pickle.dumps(client))
+    try:
+        _same(again.dataset("sets/train.arrow").to_arrow(), cli_set)
+    finally:
+        again.close()
