@@ -136,6 +136,23 @@ func TestImportedRepositoryValidates(t *testing.T) {
 	require.Equal(t, []string{"driver_hourly:conv_rate", "driver_hourly:acc_rate", "driver_trips:*"}, d.FeatureService("ranking_v1").Features)
 	require.Equal(t, []string{"driver_hourly:*", "rider_profile:*"}, d.FeatureService("ranking_v2").Features)
 	require.Empty(t, d.OnDemandViews, "the Python on-demand view is left commented out")
+
+	// The commented skeleton, uncommented, is a valid on-demand view whose
+	// placeholder expressions are there to be replaced.
+	od := string(fileOf(t, res, FileOnDemand))
+	i := strings.Index(od, "# on_demand_feature_views:")
+	require.Positive(t, i)
+	var b strings.Builder
+	for _, line := range strings.Split(od[i:], "\n") {
+		b.WriteString(strings.TrimPrefix(strings.TrimPrefix(line, "#"), " ") + "\n")
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(out, "features", "ported.yaml"), []byte(b.String()), 0o644))
+	repo, err = registry.LoadRepo(out, registry.LoadOptions{LookupEnv: func(string) (string, bool) { return "", false }})
+	require.NoError(t, err)
+	scores := repo.Defs.OnDemandView("driver_scores")
+	require.NotNil(t, scores)
+	require.Equal(t, []string{"driver_hourly"}, scores.Inputs)
+	require.Equal(t, "surge", scores.Request[0].Name)
 }
 
 // TestReportNamesFeastObjects pins the report lines the migration guide
