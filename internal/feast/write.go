@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/quiverdata/quiver/internal/durable"
 )
 
 // ErrExists is returned by WriteFiles when a file would be overwritten
@@ -38,33 +40,13 @@ func WriteFiles(dir string, files []File, force bool) error {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return fmt.Errorf("write %s: %w", f.Path, err)
 		}
-		if err := writeFile(p, f.Data); err != nil {
-			return fmt.Errorf("write %s: %w", f.Path, err)
+		err := durable.WriteFile(p, 0o644, func(w *os.File) error {
+			_, err := w.Write(f.Data)
+			return err
+		})
+		if err != nil {
+			return err // names the file
 		}
-	}
-	return nil
-}
-
-// writeFile writes data to a temporary file beside p and renames it into
-// place, so that p is either the old or the whole new file.
-func writeFile(p string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		_ = os.Remove(tmp.Name()) // the write error is the one to report
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		_ = os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		_ = os.Remove(tmp.Name())
-		return err
 	}
 	return nil
 }
