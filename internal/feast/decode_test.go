@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/quiverdata/quiver/registry"
 )
 
 func TestDecodeFixture(t *testing.T) {
@@ -117,9 +119,30 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		res, err := Translate(reg, Options{FeastRepo: "/feast/repo", OutDir: "/quiver/repo"})
-		if err == nil {
-			var sink discard
-			_ = res.Report.Write(&sink)
+		if err != nil {
+			return
+		}
+		var sink discard
+		_ = res.Report.Write(&sink)
+		// Whatever maps is a repository that validates.
+		var names []string
+		files := map[string][]byte{}
+		for _, f := range res.Files {
+			if f.Path == registry.ConfigFile {
+				if _, errs := registry.ParseConfig(f.Data, func(string) (string, bool) { return "", false }); len(errs) > 0 {
+					t.Fatalf("quiver.yaml does not validate: %v\n%s", errs, f.Data)
+				}
+				continue
+			}
+			names = append(names, f.Path)
+			files[f.Path] = f.Data
+		}
+		if _, errs := registry.ParseDefinitions(res.Project, names, files); len(errs) > 0 {
+			var all []byte
+			for _, n := range names {
+				all = append(all, files[n]...)
+			}
+			t.Fatalf("definitions do not validate: %v\n%s", errs, all)
 		}
 	})
 }

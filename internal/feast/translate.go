@@ -335,6 +335,9 @@ func (t *translator) translateEntities() {
 			}
 		}
 		qt, how := quiverType(typ)
+		if typ == TypeInt32 {
+			qt = registry.TypeInt64 // join keys are int64 or string
+		}
 		switch {
 		case typ == TypeInvalid:
 			t.add(NotMapped, kindEntity, e.Name, "join key %s has no value type in the registry (declare value_type on the entity)", e.JoinKey)

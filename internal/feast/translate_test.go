@@ -233,3 +233,64 @@ func TestQuiverName(t *testing.T) {
 		require.Equal(t, want, QuiverName(in), in)
 	}
 }
+
+// TestRenamesAndLeftOuts covers what the fixture does not: names that
+// collide or are invalid, renamed columns, types and sources that do not
+// map. The result still validates.
+func TestRenamesAndLeftOuts(t *testing.T) {
+	events := &DataSource{Name: "events", Project: "p", Type: SourceFile, File: &FileOptions{URI: "s3://bucket/events/"}, TimestampField: "ts"}
+	bq := &DataSource{Name: "bq", Project: "p", Type: SourceBigQuery, Options: "bigquery_options", TimestampField: "ts"}
+	reg := &Registry{
+		Projects:    []*Project{{Name: "p"}},
+		Entities:    []*Entity{{Name: "user", Project: "p", JoinKey: "userId", Type: TypeInt32}},
+		DataSources: []*DataSource{events, bq},
+		FeatureViews: []*FeatureView{
+			{Name: "events", Project: "p", Entities: []string{"user"}, BatchSource: events, Online: true, Features: []*Field{
+				{Name: "clickCount", Type: TypeInt64}, {Name: "labels", Type: 23}, {Name: "attrs", Type: 20}}},
+			{Name: "from_bq", Project: "p", Entities: []string{"user"}, BatchSource: bq, Features: []*Field{{Name: "x", Type: TypeInt64}}},
+			{Name: "no_entity", Project: "p", Entities: []string{dummyEntity}, BatchSource: events, Features: []*Field{{Name: "y", Type: TypeInt64}}},
+		},
+		FeatureServices: []*FeatureService{{Name: "svc", Project: "p", Projections: []*Projection{
+			{ViewName: "events", Columns: []*Field{{Name: "clickCount"}}}, {ViewName: "from_bq", Columns: []*Field{{Name: "x"}}}}}},
+	}
+	res, err := Translate(reg, Options{FeastRepo: "/f", OutDir: "/q"})
+	require.NoError(t, err)
+	var names []string
+	files := map[string][]byte{}
+	for _, f := range res.Files {
+		if f.Path != registry.ConfigFile {
+			names = append(names, f.Path)
+			files[f.Path] = f.Data
+		}
+	}
+	defs, errs := registry.ParseDefinitions(res.Project, names, files)
+	require.Empty(t, errs)
+
+	src := defs.Source("events_source")
+	require.NotNil(t, src, "the source gives its name to the view")
+	require.Equal(t, "s3://bucket/events/", src.Path)
+	require.Equal(t, map[string]string{"userId": "userid", "clickCount": "clickcount"}, src.FieldMapping)
+	require.Equal(t, "int64", defs.Entity("user").JoinKeys[0].Type.String())
+	v := defs.FeatureView("events")
+	require.Len(t, v.Features, 2)
+	require.Equal(t, "clickcount", v.Features[0].Name)
+	require.Equal(t, "list<string>", v.Features[1].Type.String())
+	require.Nil(t, defs.FeatureView("from_bq"))
+	require.Nil(t, defs.FeatureView("no_entity"))
+	require.Equal(t, []string{"events:clickcount"}, defs.FeatureService("svc").Features)
+
+	var b bytes.Buffer
+	require.NoError(t, res.Report.Write(&b))
+	for _, want := range []string{
+		"data source events: is named events_source in Quiver: \"events\" is taken by the feature view events",
+		"entity user: join key userId is INT32 in Feast and int64 in Quiver",
+		"feature view events: feature attrs is MAP, which Quiver has no type for; it is left out",
+		"feature view events: feature labels is STRING_SET in Feast and list<string> in Quiver",
+		"data source bq: is a BATCH_BIGQUERY (bigquery_options) source",
+		"feature view from_bq: source bq is a BATCH_BIGQUERY",
+		"feature view no_entity: has no entities",
+		"feature service svc: references view from_bq, which did not map",
+	} {
+		require.Contains(t, b.String(), want)
+	}
+}
