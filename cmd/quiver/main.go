@@ -83,6 +83,7 @@ func commands() []command {
 		{"verify", "compare the online store with training sets at the stream watermark", cmdVerify},
 		{"serve", "serve online features over gRPC, HTTP and Arrow Flight", cmdServe},
 		{"dev", "run a local broker, the streaming materializer and the servers in one process", cmdDev},
+		{"import", "translate another feature store's definitions: import feast --registry FILE", cmdImport},
 		{"version", "print quiver's version", cmdVersion},
 	}
 }
