@@ -486,6 +486,20 @@ func TestFlightDatasetRanges(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 20, n)
 
+	// A file without batches has one endpoint, of the whole file.
+	writeDataset(t, filepath.Join(ft.root, "empty.arrow"), 0, 0)
+	info, err = ft.datasetInfo(t, "empty.arrow")
+	require.NoError(t, err)
+	require.Len(t, info.Endpoint, 1)
+	require.Zero(t, info.TotalRecords)
+	c, err := wire.DecodeFlightCommand(info.Endpoint[0].Ticket.Ticket)
+	require.NoError(t, err)
+	require.Nil(t, c.Range)
+	require.JSONEq(t, `{"rows": 0}`, string(info.Endpoint[0].AppMetadata))
+	n, err = ft.doGet(t, *c)
+	require.NoError(t, err)
+	require.Zero(t, n)
+
 	writeParquet(t, filepath.Join(ft.root, "groups.parquet"), labelledEntities(10)) // 1024 rows per group: one
 	_, err = ft.doGet(t, wire.FlightCommand{Kind: wire.FlightDataset, Path: "groups.parquet", Range: []int64{0, 2}})
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
@@ -501,6 +515,11 @@ func TestFlightDatasetReplacedAfterInfo(t *testing.T) {
 	info, err := ft.datasetInfo(t, "set.arrow")
 	require.NoError(t, err)
 	require.Len(t, info.Endpoint, 4)
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprintf(`{"kind":"dataset","path":"set.arrow","range":[1,2],"version":"%d-%d"}`, st.Size(), st.ModTime().UnixNano()),
+		string(info.Endpoint[1].Ticket.Ticket), "the ticket's JSON")
+	require.Equal(t, `{"rows":10}`, string(info.Endpoint[1].AppMetadata))
 	got, err := ft.getColumns(t, info.Endpoint[1].Ticket)
 	require.NoError(t, err)
 	require.Len(t, got["x"], 10)
