@@ -96,11 +96,22 @@ func (ft *flightTest) action(t *testing.T, typ string, body []byte) (*wire.Saved
 	}
 	_, err = stream.Recv()
 	require.ErrorIs(t, err, io.EOF, "one result")
+	var keys map[string]any
+	require.NoError(t, json.Unmarshal(res.Body, &keys))
+	require.ElementsMatch(t, []string{"path", "format", "rows", "bytes", "version"}, mapKeys(keys), "%s", res.Body)
 	var saved wire.SavedDataset
 	dec := json.NewDecoder(bytes.NewReader(res.Body))
 	dec.DisallowUnknownFields()
 	require.NoError(t, dec.Decode(&saved), "%s", res.Body)
 	return &saved, nil
+}
+
+func mapKeys(m map[string]any) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
 
 // put sends recs as the entity stream of a DoPut of the command and
