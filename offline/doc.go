@@ -57,8 +57,8 @@
 // on-demand features.
 //
 // The engine-independent half (request.go, plan.go, renderer.go,
-// entities.go's checks, the demandReader of ondemand.go, WriteParquet's
-// durable write through internal/durable) calls a renderer (renderer.go) for the rest:
+// entities.go's checks, the demandReader of ondemand.go, Save's durable
+// write through internal/durable, save.go) calls a renderer (renderer.go) for the rest:
 // load the entity table, describe it, check the sources and render the
 // query, run it, describe its schema, copy it to Parquet, explain it.
 // DuckDB is the first renderer (duckdb.go, sql.go, window.go, the loading
@@ -80,6 +80,11 @@
 //	defer rr.Release()
 //	for rr.Next() { use(rr.RecordBatch()) }
 //	err = rr.Err()
+//
+// or, to save it (the extension picks Arrow IPC or Parquet; batches and
+// row groups of at most SaveBatchRows rows):
+//
+//	res, err := eng.Save(ctx, req, "data/sets/train.arrow", offline.SaveOptions{})
 //
 // # Concurrency and ownership
 //

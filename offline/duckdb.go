@@ -183,7 +183,7 @@ func (q *prepared) schema(ctx context.Context) (*arrow.Schema, error) {
 }
 
 func (q *prepared) copyParquet(ctx context.Context, path string) (int64, error) {
-	n, err := execCount(ctx, q.conn, "COPY ("+q.sql+") TO "+quoteString(path)+" (FORMAT parquet, COMPRESSION zstd)")
+	n, err := execCount(ctx, q.conn, "COPY ("+q.sql+") TO "+quoteString(path)+fmt.Sprintf(" (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)", SaveBatchRows))
 	if err != nil {
 		return 0, errors.New(duckErr(err))
 	}

@@ -139,14 +139,15 @@ func contains(s []int, x int) bool {
 	return false
 }
 
-// writeParquetFile writes a reader's batches to a zstd Parquet file.
+// writeParquetFile writes a reader's batches to a zstd Parquet file, in
+// row groups of at most SaveBatchRows rows.
 func writeParquetFile(ctx context.Context, rr array.RecordReader, path string) (int64, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return 0, err
 	}
 	w, err := pqarrow.NewFileWriter(rr.Schema(), f,
-		parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd)),
+		parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithMaxRowGroupLength(SaveBatchRows)),
 		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {
 		_ = f.Close() // the writer error is the one to report

@@ -2,16 +2,9 @@ package offline
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-
-	"github.com/quiverdata/quiver/internal/durable"
 )
 
 // TrainingSet builds the training set and returns a reader that streams it
@@ -64,53 +57,10 @@ func (e *Engine) TrainingSetSchema(ctx context.Context, req *Request) (*arrow.Sc
 }
 
 // WriteParquet builds the training set into a Parquet file at path,
-// written to a temporary name beside it, synced, and renamed into place
-// (the directory synced too; package internal/durable), so that path
-// holds either its old content or the whole new file, after a crash as
-// well. On any failure the temporary file is removed. It returns the number of rows written.
-func (e *Engine) WriteParquet(ctx context.Context, req *Request, path string) (n int64, err error) {
-	s, res, err := e.prepare(ctx, req)
-	if err != nil {
-		return 0, err
-	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		s.close()
-		return 0, err
-	}
-	tmp := durable.TempName(abs)
-	defer func() {
-		if err == nil {
-			return
-		}
-		// Whatever failed, nothing is left behind under the temporary name
-		// (after a successful rename there is nothing there to remove).
-		if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-			err = errors.Join(err, fmt.Errorf("remove temporary file: %w", rerr))
-		}
-	}()
-	var werr error
-	if len(res.demands) > 0 {
-		// On-demand columns are computed in Go: stream the result through
-		// them into a Parquet writer.
-		rr, err := run(ctx, s, res)
-		if err != nil {
-			return 0, err
-		}
-		defer rr.Release()
-		n, werr = writeParquetFile(ctx, rr, tmp)
-	} else {
-		defer s.close()
-		n, werr = s.copyParquet(ctx, tmp)
-	}
-	if werr != nil {
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
-		}
-		return 0, fmt.Errorf("write training set to %s: %w", path, werr)
-	}
-	if err := durable.Publish(tmp, abs); err != nil {
-		return 0, fmt.Errorf("write training set to %s: %w", path, err)
-	}
-	return n, nil
+// whatever its extension, as Save does: durably, replacing a file there,
+// in row groups of at most SaveBatchRows rows. It returns the number of
+// rows written.
+func (e *Engine) WriteParquet(ctx context.Context, req *Request, path string) (int64, error) {
+	res, err := e.save(ctx, req, path, FormatParquet, SaveOptions{Overwrite: true})
+	return res.Rows, err
 }

@@ -242,6 +242,9 @@ func (f *FlightService) ticketCommand(cmdBytes []byte) (*wire.FlightCommand, []s
 	if cmd.Kind != wire.FlightTrainingSet && cmd.Kind != wire.FlightDataset {
 		return nil, nil, flightInvalid("a ticket names a training set or a dataset; %q streams its entities with DoExchange", cmd.Kind)
 	}
+	if err := outMisplaced(cmd); err != nil {
+		return nil, nil, err
+	}
 	if cmd.Kind == wire.FlightDataset {
 		return cmd, nil, nil
 	}
@@ -256,7 +259,7 @@ func (f *FlightService) ticketCommand(cmdBytes []byte) (*wire.FlightCommand, []s
 func (f *FlightService) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer) error {
 	if cmd, err := wire.DecodeFlightCommand(t.GetTicket()); err == nil && cmd.Kind == wire.FlightDataset {
 		// A saved dataset runs no join and takes no training-set slot.
-		d, err := f.openDataset(stream.Context(), cmd.Path, true)
+		d, err := f.openDataset(stream.Context(), cmd.Path, datasetOpen{populate: true, rng: cmd.Range, version: cmd.Version})
 		if err != nil {
 			return err
 		}
@@ -314,6 +317,9 @@ func (f *FlightService) DoExchange(stream flight.FlightService_DoExchangeServer)
 	}
 	if cmd.Entities != "" {
 		return flightInvalid("DoExchange reads the entities from the stream; a path belongs in a DoGet ticket")
+	}
+	if err := outMisplaced(cmd); err != nil {
+		return err
 	}
 	snap := f.snapshot()
 	if cmd.Kind == wire.FlightOnlineFeatures {
@@ -591,12 +597,10 @@ func (f *FlightService) flightInfo(ctx context.Context, d *flight.FlightDescript
 		if err != nil {
 			return nil, err
 		}
-		var sch *arrow.Schema
 		if cmd.Kind == wire.FlightDataset {
-			sch, err = f.datasetSchemaOf(ctx, cmd.Path)
-		} else {
-			sch, err = f.trainingSetSchema(ctx, cmd, files)
+			return f.datasetInfo(ctx, d, cmd)
 		}
+		sch, err := f.trainingSetSchema(ctx, cmd, files)
 		if err != nil {
 			return nil, grpcError(err)
 		}

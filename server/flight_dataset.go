@@ -3,16 +3,17 @@ package server
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"google.golang.org/grpc/codes"
@@ -20,46 +21,67 @@ import (
 
 	"github.com/quiverdata/quiver/internal/ipcguard"
 	"github.com/quiverdata/quiver/internal/refreader"
+	"github.com/quiverdata/quiver/offline"
+	"github.com/quiverdata/quiver/wire"
 )
 
 // datasetBatchRows is the batch size a Parquet dataset is read in; an
 // Arrow IPC file keeps the batches it was written with.
 const datasetBatchRows = 64 * 1024
 
-// DatasetFormat tells how a saved dataset is stored, from its name:
-// "arrow" for an Arrow IPC file (.arrow, .arrows, .feather, .ipc),
-// "parquet" for .parquet, "" for anything else.
-func DatasetFormat(path string) string {
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".arrow", ".arrows", ".feather", ".ipc":
-		return "arrow"
-	case ".parquet":
-		return "parquet"
-	}
-	return ""
-}
+// maxDatasetEndpoints bounds the endpoints of a dataset's FlightInfo:
+// one per unit (record batch or row group) up to this many units, beyond
+// that this many ranges of near-equal rows.
+const maxDatasetEndpoints = 64
 
 // dataset is a saved dataset open for reading: its reader, the file as it
-// was when opened, and the memory map an Arrow file is read from.
+// was when opened, the memory map an Arrow file is read from, and its
+// units (the record batches of an Arrow file, the row groups of a
+// Parquet file).
 type dataset struct {
 	rel, path string
 	info      os.FileInfo
 	mapped    []byte
 	rr        array.RecordReader
+	// unit names the units in messages: "record batches" or "row groups".
+	unit string
+	// units is the number of units; unitRows their rows, when asked for.
+	units    int
+	unitRows []int64
+}
+
+// datasetOpen says how to open a dataset.
+type datasetOpen struct {
+	// populate faults an Arrow file's mapping in at once: the caller reads
+	// every batch. A caller after the schema or a range maps it lazily.
+	populate bool
+	// rng is the half-open range of units to stream; nil for all.
+	rng []int64
+	// version, when set, must be the file's (datasetVersion); a file that
+	// changed since is refused with Aborted.
+	version string
+	// rows counts each unit's rows into unitRows (from metadata only).
+	rows bool
+}
+
+// datasetVersion is a dataset file's identity: its size and modification
+// time, "<size>-<mtime in Unix nanoseconds>". Save and rename give a
+// replaced file a new one.
+func datasetVersion(info os.FileInfo) string {
+	return fmt.Sprintf("%d-%d", info.Size(), info.ModTime().UnixNano())
 }
 
 // openDataset opens a saved dataset within the data root as a stream of
-// its record batches. No join runs: the file is served as stored. whole
-// says the caller reads every batch, so an Arrow file's mapping is faulted
-// in at once; a caller after the schema alone maps it lazily. An Arrow
-// file's footer, dictionaries and each batch are checked (ipcguard) before
-// they are decoded; a Parquet file's embedded Arrow schema too.
-func (f *FlightService) openDataset(ctx context.Context, rel string, whole bool) (*dataset, error) {
+// its record batches, all of them or the range o.rng of its units. No
+// join runs: the file is served as stored. An Arrow file's footer,
+// dictionaries and each batch are checked (ipcguard) before they are
+// decoded; a Parquet file's embedded Arrow schema too.
+func (f *FlightService) openDataset(ctx context.Context, rel string, o datasetOpen) (*dataset, error) {
 	path, err := f.rootPath("dataset", rel)
 	if err != nil {
 		return nil, err
 	}
-	format := DatasetFormat(rel)
+	format := offline.DatasetFormat(rel)
 	if format == "" {
 		return nil, flightInvalid("dataset %q is neither an Arrow IPC file (.arrow, .feather) nor Parquet (.parquet)", rel)
 	}
@@ -79,9 +101,13 @@ func (f *FlightService) openDataset(ctx context.Context, rel string, whole bool)
 		_ = fh.Close() // read-only
 		return nil, flightInvalid("dataset %q is not a regular file", rel)
 	}
+	if v := datasetVersion(info); o.version != "" && v != o.version {
+		_ = fh.Close() // read-only
+		return nil, status.Errorf(codes.Aborted, "dataset %q changed since its flight info was read (version %s then, %s now): get its flight info again", rel, o.version, v)
+	}
 	d := &dataset{rel: rel, path: path, info: info}
-	if format == "arrow" {
-		data, unmap, err := mapFile(fh, info.Size(), whole)
+	if format == offline.FormatArrow {
+		data, unmap, err := mapFile(fh, info.Size(), o.populate && o.rng == nil)
 		_ = fh.Close() // the mapping outlives the descriptor
 		if err != nil {
 			return nil, grpcError(fmt.Errorf("open dataset %s: %w", rel, err))
@@ -103,7 +129,26 @@ func (f *FlightService) openDataset(ctx context.Context, rel string, whole bool)
 			}
 			return nil, grpcError(fmt.Errorf("dataset %q: %w", rel, err))
 		}
-		d.rr = ipcFileReader(r, unmap)
+		d.unit, d.units = "record batches", r.NumRecords()
+		lo, hi, err := d.span(o.rng)
+		if err == nil && o.rows {
+			err = d.run(func() error {
+				for i := range d.units {
+					n, err := r.RecordBatchRows(i)
+					if err != nil {
+						return grpcError(fmt.Errorf("dataset %q: %w", rel, err))
+					}
+					d.unitRows = append(d.unitRows, n)
+				}
+				return nil
+			})
+		}
+		if err != nil {
+			_ = r.Close() // nothing was written
+			_ = unmap()   // the range or format error is the one to report
+			return nil, err
+		}
+		d.rr = ipcFileReader(r, lo, hi, unmap)
 		return d, nil
 	}
 	pf, err := file.NewParquetReader(fh)
@@ -115,18 +160,82 @@ func (f *FlightService) openDataset(ctx context.Context, rel string, whole bool)
 		_ = pf.Close()
 		return nil, grpcError(fmt.Errorf("dataset %q: %w", rel, err))
 	}
+	d.unit, d.units = "row groups", pf.NumRowGroups()
+	lo, hi, err := d.span(o.rng)
+	if err != nil {
+		_ = pf.Close()
+		return nil, err
+	}
+	if o.rows {
+		for i := range d.units {
+			d.unitRows = append(d.unitRows, pf.MetaData().RowGroup(i).NumRows())
+		}
+	}
+	var groups []int // nil: all of them
+	if o.rng != nil {
+		for i := lo; i < hi; i++ {
+			groups = append(groups, i)
+		}
+	}
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: datasetBatchRows, Parallel: true}, f.mem)
 	if err != nil {
 		_ = pf.Close()
 		return nil, flightInvalid("dataset %q: %v", rel, err)
 	}
-	rr, err := fr.GetRecordReader(ctx, nil, nil)
+	rr, err := fr.GetRecordReader(ctx, nil, groups)
 	if err != nil {
 		_ = pf.Close()
 		return nil, flightInvalid("dataset %q: %v", rel, err)
 	}
 	d.rr = refreader.New(rr, pf.Close)
 	return d, nil
+}
+
+// span checks a ticket's range of units against the dataset's, and
+// returns it (all units for none).
+func (d *dataset) span(rng []int64) (lo, hi int, err error) {
+	if rng == nil {
+		return 0, d.units, nil
+	}
+	if len(rng) != 2 || rng[0] < 0 || rng[0] >= rng[1] || rng[1] > int64(d.units) {
+		return 0, 0, flightInvalid("range %v of dataset %q is not within its %d %s: want [start, end] with 0 <= start < end <= %d", rng, d.rel, d.units, d.unit, d.units)
+	}
+	return int(rng[0]), int(rng[1]), nil
+}
+
+// ranges splits the units, whose rows are given, into contiguous
+// half-open ranges: one per unit up to max units, beyond that max ranges
+// of near-equal rows (each of one unit at least).
+func ranges(rows []int64, max int) [][2]int {
+	n := len(rows)
+	if n <= max {
+		out := make([][2]int, n)
+		for i := range out {
+			out[i] = [2]int{i, i + 1}
+		}
+		return out
+	}
+	var total int64
+	cum := make([]int64, n+1) // cum[i]: the rows of units [0, i)
+	for i, r := range rows {
+		total += r
+		cum[i+1] = total
+	}
+	out := make([][2]int, 0, max)
+	lo := 0
+	for k := 1; k < max; k++ {
+		// The first boundary at or past k/max of the rows, leaving each
+		// range before and after at least one unit.
+		target := total * int64(k) / int64(max)
+		hi := lo + 1
+		for hi < n && cum[hi] < target {
+			hi++
+		}
+		hi = min(hi, n-(max-k))
+		out = append(out, [2]int{lo, hi})
+		lo = hi
+	}
+	return append(out, [2]int{lo, n})
 }
 
 // checkParquetArrowSchema checks the Arrow schema a Parquet file may embed
@@ -200,28 +309,72 @@ func (d *dataset) explain(err error) error {
 	return status.Errorf(codes.Aborted, "dataset %q was %s while it was read: %v; replace a dataset by writing a new file and renaming it over the old one", d.rel, what, err)
 }
 
-// datasetSchemaOf reads a saved dataset's schema from its footer.
-func (f *FlightService) datasetSchemaOf(ctx context.Context, rel string) (*arrow.Schema, error) {
-	d, err := f.openDataset(ctx, rel, false)
+// datasetInfo describes a saved dataset: its schema, its rows (from the
+// IPC footer and batch metadata, or the Parquet metadata), and its units
+// in contiguous ranges (ranges), in order, one endpoint each, whose
+// ticket names the range and the file's version and whose app_metadata
+// holds the range's rows (wire.DatasetRange).
+func (f *FlightService) datasetInfo(ctx context.Context, desc *flight.FlightDescriptor, cmd *wire.FlightCommand) (*flight.FlightInfo, error) {
+	if cmd.Range != nil || cmd.Version != "" {
+		return nil, flightInvalid("a dataset descriptor names only its path: range and version belong in the tickets of its flight info")
+	}
+	d, err := f.openDataset(ctx, cmd.Path, datasetOpen{rows: true})
 	if err != nil {
 		return nil, err
 	}
 	defer d.rr.Release()
 	var sch *arrow.Schema
-	err = d.run(func() error {
+	if err := d.run(func() error {
 		sch = d.rr.Schema()
 		return nil
-	})
-	return sch, err
+	}); err != nil {
+		return nil, err
+	}
+	version := datasetVersion(d.info)
+	endpoint := func(rng []int64, rows int64) (*flight.FlightEndpoint, error) {
+		t, err := json.Marshal(wire.FlightCommand{Kind: wire.FlightDataset, Path: cmd.Path, Range: rng, Version: version})
+		if err != nil {
+			return nil, err
+		}
+		meta, err := json.Marshal(wire.DatasetRange{Rows: rows})
+		if err != nil {
+			return nil, err
+		}
+		return &flight.FlightEndpoint{Ticket: &flight.Ticket{Ticket: t}, AppMetadata: meta}, nil
+	}
+	var total int64
+	var eps []*flight.FlightEndpoint
+	for _, r := range ranges(d.unitRows, maxDatasetEndpoints) {
+		var rows int64
+		for _, n := range d.unitRows[r[0]:r[1]] {
+			rows += n
+		}
+		total += rows
+		ep, err := endpoint([]int64{int64(r[0]), int64(r[1])}, rows)
+		if err != nil {
+			return nil, grpcError(err)
+		}
+		eps = append(eps, ep)
+	}
+	if len(eps) == 0 {
+		// No units: one endpoint, of the whole file, streams its schema.
+		ep, err := endpoint(nil, 0)
+		if err != nil {
+			return nil, grpcError(err)
+		}
+		eps = append(eps, ep)
+	}
+	return &flight.FlightInfo{Schema: flight.SerializeSchema(sch, memory.DefaultAllocator), FlightDescriptor: desc,
+		Endpoint: eps, TotalRecords: total, TotalBytes: d.info.Size(), Ordered: true}, nil
 }
 
-// ipcFileReader reads the batches of a checked, mapped Arrow IPC file.
-// Its batches point into the mapping: they are valid until the next Next
-// or the last Release, which closes the file and unmaps it.
-func ipcFileReader(r *ipcguard.FileReader, unmap func() error) *refreader.Batches {
-	next := 0
+// ipcFileReader reads batches [lo, hi) of a checked, mapped Arrow IPC
+// file. Its batches point into the mapping: they are valid until the next
+// Next or the last Release, which closes the file and unmaps it.
+func ipcFileReader(r *ipcguard.FileReader, lo, hi int, unmap func() error) *refreader.Batches {
+	next := lo
 	return refreader.NewBatches(r.Schema(), func() (arrow.RecordBatch, error) {
-		if next >= r.NumRecords() {
+		if next >= hi {
 			return nil, nil
 		}
 		rec, err := r.RecordBatchAt(next)

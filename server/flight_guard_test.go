@@ -412,7 +412,7 @@ func TestDatasetReaderReferences(t *testing.T) {
 	writeDataset(t, filepath.Join(ft.root, "d.arrow"), 3, 10)
 	writeParquet(t, filepath.Join(ft.root, "d.parquet"), entityRows(30))
 	for _, rel := range []string{"d.arrow", "d.parquet"} {
-		d, err := ft.svc.openDataset(context.Background(), rel, true)
+		d, err := ft.svc.openDataset(context.Background(), rel, datasetOpen{populate: true})
 		require.NoError(t, err)
 		const holders = 16
 		var wg sync.WaitGroup

@@ -509,7 +509,16 @@ func FuzzDecodeFlightCommand(f *testing.F) {
 		`{"kind": "dataset", "path": "../../etc/passwd"}`, `{"kind": "dataset", "path": "/abs.arrow"}`,
 		"{\"kind\": \"dataset\", \"path\": \"\xff.arrow\"}", `{"kind": "training_set", "join_key_map": {"a": "b", "a": "c"}}`,
 		`{"kind": "training_set", "features": [` + strings.Repeat(`"v:f",`, 2000) + `"v:f"]}`,
-		`{"kind": "training_set", "full_feature_names": 1e999}`, `{"kind": ` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`,
+		`{"kind": "training_set", "full_feature_names": 1e999}`,
+		`{"kind": "training_set", "features": ["v:f"], "entities": "e.parquet", "out": "sets/t.arrow", "overwrite": true}`,
+		`{"kind": "training_set", "features": ["v:f"], "out": "../t.parquet"}`, `{"kind": "training_set", "overwrite": true}`,
+		`{"kind": "training_set", "out": 7}`, `{"kind": "online_features", "out": "t.arrow"}`, `{"kind": "dataset", "path": "t.arrow", "out": "u.arrow"}`,
+		`{"kind": "dataset", "path": "t.arrow", "range": [0, 4], "version": "1024-1700000000000000000"}`,
+		`{"kind": "dataset", "path": "t.arrow", "range": [3, 3]}`, `{"kind": "dataset", "path": "t.arrow", "range": [-1, 2]}`,
+		`{"kind": "dataset", "path": "t.arrow", "range": [1]}`, `{"kind": "dataset", "path": "t.arrow", "range": []}`,
+		`{"kind": "dataset", "path": "t.arrow", "range": [0, 1, 2]}`, `{"kind": "dataset", "path": "t.arrow", "range": [0, 1e99]}`,
+		`{"kind": "dataset", "path": "t.arrow", "range": [0.5, 1]}`, `{"kind": "dataset", "path": "t.arrow", "range": null, "version": ""}`,
+		`{"kind": "training_set", "range": [0, 1]}`, `{"kind": "online_features", "version": "1-2"}`, `{"kind": ` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -523,9 +532,21 @@ func FuzzDecodeFlightCommand(f *testing.F) {
 			if c.Path != "" {
 				t.Fatalf("accepted a path for kind %q", c.Kind)
 			}
+			if c.Range != nil || c.Version != "" {
+				t.Fatalf("accepted a range or version for kind %q: %+v", c.Kind, c)
+			}
+			if c.Overwrite && c.Out == "" {
+				t.Fatalf("accepted overwrite without out: %+v", c)
+			}
+			if c.Kind == wire.FlightOnlineFeatures && (c.Out != "" || c.Overwrite) {
+				t.Fatalf("accepted out for online features: %+v", c)
+			}
 		case wire.FlightDataset:
-			if c.Path == "" || len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" {
+			if c.Path == "" || len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" || c.Out != "" || c.Overwrite {
 				t.Fatalf("accepted a dataset command with more than a path: %+v", c)
+			}
+			if c.Range != nil && len(c.Range) != 2 {
+				t.Fatalf("accepted a range of %d numbers", len(c.Range))
 			}
 		default:
 			t.Fatalf("accepted kind %q", c.Kind)

@@ -22,6 +22,33 @@ const (
 	FlightDataset = "dataset"
 )
 
+// FlightActionSaveTrainingSet is the Flight action that builds a training
+// set and saves it within the data root. Its body is a FlightCommand of
+// kind training_set with Entities and Out; its one result's body is a
+// SavedDataset.
+const FlightActionSaveTrainingSet = "save_training_set"
+
+// SavedDataset describes a training set the server saved: the body of
+// the save_training_set action's result, and the app_metadata of the
+// PutResult that answers a DoPut.
+type SavedDataset struct {
+	// Path is the file, as the command named it (relative to the data
+	// root); a dataset command with this path streams it.
+	Path string `json:"path"`
+	// Format is "arrow" (an Arrow IPC file) or "parquet".
+	Format string `json:"format"`
+	Rows   int64  `json:"rows"`
+	Bytes  int64  `json:"bytes"`
+	// Version is the file's identity as saved (see FlightCommand.Version).
+	Version string `json:"version"`
+}
+
+// DatasetRange is the app_metadata of each endpoint of a dataset's
+// FlightInfo: the rows its ticket streams.
+type DatasetRange struct {
+	Rows int64 `json:"rows"`
+}
+
 // FlightCommand is the JSON of a Flight descriptor's cmd and of a ticket.
 type FlightCommand struct {
 	Kind             string            `json:"kind"`
@@ -36,6 +63,22 @@ type FlightCommand struct {
 	// Path is the saved dataset of kind dataset, relative to the data
 	// root.
 	Path string `json:"path,omitempty"`
+	// Out is where a training_set command saves the set, relative to the
+	// data root; its extension picks the format (.arrow, .arrows,
+	// .feather, .ipc: Arrow IPC file; .parquet). Only in the
+	// save_training_set action and a DoPut descriptor.
+	Out string `json:"out,omitempty"`
+	// Overwrite lets a save replace a file at Out (default false: an
+	// existing file is an error).
+	Overwrite bool `json:"overwrite,omitempty"`
+	// Range is a half-open range [start, end) of a dataset's units (the
+	// record batches of an Arrow IPC file, the row groups of a Parquet
+	// file), in a ticket of a dataset's FlightInfo endpoint.
+	Range []int64 `json:"range,omitempty"`
+	// Version is the dataset file's identity when its FlightInfo was
+	// read ("<size>-<mtime in Unix nanoseconds>"); a ticket whose version
+	// no longer matches the file is refused.
+	Version string `json:"version,omitempty"`
 }
 
 // DecodeFlightCommand parses a descriptor cmd or a ticket: one JSON object
@@ -55,12 +98,26 @@ func DecodeFlightCommand(b []byte) (*FlightCommand, error) {
 		if c.Path != "" {
 			return nil, fmt.Errorf("a %s command has no path (path names a saved dataset: kind \"dataset\")", c.Kind)
 		}
+		if c.Range != nil || c.Version != "" {
+			return nil, fmt.Errorf("a %s command has no range or version (they name part of a saved dataset, in the tickets of its flight info: kind \"dataset\")", c.Kind)
+		}
+		if c.Kind == FlightOnlineFeatures && (c.Out != "" || c.Overwrite) {
+			return nil, errors.New("an online_features command has no out or overwrite (a training_set command saves its set to out)")
+		}
+		if c.Overwrite && c.Out == "" {
+			return nil, errors.New("overwrite needs out: the path within the data root the training set is saved to")
+		}
 	case FlightDataset:
 		if c.Path == "" {
 			return nil, errors.New(`a dataset command needs a path: a saved Arrow IPC or Parquet file within the data root`)
 		}
-		if len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" || c.TimestampColumn != "" || len(c.JoinKeyMap) > 0 || c.FullFeatureNames {
-			return nil, errors.New("a dataset command takes only a path: the dataset is served as it was saved")
+		if len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" || c.TimestampColumn != "" || len(c.JoinKeyMap) > 0 || c.FullFeatureNames || c.Out != "" || c.Overwrite {
+			return nil, errors.New("a dataset command takes only a path, and in a ticket a range and a version: the dataset is served as it was saved")
+		}
+		if c.Range != nil && len(c.Range) != 2 {
+			// Whether the range lies within the dataset's units is for
+			// the server to say, which knows how many there are.
+			return nil, fmt.Errorf("range has %d numbers; want [start, end], a half-open range of the dataset's units", len(c.Range))
 		}
 	case "":
 		return nil, errors.New(`command has no kind ("training_set", "online_features" or "dataset")`)

@@ -13,10 +13,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 
-	"github.com/quiverdata/quiver/internal/durable"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/registry"
-	"github.com/quiverdata/quiver/server"
 )
 
 const trainingSetUsage = "training-set --entities FILE --features REFS [--feature-service S] [--full-feature-names] --out FILE|-"
@@ -62,13 +60,13 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 		return usageError{"--entities is required; usage: quiver " + trainingSetUsage}
 	case *out == "" && !*explain:
 		return usageError{"--out is required (a Parquet file, an Arrow IPC .arrow file, or - for Arrow on stdout); usage: quiver " + trainingSetUsage}
-	case *out != "" && *out != "-" && server.DatasetFormat(*out) == "":
+	case *out != "" && *out != "-" && offline.DatasetFormat(*out) == "":
 		ext := filepath.Ext(*out)
 		if ext == "" {
 			ext = "no extension"
 		}
 		return usageError{fmt.Sprintf("--out %s: cannot write %s; --out takes %s", clipPath(*out), registry.Clip(ext), outFormats)}
-	case *preview > 0 && server.DatasetFormat(*out) == "arrow":
+	case *preview > 0 && offline.DatasetFormat(*out) == offline.FormatArrow:
 		return usageError{"--preview reads Parquet output; preview the Arrow file with a Parquet --out, or read it with any Arrow reader"}
 	case *features == "" && *service == "":
 		return usageError{"give --features or --feature-service; usage: quiver " + trainingSetUsage}
@@ -109,23 +107,19 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 	prog := startProgress(e.stderr, fmt.Sprintf("building training set from registry version %d", snap.Version))
 	defer prog.Stop()
 	if *out == "-" {
-		_, err := writeArrow(ctx, eng, req, prog, func(s *arrow.Schema) (arrowWriter, error) {
+		_, err := eng.WriteArrow(ctx, req, func(s *arrow.Schema) (offline.ArrowWriter, error) {
 			return ipc.NewWriter(e.stdout, ipc.WithSchema(s)), nil
-		})
+		}, progressRows(prog))
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		return fmt.Errorf("--out %s: %w; %s", clipPath(*out), err, pathsRule)
 	}
-	var n int64
-	if server.DatasetFormat(*out) == "arrow" {
-		n, err = writeArrowFile(ctx, eng, req, prog, *out)
-	} else {
-		n, err = eng.WriteParquet(ctx, req, *out)
-	}
+	saved, err := eng.Save(ctx, req, *out, offline.SaveOptions{Overwrite: true, Progress: progressRows(prog)})
 	if err != nil {
 		return err
 	}
+	n := saved.Rows
 	took := prog.Stop()
 	if _, err := fmt.Fprintf(e.stdout, "Wrote %d rows to %s in %.1fs (registry version %d).\n", n, *out, took.Seconds(), snap.Version); err != nil {
 		return err
@@ -183,56 +177,9 @@ func checkInputPath(flagName, path string) error {
 	return nil
 }
 
-// arrowWriter is an Arrow IPC stream or file writer.
-type arrowWriter interface {
-	Write(arrow.RecordBatch) error
-	Close() error
-}
-
-// writeArrow writes the training set batch by batch through the writer
-// that newWriter makes for its schema, and closes it.
-func writeArrow(ctx context.Context, eng *offline.Engine, req *offline.Request, prog *progress, newWriter func(*arrow.Schema) (arrowWriter, error)) (rows int64, err error) {
-	rr, err := eng.TrainingSet(ctx, req)
-	if err != nil {
-		return 0, err
-	}
-	defer rr.Release()
-	w, err := newWriter(rr.Schema())
-	if err != nil {
-		return 0, err
-	}
-	defer func() {
-		if cerr := w.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("write arrow: %w", cerr)
-		}
-	}()
-	for rr.Next() {
-		rec := rr.RecordBatch()
-		if err := w.Write(rec); err != nil {
-			return rows, fmt.Errorf("write arrow: %w", err)
-		}
-		rows += rec.NumRows()
-		prog.Set(fmt.Sprintf("wrote %d rows", rows))
-	}
-	return rows, rr.Err()
-}
-
-// writeArrowFile writes the training set as an Arrow IPC file, through a
-// synced temporary file renamed into place once complete (the directory
-// synced too), so path never holds a partial file.
-func writeArrowFile(ctx context.Context, eng *offline.Engine, req *offline.Request, prog *progress, path string) (int64, error) {
-	var n int64
-	err := durable.WriteFile(path, 0o644, func(fh *os.File) error {
-		var err error
-		n, err = writeArrow(ctx, eng, req, prog, func(s *arrow.Schema) (arrowWriter, error) {
-			return ipc.NewFileWriter(fh, ipc.WithSchema(s))
-		})
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	return n, nil
+// progressRows reports the rows written so far.
+func progressRows(prog *progress) func(int64) {
+	return func(rows int64) { prog.Set(fmt.Sprintf("wrote %d rows", rows)) }
 }
 
 func splitList(s string) []string {

@@ -183,3 +183,24 @@ func remove(tmp string) error {
 	}
 	return nil
 }
+
+// PublishExclusive is Publish for a path that must not exist yet: tmp is
+// synced and hard-linked to path, so that the call fails with an error
+// wrapping fs.ErrExist when path exists, even when another process
+// creates it concurrently; path's directory is synced. tmp is removed in
+// every case.
+func PublishExclusive(tmp, path string) error {
+	if err := SyncFile(tmp); err != nil {
+		return errors.Join(fmt.Errorf("create %s: %w", path, err), remove(tmp))
+	}
+	if err := os.Link(tmp, path); err != nil {
+		return errors.Join(fmt.Errorf("create %s: %w", path, err), remove(tmp))
+	}
+	if err := remove(tmp); err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if err := SyncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	return nil
+}

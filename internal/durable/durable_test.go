@@ -205,3 +205,26 @@ func TestSyncErrorsNameThePath(t *testing.T) {
 	require.ErrorIs(t, err, fs.ErrNotExist)
 	require.ErrorContains(t, err, "sync "+missing)
 }
+
+// PublishExclusive moves a complete file into place only where nothing
+// is, and removes the temporary file either way.
+func TestPublishExclusive(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "set.parquet")
+	tmp := durable.TempName(path)
+	require.NoError(t, os.WriteFile(tmp, []byte("first"), 0o644))
+	require.NoError(t, durable.PublishExclusive(tmp, path))
+	_, err := os.Stat(tmp)
+	require.ErrorIs(t, err, fs.ErrNotExist)
+
+	tmp = durable.TempName(path)
+	require.NoError(t, os.WriteFile(tmp, []byte("second"), 0o644))
+	err = durable.PublishExclusive(tmp, path)
+	require.ErrorIs(t, err, fs.ErrExist)
+	require.ErrorContains(t, err, path)
+	_, err = os.Stat(tmp)
+	require.ErrorIs(t, err, fs.ErrNotExist, "the temporary file is removed")
+	got, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, "first", string(got))
+}

@@ -127,6 +127,36 @@ func (f *File) CheckRecordBatch(data []byte, i int) error {
 	return err
 }
 
+// RecordBatchRows checks record batch i of the file in data, as
+// CheckRecordBatch does, and returns its row count, read from its
+// metadata: the body is not read.
+func (f *File) RecordBatchRows(data []byte, i int) (int64, error) {
+	if err := f.CheckRecordBatch(data, i); err != nil {
+		return 0, err
+	}
+	b := f.RecordBatches[i]
+	meta := data[b.Offset : b.Offset+int64(b.Meta)]
+	prefix := 4
+	if binary.LittleEndian.Uint32(meta) == 0xFFFFFFFF {
+		prefix = 8
+	}
+	where := fmt.Sprintf("record batch block %d", i)
+	v := &verifier{b: meta[prefix:], lim: &f.lim, where: where}
+	t, err := v.root("message")
+	if err != nil {
+		return 0, err
+	}
+	h, ok, err := v.subtable(t, 2, "message header")
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, v.invalid("message has no header")
+	}
+	rows, _, err := v.scalar8(h, 0, "record batch length")
+	return rows, err
+}
+
 // check checks the message of block b, which must be of kind want.
 func (f *File) check(data []byte, b Block, want Kind, where string) (int64, error) {
 	if b.Offset+int64(b.Meta)+b.Body > int64(len(data)) {

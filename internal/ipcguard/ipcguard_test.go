@@ -98,6 +98,28 @@ func TestHostileFooter(t *testing.T) {
 	require.ErrorContains(t, err, "footer: field 1 children claims 1000000000 entries")
 }
 
+// RecordBatchRows reads each batch's rows from its metadata, and refuses
+// a batch whose block is gone.
+func TestRecordBatchRows(t *testing.T) {
+	a, b := ipctest.Record(t, 3), ipctest.Record(t, 5)
+	defer a.Release()
+	defer b.Release()
+	data := ipctest.File(t, a, b, a)
+	f, err := ipcguard.CheckFile(data, ipcguard.Limits{})
+	require.NoError(t, err)
+	var rows []int64
+	for i := range f.RecordBatches {
+		n, err := f.RecordBatchRows(data, i)
+		require.NoError(t, err)
+		rows = append(rows, n)
+	}
+	require.Equal(t, []int64{3, 5, 3}, rows)
+	_, err = f.RecordBatchRows(data, 3)
+	require.ErrorIs(t, err, ipcguard.ErrInvalid)
+	_, err = f.RecordBatchRows(data[:f.RecordBatches[1].Offset+8], 1)
+	require.ErrorContains(t, err, "was it truncated?")
+}
+
 func TestFileBlocksAndTruncation(t *testing.T) {
 	rec := ipctest.Record(t, 4)
 	defer rec.Release()

@@ -105,6 +105,10 @@ func (f *FileReader) Schema() *arrow.Schema { return f.r.Schema() }
 // NumRecords is the number of record batches in the file.
 func (f *FileReader) NumRecords() int { return len(f.file.RecordBatches) }
 
+// RecordBatchRows checks record batch i and returns its rows, read from
+// its metadata without decoding it.
+func (f *FileReader) RecordBatchRows(i int) (int64, error) { return f.file.RecordBatchRows(f.data, i) }
+
 // RecordBatchAt checks and decodes record batch i; the caller releases it.
 func (f *FileReader) RecordBatchAt(i int) (rec arrow.RecordBatch, err error) {
 	if err := f.file.CheckRecordBatch(f.data, i); err != nil {
