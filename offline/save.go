@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/quiverdata/quiver/internal/durable"
 )
@@ -69,7 +70,8 @@ type SaveResult struct {
 // Save builds the training set into a file at path, in the format its
 // extension names (DatasetFormat): an Arrow IPC file of record batches of
 // at most SaveBatchRows rows (larger batches of the join are sliced, not
-// copied), or a zstd Parquet file of row groups of at most SaveBatchRows
+// copied; consecutive small ones are merged up to SaveBatchRows rows or
+// 8 MiB), or a zstd Parquet file of row groups of at most SaveBatchRows
 // rows. The file is written to a temporary name beside path, synced and
 // moved into place (the directory synced too; package internal/durable),
 // so path never holds a partial file, after a crash as well; on any
@@ -180,13 +182,22 @@ func (e *Engine) WriteArrow(ctx context.Context, req *Request, newWriter func(*a
 	return writeArrow(ctx, rr, newWriter, progress)
 }
 
-// writeArrow is WriteArrow over a built training set.
+// saveBatchBytes bounds the bytes of a batch that Save makes by merging
+// smaller ones, so that a saved batch stays well within a Flight message.
+const saveBatchBytes = 8 << 20
+
+// writeArrow is WriteArrow over a built training set. The join's batches
+// are sliced to at most SaveBatchRows rows, and consecutive small ones
+// (DuckDB's are 2,048 rows) are merged up to SaveBatchRows rows or
+// saveBatchBytes, so that readers of the file get few large batches.
 func writeArrow(ctx context.Context, rr array.RecordReader, newWriter func(*arrow.Schema) (ArrowWriter, error), progress func(rows int64)) (rows int64, err error) {
 	w, err := newWriter(rr.Schema())
 	if err != nil {
 		return 0, err
 	}
+	m := merger{schema: rr.Schema(), write: w.Write}
 	defer func() {
+		m.release()
 		if cerr := w.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("write arrow: %w", cerr)
 		}
@@ -202,12 +213,10 @@ func writeArrow(ctx context.Context, rr array.RecordReader, newWriter func(*arro
 			part := rec
 			if lo > 0 || hi < n {
 				part = rec.NewSlice(lo, hi)
+			} else {
+				part.Retain()
 			}
-			err := w.Write(part)
-			if part != rec {
-				part.Release()
-			}
-			if err != nil {
+			if err := m.add(part); err != nil {
 				return rows, fmt.Errorf("write arrow: %w", err)
 			}
 			rows += hi - lo
@@ -216,7 +225,103 @@ func writeArrow(ctx context.Context, rr array.RecordReader, newWriter func(*arro
 			progress(rows)
 		}
 	}
-	return rows, rr.Err()
+	if err := rr.Err(); err != nil {
+		return rows, err
+	}
+	if err := m.flush(); err != nil {
+		return rows, fmt.Errorf("write arrow: %w", err)
+	}
+	return rows, nil
+}
+
+// merger gathers consecutive batches and writes them as one, up to
+// SaveBatchRows rows and saveBatchBytes.
+type merger struct {
+	schema      *arrow.Schema
+	write       func(arrow.RecordBatch) error
+	pending     []arrow.RecordBatch
+	rows, bytes int64
+}
+
+// add takes over rec (its reference).
+func (m *merger) add(rec arrow.RecordBatch) error {
+	size := batchBytes(rec)
+	if len(m.pending) > 0 && (m.rows+rec.NumRows() > SaveBatchRows || m.bytes+size > saveBatchBytes) {
+		if err := m.flush(); err != nil {
+			rec.Release()
+			return err
+		}
+	}
+	m.pending = append(m.pending, rec)
+	m.rows += rec.NumRows()
+	m.bytes += size
+	return nil
+}
+
+// flush writes the pending batches as one batch (the batch itself when
+// there is one, else their columns concatenated).
+func (m *merger) flush() error {
+	if len(m.pending) == 0 {
+		return nil
+	}
+	defer m.release()
+	if len(m.pending) == 1 {
+		return m.write(m.pending[0])
+	}
+	cols := make([]arrow.Array, m.schema.NumFields())
+	defer func() {
+		for _, c := range cols {
+			if c != nil {
+				c.Release()
+			}
+		}
+	}()
+	parts := make([]arrow.Array, len(m.pending))
+	for i := range cols {
+		for j, rec := range m.pending {
+			parts[j] = rec.Column(i)
+		}
+		c, err := array.Concatenate(parts, memory.DefaultAllocator)
+		if err != nil {
+			return fmt.Errorf("merge batches: column %s: %w", m.schema.Field(i).Name, err)
+		}
+		cols[i] = c
+	}
+	rec := array.NewRecordBatch(m.schema, cols, m.rows)
+	defer rec.Release()
+	return m.write(rec)
+}
+
+// batchBytes is the size of a batch's buffers (of slices, the whole
+// buffers they view).
+func batchBytes(rec arrow.RecordBatch) int64 {
+	var n int64
+	var walk func(d arrow.ArrayData)
+	walk = func(d arrow.ArrayData) {
+		for _, b := range d.Buffers() {
+			if b != nil {
+				n += int64(b.Len())
+			}
+		}
+		for _, c := range d.Children() {
+			walk(c)
+		}
+		if d.DataType().ID() == arrow.DICTIONARY {
+			walk(d.Dictionary())
+		}
+	}
+	for _, c := range rec.Columns() {
+		walk(c.Data())
+	}
+	return n
+}
+
+// release drops the pending batches.
+func (m *merger) release() {
+	for _, rec := range m.pending {
+		rec.Release()
+	}
+	m.pending, m.rows, m.bytes = m.pending[:0], 0, 0
 }
 
 // writeParquet writes the prepared training set to a new zstd Parquet

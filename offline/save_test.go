@@ -242,3 +242,89 @@ func (w *batchSizes) Write(rec arrow.RecordBatch) error {
 }
 
 func (w *batchSizes) Close() error { w.closed = true; return nil }
+
+// writeArrow merges consecutive small batches (DuckDB's 2,048-row chunks)
+// into batches of up to SaveBatchRows rows, or of up to saveBatchBytes,
+// keeping every value in order.
+func TestWriteArrowMergesSmallBatches(t *testing.T) {
+	sch := arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	batches := func(count, rows int) []arrow.RecordBatch {
+		var out []arrow.RecordBatch
+		next := int64(0)
+		for range count {
+			b := array.NewInt64Builder(memory.DefaultAllocator)
+			for range rows {
+				b.Append(next)
+				next++
+			}
+			col := b.NewArray()
+			out = append(out, array.NewRecordBatch(sch, []arrow.Array{col}, int64(rows)))
+			col.Release()
+			b.Release()
+		}
+		return out
+	}
+	run := func(recs []arrow.RecordBatch) []arrow.RecordBatch {
+		rr, err := array.NewRecordReader(sch, recs)
+		require.NoError(t, err)
+		defer rr.Release()
+		w := &keep{}
+		_, err = writeArrow(context.Background(), rr, func(*arrow.Schema) (ArrowWriter, error) { return w, nil }, nil)
+		require.NoError(t, err)
+		return w.recs
+	}
+	check := func(got []arrow.RecordBatch, wantSizes []int64) {
+		t.Helper()
+		var sizes []int64
+		next := int64(0)
+		for _, rec := range got {
+			sizes = append(sizes, rec.NumRows())
+			for _, v := range rec.Column(0).(*array.Int64).Int64Values() {
+				require.Equal(t, next, v)
+				next++
+			}
+			rec.Release()
+		}
+		require.Equal(t, wantSizes, sizes)
+	}
+	// 40 chunks of 2,048 rows: 32 fill one batch, 8 the next.
+	check(run(batches(40, 2048)), []int64{SaveBatchRows, 8 * 2048})
+	check(run(batches(3, SaveBatchRows/2)), []int64{SaveBatchRows, SaveBatchRows / 2})
+	// By bytes: batches of 3 MiB merge two at a time (the third would pass
+	// saveBatchBytes).
+	bin := arrow.NewSchema([]arrow.Field{{Name: "b", Type: arrow.BinaryTypes.Binary}}, nil)
+	var recs []arrow.RecordBatch
+	for range 3 {
+		b := array.NewBinaryBuilder(memory.DefaultAllocator, arrow.BinaryTypes.Binary)
+		for range 10 {
+			b.Append(make([]byte, 300<<10))
+		}
+		col := b.NewArray()
+		recs = append(recs, array.NewRecordBatch(bin, []arrow.Array{col}, 10))
+		col.Release()
+		b.Release()
+	}
+	rr, err := array.NewRecordReader(bin, recs)
+	require.NoError(t, err)
+	defer rr.Release()
+	w := &keep{}
+	_, err = writeArrow(context.Background(), rr, func(*arrow.Schema) (ArrowWriter, error) { return w, nil }, nil)
+	require.NoError(t, err)
+	var sizes []int64
+	for _, rec := range w.recs {
+		sizes = append(sizes, rec.NumRows())
+		rec.Release()
+	}
+	require.Equal(t, []int64{20, 10}, sizes)
+}
+
+// keep is an ArrowWriter that keeps what it is given.
+type keep struct{ recs []arrow.RecordBatch }
+
+func (k *keep) Write(rec arrow.RecordBatch) error {
+	rec.Retain()
+	k.recs = append(k.recs, rec)
+	return nil
+}
+
+func (k *keep) Close() error { return nil }

@@ -115,6 +115,17 @@ class TrainingSet:
                 except Exception:
                     pass
 
+    def close(self) -> None:
+        """Stops a read that was opened and not read (the server stops
+        sending). Reading again asks the server again."""
+        reader, self._reader = self._reader, None
+        cancel = getattr(reader, "cancel", None)
+        if cancel is not None:
+            try:
+                cancel()
+            except Exception:
+                pass
+
     def to_arrow(self) -> pa.Table:
         """All rows as one pyarrow.Table."""
         reader = self._take()
@@ -158,6 +169,36 @@ class DatasetPart:
     index: int
     ticket: bytes
     rows: int
+
+
+def merge_parts(parts: Sequence[DatasetPart]) -> list[DatasetPart]:
+    """The parts with each run of neighbours (one file, one version,
+    consecutive ranges) made one part, read by one Flight DoGet."""
+    out: list[DatasetPart] = []
+    last: dict | None = None
+    for p in parts:
+        try:
+            cmd = json.loads(p.ticket)
+            rng = cmd.get("range")
+        except (ValueError, AttributeError):
+            cmd, rng = None, None
+        if (last is not None and cmd is not None and rng and last.get("range")
+                and {k: v for k, v in cmd.items() if k != "range"} == {k: v for k, v in last.items() if k != "range"}
+                and last["range"][1] == rng[0]):
+            last["range"] = [last["range"][0], rng[1]]
+            prev = out[-1]
+            rows = prev.rows + p.rows if prev.rows >= 0 and p.rows >= 0 else -1
+            out[-1] = DatasetPart(index=prev.index, ticket=json.dumps(last, separators=(",", ":")).encode(), rows=rows)
+            continue
+        last = cmd if rng else None
+        out.append(p)
+    return out
+
+
+class DatasetParts(list):
+    """The parts of a saved dataset, in order, and its ``rows``."""
+
+    rows: int = -1
 
 
 class OnlineFeatures:
@@ -367,18 +408,20 @@ class Client:
         except (flight.FlightError, pa.ArrowException) as e:
             raise from_flight(e) from e
 
-    def dataset_parts(self, path: str) -> list["DatasetPart"]:
+    def dataset_parts(self, path: str) -> "DatasetParts":
         """The parts of a saved dataset that readers can fetch in
         parallel, in order: each a range of the file's record batches (or
         Parquet row groups) with its row count. Every part is tied to the
         file as it is now; reading one after the file was replaced raises
-        ``Aborted``."""
+        ``Aborted``. The list's ``rows`` is the dataset's (-1 when the
+        server did not say)."""
         d = flight.FlightDescriptor.for_command(self._command("dataset", path=os.fspath(path)))
         try:
             info = self._flight().get_flight_info(d, self._options())
         except (flight.FlightError, pa.ArrowException) as e:
             raise from_flight(e) from e
-        parts = []
+        parts = DatasetParts()
+        parts.rows = info.total_records
         for i, ep in enumerate(info.endpoints):
             rows = -1
             meta = getattr(ep, "app_metadata", b"") or b""

@@ -27,7 +27,9 @@ Needs torch (and NumPy, which comes with it).
 from __future__ import annotations
 
 import os
+import queue
 import random
+import threading
 import warnings
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -37,7 +39,7 @@ import pyarrow.compute as pc
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ._client import Client, DatasetPart
+from ._client import Client, DatasetPart, DatasetParts, merge_parts
 
 
 
@@ -150,12 +152,16 @@ class FlightDataset(IterableDataset):
 
     ``path`` is the saved set within the server's data root. The parts are
     listed once, here; iterating reads this reader's share of them (see
-    ``shard``): part i goes to reader i mod readers, after a shuffle of
-    the part order by ``seed`` and the epoch when ``shuffle`` is set, the
-    same on every reader so that the shares never overlap. ``set_epoch``
+    ``shard``): reader i of n takes the i-th of n contiguous shares of the
+    part order, which is the file's order, or, with ``shuffle``, its
+    permutation by ``seed`` and the epoch, the same on every reader, so
+    that the shares never overlap. Neighbouring parts of a share are read
+    with one request. ``shuffle`` also permutes the rows within each
+    batch (a copy). ``set_epoch``
     changes the epoch, as ``DistributedSampler.set_epoch`` does.
 
-    Each item is a dict of tensors for one record batch, or for
+    A thread reads ``prefetch`` batches ahead of the caller. Each item is
+    a dict of tensors for one record batch, or for
     ``batch_rows`` rows when set (the last of a reader's share may be
     shorter, or dropped with ``drop_last``). Use it with
     ``DataLoader(ds, batch_size=None)``, or ``loader``. The tensors view
@@ -168,7 +174,8 @@ class FlightDataset(IterableDataset):
 
     def __init__(self, client: Client, path: str, columns: Sequence[str] | None = None,
                  batch_rows: int | None = None, drop_last: bool = False, shuffle: bool = False, seed: int = 0,
-                 fill_null: Mapping[str, Any] | Any = None, rank: int | None = None, world_size: int | None = None):
+                 fill_null: Mapping[str, Any] | Any = None, rank: int | None = None, world_size: int | None = None,
+                 prefetch: int = 4):
         super().__init__()
         if batch_rows is not None and batch_rows < 1:
             raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
@@ -182,8 +189,11 @@ class FlightDataset(IterableDataset):
         self.fill_null = fill_null
         self.rank = rank
         self.world_size = world_size
+        self.prefetch = prefetch
         self.epoch = 0
-        self.parts: list[DatasetPart] = []
+        self._client: Client | None = None
+        self._pid: int | None = None
+        self.parts: DatasetParts = DatasetParts()
         self.refresh()
 
     @classmethod
@@ -203,26 +213,104 @@ class FlightDataset(IterableDataset):
     @property
     def rows(self) -> int:
         """The saved set's rows (-1 when the server did not say)."""
-        return -1 if any(p.rows < 0 for p in self.parts) else sum(p.rows for p in self.parts)
+        return self.parts.rows
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def my_parts(self) -> list[DatasetPart]:
-        """The parts this reader reads this epoch."""
+        """The parts this reader reads this epoch: a contiguous share of
+        the part order (the file's order, or its shuffle by seed and
+        epoch), neighbouring parts of the file merged into one read."""
         order = list(range(len(self.parts)))
         if self.shuffle:
             random.Random(self.seed * 1_000_003 + self.epoch).shuffle(order)
         i, n = shard(self.rank, self.world_size)
-        return [self.parts[j] for j in order[i::n]]
+        k = len(order)
+        return merge_parts([self.parts[j] for j in order[i * k // n:(i + 1) * k // n]])
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        """This reader's record batches, as Arrow, in ``batch_rows`` when set."""
-        client = self.client.clone()  # connections of this process and this iteration
+        """This reader's record batches, as Arrow, in ``batch_rows`` when
+        set. A thread reads ahead (up to ``prefetch`` batches, across
+        parts) while the caller converts and trains, so the network and
+        the decoding overlap the work on the batches."""
+        batches = self._prefetched(self._client_here(), self.my_parts())
+        if self.shuffle:
+            batches = self._shuffled(batches)
+        yield from self._rebatch(batches)
+
+    def _shuffled(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        # Rows move within each batch too (a copy), by the seed, the epoch
+        # and the reader, so an epoch is repeatable.
+        i, _ = shard(self.rank, self.world_size)
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        for b in batches:
+            yield b.take(pa.array(rng.permutation(b.num_rows)))
+
+    def _client_here(self) -> Client:
+        # One connection per process (workers are other processes), opened
+        # on first use there and kept for the next epochs.
+        if self._client is None or self._pid != os.getpid():
+            self._client, self._pid = self.client.clone(), os.getpid()
+        return self._client
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_client"], state["_pid"] = None, None
+        return state
+
+    def _prefetched(self, client: Client, parts: list[DatasetPart]) -> Iterator[pa.RecordBatch]:
+        q: queue.Queue = queue.Queue(maxsize=max(self.prefetch, 1))
+        stop = threading.Event()
+        done = object()
+
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.05)
+                    return True
+                except queue.Full:
+                    pass
+            return False
+
+        def produce():
+            # The next part's read is opened before this one is drained, so
+            # the server sends it while this one is still being read.
+            opened = []
+            try:
+                if parts:
+                    opened.append(client.read_part(parts[0]))
+                for i in range(len(parts)):
+                    if i + 1 < len(parts):
+                        opened.append(client.read_part(parts[i + 1]))
+                    it = opened[0].batches()
+                    try:
+                        for b in it:
+                            if not put(b):
+                                return
+                    finally:
+                        it.close()  # cancels the read when stopped early
+                    opened.pop(0)
+                put(done)
+            except BaseException as e:  # raised in the caller's thread
+                put(e)
+            finally:
+                for ts in opened:
+                    ts.close()
+
+        t = threading.Thread(target=produce, name="quiver-prefetch", daemon=True)
+        t.start()
         try:
-            yield from self._rebatch(b for p in self.my_parts() for b in client.read_part(p).batches())
+            while True:
+                item = q.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
         finally:
-            client.close()
+            stop.set()
+            t.join(timeout=30)
 
     def _rebatch(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         n = self.batch_rows
@@ -291,13 +379,15 @@ def loader(dataset: FlightDataset, num_workers: int = 0, device: str | torch.dev
     ``pin_memory`` (default: when the device is CUDA) and moved to
     ``device`` in this process. Worker processes start with "spawn" by
     default (Arrow Flight's gRPC connections do not survive a fork); pass
-    ``multiprocessing_context`` to choose."""
+    ``multiprocessing_context`` to choose. Other arguments go to the
+    DataLoader; with ``persistent_workers=True`` the workers start once
+    and keep the dataset as it was then, so a later ``set_epoch`` does not
+    reach them (the shuffle stays that of the first epoch)."""
     dev = torch.device(device) if device is not None else None
     if pin_memory is None:
         pin_memory = dev is not None and dev.type == "cuda"
     if num_workers > 0 and multiprocessing_context is None:
         multiprocessing_context = "spawn"
     dl = DataLoader(dataset, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
-                    multiprocessing_context=multiprocessing_context if num_workers > 0 else None,
-                    persistent_workers=False, **kwargs)
+                    multiprocessing_context=multiprocessing_context if num_workers > 0 else None, **kwargs)
     return _DeviceLoader(dl, dev)
