@@ -368,7 +368,6 @@ func TestFeastJSONShape(t *testing.T) {
 func TestFeastInvalidRequests(t *testing.T) {
 	h := startServer(t, embedded(t), Config{})
 	feast := feastservingpb.NewServingServiceClient(h.conn)
-	ents := func(cols map[string]*feasttypespb.RepeatedValue) map[string]*feasttypespb.RepeatedValue { return cols }
 	for _, tc := range []struct {
 		name, json string
 		// quiver is the same request to POST /v1/online-features ("" when
@@ -378,35 +377,35 @@ func TestFeastInvalidRequests(t *testing.T) {
 		want   string
 	}{
 		{"unknown feature", `{"entities": {"driver_id": [1]}, "features": ["stats:nope"]}`, `{"entities": {"driver_id": [1]}, "features": ["stats:nope"]}`,
-			&feastservingpb.GetOnlineFeaturesRequest{Kind: feastFeatures("stats:nope"), Entities: ents(map[string]*feasttypespb.RepeatedValue{"driver_id": feastInt64s(1)})},
+			&feastservingpb.GetOnlineFeaturesRequest{Kind: feastFeatures("stats:nope"), Entities: map[string]*feasttypespb.RepeatedValue{"driver_id": feastInt64s(1)}},
 			`view stats has no feature "nope"`},
 		{"unknown view", `{"entities": {"driver_id": [1]}, "features": ["nope:rate"]}`, `{"entities": {"driver_id": [1]}, "features": ["nope:rate"]}`,
-			&feastservingpb.GetOnlineFeaturesRequest{Kind: feastFeatures("nope:rate"), Entities: ents(map[string]*feasttypespb.RepeatedValue{"driver_id": feastInt64s(1)})},
+			&feastservingpb.GetOnlineFeaturesRequest{Kind: feastFeatures("nope:rate"), Entities: map[string]*feasttypespb.RepeatedValue{"driver_id": feastInt64s(1)}},
 			"nope"},
 		{"reference without a view", `{"entities": {"driver_id": [1]}, "features": ["rate"]}`, `{"entities": {"driver_id": [1]}, "features": ["rate"]}`,
-			&feastservingpb.GetOnlineFeaturesRequest{Kind: feastFeatures("rate"), Entities: ents(map[string]*feasttypespb.RepeatedValue{"driver_id": feastInt64s(1)})},
+			&feastservingpb.GetOnlineFeaturesRequest{Kind: feastFeatures("rate"), Entities: map[string]*feasttypespb.RepeatedValue{"driver_id": feastInt64s(1)}},
 			"rate"},
 		{"unknown feature service", `{"entities": {"driver_id": [1]}, "feature_service": "nope"}`, `{"entities": {"driver_id": [1]}, "feature_service": "nope"}`,
-			&feastservingpb.GetOnlineFeaturesRequest{Kind: &feastservingpb.GetOnlineFeaturesRequest_FeatureService{FeatureService: "nope"}, Entities: ents(map[string]*feasttypespb.RepeatedValue{"driver_id": feastInt64s(1)})},
+			&feastservingpb.GetOnlineFeaturesRequest{Kind: &feastservingpb.GetOnlineFeaturesRequest_FeatureService{FeatureService: "nope"}, Entities: map[string]*feasttypespb.RepeatedValue{"driver_id": feastInt64s(1)}},
 			"nope"},
 		{"missing join key", `{"entities": {"rider": [1]}, "features": ["stats:rate"]}`, `{"entities": {"rider": [1]}, "features": ["stats:rate"]}`,
-			&feastservingpb.GetOnlineFeaturesRequest{Kind: feastFeatures("stats:rate"), Entities: ents(map[string]*feasttypespb.RepeatedValue{"rider": feastInt64s(1)})},
+			&feastservingpb.GetOnlineFeaturesRequest{Kind: feastFeatures("stats:rate"), Entities: map[string]*feasttypespb.RepeatedValue{"rider": feastInt64s(1)}},
 			"missing join key driver_id"},
 		{"string for an int64 key", `{"entities": {"driver_id": ["1"]}, "features": ["stats:rate"]}`, `{"entities": {"driver_id": ["1"]}, "features": ["stats:rate"]}`,
-			&feastservingpb.GetOnlineFeaturesRequest{Kind: feastFeatures("stats:rate"), Entities: ents(map[string]*feasttypespb.RepeatedValue{"driver_id": {Val: []*feasttypespb.Value{{Val: &feasttypespb.Value_StringVal{StringVal: "1"}}}}})},
+			&feastservingpb.GetOnlineFeaturesRequest{Kind: feastFeatures("stats:rate"), Entities: map[string]*feasttypespb.RepeatedValue{"driver_id": {Val: []*feasttypespb.Value{{Val: &feasttypespb.Value_StringVal{StringVal: "1"}}}}}},
 			"is not an int64"},
 		{"too many entities", `{"entities": {"driver_id": [1, 2, 3, 4]}, "features": ["stats:rate"]}`, `{"entities": {"driver_id": [1, 2, 3, 4]}, "features": ["stats:rate"]}`,
-			&feastservingpb.GetOnlineFeaturesRequest{Kind: feastFeatures("stats:rate"), Entities: ents(map[string]*feasttypespb.RepeatedValue{"driver_id": feastInt64s(1, 2, 3, 4)})},
+			&feastservingpb.GetOnlineFeaturesRequest{Kind: feastFeatures("stats:rate"), Entities: map[string]*feasttypespb.RepeatedValue{"driver_id": feastInt64s(1, 2, 3, 4)}},
 			"has 4 rows; the limit is 3"},
 		{"missing request field", `{"entities": {"driver_id": [1]}, "features": ["scores:adjusted"]}`, `{"entities": {"driver_id": [1]}, "features": ["scores:adjusted"]}`,
-			&feastservingpb.GetOnlineFeaturesRequest{Kind: feastFeatures("scores:adjusted"), Entities: ents(map[string]*feasttypespb.RepeatedValue{"driver_id": feastInt64s(1)})},
+			&feastservingpb.GetOnlineFeaturesRequest{Kind: feastFeatures("scores:adjusted"), Entities: map[string]*feasttypespb.RepeatedValue{"driver_id": feastInt64s(1)}},
 			"missing request field surge (float64) of on-demand view scores"},
 		{"ragged entities", `{"entities": {"driver_id": [1, 2], "surge": [1], "tags": [[], []]}, "features": ["scores:adjusted"]}`, "",
-			&feastservingpb.GetOnlineFeaturesRequest{Kind: feastFeatures("scores:adjusted"), Entities: ents(map[string]*feasttypespb.RepeatedValue{"driver_id": feastInt64s(1, 2), "surge": feastDoubles(1), "tags": feastStringLists(nil, nil)})},
+			&feastservingpb.GetOnlineFeaturesRequest{Kind: feastFeatures("scores:adjusted"), Entities: map[string]*feasttypespb.RepeatedValue{"driver_id": feastInt64s(1, 2), "surge": feastDoubles(1), "tags": feastStringLists(nil, nil)}},
 			"entity columns have different lengths"},
 		{"request field given twice", `{"entities": {"driver_id": [1], "surge": [1]}, "request_context": {"surge": [1]}, "features": ["scores:adjusted"]}`, "",
-			&feastservingpb.GetOnlineFeaturesRequest{Kind: feastFeatures("scores:adjusted"), Entities: ents(map[string]*feasttypespb.RepeatedValue{"driver_id": feastInt64s(1), "surge": feastDoubles(1)}),
-				RequestContext: ents(map[string]*feasttypespb.RepeatedValue{"surge": feastDoubles(1)})},
+			&feastservingpb.GetOnlineFeaturesRequest{Kind: feastFeatures("scores:adjusted"), Entities: map[string]*feasttypespb.RepeatedValue{"driver_id": feastInt64s(1), "surge": feastDoubles(1)},
+				RequestContext: map[string]*feasttypespb.RepeatedValue{"surge": feastDoubles(1)}},
 			"request field surge is given twice, in entities and in request_context"},
 		{"both features and a service", `{"entities": {"driver_id": [1]}, "features": ["stats:rate"], "feature_service": "svc"}`, `{"entities": {"driver_id": [1]}, "features": ["stats:rate"], "feature_service": "svc"}`, nil, "not both"},
 		{"unknown member", `{"entities": {"driver_id": [1]}, "features": ["stats:rate"], "bogus": 1}`, "", nil, `unknown field "bogus"`},
