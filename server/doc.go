@@ -3,7 +3,10 @@
 // POST /v1/push, GET /healthz, GET /readyz). It converts requests and
 // responses and maps core errors to status codes; the lookup itself is
 // online.Lookup, and pushes go to a Pusher (the stream materializer's
-// stream.Applier, given with Serving.SetPusher). Pushes of one source run
+// stream.Applier, given with Serving.SetPusher). Feast's online API is
+// served too, for Feast's clients: HTTP POST /get-online-features and
+// POST /push, and gRPC feast.serving.ServingService; feast.go translates
+// them onto the same lookup and push path. Pushes of one source run
 // one at a time, as the Applier requires; a push that has started runs to
 // completion even when its client goes away.
 //

@@ -437,6 +437,9 @@ func (s *Server) routes() http.Handler {
 	table := map[string]*route{
 		"/v1/online-features": {methods: post, handler: http.HandlerFunc(s.serving.handleOnlineFeatures)},
 		"/v1/push":            {methods: post, handler: http.HandlerFunc(s.serving.handlePush)},
+		// Feast's feature server (feast_http.go).
+		"/get-online-features": {methods: post, handler: http.HandlerFunc(s.serving.handleFeastOnlineFeatures)},
+		"/push":                {methods: post, handler: http.HandlerFunc(s.serving.handleFeastPush)},
 		"/healthz": {methods: get, open: true, handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		})},

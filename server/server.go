@@ -26,6 +26,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"golang.org/x/net/netutil"
 
+	feastservingpb "github.com/quiverdata/quiver/proto/feast/serving"
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
 )
 
@@ -183,7 +184,7 @@ func New(cfg Config, serving *Serving, ready func(context.Context) error) (*Serv
 	s.health = health.NewServer()
 	s.healthSvcs = []string{""}
 	if cfg.GRPCAddr != "" {
-		s.healthSvcs = append(s.healthSvcs, servingv1.Serving_ServiceDesc.ServiceName)
+		s.healthSvcs = append(s.healthSvcs, servingv1.Serving_ServiceDesc.ServiceName, feastservingpb.ServingService_ServiceDesc.ServiceName)
 	}
 	if cfg.FlightAddr != "" && cfg.Flight != nil {
 		s.healthSvcs = append(s.healthSvcs, flightServiceName)
@@ -213,6 +214,7 @@ func New(cfg Config, serving *Serving, ready func(context.Context) error) (*Serv
 		}
 		s.grpc = grpc.NewServer(opts...)
 		servingv1.RegisterServingServer(s.grpc, serving)
+		feastservingpb.RegisterServingServiceServer(s.grpc, &feastService{serving: serving})
 		healthpb.RegisterHealthServer(s.grpc, s.health)
 		reflection.Register(s.grpc)
 	}

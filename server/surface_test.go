@@ -32,6 +32,7 @@ import (
 	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
+	feastservingpb "github.com/quiverdata/quiver/proto/feast/serving"
 	servingv1 "github.com/quiverdata/quiver/proto/quiver/serving/v1"
 	"github.com/quiverdata/quiver/wire"
 )
@@ -71,6 +72,15 @@ func TestEverySurfaceNeedsTheToken(t *testing.T) {
 		"grpc GetOnlineFeatures": func(ctx context.Context) error { _, err := h.client.GetOnlineFeatures(ctx, lookup); return err },
 		"grpc GetServerInfo": func(ctx context.Context) error {
 			_, err := h.client.GetServerInfo(ctx, &servingv1.GetServerInfoRequest{})
+			return err
+		},
+		"grpc Feast GetOnlineFeatures": func(ctx context.Context) error {
+			_, err := feastservingpb.NewServingServiceClient(h.conn).GetOnlineFeatures(ctx, &feastservingpb.GetOnlineFeaturesRequest{
+				Kind: &feastservingpb.GetOnlineFeaturesRequest_FeatureService{FeatureService: "svc"}})
+			return err
+		},
+		"grpc Feast GetFeastServingInfo": func(ctx context.Context) error {
+			_, err := feastservingpb.NewServingServiceClient(h.conn).GetFeastServingInfo(ctx, &feastservingpb.GetFeastServingInfoRequest{})
 			return err
 		},
 		"grpc reflection": func(ctx context.Context) error {
@@ -199,6 +209,8 @@ func TestEverySurfaceNeedsTheToken(t *testing.T) {
 	}{
 		{"POST", "/v1/online-features", false},
 		{"POST", "/v1/push", false},
+		{"POST", "/get-online-features", false},
+		{"POST", "/push", false},
 		{"GET", "/metrics", false},
 		{"GET", "/nope", false},
 		{"GET", "/healthz", true},
@@ -384,15 +396,15 @@ func TestRedisDownFailsFast(t *testing.T) {
 }
 
 // TestHealthFollowsTheStore: gRPC health answers for the whole server,
-// the serving service and Flight, and follows the store as /readyz does:
-// NOT_SERVING while Redis is down, SERVING again once it is back.
+// the serving services (Quiver's and Feast's) and Flight, and follows the
+// store as /readyz does: NOT_SERVING while Redis is down, SERVING again once it is back.
 func TestHealthFollowsTheStore(t *testing.T) {
 	redisSrv := redistest.Start(t)
 	store, err := online.OpenRedis(context.Background(), online.RedisOptions{Addr: redisSrv.Addr()})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, store.Close()) })
 	h := startServer(t, store, Config{HealthInterval: 20 * time.Millisecond, FlightAddr: "127.0.0.1:0"})
-	services := []string{"", "quiver.serving.v1.Serving", "arrow.flight.protocol.FlightService"}
+	services := []string{"", "quiver.serving.v1.Serving", "feast.serving.ServingService", "arrow.flight.protocol.FlightService"}
 	clients := []healthpb.HealthClient{healthpb.NewHealthClient(h.conn), healthpb.NewHealthClient(dialGRPC(t, h.srv.FlightAddr()))}
 	statusOf := func(c healthpb.HealthClient, svc string) healthpb.HealthCheckResponse_ServingStatus {
 		resp, err := c.Check(context.Background(), &healthpb.HealthCheckRequest{Service: svc})
@@ -470,7 +482,7 @@ func TestHTTPRouting(t *testing.T) {
 		code         int
 		allow, want  string
 	}{
-		{"GET", "/nope", http.StatusNotFound, "", "no such path /nope (paths: /healthz, /readyz, /v1/online-features, /v1/push)"},
+		{"GET", "/nope", http.StatusNotFound, "", "no such path /nope (paths: /get-online-features, /healthz, /push, /readyz, /v1/online-features, /v1/push)"},
 		{"GET", "/v1/online-features", http.StatusMethodNotAllowed, "POST", "/v1/online-features takes POST, not GET"},
 		{"PUT", "/v1/push", http.StatusMethodNotAllowed, "POST", "/v1/push takes POST, not PUT"},
 		{"POST", "/healthz", http.StatusMethodNotAllowed, "GET, HEAD", "/healthz takes GET or HEAD, not POST"},
