@@ -420,3 +420,36 @@ func FuzzDecodeFeastCommand(f *testing.F) {
 		}
 	})
 }
+
+// On-demand features come computed, as Feast's remote client expects
+// (it computes none): Feast sends the on-demand refs with their inputs'
+// refs, and the request field as an entity column.
+func TestFeastOfflineOnDemand(t *testing.T) {
+	ft := startFlightTestDefs(t, flightDefsYAML+`
+on_demand_feature_views:
+  - name: scores
+    inputs: [stats]
+    request: [{name: surge, type: float64}]
+    features:
+      - {name: adjusted, type: float64, expr: "stats.rate * request.surge"}
+`, Limits{})
+	sch := arrow.NewSchema([]arrow.Field{
+		{Name: "driver_id", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: "event_timestamp", Type: &arrow.TimestampType{Unit: arrow.Nanosecond, TimeZone: "UTC"}, Nullable: true},
+		{Name: "surge", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+	}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, sch)
+	for i := range 4 {
+		b.Field(0).(*array.Int64Builder).Append(int64(i + 1))
+		b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(now.UnixNano()))
+		b.Field(2).(*array.Float64Builder).Append(10)
+	}
+	ents := b.NewRecordBatch()
+	b.Release()
+	defer ents.Release()
+	got, names, err := ft.feastExchange(t, feastCmd(t, "od", []string{"scores:adjusted", "stats:rate"}, true), ents)
+	require.NoError(t, err)
+	require.Equal(t, []string{"driver_id", "event_timestamp", "surge", "stats__rate", "scores__adjusted"}, names)
+	require.Equal(t, []string{"1", "2", "3", "(null)"}, got["scores__adjusted"])
+	require.Equal(t, []string{"0.1", "0.2", "0.3", "(null)"}, got["stats__rate"])
+}
