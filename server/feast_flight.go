@@ -163,10 +163,8 @@ func feastUnsupported(api string) error {
 	default:
 		instead = "the only Feast offline API served is " + feastHistorical
 	}
-	return status.Errorf(codes.Unimplemented, "Feast offline API %q is not served by Quiver: %s", clipName(api), instead)
+	return status.Errorf(codes.Unimplemented, "Feast offline API %q is not served by Quiver: %s", registry.Clip(api), instead)
 }
-
-func clipName(s string) string { return registry.Clip(s) }
 
 // feastRef is a Feast feature reference resolved against the registry.
 type feastRef struct {
@@ -198,11 +196,11 @@ func planFeast(c *feastCommand, snap *registry.Snapshot, schema *arrow.Schema) (
 	}
 	for i, a := range c.NameAliases {
 		if a != nil {
-			return nil, flightInvalid("get_historical_features: feature view %q is aliased as %q (a feature service projection); Quiver serves feature views by their own names", at(c.FeatureViewNames, i), clipName(*a))
+			return nil, flightInvalid("get_historical_features: feature view %q is aliased as %q (a feature service projection); Quiver serves feature views by their own names", at(c.FeatureViewNames, i), registry.Clip(*a))
 		}
 	}
 	if c.Project != "" && c.Project != snap.Project && feast.QuiverName(c.Project) != snap.Project {
-		return nil, flightInvalid("get_historical_features: project %q is not this server's project %q", clipName(c.Project), snap.Project)
+		return nil, flightInvalid("get_historical_features: project %q is not this server's project %q", registry.Clip(c.Project), snap.Project)
 	}
 	if len(c.FeatureRefs) == 0 {
 		return nil, flightInvalid(`get_historical_features: "feature_refs" is empty (it lists "view:feature" references)`)
@@ -236,7 +234,7 @@ func planFeast(c *feastCommand, snap *registry.Snapshot, schema *arrow.Schema) (
 
 func at(names []string, i int) string {
 	if i < len(names) {
-		return clipName(names[i])
+		return registry.Clip(names[i])
 	}
 	return fmt.Sprintf("#%d", i)
 }
@@ -246,10 +244,10 @@ func at(names []string, i int) string {
 func resolveFeastRef(snap *registry.Snapshot, ref string) (feastRef, error) {
 	fv, ff, ok := strings.Cut(ref, ":")
 	if !ok || fv == "" || ff == "" {
-		return feastRef{}, flightInvalid("get_historical_features: feature reference %q is not view:feature", clipName(ref))
+		return feastRef{}, flightInvalid("get_historical_features: feature reference %q is not view:feature", registry.Clip(ref))
 	}
 	if strings.Contains(fv, "@") {
-		return feastRef{}, flightInvalid("get_historical_features: feature reference %q names a view version; Quiver serves the registry's applied version of each view", clipName(ref))
+		return feastRef{}, flightInvalid("get_historical_features: feature reference %q names a view version; Quiver serves the registry's applied version of each view", registry.Clip(ref))
 	}
 	defs := snap.Defs
 	r := feastRef{feastView: fv, feastFeature: ff}
@@ -271,7 +269,7 @@ func resolveFeastRef(snap *registry.Snapshot, ref string) (feastRef, error) {
 		}
 	}
 	if r.view == "" {
-		return feastRef{}, flightInvalid("get_historical_features: feature %q: no feature view or on-demand view %q in the registry (project %s, version %d)", clipName(ref), clipName(fv), snap.Project, snap.Version)
+		return feastRef{}, flightInvalid("get_historical_features: feature %q: no feature view or on-demand view %q in the registry (project %s, version %d)", registry.Clip(ref), registry.Clip(fv), snap.Project, snap.Version)
 	}
 	for _, cand := range []string{ff, feast.QuiverName(ff)} {
 		for _, n := range names {
@@ -281,7 +279,7 @@ func resolveFeastRef(snap *registry.Snapshot, ref string) (feastRef, error) {
 			}
 		}
 	}
-	return feastRef{}, flightInvalid("get_historical_features: feature %q: view %s has no feature %q (it has %s)", clipName(ref), r.view, clipName(ff), strings.Join(names, ", "))
+	return feastRef{}, flightInvalid("get_historical_features: feature %q: view %s has no feature %q (it has %s)", registry.Clip(ref), r.view, registry.Clip(ff), strings.Join(names, ", "))
 }
 
 // feastTimestampColumn picks the entity table's event timestamp as Feast

@@ -184,7 +184,11 @@ def _normal(df: "pd.DataFrame") -> "pd.DataFrame":
 def test_remote_offline_store_gets_quivers_training_set(feast_quiver, quiver_bin, tmp_path, full):
     frepo, qrepo, port = feast_quiver
     store = _remote_store(tmp_path / "client", frepo, port, f"{{type: kubernetes, user_token: {TOKEN}}}")
-    got = store.get_historical_features(entity_df=_entities(), features=FEATURES, full_feature_names=full).to_df()
+    job = store.get_historical_features(entity_df=_entities(), features=FEATURES, full_feature_names=full)
+    got = job.to_df()
+    table = job.to_arrow()  # a second call: a fresh command_id, the same answer
+    assert table.column_names == list(got.columns)
+    pd.testing.assert_frame_equal(table.to_pandas(), got)
 
     want = _quiver_training_set(quiver_bin, qrepo, full)
     names = ["conv_rate", "acc_rate", "avg_daily_trips"]
