@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -45,6 +46,11 @@ type FlightService struct {
 	waiting atomic.Int64
 	// plans are the dataset schemas' request plans.
 	plans plan.Cache
+	// feast holds the entity tables of Feast's DoPut → DoGet flow
+	// (feast_flight.go).
+	feast       *feastUploads
+	feastLimits FeastUploadLimits
+	feastNow    func() time.Time
 }
 
 // IPCLimits bound the Arrow IPC the Flight service decodes: each entity
@@ -82,6 +88,7 @@ func NewFlightService(off *offline.Engine, lookup *online.Lookup, snapshot func(
 		o(f)
 	}
 	f.ipc.EnsureDefaults()
+	f.feast = newFeastUploads(f.feastLimits, f.feastNow)
 	return f, nil
 }
 
@@ -257,6 +264,9 @@ func (f *FlightService) ticketCommand(cmdBytes []byte) (*wire.FlightCommand, []s
 
 // DoGet streams the training set or the saved dataset a ticket names.
 func (f *FlightService) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer) error {
+	if isFeastCommand(t.GetTicket()) {
+		return f.feastGet(t.GetTicket(), stream)
+	}
 	if cmd, err := wire.DecodeFlightCommand(t.GetTicket()); err == nil && cmd.Kind == wire.FlightDataset {
 		// A saved dataset runs no join and takes no training-set slot.
 		d, err := f.openDataset(stream.Context(), cmd.Path, datasetOpen{populate: true, rng: cmd.Range, version: cmd.Version})
@@ -310,6 +320,9 @@ func (f *FlightService) DoExchange(stream flight.FlightService_DoExchangeServer)
 	desc := rd.LatestFlightDescriptor()
 	if desc == nil || desc.GetType() != flight.DescriptorCMD {
 		return flightInvalid("the first message needs a CMD descriptor holding a Quiver Flight command")
+	}
+	if isFeastCommand(desc.GetCmd()) {
+		return f.feastExchange(stream, rd, desc.GetCmd())
 	}
 	cmd, err := wire.DecodeFlightCommand(desc.GetCmd())
 	if err != nil {
@@ -593,6 +606,9 @@ func (f *FlightService) flightInfo(ctx context.Context, d *flight.FlightDescript
 		}
 		return nil, status.Errorf(codes.NotFound, "no dataset %q (paths are feature_view/NAME, on_demand_feature_view/NAME, feature_service/NAME)", strings.Join(d.GetPath(), "/"))
 	case flight.DescriptorCMD:
+		if isFeastCommand(d.GetCmd()) {
+			return f.feastInfo(d)
+		}
 		cmd, files, err := f.ticketCommand(d.GetCmd())
 		if err != nil {
 			return nil, err

@@ -104,6 +104,9 @@ func (f *FlightService) DoPut(stream flight.FlightService_DoPutServer) error {
 	if desc == nil || desc.GetType() != flight.DescriptorCMD {
 		return flightInvalid("the first message needs a CMD descriptor holding a Quiver Flight command")
 	}
+	if isFeastCommand(desc.GetCmd()) {
+		return f.feastPut(stream, rd, desc.GetCmd())
+	}
 	cmd, err := wire.DecodeFlightCommand(desc.GetCmd())
 	if err != nil {
 		return flightInvalid("%v", err)
