@@ -53,6 +53,7 @@ import (
 	"github.com/quiverdata/quiver/internal/feast"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/value"
 )
 
 // FeastUploadLimits bound the entity tables Feast's DoPut leaves for a
@@ -405,7 +406,7 @@ func (f *FlightService) feastPut(stream flight.FlightService_DoPutServer, rd *fl
 	cr := &checkedReader{Reader: rd}
 	for cr.Next() {
 		rec := cr.RecordBatch()
-		if err := f.feast.grow(u, recordBytes(rec)); err != nil {
+		if err := f.feast.grow(u, value.BatchBytes(rec)); err != nil {
 			f.feast.drop(c.CommandID, u)
 			return err
 		}
@@ -633,29 +634,4 @@ func (s *feastUploads) stats() (tables int, bytes int64, ids []string) {
 	}
 	sort.Strings(ids)
 	return len(s.held), s.bytes, ids
-}
-
-// recordBytes is the size of a batch's buffers.
-func recordBytes(rec arrow.RecordBatch) int64 {
-	var n int64
-	for _, c := range rec.Columns() {
-		n += dataBytes(c.Data())
-	}
-	return n
-}
-
-func dataBytes(d arrow.ArrayData) int64 {
-	var n int64
-	for _, b := range d.Buffers() {
-		if b != nil {
-			n += int64(b.Len())
-		}
-	}
-	for _, c := range d.Children() {
-		n += dataBytes(c)
-	}
-	if dict, ok := d.Dictionary().(*array.Data); ok && dict != nil {
-		n += dataBytes(dict)
-	}
-	return n
 }

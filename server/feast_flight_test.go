@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/value"
 	"github.com/quiverdata/quiver/wire"
 )
 
@@ -339,7 +340,7 @@ func TestFeastOfflineUploadBounds(t *testing.T) {
 	nowFn := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
 	ents := feastEntities(4)
 	defer ents.Release()
-	size := recordBytes(ents)
+	size := value.BatchBytes(ents)
 
 	ft := startFlightTest(t, Limits{}, WithFeastUploadLimits(FeastUploadLimits{MaxTables: 2, MaxBytes: 3 * size, TTL: time.Minute}), withFeastClock(nowFn))
 	require.NoError(t, ft.feastPut(t, feastCmd(t, "a", []string{"stats:rate"}, false), ents))

@@ -312,19 +312,15 @@ func sendAll(stream flight.DataStreamWriter, rr array.RecordReader) error {
 // Every message of the client's stream is checked (ipcguard) before it is
 // decoded, and every decoded batch before it is read.
 func (f *FlightService) DoExchange(stream flight.FlightService_DoExchangeServer) error {
-	rd, err := flight.NewRecordReader(ipcguard.NewFlightStream(stream, f.ipc), ipc.WithAllocator(f.mem))
+	rd, raw, err := f.commandStream(stream)
 	if err != nil {
-		return streamError(stream.Context(), err)
+		return err
 	}
 	defer rd.Release()
-	desc := rd.LatestFlightDescriptor()
-	if desc == nil || desc.GetType() != flight.DescriptorCMD {
-		return flightInvalid("the first message needs a CMD descriptor holding a Quiver Flight command")
+	if isFeastCommand(raw) {
+		return f.feastExchange(stream, rd, raw)
 	}
-	if isFeastCommand(desc.GetCmd()) {
-		return f.feastExchange(stream, rd, desc.GetCmd())
-	}
-	cmd, err := wire.DecodeFlightCommand(desc.GetCmd())
+	cmd, err := wire.DecodeFlightCommand(raw)
 	if err != nil {
 		return flightInvalid("%v", err)
 	}
@@ -355,6 +351,25 @@ func (f *FlightService) DoExchange(stream flight.FlightService_DoExchangeServer)
 	}
 	defer rr.Release()
 	return sendAll(stream, rr)
+}
+
+// commandStream reads a client's stream of record batches (DoExchange,
+// DoPut), each message checked (ipcguard) before it is decoded, and gives
+// the command of its first message's CMD descriptor.
+func (f *FlightService) commandStream(stream interface {
+	flight.DataStreamReader
+	Context() context.Context
+}) (*flight.Reader, []byte, error) {
+	rd, err := flight.NewRecordReader(ipcguard.NewFlightStream(stream, f.ipc), ipc.WithAllocator(f.mem))
+	if err != nil {
+		return nil, nil, streamError(stream.Context(), err)
+	}
+	desc := rd.LatestFlightDescriptor()
+	if desc == nil || desc.GetType() != flight.DescriptorCMD {
+		rd.Release()
+		return nil, nil, flightInvalid("the first message needs a CMD descriptor holding a Quiver Flight command")
+	}
+	return rd, desc.GetCmd(), nil
 }
 
 // exchangeOnline answers each entity batch with a batch of the entity
