@@ -411,7 +411,7 @@ def main() -> None:
 
     out = subprocess.run([quiver, "version"], capture_output=True, text=True).stdout.strip()
     print(f"\nFeast {feast.__version__} (file offline store, Redis online store, feast serve with 1 worker) "
-          f"beside {out.replace("quiver", "Quiver", 1) or "Quiver"}; redis-server {subprocess.run([redis, '--version'], capture_output=True, text=True).stdout.split()[2]}; "
+          f"beside {out.replace('quiver', 'Quiver', 1) or 'Quiver'}; redis-server {subprocess.run([redis, '--version'], capture_output=True, text=True).stdout.split()[2]}; "
           f"{os.cpu_count()} CPUs; Quiver's online path: POST {qpath}\n")
     w = [max(len(r[i]) for r in rows + [("case", "Feast", "Quiver", "Feast ÷ Quiver")]) for i in range(4)]
     print("| " + " | ".join(h.ljust(w[i]) for i, h in enumerate(("case", "Feast", "Quiver", "Feast ÷ Quiver"))) + " |")
