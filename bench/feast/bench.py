@@ -6,7 +6,7 @@
 One run builds a Feast repository (file offline store, Redis online store)
 and the Quiver repository `quiver import feast` makes from its registry,
 over the same Parquet files, then measures, each side in a subprocess of
-its own (wall time, and peak RSS from wait4):
+its own (wall time, and peak RSS from wait4, through measure.py):
 
 - training sets: Feast's get_historical_features (the file/Dask offline
   store) against `quiver training-set`, for E entity rows × 3 views × R rows
@@ -33,7 +33,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -52,6 +51,7 @@ DAYS = 30          # span of the training data's event times
 TTL_DAYS = 7
 BASE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 TS = pa.timestamp("us", tz="UTC")
+MEASURE = Path(__file__).resolve().with_name("measure.py")
 
 FEATURE_STORE_YAML = """\
 project: bench
@@ -151,38 +151,17 @@ class Result:
 
 
 def measure(cmd: list[str], cwd: Path, timeout: float, mem_gib: float) -> Result:
-    """Runs cmd, polling its RSS: stopped past timeout seconds or mem_gib;
-    the peak RSS is the kernel's (wait4's ru_maxrss)."""
-    log = tempfile.TemporaryFile()
-    start = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    why = ""
-    while True:
-        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() - start > timeout:
-            why = f"stopped after {timeout:.0f} s"
-        else:
-            try:
-                with open(f"/proc/{proc.pid}/status") as f:
-                    rss = next(int(x.split()[1]) for x in f if x.startswith("VmRSS:")) * 1024
-                if rss > mem_gib * 2**30:
-                    why = f"stopped at {mem_gib:g} GiB RSS"
-            except (OSError, StopIteration):
-                pass
-        if why:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pid, status, ru = os.wait4(proc.pid, 0)
-            break
-        time.sleep(0.02)
-    wall = time.monotonic() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    log.seek(0)
-    out = log.read().decode(errors="replace")
-    if not why and proc.returncode != 0:
-        why = f"exited {proc.returncode}: {out[-2000:]}"
-    return Result(wall, ru.ru_maxrss * 1024, not why, why, out)
+    """Runs cmd through measure.py: stopped past timeout seconds or
+    mem_gib of RSS; its peak RSS is the kernel's (wait4's ru_maxrss)."""
+    with tempfile.NamedTemporaryFile(suffix=".log") as log:
+        p = subprocess.run([sys.executable, str(MEASURE), str(timeout), str(mem_gib), log.name, "--", *cmd],
+                           cwd=cwd, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise SystemExit(f"measure.py exited {p.returncode}: {p.stderr}")
+        m = json.loads(p.stdout.strip().splitlines()[-1])
+        out = Path(log.name).read_text(errors="replace")
+    why = m["why"] or (f"exited {m['code']}: {out[-2000:]}" if m["code"] != 0 else "")
+    return Result(m["wall"], m["rss"], not why, why, out)
 
 
 def free_port() -> int:
