@@ -22,6 +22,7 @@ import math
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -80,9 +81,13 @@ def redis_port(tmp_path_factory):
     try:
         deadline = time.monotonic() + 10
         while True:
-            ping = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True)
-            if ping.stdout.strip() == "PONG":
-                break
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as c:
+                    c.sendall(b"PING\r\n")
+                    if c.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"redis-server on port {port} did not start")
             time.sleep(0.05)
