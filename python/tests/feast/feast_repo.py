@@ -28,6 +28,7 @@ ONLINE_CREATED_TIE = (1004, HOURS - 1)  # a created-time tie at the latest hour
 TIE_A, TIE_B = 0.25, 0.75  # conv_rate of the two fully tied rows, in file order
 LATE_CREATED = 0.999        # conv_rate of the later-created row of a created-time tie
 DUPLICATE = (1006, 12)    # an entity row given twice
+LATE = (1008, 40)         # a row created three hours after its event time
 
 FEATURE_STORE_YAML = """\
 project: fleet
@@ -125,7 +126,8 @@ def hour(end: dt.datetime, h: int) -> dt.datetime:
     return end - dt.timedelta(hours=HOURS - 1 - h)
 
 
-def _conv(d: int, h: int) -> float:
+def conv(d: int, h: int) -> float:
+    """conv_rate of driver d at hour h (but for the tied rows)."""
     return round(0.001 * (d - 1000) + 0.01 * h, 4)
 
 
@@ -137,13 +139,15 @@ def stats_table(end: dt.datetime) -> pa.Table:
                 continue
             ts = hour(end, h)
             row = dict(driver_id=d, event_timestamp=ts, created=ts + dt.timedelta(minutes=1),
-                       conv_rate=_conv(d, h), acc_rate=round(0.5 + 0.001 * h, 4),
+                       conv_rate=conv(d, h), acc_rate=round(0.5 + 0.001 * h, 4),
                        avg_daily_trips=d - 1000 + h, embedding=[float(d - 1000), float(h)])
             if (d, h) in (CREATED_TIE, ONLINE_CREATED_TIE):
                 # First in file order, created later: wins on created time
                 # although the other row comes last.
                 rows.append(dict(row, created=ts + dt.timedelta(minutes=30), conv_rate=LATE_CREATED))
                 rows.append(row)
+            elif (d, h) == LATE:
+                rows.append(dict(row, created=ts + dt.timedelta(hours=3)))
             elif (d, h) in (FULL_TIE, ONLINE_TIE):
                 rows.append(dict(row, conv_rate=TIE_A))
                 rows.append(dict(row, conv_rate=TIE_B))
@@ -188,6 +192,7 @@ def entity_table(end: dt.datetime) -> pa.Table:
     add(FULL_TIE[0], hour(end, FULL_TIE[1]) + dt.timedelta(minutes=10), "full tie")
     add(DUPLICATE[0], hour(end, DUPLICATE[1]) + dt.timedelta(minutes=7), "duplicate entity row")
     add(DUPLICATE[0], hour(end, DUPLICATE[1]) + dt.timedelta(minutes=7), "duplicate entity row")
+    add(LATE[0], hour(end, LATE[1]) + dt.timedelta(minutes=30), "created after T")
     add(9999, hour(end, 10), "unknown driver")
     add(1007, hour(end, 0) - dt.timedelta(days=3), "before any data")
     schema = pa.schema([("entity_row_id", pa.int64()), ("driver_id", pa.int64()), ("event_timestamp", TS),
