@@ -1,0 +1,206 @@
+// Package s3test starts real S3-protocol servers for tests.
+//
+// [Start] serves an in-memory object store (gofakes3) over HTTP on a free
+// loopback port, with one empty bucket, and stops it when the test ends.
+// Every request must carry a valid AWS Signature Version 4 made with the
+// server's credentials: a wrong access key or secret is refused with 403,
+// as S3 refuses it. The server honours ranged GETs, multipart uploads and
+// "If-None-Match: *" on PUT (atomically); it does not honour conditions on
+// CompleteMultipartUpload, nor If-Match on GET.
+//
+//	srv := s3test.Start(t)
+//	opts := srv.Options()        // endpoint, region, path style, credentials
+//	b, err := storage.NewS3(ctx, srv.Bucket, opts)
+//
+// Faults are injected by the test: [Server.FailNext] answers the next
+// requests with a 500 (which clients retry); [StartProxy] puts a TCP proxy
+// in front of any address whose [Proxy.Cut] ends connections after a
+// number of response bytes, as a network that drops mid-transfer does.
+// [Server.Requests] lists what the server was asked, to check that a
+// client used multipart uploads or aborted one.
+package s3test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/quiverdata/quiver/storage"
+)
+
+// Test credentials and region; they sign requests to a Server and to
+// nothing else.
+const (
+	AccessKey = "QUIVERTESTACCESSKEY"
+	SecretKey = "quiver-test-secret-0123456789abcdefghij"
+	Region    = "us-east-1"
+)
+
+// Server is a running S3-protocol server.
+type Server struct {
+	// Endpoint is the server's base URL, http://127.0.0.1:PORT.
+	Endpoint string
+	// Bucket is the name of the bucket made at start.
+	Bucket string
+
+	backend *s3mem.Backend
+
+	mu       sync.Mutex
+	failN    int
+	failCode int
+	requests []Request
+}
+
+// Request is one request the server received.
+type Request struct {
+	Method string
+	// Path is the request's path, "/bucket/key".
+	Path string
+	// Query is the raw query ("uploadId=...&partNumber=2").
+	Query string
+	// Status is what the server answered with.
+	Status int
+}
+
+// Start starts a server with an empty bucket "quiver-test" and stops it
+// when t ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{Bucket: "quiver-test", backend: s3mem.New()}
+	if err := s.backend.CreateBucket(s.Bucket); err != nil {
+		t.Fatalf("s3test: create bucket: %v", err)
+	}
+	fake := gofakes3.New(s.backend, gofakes3.WithoutVersioning(), gofakes3.WithTimeSkewLimit(time.Hour))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("s3test: listen: %v", err)
+	}
+	srv := &http.Server{Handler: s.handler(fake.Server()), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	s.Endpoint = "http://" + ln.Addr().String()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			_ = srv.Close()
+		}
+		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("s3test: serve: %v", err)
+		}
+	})
+	return s
+}
+
+// Options are storage options for this server: its endpoint, path-style
+// addressing, no retry backoff beyond the default, and its credentials.
+func (s *Server) Options() storage.S3Options {
+	return storage.S3Options{
+		Endpoint:    s.Endpoint,
+		Region:      Region,
+		PathStyle:   true,
+		PartSize:    storage.MinPartSize,
+		Credentials: Credentials(AccessKey, SecretKey),
+	}
+}
+
+// Credentials returns a static credentials provider.
+func Credentials(access, secret string) aws.CredentialsProvider {
+	return credentials.NewStaticCredentialsProvider(access, secret, "")
+}
+
+// CreateBucket makes another bucket.
+func (s *Server) CreateBucket(t testing.TB, name string) {
+	t.Helper()
+	if err := s.backend.CreateBucket(name); err != nil {
+		t.Fatalf("s3test: create bucket %s: %v", name, err)
+	}
+}
+
+// FailNext makes the next n requests fail with status (500 or 503, which
+// clients retry; 4xx, which they do not) before they reach the store.
+func (s *Server) FailNext(n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failN, s.failCode = n, status
+}
+
+// Requests returns the requests received so far.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// ResetRequests forgets the requests received so far.
+func (s *Server) ResetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = nil
+}
+
+// handler checks signatures and injects failures before the store.
+func (s *Server) handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			s.mu.Lock()
+			s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: rw.status})
+			s.mu.Unlock()
+		}()
+		if code, msg := verifySigV4(r, AccessKey, SecretKey); code != "" {
+			writeError(rw, http.StatusForbidden, code, msg)
+			return
+		}
+		s.mu.Lock()
+		fail := s.failN > 0
+		status := s.failCode
+		if fail {
+			s.failN--
+		}
+		s.mu.Unlock()
+		if fail {
+			code := "InternalError"
+			if status == http.StatusServiceUnavailable {
+				code = "SlowDown"
+			}
+			writeError(rw, status, code, "injected failure")
+			return
+		}
+		next.ServeHTTP(rw, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n<Error><Code>%s</Code><Message>%s</Message><RequestId>s3test</RequestId></Error>",
+		code, strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(msg))
+}
