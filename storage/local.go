@@ -50,7 +50,7 @@ const filePerm = 0o644
 // path checks key and returns its file.
 func (l *Local) path(op, key string) (string, error) {
 	if err := checkLocalKey(key); err != nil {
-		return "", &Error{Op: op, URI: l.URI(key), Err: err}
+		return "", &Error{Op: op, URI: strings.TrimSuffix(l.root, "/") + "/" + key, Err: err}
 	}
 	return l.URI(key), nil
 }
@@ -156,7 +156,7 @@ func (l *Local) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 	}
 	if dir != "" {
 		if err := checkLocalKey(dir); err != nil {
-			return nil, &Error{Op: "list", URI: l.URI(prefix), Err: err}
+			return nil, &Error{Op: "list", URI: strings.TrimSuffix(l.root, "/") + "/" + prefix, Err: err}
 		}
 	}
 	start := filepath.Join(l.root, filepath.FromSlash(dir))

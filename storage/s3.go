@@ -486,8 +486,8 @@ func (o *s3Object) fetch(ctx context.Context, buf []byte, off int64) error {
 			return nil
 		}
 		if ctx.Err() != nil || attempt >= o.s.opts.retries() {
-			return &Error{Op: "read", URI: o.s.URI(key), Err: fmt.Errorf("bytes %d-%d: the connection ended after %d of %d bytes: %w",
-				off, off+int64(len(buf))-1, got, len(buf), errors.Join(rerr, cerr))}
+			return &Error{Op: "read", URI: o.s.URI(key), Err: fmt.Errorf("bytes %d-%d: the connection ended after %d of %d bytes (%d attempts): %w",
+				off, off+int64(len(buf))-1, got, len(buf), attempt+1, errors.Join(rerr, cerr))}
 		}
 		if err := sleep(ctx, attempt); err != nil {
 			return &Error{Op: "read", URI: o.s.URI(key), Err: err}

@@ -1,7 +1,8 @@
 // Package s3test starts real S3-protocol servers for tests.
 //
-// [Start] serves an in-memory object store (gofakes3) over HTTP on a free
-// loopback port, with one empty bucket, and stops it when the test ends.
+// [Start] serves an in-memory object store (gofakes3) over HTTP, and
+// [StartTLS] over HTTPS, on a free loopback port, with one empty bucket,
+// and stops it when the test ends.
 // Every request must carry a valid AWS Signature Version 4 made with the
 // server's credentials: a wrong access key or secret is refused with 403,
 // as S3 refuses it. The server honours ranged GETs, multipart uploads and
@@ -21,11 +22,12 @@
 package s3test
 
 import (
-	"context"
-	"errors"
+	"encoding/pem"
 	"fmt"
-	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -53,6 +55,8 @@ type Server struct {
 	Endpoint string
 	// Bucket is the name of the bucket made at start.
 	Bucket string
+	// CAFile is the PEM file of the server's certificate (StartTLS only).
+	CAFile string
 
 	backend *s3mem.Backend
 
@@ -75,42 +79,45 @@ type Request struct {
 
 // Start starts a server with an empty bucket "quiver-test" and stops it
 // when t ends.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB) *Server { return start(t, false) }
+
+// StartTLS is Start over HTTPS with a certificate of its own CA, whose
+// PEM file is CAFile.
+func StartTLS(t testing.TB) *Server { return start(t, true) }
+
+func start(t testing.TB, useTLS bool) *Server {
 	t.Helper()
 	s := &Server{Bucket: "quiver-test", backend: s3mem.New()}
 	if err := s.backend.CreateBucket(s.Bucket); err != nil {
 		t.Fatalf("s3test: create bucket: %v", err)
 	}
 	fake := gofakes3.New(s.backend, gofakes3.WithoutVersioning(), gofakes3.WithTimeSkewLimit(time.Hour))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("s3test: listen: %v", err)
+	srv := httptest.NewUnstartedServer(s.handler(fake.Server()))
+	if useTLS {
+		srv.StartTLS()
+		s.CAFile = filepath.Join(t.TempDir(), "ca.pem")
+		block := &pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}
+		if err := os.WriteFile(s.CAFile, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatalf("s3test: write CA file: %v", err)
+		}
+	} else {
+		srv.Start()
 	}
-	srv := &http.Server{Handler: s.handler(fake.Server()), ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	s.Endpoint = "http://" + ln.Addr().String()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			_ = srv.Close()
-		}
-		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("s3test: serve: %v", err)
-		}
-	})
+	s.Endpoint = srv.URL
+	t.Cleanup(srv.Close)
 	return s
 }
 
 // Options are storage options for this server: its endpoint, path-style
-// addressing, no retry backoff beyond the default, and its credentials.
+// addressing, the smallest part size (so that a few MiB take the
+// multipart path), its CA file (StartTLS) and its credentials.
 func (s *Server) Options() storage.S3Options {
 	return storage.S3Options{
 		Endpoint:    s.Endpoint,
 		Region:      Region,
 		PathStyle:   true,
 		PartSize:    storage.MinPartSize,
+		CAFile:      s.CAFile,
 		Credentials: Credentials(AccessKey, SecretKey),
 	}
 }
