@@ -23,7 +23,15 @@ func Glob(ctx context.Context, b Bucket, pattern string) ([]ObjectInfo, error) {
 	if err := CheckGlob(pattern); err != nil {
 		return nil, &Error{Op: "glob", URI: b.URI(pattern), Err: err}
 	}
-	objs, err := b.List(ctx, GlobPrefix(pattern))
+	var objs []ObjectInfo
+	var err error
+	if l, ok := b.(*Local); ok {
+		// Walk no deeper than the pattern reaches: a match has as many
+		// slashes as the pattern.
+		objs, err = l.list(ctx, GlobPrefix(pattern), strings.Count(pattern, "/"))
+	} else {
+		objs, err = b.List(ctx, GlobPrefix(pattern))
+	}
 	if err != nil {
 		return nil, err
 	}

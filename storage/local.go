@@ -148,6 +148,12 @@ func (o *localObject) Info() ObjectInfo { return o.info }
 // that directory's tree; otherwise the prefix's last segment is matched as
 // a name prefix within its directory.
 func (l *Local) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+	return l.list(ctx, prefix, -1)
+}
+
+// list is List of the keys with at most maxSlashes slashes (any number
+// when maxSlashes < 0).
+func (l *Local) list(ctx context.Context, prefix string, maxSlashes int) ([]ObjectInfo, error) {
 	dir := prefix
 	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
 		dir = prefix[:i]
@@ -179,6 +185,9 @@ func (l *Local) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 		if d.IsDir() {
 			// Descend only into directories that can hold a match.
 			if p != start && !strings.HasPrefix(key+"/", prefix) && !strings.HasPrefix(prefix, key+"/") {
+				return fs.SkipDir
+			}
+			if p != start && maxSlashes >= 0 && strings.Count(key, "/")+1 > maxSlashes {
 				return fs.SkipDir
 			}
 			return nil

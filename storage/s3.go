@@ -479,6 +479,11 @@ func (o *s3Object) fetch(ctx context.Context, buf []byte, off int64) error {
 			}
 			return o.s.fail(ctx, "read", key, err)
 		}
+		start := off + int64(got)
+		if cr := aws.ToString(out.ContentRange); !strings.HasPrefix(cr, "bytes "+strconv.FormatInt(start, 10)+"-") {
+			cerr := out.Body.Close()
+			return &Error{Op: "read", URI: o.s.URI(key), Err: errors.Join(fmt.Errorf("asked for %s, the store answered with Content-Range %q", rng, cr), cerr)}
+		}
 		n, rerr := io.ReadFull(out.Body, buf[got:])
 		cerr := out.Body.Close()
 		got += n

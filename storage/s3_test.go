@@ -366,3 +366,24 @@ func TestS3OptionsValidate(t *testing.T) {
 	require.ErrorIs(t, err, storage.ErrInvalid)
 	require.True(t, errors.Is(err, storage.ErrInvalid))
 }
+
+func TestS3ObjectReplacedDuringARead(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t)
+	b := newS3(t, srv, nil)
+	_, err := b.Put(ctx, "v.bin", strings.NewReader("version one"))
+	require.NoError(t, err)
+	o, err := b.Open(ctx, "v.bin")
+	require.NoError(t, err)
+	defer func() { require.NoError(t, o.Close()) }()
+	p := make([]byte, 7)
+	_, err = o.ReadAt(p, 0)
+	require.NoError(t, err)
+	require.Equal(t, "version", string(p))
+
+	_, err = b.Put(ctx, "v.bin", strings.NewReader("version two, longer"))
+	require.NoError(t, err)
+	_, err = o.ReadAt(p, 4)
+	require.ErrorContains(t, err, "replaced while it was read")
+	require.ErrorContains(t, err, "s3://quiver-test/v.bin")
+}
