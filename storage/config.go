@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"gopkg.in/yaml.v3"
 )
 
 // Config is the storage section of quiver.yaml:
@@ -89,22 +88,42 @@ func (o *S3Options) EnsureDefaults() {
 	}
 }
 
-// Validate reports every problem of o at once (after EnsureDefaults).
+// Validate reports every problem of o at once (after EnsureDefaults),
+// each naming its key under storage.s3.
 func (o *S3Options) Validate() error {
 	var errs []error
-	if o.Endpoint != "" && !strings.HasPrefix(o.Endpoint, "http://") && !strings.HasPrefix(o.Endpoint, "https://") {
-		errs = append(errs, fmt.Errorf("storage.s3.endpoint %q: give a URL, https://host:port", o.Endpoint))
-	}
-	if o.MaxRetries < -1 {
-		errs = append(errs, fmt.Errorf("storage.s3.max_retries %d: give 0 or more (-1 for none)", o.MaxRetries))
-	}
-	if o.PartSize < MinPartSize {
-		errs = append(errs, fmt.Errorf("storage.s3.part_size %s: at least 5MiB, the smallest part S3 takes", o.PartSize))
-	}
-	if o.Concurrency < 1 {
-		errs = append(errs, fmt.Errorf("storage.s3.concurrency %d: give 1 or more", o.Concurrency))
+	for _, p := range o.Problems() {
+		errs = append(errs, fmt.Errorf("storage.s3.%s: %s", p.Field, p.Msg))
 	}
 	return errors.Join(errs...)
+}
+
+// Problem is one invalid option: its YAML key under storage.s3 and what is
+// wrong.
+type Problem struct {
+	Field, Msg string
+}
+
+// Problems lists every invalid option of o (after EnsureDefaults), for a
+// configuration loader that reports them with their positions.
+func (o *S3Options) Problems() []Problem {
+	var ps []Problem
+	bad := func(field, format string, args ...any) {
+		ps = append(ps, Problem{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	if o.Endpoint != "" && !strings.HasPrefix(o.Endpoint, "http://") && !strings.HasPrefix(o.Endpoint, "https://") {
+		bad("endpoint", "%q is not a URL; give https://host:port", o.Endpoint)
+	}
+	if o.MaxRetries < -1 {
+		bad("max_retries", "%d: give 0 or more (-1 for none)", o.MaxRetries)
+	}
+	if o.PartSize < MinPartSize {
+		bad("part_size", "%s is below 5MiB, the smallest part S3 takes", o.PartSize)
+	}
+	if o.Concurrency < 1 {
+		bad("concurrency", "%d: give 1 or more", o.Concurrency)
+	}
+	return ps
 }
 
 // retries is MaxRetries with -1 read as none.
@@ -144,14 +163,11 @@ func ParseByteSize(s string) (ByteSize, error) {
 	return ByteSize(n * mult), nil
 }
 
-// UnmarshalYAML reads an integer or a size with a unit.
-func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: a size is a number or a string such as 16MiB", n.Line)
-	}
-	v, err := ParseByteSize(n.Value)
+// UnmarshalText reads an integer or a size with a unit, for YAML.
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	v, err := ParseByteSize(string(text))
 	if err != nil {
-		return fmt.Errorf("line %d: %v", n.Line, err)
+		return err
 	}
 	*b = v
 	return nil

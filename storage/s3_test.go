@@ -355,7 +355,7 @@ func TestS3OptionsValidate(t *testing.T) {
 	o := storage.S3Options{Endpoint: "minio:9000", MaxRetries: -3, PartSize: 1 << 20, Concurrency: -1}
 	err := o.Validate()
 	require.Error(t, err)
-	for _, want := range []string{"storage.s3.endpoint", "storage.s3.max_retries", "storage.s3.part_size 1MiB", "storage.s3.concurrency"} {
+	for _, want := range []string{"storage.s3.endpoint", "storage.s3.max_retries", "storage.s3.part_size: 1MiB", "storage.s3.concurrency"} {
 		require.ErrorContains(t, err, want)
 	}
 	o = storage.S3Options{}
