@@ -22,6 +22,10 @@ import (
 // through internal/durable: a synced temporary file beside the target,
 // renamed into place (Put) or hard-linked to it (PutIfAbsent), and the
 // directory synced.
+//
+// Keys cannot leave the root, but symbolic links are not confined: Stat
+// and Open follow them, List skips them. A caller that must confine reads
+// to a directory (the Flight service's data root) resolves links itself.
 type Local struct {
 	root string
 }

@@ -219,20 +219,22 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) (ObjectInfo, erro
 	if err := s.check("put", key); err != nil {
 		return ObjectInfo{}, err
 	}
-	first := make([]byte, s.opts.PartSize)
-	n, err := io.ReadFull(r, first)
+	// The first part's worth decides: a shorter body is one PUT. The
+	// buffer grows with the body, so a small object costs little memory.
+	var first bytes.Buffer
+	n, err := first.ReadFrom(io.LimitReader(r, int64(s.opts.PartSize)))
 	switch {
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+	case err != nil:
+		return ObjectInfo{}, &Error{Op: "put", URI: s.URI(key), Err: fmt.Errorf("read the body: %w", err)}
+	case n < int64(s.opts.PartSize):
 		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
-			Bucket: &s.bucket, Key: &key, Body: bytes.NewReader(first[:n]), ContentLength: aws.Int64(int64(n)),
+			Bucket: &s.bucket, Key: &key, Body: bytes.NewReader(first.Bytes()), ContentLength: aws.Int64(n),
 		})
 		if err != nil {
 			return ObjectInfo{}, s.fail(ctx, "put", key, err)
 		}
-	case err != nil:
-		return ObjectInfo{}, &Error{Op: "put", URI: s.URI(key), Err: fmt.Errorf("read the body: %w", err)}
 	default:
-		if err := s.multipart(ctx, key, first, r); err != nil {
+		if err := s.multipart(ctx, key, first.Bytes(), r); err != nil {
 			return ObjectInfo{}, err
 		}
 	}
@@ -270,6 +272,7 @@ func (s *S3) multipart(ctx context.Context, key string, first []byte, r io.Reade
 		mu    sync.Mutex
 		parts []types.CompletedPart
 	)
+	partSize := int(s.opts.PartSize) // every buffer's capacity is at least this
 	free := make(chan []byte, s.opts.Concurrency)
 	allocated := 1
 	g, gctx := errgroup.WithContext(ctx)
@@ -286,11 +289,11 @@ func (s *S3) multipart(ctx context.Context, key string, first []byte, r io.Reade
 			mu.Lock()
 			parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(part)})
 			mu.Unlock()
-			free <- body[:cap(body)]
+			free <- body[:partSize]
 			return nil
 		})
 	}
-	buf, n := first, len(first)
+	buf, n := first[:partSize], partSize
 	for num := int32(1); ; num++ {
 		if num > maxParts {
 			return errors.Join(g.Wait(), &Error{Op: "put", URI: s.URI(key), Err: fmt.Errorf("the object is larger than %d parts of %s (raise storage.s3.part_size)", maxParts, s.opts.PartSize)})
