@@ -36,6 +36,13 @@ func bucketCases() []bucketCase {
 			require.NoError(t, err)
 			return b
 		}},
+		// MinIO when a binary was built (scripts/minio.sh); skipped otherwise.
+		{"minio", func(t *testing.T) storage.Bucket {
+			srv := s3test.StartMinIO(t)
+			b, err := storage.NewS3(context.Background(), srv.Bucket, srv.Options())
+			require.NoError(t, err)
+			return b
+		}},
 	}
 }
 

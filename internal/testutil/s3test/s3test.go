@@ -13,6 +13,10 @@
 //	opts := srv.Options()        // endpoint, region, path style, credentials
 //	b, err := storage.NewS3(ctx, srv.Bucket, opts)
 //
+// [StartMinIO] runs a MinIO server behind the same checks, when a MinIO
+// binary was built (scripts/minio.sh) or is named by $QUIVER_MINIO, and
+// skips the test otherwise: no test builds MinIO.
+//
 // Faults are injected by the test: [Server.FailNext] answers the next
 // requests with a 500 (which clients retry); [StartProxy] puts a TCP proxy
 // in front of any address whose [Proxy.Cut] ends connections after a
@@ -22,6 +26,7 @@
 package s3test
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
@@ -36,6 +41,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
@@ -59,7 +65,8 @@ type Server struct {
 	// CAFile is the PEM file of the server's certificate (StartTLS only).
 	CAFile string
 
-	backend *s3mem.Backend
+	backend *s3mem.Backend // gofakes3's store; nil for MinIO
+	minio   *s3.Client     // a client of MinIO, for set-up
 
 	mu       sync.Mutex
 	failN    int
@@ -131,6 +138,12 @@ func Credentials(access, secret string) aws.CredentialsProvider {
 // CreateBucket makes another bucket.
 func (s *Server) CreateBucket(t testing.TB, name string) {
 	t.Helper()
+	if s.minio != nil {
+		if _, err := s.minio.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: &name}); err != nil {
+			t.Fatalf("s3test: create bucket %s: %v", name, err)
+		}
+		return
+	}
 	if err := s.backend.CreateBucket(name); err != nil {
 		t.Fatalf("s3test: create bucket %s: %v", name, err)
 	}
@@ -186,7 +199,7 @@ func (s *Server) handler(next http.Handler) http.Handler {
 			writeError(rw, status, code, "injected failure")
 			return
 		}
-		if m := r.Header.Get("If-Match"); m != "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		if m := r.Header.Get("If-Match"); m != "" && s.backend != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			if !s.etagMatches(r.URL.Path, m) {
 				writeError(rw, http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
 				return
