@@ -6,10 +6,18 @@
 // # Addresses
 //
 // [ParseURI] accepts "s3://bucket/key", "file:///abs/path" and plain local
-// paths (relative or absolute). [Open] turns a URI into a [Bucket] and a key
-// within it: an S3 URI opens the named bucket with the [S3Options] of the
-// repository's quiver.yaml; a local path opens a [Local] bucket rooted at
-// the file system root, with the absolute path as its key.
+// paths (relative or absolute). [Store.Open] turns a URI into a [Bucket]
+// and a key within it: an S3 URI opens the named bucket (one client per
+// bucket, kept by the Store) with the [S3Options] of quiver.yaml's storage
+// section ([Config]); a local path opens a [Local] bucket rooted at the
+// file system root, with the absolute path as its key. [NewLocal] and
+// [NewS3] open one bucket directly.
+//
+//	st := storage.NewStore(cfg.StorageConfig())
+//	b, key, err := st.Open(ctx, "s3://features/stats/2024-01.parquet")
+//	obj, err := b.Open(ctx, key)
+//	defer obj.Close()
+//	pf, err := file.NewParquetReader(obj) // arrow-go, ranged GETs underneath
 //
 // Keys are slash-separated. A [Local] bucket refuses keys that would leave
 // its root ("..", absolute keys, empty segments); an S3 bucket takes any
@@ -49,14 +57,17 @@
 //
 // # Errors
 //
-// Every error returned is an [*Error] naming the operation, the bucket and
-// the key; [ErrNotFound], [ErrBucketNotFound] and [ErrExist] are matched
-// with errors.Is. No error, and no log line, holds a credential.
+// Every error of a bucket operation is an [*Error] naming the operation,
+// the bucket and the key; [ErrNotFound], [ErrBucketNotFound], [ErrExist]
+// and [ErrInvalid] are matched with errors.Is (the errors of [ParseURI]
+// and [CheckGlob] wrap ErrInvalid). The package logs nothing, and no error
+// holds a credential.
 //
 // # Concurrency and ownership
 //
 // Buckets are safe for concurrent use. An [Object] may be read with ReadAt
 // from several goroutines at once; Read and Seek share one offset and are
-// for one goroutine. The caller closes every Object it opens. A byte slice
+// for one goroutine. The context given to Open bounds every read of the
+// Object. The caller closes every Object it opens. A byte slice
 // given to PutIfAbsent is not retained after the call returns.
 package storage

@@ -37,7 +37,7 @@ var _ Bucket = (*Local)(nil)
 func NewLocal(dir string) (*Local, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, fmt.Errorf("local storage root %s: %w", dir, err)
+		return nil, &Error{Op: "open", URI: dir, Err: err}
 	}
 	return &Local{root: abs}, nil
 }
