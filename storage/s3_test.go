@@ -387,3 +387,37 @@ func TestS3ObjectReplacedDuringARead(t *testing.T) {
 	require.ErrorContains(t, err, "replaced while it was read")
 	require.ErrorContains(t, err, "s3://quiver-test/v.bin")
 }
+
+// TestS3FailedPartAbortsTheUpload: a part the store keeps refusing fails
+// the Put, which aborts the upload; a part refused once is retried.
+func TestS3FailedPartAbortsTheUpload(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t)
+	isPart := func(r s3test.Request) bool {
+		return r.Method == http.MethodPut && strings.Contains(r.Query, "partNumber=2")
+	}
+	data := randomBytes(3*storage.MinPartSize, 4)
+
+	b := newS3(t, srv, func(o *storage.S3Options) { o.MaxRetries = 2 })
+	srv.FailNextMatching(1, http.StatusInternalServerError, isPart)
+	_, err := b.Put(ctx, "part-retried", bytes.NewReader(data))
+	require.NoError(t, err)
+	o, err := b.Open(ctx, "part-retried")
+	require.NoError(t, err)
+	got, err := io.ReadAll(o)
+	require.NoError(t, err)
+	require.NoError(t, o.Close())
+	require.True(t, bytes.Equal(data, got))
+
+	srv.ResetRequests()
+	srv.FailNextMatching(100, http.StatusInternalServerError, isPart)
+	_, err = b.Put(ctx, "part-refused", bytes.NewReader(data))
+	srv.FailNext(0, 0)
+	require.ErrorContains(t, err, "put part 2 of s3://quiver-test/part-refused")
+	require.ErrorContains(t, err, "500")
+	reqs := srv.Requests()
+	require.Equal(t, 1, count(reqs, http.MethodDelete, "uploadId="), "the upload is aborted: %v", reqs)
+	require.Zero(t, count(reqs, http.MethodPost, "uploadId="), "and never completed")
+	_, err = b.Stat(ctx, "part-refused")
+	require.ErrorIs(t, err, storage.ErrNotFound)
+}

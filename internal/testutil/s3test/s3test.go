@@ -68,10 +68,11 @@ type Server struct {
 	backend *s3mem.Backend // gofakes3's store; nil for MinIO
 	minio   *s3.Client     // a client of MinIO, for set-up
 
-	mu       sync.Mutex
-	failN    int
-	failCode int
-	requests []Request
+	mu        sync.Mutex
+	failN     int
+	failCode  int
+	failMatch func(Request) bool
+	requests  []Request
 }
 
 // Request is one request the server received.
@@ -151,10 +152,14 @@ func (s *Server) CreateBucket(t testing.TB, name string) {
 
 // FailNext makes the next n requests fail with status (500 or 503, which
 // clients retry; 4xx, which they do not) before they reach the store.
-func (s *Server) FailNext(n, status int) {
+func (s *Server) FailNext(n, status int) { s.FailNextMatching(n, status, nil) }
+
+// FailNextMatching is FailNext for the requests match accepts only (all
+// when match is nil), such as the parts of a multipart upload.
+func (s *Server) FailNextMatching(n, status int, match func(Request) bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.failN, s.failCode = n, status
+	s.failN, s.failCode, s.failMatch = n, status, match
 }
 
 // Requests returns the requests received so far.
@@ -185,7 +190,7 @@ func (s *Server) handler(next http.Handler) http.Handler {
 			return
 		}
 		s.mu.Lock()
-		fail := s.failN > 0
+		fail := s.failN > 0 && (s.failMatch == nil || s.failMatch(Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery}))
 		status := s.failCode
 		if fail {
 			s.failN--
