@@ -30,6 +30,8 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -102,6 +104,8 @@ func start(t testing.TB, useTLS bool) *Server {
 	}
 	fake := gofakes3.New(s.backend, gofakes3.WithoutVersioning(), gofakes3.WithTimeSkewLimit(time.Hour))
 	srv := httptest.NewUnstartedServer(s.handler(fake.Server()))
+	// Refused handshakes and dropped connections are what tests provoke.
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	if useTLS {
 		srv.StartTLS()
 		s.CAFile = filepath.Join(t.TempDir(), "ca.pem")
@@ -186,7 +190,7 @@ func (s *Server) handler(next http.Handler) http.Handler {
 			s.mu.Unlock()
 		}()
 		if code, msg := verifySigV4(r, AccessKey, SecretKey); code != "" {
-			writeError(rw, http.StatusForbidden, code, msg)
+			writeError(rw, r, http.StatusForbidden, code, msg)
 			return
 		}
 		s.mu.Lock()
@@ -201,12 +205,12 @@ func (s *Server) handler(next http.Handler) http.Handler {
 			if status == http.StatusServiceUnavailable {
 				code = "SlowDown"
 			}
-			writeError(rw, status, code, "injected failure")
+			writeError(rw, r, status, code, "injected failure")
 			return
 		}
 		if m := r.Header.Get("If-Match"); m != "" && s.backend != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			if !s.etagMatches(r.URL.Path, m) {
-				writeError(rw, http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+				writeError(rw, r, http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
 				return
 			}
 		}
@@ -230,11 +234,22 @@ func (s *Server) etagMatches(p, m string) bool {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	wrote  bool
 }
 
+// WriteHeader records the status; a second call (gofakes3 makes some) is
+// dropped, as net/http would drop it.
 func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
+	if w.wrote {
+		return
+	}
+	w.status, w.wrote = code, true
 	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(p)
 }
 
 func (w *statusWriter) Flush() {
@@ -243,7 +258,11 @@ func (w *statusWriter) Flush() {
 	}
 }
 
-func writeError(w http.ResponseWriter, status int, code, msg string) {
+// writeError answers with an S3 error document. It reads the request's
+// body first, as S3 does, so that the client sees the answer rather than a
+// connection reset in the middle of its upload.
+func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	_, _ = io.Copy(io.Discard, r.Body)
 	w.Header().Set("Content-Type", "application/xml")
 	w.WriteHeader(status)
 	_, _ = fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n<Error><Code>%s</Code><Message>%s</Message><RequestId>s3test</RequestId></Error>",
