@@ -75,6 +75,7 @@ type Server struct {
 	failCode  int
 	failMatch func(Request) bool
 	requests  []Request
+	gen       int // counts ResetRequests
 }
 
 // Request is one request the server received.
@@ -178,17 +179,26 @@ func (s *Server) ResetRequests() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = nil
+	s.gen++
 }
 
 // handler checks signatures and injects failures before the store.
 func (s *Server) handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		defer func() {
+		// The request is logged before it is served, and its status as
+		// soon as it is written: a client that has its answer finds the
+		// request in the log.
+		s.mu.Lock()
+		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: http.StatusOK})
+		idx, gen := len(s.requests)-1, s.gen
+		s.mu.Unlock()
+		rw := &statusWriter{ResponseWriter: w, status: func(code int) {
 			s.mu.Lock()
-			s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: rw.status})
+			if gen == s.gen { // not reset since
+				s.requests[idx].Status = code
+			}
 			s.mu.Unlock()
-		}()
+		}}
 		if code, msg := verifySigV4(r, AccessKey, SecretKey); code != "" {
 			writeError(rw, r, http.StatusForbidden, code, msg)
 			return
@@ -233,7 +243,7 @@ func (s *Server) etagMatches(p, m string) bool {
 
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status func(code int)
 	wrote  bool
 }
 
@@ -243,7 +253,8 @@ func (w *statusWriter) WriteHeader(code int) {
 	if w.wrote {
 		return
 	}
-	w.status, w.wrote = code, true
+	w.wrote = true
+	w.status(code)
 	w.ResponseWriter.WriteHeader(code)
 }
 
