@@ -295,6 +295,13 @@ func (s *S3) multipart(ctx context.Context, key string, first []byte, r io.Reade
 	}
 	buf, n := first[:partSize], partSize
 	for num := int32(1); ; num++ {
+		if gctx.Err() != nil {
+			// A part failed (or ctx ended): read no more of the body.
+			if err := g.Wait(); err != nil {
+				return err
+			}
+			return &Error{Op: "put", URI: s.URI(key), Err: context.Cause(gctx)}
+		}
 		if num > maxParts {
 			return errors.Join(g.Wait(), &Error{Op: "put", URI: s.URI(key), Err: fmt.Errorf("the object is larger than %d parts of %s (raise storage.s3.part_size)", maxParts, s.opts.PartSize)})
 		}

@@ -436,3 +436,30 @@ func TestS3FailedPartAbortsTheUpload(t *testing.T) {
 		require.ErrorIs(t, err, storage.ErrNotFound)
 	})
 }
+
+// endless yields zeros forever, counting them.
+type endless struct{ n int64 }
+
+func (e *endless) Read(p []byte) (int, error) {
+	clear(p)
+	e.n += int64(len(p))
+	return len(p), nil
+}
+
+// TestS3RefusedPartStopsReadingTheBody: once a part has failed, Put reads
+// no more of its body (an endless one here) and returns.
+func TestS3RefusedPartStopsReadingTheBody(t *testing.T) {
+	srv := s3test.Start(t)
+	b := newS3(t, srv, func(o *storage.S3Options) { o.MaxRetries = -1; o.Concurrency = 2 })
+	srv.FailNextMatching(1000, http.StatusInternalServerError, func(r s3test.Request) bool {
+		return r.Method == http.MethodPut && strings.Contains(r.Query, "partNumber=3")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	body := &endless{}
+	_, err := b.Put(ctx, "endless", body)
+	require.ErrorContains(t, err, "put part 3 of s3://quiver-test/endless")
+	require.NotErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, body.n, int64(20*storage.MinPartSize), "the body was read on after the failure")
+	require.Equal(t, 1, count(srv.Requests(), http.MethodDelete, "uploadId="))
+}
