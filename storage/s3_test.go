@@ -153,6 +153,15 @@ func TestS3CredentialsFromTheEnvironmentChain(t *testing.T) {
 	opts := srv.Options()
 	opts.Credentials = nil
 
+	t.Run("none", func(t *testing.T) {
+		t.Setenv("AWS_ACCESS_KEY_ID", "")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+		b, err := storage.NewS3(ctx, srv.Bucket, opts)
+		require.NoError(t, err, "credentials are looked up at the first request")
+		_, err = b.Stat(ctx, "k")
+		require.ErrorContains(t, err, "stat s3://quiver-test/k")
+		require.ErrorContains(t, err, "credentials")
+	})
 	t.Run("environment", func(t *testing.T) {
 		t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
 		t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
