@@ -472,3 +472,44 @@ func TestS3RefusedPartStopsReadingTheBody(t *testing.T) {
 	require.Less(t, body.n, int64(20*storage.MinPartSize), "the body was read on after the failure")
 	require.Equal(t, 1, count(srv.Requests(), http.MethodDelete, "uploadId="))
 }
+
+// TestS3StalledRead: a store that stops sending, mid-body or before its
+// answer, is given up on after read_timeout and retried; a read that
+// keeps stalling is an error, not a hang.
+func TestS3StalledRead(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv *s3test.Server) {
+		proxy := s3test.StartProxy(t, srv.Endpoint)
+		data := randomBytes(2<<20, 5)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := newS3(t, srv, nil).Put(ctx, "stall.bin", bytes.NewReader(data))
+		require.NoError(t, err)
+		b := newS3(t, srv, func(o *storage.S3Options) {
+			o.Endpoint = proxy.Endpoint
+			o.MaxRetries = 2
+			o.ReadTimeout = storage.Duration(300 * time.Millisecond)
+		})
+		o, err := b.Open(ctx, "stall.bin")
+		require.NoError(t, err)
+		defer func() { require.NoError(t, o.Close()) }()
+		buf := make([]byte, len(data))
+
+		for _, after := range []int64{128 << 10, 0} { // mid-body; before the answer
+			proxy.Stall(after, 1)
+			before := proxy.Cuts()
+			clear(buf)
+			n, err := o.ReadAt(buf, 0)
+			require.ErrorIs(t, err, io.EOF, "stalled after %d bytes once: resumed to the end", after)
+			require.Equal(t, len(data), n)
+			require.True(t, bytes.Equal(data, buf))
+			require.Equal(t, before+1, proxy.Cuts())
+		}
+
+		proxy.Stall(128<<10, -1)
+		_, err = o.ReadAt(buf, 0)
+		require.ErrorContains(t, err, "read s3://quiver-test/stall.bin")
+		require.ErrorContains(t, err, "read_timeout")
+		require.NotErrorIs(t, err, context.DeadlineExceeded, "a stalled read must not wait for the caller's deadline")
+		proxy.Cut(-1, 0)
+	})
+}
