@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/quiverdata/quiver/storage"
 )
 
 // ConfigFile is the name of a repository's project configuration.
@@ -21,6 +23,8 @@ type Config struct {
 	Online   OnlineConfig  `yaml:"online"`
 	Kafka    KafkaConfig   `yaml:"kafka"`
 	Serve    ServeConfig   `yaml:"serve"`
+	// Storage configures object stores (s3:// paths); see docs/storage.md.
+	Storage storage.Config `yaml:"storage"`
 
 	// Dir is the repository directory (absolute); not read from YAML.
 	Dir string `yaml:"-"`
@@ -260,6 +264,13 @@ func (c *Config) Validate() ErrorList {
 	if fl.MaxMessageBytes > MaxFlightMessageBytes {
 		bad("serve.flight_limits.max_message_bytes", "%d is over %d, the most one Flight message may carry", fl.MaxMessageBytes, MaxFlightMessageBytes)
 	}
+	s3 := c.Storage.S3
+	s3.EnsureDefaults()
+	for _, p := range s3.Problems() {
+		if !c.hasUnresolved("storage.s3." + p.Field) {
+			bad("storage.s3."+p.Field, "%s", p.Msg)
+		}
+	}
 	for _, a := range []struct{ field, addr string }{{"serve.grpc", c.Serve.GRPC}, {"serve.http", c.Serve.HTTP}, {"serve.flight", c.Serve.Flight}} {
 		if a.addr == "" {
 			continue
@@ -311,6 +322,15 @@ func (c *Config) RegistryPath() string {
 		return c.Registry
 	}
 	return c.Abs(c.Registry)
+}
+
+// StorageConfig is the storage section with its defaults filled and
+// ca_file resolved against the repository directory.
+func (c *Config) StorageConfig() storage.Config {
+	sc := c.Storage
+	sc.S3.EnsureDefaults()
+	sc.S3.CAFile = c.Abs(sc.S3.CAFile)
+	return sc
 }
 
 // DataRoot is the absolute offline data root.

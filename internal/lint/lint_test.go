@@ -72,7 +72,7 @@ func under(rel string, roots ...string) bool {
 
 // core are the packages that hold Quiver's logic; they know nothing of
 // the server, the CLI or the client.
-var core = []string{"registry", "plan", "offline", "online", "materialize", "transform", "aggregate", "streamlog", "value", "wire"}
+var core = []string{"registry", "plan", "offline", "online", "materialize", "transform", "aggregate", "streamlog", "value", "wire", "storage"}
 
 // rule forbids packages that from matches to depend, directly or not, on
 // a package that forbid matches.
@@ -124,6 +124,8 @@ var rules = []rule{
 		from: quiver("value"), forbid: quiverExcept("value", "internal/text")},
 	{name: "wire imports nothing of Quiver but internal/text",
 		from: quiver("wire"), forbid: quiverExcept("wire", "internal/text")},
+	{name: "storage imports nothing of Quiver but internal/durable",
+		from: quiver("storage"), forbid: quiverExcept("storage", "internal/durable")},
 	{name: "sdk links no cgo", from: sdk, forbid: cgo},
 	{name: "sdk links none of the stores', the engine's or the stream's dependencies",
 		from: sdk, forbid: modules("github.com/duckdb/duckdb-go/v2", "github.com/duckdb/duckdb-go-bindings",
