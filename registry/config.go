@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -322,6 +323,21 @@ func (c *Config) RegistryPath() string {
 		return c.Registry
 	}
 	return c.Abs(c.Registry)
+}
+
+// OpenRegistry opens the registry that quiver.yaml names (OpenStore),
+// after checking with Require that the registry setting, and for a
+// registry in an object store the storage section, have their variables.
+func (c *Config) OpenRegistry(ctx context.Context) (*Store, error) {
+	loc := c.RegistryPath()
+	sections := []string{"registry"}
+	if strings.Contains(loc, "://") {
+		sections = append(sections, "storage")
+	}
+	if err := c.Require(sections...); err != nil {
+		return nil, err
+	}
+	return OpenStore(ctx, loc, c.StorageConfig())
 }
 
 // StorageConfig is the storage section with its defaults filled and
