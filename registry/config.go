@@ -265,6 +265,9 @@ func (c *Config) Validate() ErrorList {
 	if fl.MaxMessageBytes > MaxFlightMessageBytes {
 		bad("serve.flight_limits.max_message_bytes", "%d is over %d, the most one Flight message may carry", fl.MaxMessageBytes, MaxFlightMessageBytes)
 	}
+	if msg := checkRegistryLocation(c.Registry); msg != "" && !c.hasUnresolved("registry") {
+		bad("registry", "%s", msg)
+	}
 	s3 := c.Storage.S3
 	s3.EnsureDefaults()
 	for _, p := range s3.Problems() {
@@ -281,6 +284,22 @@ func (c *Config) Validate() ErrorList {
 		}
 	}
 	return errs
+}
+
+// checkRegistryLocation says what is wrong with a registry location that
+// names a scheme: only file:// and s3://bucket/prefix are registries.
+func checkRegistryLocation(loc string) string {
+	scheme, _, ok := strings.Cut(loc, "://")
+	switch {
+	case !ok || strings.EqualFold(scheme, "file"):
+		return ""
+	case strings.EqualFold(scheme, storage.SchemeS3):
+		if _, err := storage.ParseURI(loc); err != nil {
+			return err.Error()
+		}
+		return ""
+	}
+	return fmt.Sprintf("%q: %s:// registries are not supported; use a directory or s3://bucket/prefix", Clip(loc), Clip(scheme))
 }
 
 func (c *Config) hasUnresolved(prefix string) bool {
