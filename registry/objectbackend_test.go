@@ -447,3 +447,53 @@ func FuzzParseVersionName(f *testing.F) {
 		}
 	})
 }
+
+// laggingListing is a real backend whose listing leaves out its newest
+// versions, as an object store whose listings lag behind its writes does;
+// it gives up after maxCreates creates, so an apply that never catches up
+// fails instead of spinning.
+type laggingListing struct {
+	Backend
+	hide, creates, maxCreates int
+}
+
+func (l *laggingListing) Versions(ctx context.Context) ([]int64, error) {
+	vs, err := l.Backend.Versions(ctx)
+	return vs[:max(0, len(vs)-l.hide)], err
+}
+
+func (l *laggingListing) Create(ctx context.Context, v int64, data []byte) error {
+	if l.creates++; l.creates > l.maxCreates {
+		return fmt.Errorf("create %d: given up after %d creates", v, l.maxCreates)
+	}
+	return l.Backend.Create(ctx, v, data)
+}
+
+// TestApplyOnALaggingListing: when the listing does not show the version
+// another apply took, Apply reads that version by its number and plans on
+// top of it, instead of trying the same number again.
+func TestApplyOnALaggingListing(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t)
+	b, err := storage.NewS3(ctx, srv.Bucket, srv.Options())
+	require.NoError(t, err)
+	real := NewObjectBackend(b, "registry")
+	for i := range 3 {
+		_, err := NewStore(real).Apply(ctx, testDefs(t, fmt.Sprintf("%dh", i+1)), ApplyOptions{})
+		require.NoError(t, err)
+	}
+	lag := &laggingListing{Backend: real, hide: 2, maxCreates: 5}
+	res, err := NewStore(lag).Apply(ctx, testDefs(t, "9h"), ApplyOptions{})
+	require.NoError(t, err)
+	require.True(t, res.Written)
+	require.EqualValues(t, 4, res.Snapshot.Version)
+	require.EqualValues(t, 3, res.Plan.FromVersion, "planned on top of the newest version")
+	require.Equal(t, 3, lag.creates, "one refused create per version the listing hid")
+
+	// Definitions equal to the hidden newest version write nothing.
+	lag = &laggingListing{Backend: real, hide: 1, maxCreates: 5}
+	res, err = NewStore(lag).Apply(ctx, testDefs(t, "9h"), ApplyOptions{})
+	require.NoError(t, err)
+	require.False(t, res.Written)
+	require.EqualValues(t, 4, res.Snapshot.Version)
+}

@@ -258,7 +258,9 @@ type ApplyResult struct {
 
 // Apply writes defs as the next version unless they equal the latest
 // version's. Concurrent applies each get their own version: when another
-// apply takes the version first, Apply plans again on top of it.
+// apply takes the version first, Apply plans again on top of it, read by
+// its number when the backend's listing does not show it yet (an object
+// store whose listings lag behind its writes).
 func (s *Store) Apply(ctx context.Context, defs *Definitions, opts ApplyOptions) (*ApplyResult, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -267,6 +269,7 @@ func (s *Store) Apply(ctx context.Context, defs *Definitions, opts ApplyOptions)
 	if err != nil {
 		return nil, err
 	}
+	var taken int64 // the newest version another apply was seen to take
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -274,6 +277,11 @@ func (s *Store) Apply(ctx context.Context, defs *Definitions, opts ApplyOptions)
 		latest, err := s.Latest(ctx)
 		if err != nil && !errors.Is(err, ErrNoSnapshot) {
 			return nil, err
+		}
+		if taken > 0 && (latest == nil || latest.Version < taken) {
+			if latest, err = s.Get(ctx, taken); err != nil {
+				return nil, fmt.Errorf("read registry version %d, which another apply wrote: %w", taken, err)
+			}
 		}
 		var prev *Definitions
 		var next int64 = 1
@@ -301,6 +309,7 @@ func (s *Store) Apply(ctx context.Context, defs *Definitions, opts ApplyOptions)
 		}
 		err = s.backend.Create(ctx, next, data)
 		if errors.Is(err, ErrVersionExists) {
+			taken = next
 			continue // another apply won this version; plan again on top of it
 		}
 		if err != nil {
