@@ -497,3 +497,30 @@ func TestApplyOnALaggingListing(t *testing.T) {
 	require.False(t, res.Written)
 	require.EqualValues(t, 4, res.Snapshot.Version)
 }
+
+// TestWatcherOverS3: a watcher over an S3 registry swaps in a version
+// applied by another store.
+func TestWatcherOverS3(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t)
+	sc := storage.Config{S3: srv.Options()}
+	writer, err := OpenStore(ctx, "s3://"+srv.Bucket+"/registry", sc)
+	require.NoError(t, err)
+	_, err = writer.Apply(ctx, testDefs(t, "1h"), ApplyOptions{})
+	require.NoError(t, err)
+	reader, err := OpenStore(ctx, "s3://"+srv.Bucket+"/registry", sc)
+	require.NoError(t, err)
+	w, err := NewWatcher(ctx, reader, WatchOptions{})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, w.Current().Version)
+	changed, err := w.Poll(ctx)
+	require.NoError(t, err)
+	require.False(t, changed)
+	_, err = writer.Apply(ctx, testDefs(t, "2h"), ApplyOptions{})
+	require.NoError(t, err)
+	changed, err = w.Poll(ctx)
+	require.NoError(t, err)
+	require.True(t, changed)
+	require.EqualValues(t, 2, w.Current().Version)
+	require.Equal(t, Duration(2*time.Hour), w.Current().Defs.FeatureView("v").TTL)
+}

@@ -79,6 +79,12 @@ func TestApplyAndHistoryWithAnS3Registry(t *testing.T) {
 	require.Contains(t, out, "No changes: registry stays at version 1")
 
 	setTTL(t, dir, "72h")
+	code, out, stderr = quiver(t, "plan", "--repo", dir, "--json")
+	require.Equal(t, 0, code, stderr)
+	var plan registry.Plan
+	require.NoError(t, json.Unmarshal([]byte(out), &plan))
+	require.EqualValues(t, 1, plan.FromVersion)
+	require.Equal(t, 1, plan.Summary.Update, "the plan is against the S3 registry's version 1")
 	code, out, stderr = quiver(t, "apply", "--repo", dir)
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, out, "Applied registry version 2")
