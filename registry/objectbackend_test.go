@@ -524,3 +524,32 @@ func TestWatcherOverS3(t *testing.T) {
 	require.EqualValues(t, 2, w.Current().Version)
 	require.Equal(t, Duration(2*time.Hour), w.Current().Defs.FeatureView("v").TTL)
 }
+
+// TestObjectBackendCreateAfterALostAnswer: the store stores a version but
+// the connection drops before its answer; the client's retried PUT finds
+// the key taken, and Create, finding its own bytes there, succeeds.
+func TestObjectBackendCreateAfterALostAnswer(t *testing.T) {
+	forEachS3(t, func(t *testing.T, srv *s3test.Server) {
+		ctx := context.Background()
+		proxy := s3test.StartProxy(t, srv.Endpoint)
+		opts := srv.Options()
+		opts.Endpoint = proxy.Endpoint
+		b, err := storage.NewS3(ctx, srv.Bucket, opts)
+		require.NoError(t, err)
+		ob := NewObjectBackend(b, "registry")
+		srv.ResetRequests()
+		proxy.Cut(1, 1) // the PUT is served, but its answer is lost after one byte
+		require.NoError(t, ob.Create(ctx, 1, []byte("snapshot one")))
+		require.Equal(t, 1, proxy.Cuts())
+		var puts []int
+		for _, r := range srv.Requests() {
+			if r.Method == "PUT" {
+				puts = append(puts, r.Status)
+			}
+		}
+		require.Equal(t, []int{200, 412}, puts, "the store stored the first PUT and refused its retry")
+		data, err := ob.Read(ctx, 1)
+		require.NoError(t, err)
+		require.Equal(t, "snapshot one", string(data))
+	})
+}
