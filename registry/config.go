@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -264,6 +265,9 @@ func (c *Config) Validate() ErrorList {
 	if fl.MaxMessageBytes > MaxFlightMessageBytes {
 		bad("serve.flight_limits.max_message_bytes", "%d is over %d, the most one Flight message may carry", fl.MaxMessageBytes, MaxFlightMessageBytes)
 	}
+	if msg := checkRegistryLocation(c.Registry); msg != "" && !c.hasUnresolved("registry") {
+		bad("registry", "%s", msg)
+	}
 	s3 := c.Storage.S3
 	s3.EnsureDefaults()
 	for _, p := range s3.Problems() {
@@ -280,6 +284,22 @@ func (c *Config) Validate() ErrorList {
 		}
 	}
 	return errs
+}
+
+// checkRegistryLocation says what is wrong with a registry location that
+// names a scheme: only file:// and s3://bucket/prefix are registries.
+func checkRegistryLocation(loc string) string {
+	scheme, _, ok := strings.Cut(loc, "://")
+	switch {
+	case !ok || strings.EqualFold(scheme, "file"):
+		return ""
+	case strings.EqualFold(scheme, storage.SchemeS3):
+		if _, err := storage.ParseURI(loc); err != nil {
+			return err.Error()
+		}
+		return ""
+	}
+	return fmt.Sprintf("%q: %s:// registries are not supported; use a directory or s3://bucket/prefix", Clip(loc), Clip(scheme))
 }
 
 func (c *Config) hasUnresolved(prefix string) bool {
@@ -322,6 +342,21 @@ func (c *Config) RegistryPath() string {
 		return c.Registry
 	}
 	return c.Abs(c.Registry)
+}
+
+// OpenRegistry opens the registry that quiver.yaml names (OpenStore),
+// after checking with Require that the registry setting, and for a
+// registry in an object store the storage section, have their variables.
+func (c *Config) OpenRegistry(ctx context.Context) (*Store, error) {
+	loc := c.RegistryPath()
+	sections := []string{"registry"}
+	if strings.Contains(loc, "://") {
+		sections = append(sections, "storage")
+	}
+	if err := c.Require(sections...); err != nil {
+		return nil, err
+	}
+	return OpenStore(ctx, loc, c.StorageConfig())
 }
 
 // StorageConfig is the storage section with its defaults filled and

@@ -30,19 +30,6 @@ var _ Backend = (*DirBackend)(nil)
 // NewDirBackend returns a backend over dir, created on first write.
 func NewDirBackend(dir string) *DirBackend { return &DirBackend{dir: dir} }
 
-func openBackend(location string) (Backend, error) {
-	switch {
-	case strings.HasPrefix(location, "file://"):
-		return NewDirBackend(strings.TrimPrefix(location, "file://")), nil
-	case strings.Contains(location, "://"):
-		scheme, _, _ := strings.Cut(location, "://")
-		return nil, fmt.Errorf("registry %q: %s:// registries are not supported yet; use a directory", location, scheme)
-	case location == "":
-		return nil, errors.New("registry location is empty")
-	}
-	return NewDirBackend(location), nil
-}
-
 const versionDigits = 20
 
 func (b *DirBackend) versionPath(v int64) string {

@@ -20,6 +20,10 @@
 //     version number. An unchanged repository writes nothing. Concurrent
 //     applies never lose or overwrite a version: a Backend creates a version
 //     only if it does not exist yet, and Apply retries on top of the winner.
+//     OpenStore (or Config.OpenRegistry) picks the Backend from quiver.yaml's
+//     registry: DirBackend for a directory (a hard link creates a version),
+//     ObjectBackend for s3://bucket/prefix (a PUT with If-None-Match: *,
+//     through package storage).
 //  4. Long-running processes hold a Watcher, which polls the store and swaps
 //     the current snapshot atomically when a new version appears.
 //

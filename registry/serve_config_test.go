@@ -58,3 +58,19 @@ serve:
 	require.ErrorContains(t, errs.Err(), "serve.flight_limits.max_depth: must not be negative")
 	require.ErrorContains(t, errs.Err(), "serve.flight_limits.max_message_bytes: 67108865 is over 67108864, the most one Flight message may carry")
 }
+
+// TestRegistryLocation: quiver.yaml's registry is a directory, a file://
+// URL or s3://bucket/prefix; another scheme or a malformed S3 URI is
+// reported at its line.
+func TestRegistryLocation(t *testing.T) {
+	none := func(string) (string, bool) { return "", false }
+	for _, loc := range []string{".quiver/registry", "/srv/registry", "file:///srv/registry", "s3://features/registry", "s3://features"} {
+		cfg, errs := ParseConfig([]byte("project: rides\nregistry: "+loc+"\n"), none)
+		require.NoError(t, errs.Err(), loc)
+		require.Equal(t, loc, cfg.RegistryPath())
+	}
+	_, errs := ParseConfig([]byte("project: rides\nregistry: gs://features/registry\n"), none)
+	require.ErrorContains(t, errs.Err(), `quiver.yaml:2:1: registry: "gs://features/registry": gs:// registries are not supported; use a directory or s3://bucket/prefix`)
+	_, errs = ParseConfig([]byte("project: rides\nregistry: s3://Features_Bucket/registry\n"), none)
+	require.ErrorContains(t, errs.Err(), "registry: quiver: invalid storage address")
+}

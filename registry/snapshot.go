@@ -8,7 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/quiverdata/quiver/storage"
 )
 
 // snapshotFormat is the version of the snapshot encoding.
@@ -106,9 +109,9 @@ func decodeSnapshot(version int64, data []byte) (*Snapshot, error) {
 	return &s, nil
 }
 
-// Backend stores encoded snapshots by version. A local directory is the
-// first implementation; object stores fit the same three calls (a
-// conditional put for Create).
+// Backend stores encoded snapshots by version: DirBackend in a local
+// directory, ObjectBackend in an object store (a conditional put for
+// Create).
 type Backend interface {
 	// Versions returns the stored versions in ascending order.
 	Versions(ctx context.Context) ([]int64, error)
@@ -121,6 +124,13 @@ type Backend interface {
 	Create(ctx context.Context, v int64, data []byte) error
 }
 
+// Locator is implemented by a Backend that can name where it keeps a
+// version; the Store's errors about a stored version then name it.
+type Locator interface {
+	// Location returns the address of version v, for messages.
+	Location(v int64) string
+}
+
 // Store is a project's versioned registry over a Backend. It is safe for
 // concurrent use, also by several processes sharing one backend.
 type Store struct {
@@ -130,14 +140,44 @@ type Store struct {
 // NewStore returns a Store over b.
 func NewStore(b Backend) *Store { return &Store{backend: b} }
 
-// OpenStore opens the registry at location: a local directory path (or
-// file:// URL). Object-store URLs are not supported yet.
-func OpenStore(location string) (*Store, error) {
-	b, err := openBackend(location)
+// OpenStore opens the registry at location:
+//
+//   - a local directory path, or a file:// URL: a DirBackend;
+//   - s3://bucket/prefix: an ObjectBackend over that bucket and prefix
+//     (s3://bucket for the bucket's root), opened with sc's S3 options
+//     and credentials from the AWS chain (storage.Config).
+//
+// It makes no request: a missing bucket or a refused credential shows in
+// the first read or apply. Errors name the location, never a credential.
+func OpenStore(ctx context.Context, location string, sc storage.Config) (*Store, error) {
+	b, err := openBackend(ctx, location, sc)
 	if err != nil {
 		return nil, err
 	}
 	return NewStore(b), nil
+}
+
+func openBackend(ctx context.Context, location string, sc storage.Config) (Backend, error) {
+	scheme, _, hasScheme := strings.Cut(location, "://")
+	switch {
+	case location == "":
+		return nil, errors.New("registry location is empty")
+	case strings.HasPrefix(location, "file://"):
+		return NewDirBackend(strings.TrimPrefix(location, "file://")), nil
+	case hasScheme && strings.EqualFold(scheme, storage.SchemeS3):
+		u, err := storage.ParseURI(location)
+		if err != nil {
+			return nil, fmt.Errorf("registry %q: %w", location, err)
+		}
+		bucket, prefix, err := storage.NewStore(sc).OpenURI(ctx, u)
+		if err != nil {
+			return nil, fmt.Errorf("open registry %s: %w", location, err)
+		}
+		return NewObjectBackend(bucket, prefix), nil
+	case hasScheme:
+		return nil, fmt.Errorf("registry %q: %s:// registries are not supported; use a directory or s3://bucket/prefix", location, scheme)
+	}
+	return NewDirBackend(location), nil
 }
 
 // LatestVersion returns the newest version number, or 0 when none exists.
@@ -170,7 +210,11 @@ func (s *Store) Get(ctx context.Context, v int64) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeSnapshot(v, data)
+	snap, err := decodeSnapshot(v, data)
+	if l, ok := s.backend.(Locator); ok && err != nil {
+		return nil, fmt.Errorf("read %s: %w", l.Location(v), err)
+	}
+	return snap, err
 }
 
 // History returns every version's header, oldest first.
@@ -214,7 +258,9 @@ type ApplyResult struct {
 
 // Apply writes defs as the next version unless they equal the latest
 // version's. Concurrent applies each get their own version: when another
-// apply takes the version first, Apply plans again on top of it.
+// apply takes the version first, Apply plans again on top of it, read by
+// its number when the backend's listing does not show it yet (an object
+// store whose listings lag behind its writes).
 func (s *Store) Apply(ctx context.Context, defs *Definitions, opts ApplyOptions) (*ApplyResult, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -223,6 +269,7 @@ func (s *Store) Apply(ctx context.Context, defs *Definitions, opts ApplyOptions)
 	if err != nil {
 		return nil, err
 	}
+	var taken int64 // the newest version another apply was seen to take
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -230,6 +277,11 @@ func (s *Store) Apply(ctx context.Context, defs *Definitions, opts ApplyOptions)
 		latest, err := s.Latest(ctx)
 		if err != nil && !errors.Is(err, ErrNoSnapshot) {
 			return nil, err
+		}
+		if taken > 0 && (latest == nil || latest.Version < taken) {
+			if latest, err = s.Get(ctx, taken); err != nil {
+				return nil, fmt.Errorf("read registry version %d, which another apply wrote: %w", taken, err)
+			}
 		}
 		var prev *Definitions
 		var next int64 = 1
@@ -257,6 +309,7 @@ func (s *Store) Apply(ctx context.Context, defs *Definitions, opts ApplyOptions)
 		}
 		err = s.backend.Create(ctx, next, data)
 		if errors.Is(err, ErrVersionExists) {
+			taken = next
 			continue // another apply won this version; plan again on top of it
 		}
 		if err != nil {

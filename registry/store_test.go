@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/quiverdata/quiver/storage"
 )
 
 // testDefs returns valid definitions whose content depends on ttl.
@@ -37,7 +39,7 @@ feature_views:
 func TestApplyWritesVersionsAndReadsThemBack(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	store, err := OpenStore(dir)
+	store, err := OpenStore(ctx, dir, storage.Config{})
 	require.NoError(t, err)
 
 	_, err = store.Latest(ctx)
@@ -228,14 +230,17 @@ func TestDirBackendCreateIsExclusive(t *testing.T) {
 }
 
 func TestOpenStoreLocations(t *testing.T) {
-	_, err := OpenStore("s3://bucket/registry")
-	require.ErrorContains(t, err, "s3:// registries are not supported yet")
-	s, err := OpenStore("file://" + t.TempDir())
+	ctx := context.Background()
+	_, err := OpenStore(ctx, "gs://bucket/registry", storage.Config{})
+	require.ErrorContains(t, err, "gs:// registries are not supported; use a directory or s3://bucket/prefix")
+	_, err = OpenStore(ctx, "s3://Not_A_Bucket/registry", storage.Config{})
+	require.ErrorIs(t, err, storage.ErrInvalid)
+	s, err := OpenStore(ctx, "file://"+t.TempDir(), storage.Config{})
 	require.NoError(t, err)
-	v, err := s.LatestVersion(context.Background())
+	v, err := s.LatestVersion(ctx)
 	require.NoError(t, err)
 	require.Zero(t, v)
-	_, err = OpenStore("")
+	_, err = OpenStore(ctx, "", storage.Config{})
 	require.Error(t, err)
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/storage"
 	"github.com/quiverdata/quiver/streamlog"
 )
 
@@ -130,7 +131,7 @@ func TestApplyRecordsGitCommit(t *testing.T) {
 
 	code, _, stderr := quiver(t, "apply", "--repo", dir, "--author", "someone")
 	require.Equal(t, 0, code, stderr)
-	store, err := registry.OpenStore(filepath.Join(dir, ".quiver", "registry"))
+	store, err := registry.OpenStore(context.Background(), filepath.Join(dir, ".quiver", "registry"), storage.Config{})
 	require.NoError(t, err)
 	snap, err := store.Latest(context.Background())
 	require.NoError(t, err)

@@ -93,7 +93,7 @@ func planRepo(ctx context.Context, dir string) (*registry.Repo, *registry.Store,
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	store, err := openStore(repo.Config)
+	store, err := openStore(ctx, repo.Config)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -157,7 +157,7 @@ func cmdApply(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(repo.Config)
+	store, err := openStore(ctx, repo.Config)
 	if err != nil {
 		return err
 	}
@@ -229,7 +229,7 @@ func cmdRegistry(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(cfg)
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -295,11 +295,8 @@ func loadConfig(dir string) (*registry.Config, error) {
 }
 
 // openStore opens the registry named in quiver.yaml.
-func openStore(cfg *registry.Config) (*registry.Store, error) {
-	if err := cfg.Require("registry"); err != nil {
-		return nil, err
-	}
-	return registry.OpenStore(cfg.RegistryPath())
+func openStore(ctx context.Context, cfg *registry.Config) (*registry.Store, error) {
+	return cfg.OpenRegistry(ctx)
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -132,7 +132,7 @@ func describeStalls(stalls []stream.Stall, now time.Time) string {
 // is folded into the next). what names the work that goes on with the
 // current version when a reload fails.
 func followRegistry(ctx context.Context, cfg *registry.Config, every time.Duration, log *slog.Logger, what string) (*registry.Watcher, <-chan struct{}, error) {
-	regStore, err := openStore(cfg)
+	regStore, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -26,7 +26,7 @@ func latestDefinitions(ctx context.Context, repo string) (*registry.Config, *reg
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := openStore(cfg)
+	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -30,10 +30,7 @@ func Open(ctx context.Context, dir string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cfg.Require("registry"); err != nil {
-		return nil, err
-	}
-	reg, err := registry.OpenStore(cfg.RegistryPath())
+	reg, err := cfg.OpenRegistry(ctx)
 	if err != nil {
 		return nil, err
 	}

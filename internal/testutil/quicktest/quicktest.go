@@ -27,7 +27,7 @@ func Repo(t testing.TB) (*registry.Repo, *registry.Snapshot) {
 	require.NoError(t, quickstart.Scaffold(dir, quickstart.GenerateOptions{Drivers: 10, Days: 1, End: time.Now().UTC().Truncate(time.Hour)}))
 	repo, err := registry.LoadRepo(dir, registry.LoadOptions{})
 	require.NoError(t, err)
-	reg, err := registry.OpenStore(repo.Config.RegistryPath())
+	reg, err := repo.Config.OpenRegistry(context.Background())
 	require.NoError(t, err)
 	res, err := reg.Apply(context.Background(), repo.Defs, registry.ApplyOptions{})
 	require.NoError(t, err)
