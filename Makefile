@@ -69,7 +69,7 @@ pytest: build
 	fi; \
 	QUIVER_BIN="$(CURDIR)/$(BIN)" "$$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests --ignore=python/tests/torch --ignore=python/tests/feast
 
-## integration: quiver.torch and examples/python/train.py with a real (CPU) torch, and real Feast beside Quiver, in venvs under QUIVER_CACHE
+## integration: quiver.torch and examples/python/train.py with a real (CPU) torch, real Feast beside Quiver (venvs under QUIVER_CACHE), and the object-storage suites against a real MinIO (built once into the cache)
 integration: build
 	@set -e; export PIP_CACHE_DIR="$(QUIVER_CACHE)/pip"; \
 	if $(PY_TORCH) -c 'import torch' >/dev/null 2>&1; then \
@@ -80,7 +80,9 @@ integration: build
 	fi; \
 	QUIVER_BIN="$(CURDIR)/$(BIN)" "$$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests/torch; \
 	venv=$$(scripts/pyvenv.sh "$(PY_FEAST_VENV)" "$(PYTHON)" "" $(PY_FEAST_PINS)); \
-	QUIVER_BIN="$(CURDIR)/$(BIN)" "$$venv/bin/python" -m pytest -q -rs -p no:cacheprovider python/tests/feast
+	QUIVER_BIN="$(CURDIR)/$(BIN)" "$$venv/bin/python" -m pytest -q -rs -p no:cacheprovider python/tests/feast; \
+	minio=$$(scripts/minio.sh); \
+	QUIVER_MINIO="$$minio" $(GO) test -tags $(TAGS) -count=1 ./storage/ ./registry/
 
 ## demo: the quickstart end to end on embedded defaults, in a new temporary directory (or QUIVER_DEMO_DIR), the Python client's tour in a venv under QUIVER_CACHE
 demo: build
