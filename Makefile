@@ -26,8 +26,15 @@ PY_TORCH ?= /usr/bin/python3
 # The venvs: one per Python version with PY_PINS, and venv-torch.
 PY_VENV  = $(QUIVER_CACHE)/venv-$$($(PYTHON) -c 'import sys; print("py%d.%d" % sys.version_info[:2])')
 PY_TORCH_PINS := pyarrow==17.0.0 pytest==9.2.0 setuptools==80.9.0
+# python/tests/feast runs real Feast beside Quiver in venv-feast: Feast, and
+# the libraries its results depend on (the pandas/Dask offline store, the
+# Redis client, the feature server), pinned so that a run is reproducible.
+PY_FEAST_PINS := 'feast[redis]==0.67.0' pyarrow==26.0.1 pandas==2.3.3 numpy==2.4.6 dask==2026.8.0 \
+	redis==7.4.1 protobuf==7.36.2 fastapi==0.165.0 uvicorn==0.55.0 pydantic==2.14.4 \
+	pytest==9.2.0 setuptools==80.9.0
+PY_FEAST_VENV = $(QUIVER_CACHE)/venv-feast
 
-.PHONY: build install test lint pytest integration demo bench bench-python proto fuzz clean
+.PHONY: build install test lint pytest integration demo bench bench-python bench-feast proto fuzz clean
 
 ## build: the quiver binary in bin/
 build:
@@ -62,7 +69,7 @@ pytest: build
 	fi; \
 	QUIVER_BIN="$(CURDIR)/$(BIN)" "$$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests --ignore=python/tests/torch --ignore=python/tests/feast
 
-## integration: quiver.torch and examples/python/train.py with a real (CPU) torch, in venvs under QUIVER_CACHE
+## integration: quiver.torch and examples/python/train.py with a real (CPU) torch, and real Feast beside Quiver, in venvs under QUIVER_CACHE
 integration: build
 	@set -e; export PIP_CACHE_DIR="$(QUIVER_CACHE)/pip"; \
 	if $(PY_TORCH) -c 'import torch' >/dev/null 2>&1; then \
@@ -71,7 +78,9 @@ integration: build
 		echo "WARNING: $(PY_TORCH) has no torch (Debian: apt-get install python3-torch); the quiver.torch tests cannot run"; \
 		venv=$$(scripts/pyvenv.sh "$(PY_VENV)" "$(PYTHON)" "" $(PY_PINS)); \
 	fi; \
-	QUIVER_BIN="$(CURDIR)/$(BIN)" "$$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests/torch
+	QUIVER_BIN="$(CURDIR)/$(BIN)" "$$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests/torch; \
+	venv=$$(scripts/pyvenv.sh "$(PY_FEAST_VENV)" "$(PYTHON)" "" $(PY_FEAST_PINS)); \
+	QUIVER_BIN="$(CURDIR)/$(BIN)" "$$venv/bin/python" -m pytest -q -rs -p no:cacheprovider python/tests/feast
 
 ## demo: the quickstart end to end on embedded defaults, in a new temporary directory (or QUIVER_DEMO_DIR), the Python client's tour in a venv under QUIVER_CACHE
 demo: build
@@ -94,6 +103,13 @@ bench-python: build
 	@export PIP_CACHE_DIR="$(QUIVER_CACHE)/pip"; \
 	venv=$$(scripts/pyvenv.sh "$(QUIVER_CACHE)/venv-torch" "$(PY_TORCH)" system $(PY_TORCH_PINS)) && \
 	"$$venv/bin/python" bench/python/bench.py --quiver-bin "$(CURDIR)/$(BIN)"
+
+## bench-feast: bench/feast, Feast 0.67 beside Quiver on the same data and redis-server: training sets, materialization, online serving (BENCH_FEAST_FLAGS, e.g. --quick)
+BENCH_FEAST_FLAGS ?=
+bench-feast: build
+	@export PIP_CACHE_DIR="$(QUIVER_CACHE)/pip"; \
+	venv=$$(scripts/pyvenv.sh "$(PY_FEAST_VENV)" "$(PYTHON)" "" $(PY_FEAST_PINS)) && \
+	"$$venv/bin/python" bench/feast/bench.py --quiver-bin "$(CURDIR)/$(BIN)" $(BENCH_FEAST_FLAGS)
 
 ## proto: regenerate the committed Go code of proto/ (needs protoc, protoc-gen-go, protoc-gen-go-grpc)
 proto:

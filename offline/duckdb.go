@@ -149,7 +149,17 @@ func (q *prepared) render(ctx context.Context, res *resolved, tsCol string) erro
 		}
 		sources[i] = rel
 	}
-	q.sql = trainingSetSQL(res.plans, sources, tsCol, res.demands)
+	cols, err := q.entityColumns(ctx)
+	if err != nil {
+		return err
+	}
+	tsType := ""
+	for _, c := range cols {
+		if c.name == tsCol {
+			tsType = c.typ
+		}
+	}
+	q.sql = trainingSetSQL(res.plans, sources, tsCol, tsType, res.demands)
 	return nil
 }
 

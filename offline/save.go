@@ -15,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/quiverdata/quiver/internal/durable"
+	"github.com/quiverdata/quiver/value"
 )
 
 // Dataset formats, as DatasetFormat names them.
@@ -245,7 +246,7 @@ type merger struct {
 
 // add takes over rec (its reference).
 func (m *merger) add(rec arrow.RecordBatch) error {
-	size := batchBytes(rec)
+	size := value.BatchBytes(rec)
 	if len(m.pending) > 0 && (m.rows+rec.NumRows() > SaveBatchRows || m.bytes+size > saveBatchBytes) {
 		if err := m.flush(); err != nil {
 			rec.Release()
@@ -290,30 +291,6 @@ func (m *merger) flush() error {
 	rec := array.NewRecordBatch(m.schema, cols, m.rows)
 	defer rec.Release()
 	return m.write(rec)
-}
-
-// batchBytes is the size of a batch's buffers (of slices, the whole
-// buffers they view).
-func batchBytes(rec arrow.RecordBatch) int64 {
-	var n int64
-	var walk func(d arrow.ArrayData)
-	walk = func(d arrow.ArrayData) {
-		for _, b := range d.Buffers() {
-			if b != nil {
-				n += int64(b.Len())
-			}
-		}
-		for _, c := range d.Children() {
-			walk(c)
-		}
-		if d.DataType().ID() == arrow.DICTIONARY {
-			walk(d.Dictionary())
-		}
-	}
-	for _, c := range rec.Columns() {
-		walk(c.Data())
-	}
-	return n
 }
 
 // release drops the pending batches.

@@ -83,6 +83,9 @@ curl -s -X POST "http://$http/v1/online-features" -d '{"entities": {"driver_id":
 echo "\$ curl -s -X POST http://$http/v1/online-features -d '{\"entities\": {\"driver_id\": [1001]}, \"features\": [\"driver_hourly:conv_rate\", \"driver_scores:adjusted_conv\"], \"request_context\": {\"surge\": [1.5]}}'"
 curl -s -X POST "http://$http/v1/online-features" -d '{"entities": {"driver_id": [1001]}, "features": ["driver_hourly:conv_rate", "driver_scores:adjusted_conv"], "request_context": {"surge": [1.5]}}'
 echo
+echo "\$ curl -s -X POST http://$http/get-online-features -d '{\"entities\": {\"driver_id\": [1001, 9999]}, \"features\": [\"driver_hourly:conv_rate\"]}'    # the same, as Feast's feature server answers"
+curl -s -X POST "http://$http/get-online-features" -d '{"entities": {"driver_id": [1001, 9999]}, "features": ["driver_hourly:conv_rate"]}'
+echo
 echo "\$ go run ./examples/online-client -addr $grpc    # the Go SDK over gRPC"
 (cd "$root" && go run -tags duckdb_arrow ./examples/online-client -addr "$grpc")
 run training-set --entities data/driver_labels.parquet --features driver_hourly:conv_rate,driver_hourly:acc_rate,driver_scores:adjusted_conv --out data/sets/train.arrow
@@ -149,6 +152,11 @@ run apply --author demo --allow-breaking
 step "History: every version stays readable"
 run registry history
 run registry describe driver_hourly --version 1 | sed -n 1,8p
+
+step "Moving from Feast: a Feast registry (written by feast apply) becomes a Quiver repository"
+(cd "$demo" && run import feast --registry "$root/internal/feast/testdata/registry.db" --out from-feast | sed -n 1,40p)
+(cd "$demo/from-feast" && run validate)
+echo "(quiver serve also answers Feast's clients: POST /get-online-features, feast.serving.ServingService, and Feast's remote offline store over Flight)"
 
 step "The repository is clean: everything the tour generated is ignored"
 echo "\$ git status --short"

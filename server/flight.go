@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -45,6 +46,11 @@ type FlightService struct {
 	waiting atomic.Int64
 	// plans are the dataset schemas' request plans.
 	plans plan.Cache
+	// feast holds the entity tables of Feast's DoPut → DoGet flow
+	// (feast_flight.go).
+	feast       *feastUploads
+	feastLimits FeastUploadLimits
+	feastNow    func() time.Time
 }
 
 // IPCLimits bound the Arrow IPC the Flight service decodes: each entity
@@ -82,6 +88,7 @@ func NewFlightService(off *offline.Engine, lookup *online.Lookup, snapshot func(
 		o(f)
 	}
 	f.ipc.EnsureDefaults()
+	f.feast = newFeastUploads(f.feastLimits, f.feastNow)
 	return f, nil
 }
 
@@ -257,6 +264,9 @@ func (f *FlightService) ticketCommand(cmdBytes []byte) (*wire.FlightCommand, []s
 
 // DoGet streams the training set or the saved dataset a ticket names.
 func (f *FlightService) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer) error {
+	if isFeastCommand(t.GetTicket()) {
+		return f.feastGet(t.GetTicket(), stream)
+	}
 	if cmd, err := wire.DecodeFlightCommand(t.GetTicket()); err == nil && cmd.Kind == wire.FlightDataset {
 		// A saved dataset runs no join and takes no training-set slot.
 		d, err := f.openDataset(stream.Context(), cmd.Path, datasetOpen{populate: true, rng: cmd.Range, version: cmd.Version})
@@ -302,16 +312,15 @@ func sendAll(stream flight.DataStreamWriter, rr array.RecordReader) error {
 // Every message of the client's stream is checked (ipcguard) before it is
 // decoded, and every decoded batch before it is read.
 func (f *FlightService) DoExchange(stream flight.FlightService_DoExchangeServer) error {
-	rd, err := flight.NewRecordReader(ipcguard.NewFlightStream(stream, f.ipc), ipc.WithAllocator(f.mem))
+	rd, raw, err := f.commandStream(stream)
 	if err != nil {
-		return streamError(stream.Context(), err)
+		return err
 	}
 	defer rd.Release()
-	desc := rd.LatestFlightDescriptor()
-	if desc == nil || desc.GetType() != flight.DescriptorCMD {
-		return flightInvalid("the first message needs a CMD descriptor holding a Quiver Flight command")
+	if isFeastCommand(raw) {
+		return f.feastExchange(stream, rd, raw)
 	}
-	cmd, err := wire.DecodeFlightCommand(desc.GetCmd())
+	cmd, err := wire.DecodeFlightCommand(raw)
 	if err != nil {
 		return flightInvalid("%v", err)
 	}
@@ -342,6 +351,25 @@ func (f *FlightService) DoExchange(stream flight.FlightService_DoExchangeServer)
 	}
 	defer rr.Release()
 	return sendAll(stream, rr)
+}
+
+// commandStream reads a client's stream of record batches (DoExchange,
+// DoPut), each message checked (ipcguard) before it is decoded, and gives
+// the command of its first message's CMD descriptor.
+func (f *FlightService) commandStream(stream interface {
+	flight.DataStreamReader
+	Context() context.Context
+}) (*flight.Reader, []byte, error) {
+	rd, err := flight.NewRecordReader(ipcguard.NewFlightStream(stream, f.ipc), ipc.WithAllocator(f.mem))
+	if err != nil {
+		return nil, nil, streamError(stream.Context(), err)
+	}
+	desc := rd.LatestFlightDescriptor()
+	if desc == nil || desc.GetType() != flight.DescriptorCMD {
+		rd.Release()
+		return nil, nil, flightInvalid("the first message needs a CMD descriptor holding a Quiver Flight command")
+	}
+	return rd, desc.GetCmd(), nil
 }
 
 // exchangeOnline answers each entity batch with a batch of the entity
@@ -593,6 +621,9 @@ func (f *FlightService) flightInfo(ctx context.Context, d *flight.FlightDescript
 		}
 		return nil, status.Errorf(codes.NotFound, "no dataset %q (paths are feature_view/NAME, on_demand_feature_view/NAME, feature_service/NAME)", strings.Join(d.GetPath(), "/"))
 	case flight.DescriptorCMD:
+		if isFeastCommand(d.GetCmd()) {
+			return f.feastInfo(d)
+		}
 		cmd, files, err := f.ticketCommand(d.GetCmd())
 		if err != nil {
 			return nil, err

@@ -54,9 +54,16 @@ type flightTest struct {
 // over a feature view of three drivers, and an embedded online store.
 func startFlightTest(t *testing.T, limits Limits, opts ...FlightOption) *flightTest {
 	t.Helper()
+	return startFlightTestDefs(t, flightDefsYAML, limits, opts...)
+}
+
+// startFlightTestDefs is startFlightTest over other definitions of the
+// same source.
+func startFlightTestDefs(t *testing.T, defsYAML string, limits Limits, opts ...FlightOption) *flightTest {
+	t.Helper()
 	root := t.TempDir()
 	writeParquet(t, filepath.Join(root, "features.parquet"), featureRows(t))
-	defs, errs := registry.ParseDefinitions("flt", []string{"f.yaml"}, map[string][]byte{"f.yaml": []byte(flightDefsYAML)})
+	defs, errs := registry.ParseDefinitions("flt", []string{"f.yaml"}, map[string][]byte{"f.yaml": []byte(defsYAML)})
 	require.NoError(t, errs.Err())
 	snap := &registry.Snapshot{Project: "flt", Version: 1, Hash: "sha256:x", Defs: defs}
 	snapshot := func() *registry.Snapshot { return snap }

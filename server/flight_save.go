@@ -12,11 +12,9 @@ import (
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/quiverdata/quiver/internal/ipcguard"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/wire"
 )
@@ -95,16 +93,15 @@ func (f *FlightService) DoAction(a *flight.Action, stream flight.FlightService_D
 // Every message of the client's stream is checked (ipcguard) before it is
 // decoded, and every decoded batch before it is read, as in DoExchange.
 func (f *FlightService) DoPut(stream flight.FlightService_DoPutServer) error {
-	rd, err := flight.NewRecordReader(ipcguard.NewFlightStream(stream, f.ipc), ipc.WithAllocator(f.mem))
+	rd, raw, err := f.commandStream(stream)
 	if err != nil {
-		return streamError(stream.Context(), err)
+		return err
 	}
 	defer rd.Release()
-	desc := rd.LatestFlightDescriptor()
-	if desc == nil || desc.GetType() != flight.DescriptorCMD {
-		return flightInvalid("the first message needs a CMD descriptor holding a Quiver Flight command")
+	if isFeastCommand(raw) {
+		return f.feastPut(stream, rd, raw)
 	}
-	cmd, err := wire.DecodeFlightCommand(desc.GetCmd())
+	cmd, err := wire.DecodeFlightCommand(raw)
 	if err != nil {
 		return flightInvalid("%v", err)
 	}

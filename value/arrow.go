@@ -123,3 +123,29 @@ func AppendArrow(b array.Builder, v any) {
 		panic(fmt.Sprintf("value: builder %T is not one of ArrowType's", b))
 	}
 }
+
+// BatchBytes is the size of a record batch's buffers, children and
+// dictionaries included (of a slice, the whole buffers it views).
+func BatchBytes(rec arrow.RecordBatch) int64 {
+	var n int64
+	for _, c := range rec.Columns() {
+		n += dataBytes(c.Data())
+	}
+	return n
+}
+
+func dataBytes(d arrow.ArrayData) int64 {
+	var n int64
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += int64(b.Len())
+		}
+	}
+	for _, c := range d.Children() {
+		n += dataBytes(c)
+	}
+	if d.DataType().ID() == arrow.DICTIONARY && d.Dictionary() != nil {
+		n += dataBytes(d.Dictionary())
+	}
+	return n
+}

@@ -41,6 +41,7 @@ import (
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/server"
+	"github.com/quiverdata/quiver/value"
 	"github.com/quiverdata/quiver/wire"
 )
 
@@ -351,30 +352,9 @@ func drain(rr array.RecordReader, t0 time.Time) (result, error) {
 			r.first = time.Since(t0)
 		}
 		r.rows += rec.NumRows()
-		r.bytes += batchBytes(rec)
+		r.bytes += value.BatchBytes(rec)
 	}
 	return r, rr.Err()
-}
-
-func batchBytes(rec arrow.RecordBatch) int64 {
-	var n int64
-	for _, c := range rec.Columns() {
-		n += dataBytes(c.Data())
-	}
-	return n
-}
-
-func dataBytes(d arrow.ArrayData) int64 {
-	var n int64
-	for _, b := range d.Buffers() {
-		if b != nil {
-			n += int64(b.Len())
-		}
-	}
-	for _, c := range d.Children() {
-		n += dataBytes(c)
-	}
-	return n
 }
 
 // exchange streams the entity batches with the command in the first
@@ -455,7 +435,7 @@ func hold(rr array.RecordReader) (*batches, error) {
 		rec.Retain()
 		out.batches = append(out.batches, rec)
 		out.rows += rec.NumRows()
-		out.bytes += batchBytes(rec)
+		out.bytes += value.BatchBytes(rec)
 	}
 	if err := rr.Err(); err != nil {
 		out.release()

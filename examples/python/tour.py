@@ -34,12 +34,13 @@ def main():
     labels = pa.table({"driver_id": pa.array([1001, 1002, 9999], pa.int64()),
                        "event_timestamp": pa.array([now] * 3, pa.timestamp("us", tz="UTC"))})
     print("training set of a table sent from Python (Flight DoExchange):")
-    print(client.training_set(labels, features=FEATURES).to_arrow().to_pydict())
+    for row in client.training_set(labels, features=FEATURES).to_arrow().to_pylist():
+        print(f"  driver {row['driver_id']}: conv_rate {row['conv_rate']}, acc_rate {row['acc_rate']}")
 
     saved = client.save_training_set("driver_labels.parquet", "sets/tour.arrow", features=FEATURES, overwrite=True)
     parts = client.dataset_parts(saved.path)
     print(f"saved on the server: {saved}; {len(parts)} part(s) for parallel readers, "
-          f"{sum(p.rows for p in parts)} rows in all")
+          f"{parts.rows} rows in all")
 
     r = client.online_features(entities={"driver_id": [1001, 9999]}, features=FEATURES)
     print(f"online: {r.values} {r.statuses}")
