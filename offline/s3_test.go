@@ -236,7 +236,7 @@ func TestS3CacheBound(t *testing.T) {
 	require.LessOrEqual(t, dirBytes(t, cacheDir), limit)
 }
 
-func fileSize(t *testing.T, p string) int64 {
+func fileSize(t testing.TB, p string) int64 {
 	st, err := os.Stat(p)
 	require.NoError(t, err)
 	return st.Size()
