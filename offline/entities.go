@@ -93,7 +93,7 @@ func (e *Engine) parquetList(ctx context.Context, ents Entities, st *staged) (wh
 		if isRemote(ents.path) {
 			files, err := e.stage(ctx, ents.path, st)
 			if err != nil {
-				return "", "", fmt.Errorf("entity table %s: %w", ents.path, err)
+				return "", "", stageError("entity table "+ents.path, err)
 			}
 			return ents.path, parquetFiles(files), nil
 		}
@@ -114,7 +114,7 @@ func (e *Engine) parquetList(ctx context.Context, ents Entities, st *staged) (wh
 			}
 			files, err := e.stage(ctx, f, st)
 			if err != nil {
-				return "", "", fmt.Errorf("entity table %s: %w", f, err)
+				return "", "", stageError("entity table "+f, err)
 			}
 			paths[i] = files[0]
 			continue

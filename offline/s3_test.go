@@ -320,6 +320,16 @@ func TestS3OptionsAndLocalEngines(t *testing.T) {
 	_, err = os.Stat(cacheDir)
 	require.ErrorIs(t, err, fs.ErrNotExist)
 
+	// DuckDB is told never to install or load an extension on its own.
+	conn, err := eng.conn(context.Background())
+	require.NoError(t, err)
+	defer conn.Close()
+	for _, setting := range []string{"autoinstall_known_extensions", "autoload_known_extensions"} {
+		rows, err := queryInt(context.Background(), conn, "SELECT current_setting('"+setting+"')::INTEGER::BIGINT")
+		require.NoError(t, err)
+		require.Zero(t, rows, setting)
+	}
+
 	_, err = Open(Options{DataRoot: "s3://No_Such/bucket"})
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), "data root"), "%v", err)

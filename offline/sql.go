@@ -36,7 +36,7 @@ func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewP
 		what = uri
 		files, err := e.stage(ctx, uri, st)
 		if err != nil {
-			return "", fmt.Errorf("source %s (%s): %w", src.Name, what, err)
+			return "", stageError(fmt.Sprintf("source %s (%s)", src.Name, what), err)
 		}
 		from = "read_parquet(" + parquetFiles(files) + ", union_by_name = true)"
 	case src.Kind == registry.SourceDuckDBQuery:

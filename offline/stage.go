@@ -85,9 +85,9 @@ const stageAttempts = 3
 const fetchConcurrency = 4
 
 // stage copies the objects uri names (one key, or a glob over keys) into
-// the cache and returns the copies' paths in key order, held by st. A URI
-// that names no object, a missing bucket and a malformed URI are
-// ErrInvalidRequest; failures of the store are not.
+// the cache and returns the copies' paths in key order, held by st.
+// stageError tells the caller's problems (a URI that names no object)
+// from the store's.
 func (e *Engine) stage(ctx context.Context, uri string, st *staged) ([]string, error) {
 	var paths []string
 	var err error
@@ -102,12 +102,27 @@ func (e *Engine) stage(ctx context.Context, uri string, st *staged) ([]string, e
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrBucketNotFound) || errors.Is(err, storage.ErrInvalid) {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
-		}
 		return nil, err
 	}
 	return paths, nil
+}
+
+// errNoMatch: a glob matched no object.
+var errNoMatch = errors.New("no object matches")
+
+// stageError is the error of staging what (a source or an entity table):
+// an invalid request when its URI names nothing (a missing key or bucket,
+// a glob without matches, a malformed URI), a failure otherwise.
+func stageError(what string, err error) error {
+	for _, missing := range []error{storage.ErrNotFound, storage.ErrBucketNotFound, storage.ErrInvalid, errNoMatch} {
+		if errors.Is(err, missing) {
+			return fmt.Errorf("%w: %s: %w", ErrInvalidRequest, what, err)
+		}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 func (e *Engine) stageOnce(ctx context.Context, uri string, st *staged) ([]string, error) {
@@ -121,7 +136,7 @@ func (e *Engine) stageOnce(ctx context.Context, uri string, st *staged) ([]strin
 			return nil, err
 		}
 		if len(objs) == 0 {
-			return nil, fmt.Errorf("%w: no object matches %s", ErrInvalidRequest, uri)
+			return nil, fmt.Errorf("%w %s", errNoMatch, uri)
 		}
 	} else {
 		info, err := b.Stat(ctx, key)

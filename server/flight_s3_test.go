@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,4 +101,27 @@ func TestFlightEntitiesUnderS3DataRoot(t *testing.T) {
 	_, err = ft.doGet(t, wire.FlightCommand{Kind: wire.FlightDataset, Path: "sets/train.arrow"})
 	require.Equal(t, codes.FailedPrecondition, status.Code(err), "%v", err)
 	require.ErrorContains(t, err, "object storage")
+}
+
+// FuzzRemoteEntities: an entities path a ticket names under an s3:// data
+// root is accepted only as a clean relative path below the root, and its
+// URI is the root's with the path appended.
+func FuzzRemoteEntities(f *testing.F) {
+	for _, s := range []string{"e.parquet", "labels/*.parquet", "../e.parquet", "a/../../b", "/abs", "s3://x/y", "a//b", "a/./b", "a/**/b", "[", "a/", "", "ents-[0-9].parquet", "a\\b"} {
+		f.Add(s)
+	}
+	svc, err := NewFlightService(nil, nil, nil, "s3://bucket/root/", Limits{})
+	require.NoError(f, err)
+	f.Fuzz(func(t *testing.T, p string) {
+		files, err := svc.remoteEntities(p)
+		if err != nil {
+			require.Equal(t, codes.InvalidArgument, status.Code(err))
+			return
+		}
+		require.Len(t, files, 1)
+		require.Equal(t, "s3://bucket/root/"+p, files[0])
+		require.Equal(t, path.Clean(p), p)
+		require.False(t, p == ".." || strings.HasPrefix(p, "../") || strings.HasPrefix(p, "/"), p)
+		require.NotContains(t, p, "://")
+	})
 }
