@@ -20,9 +20,13 @@
 //
 // A Cache is safe for concurrent use; concurrent fetches of one object
 // share one download. Every Entry that Fetch returns is held until its
-// Release, and a held copy is never evicted by this Cache. Processes that
-// share a directory share its copies, but each bounds and evicts on its own
-// account: give each long-running process a directory of its own.
+// Release, and a held copy is never evicted. Caches (of one process or of
+// several) over one directory share its copies: a held copy is open with
+// a shared flock, and an eviction removes a copy only when it can lock it
+// exclusively, so no cache evicts a copy another is reading (where flock
+// exists: on Unix). Each still bounds the directory on its own account,
+// counting what it fetched and found: give each long-running process a
+// directory of its own for a bound that holds for the directory.
 package objcache
 
 import (
@@ -103,7 +107,8 @@ type entry struct {
 	name  string
 	size  int64
 	used  time.Time
-	pins  int
+	pins  int           // fetches and Entries using it; never evicted while > 0
+	lock  *os.File      // open with a shared lock while an Entry holds it
 	ready chan struct{} // closed once the download ended
 	err   error         // the download's failure, once ready
 }
@@ -193,11 +198,7 @@ type Entry struct {
 // Release lets the copy be evicted again. It may be called more than
 // once.
 func (en *Entry) Release() {
-	en.once.Do(func() {
-		en.c.mu.Lock()
-		en.e.pins--
-		en.c.mu.Unlock()
-	})
+	en.once.Do(func() { en.c.unpin(en.e) })
 }
 
 // Name returns the file name of the copy of the object info describes in
@@ -242,11 +243,11 @@ func (c *Cache) Fetch(ctx context.Context, b storage.Bucket, info storage.Object
 				// again, this one reports it.
 				return nil, e.err
 			}
-			if _, err := os.Stat(path); err != nil {
-				// Removed behind the cache's back (another process
-				// evicted it): forget it and fetch again.
-				c.mu.Lock()
-				e.pins--
+			c.mu.Lock()
+			if !c.holdLocked(e, path) {
+				// Removed behind the cache's back (another cache over the
+				// directory evicted it): forget it and fetch again.
+				c.unpinLocked(e)
 				if c.entries[name] == e && e.pins == 0 {
 					delete(c.entries, name)
 					c.bytes -= e.size
@@ -254,7 +255,6 @@ func (c *Cache) Fetch(ctx context.Context, b storage.Bucket, info storage.Object
 				c.mu.Unlock()
 				continue
 			}
-			c.mu.Lock()
 			c.stats.Hits++
 			c.mu.Unlock()
 			c.touch(e, path)
@@ -262,14 +262,16 @@ func (c *Cache) Fetch(ctx context.Context, b storage.Bucket, info storage.Object
 		}
 		// Another process may have fetched it into the shared directory.
 		if st, err := os.Stat(path); err == nil && st.Size() == info.Size {
-			c.bytes += info.Size
 			e = &entry{name: name, size: info.Size, ready: closed, pins: 1}
-			c.entries[name] = e
-			c.stats.Hits++
-			c.evictLocked(0)
-			c.mu.Unlock()
-			c.touch(e, path)
-			return &Entry{Path: path, c: c, e: e}, nil
+			if c.holdLocked(e, path) {
+				c.entries[name] = e
+				c.bytes += info.Size
+				c.stats.Hits++
+				c.evictLocked(0)
+				c.mu.Unlock()
+				c.touch(e, path)
+				return &Entry{Path: path, c: c, e: e}, nil
+			}
 		}
 		if !c.evictLocked(info.Size) {
 			held := c.bytes
@@ -285,13 +287,17 @@ func (c *Cache) Fetch(ctx context.Context, b storage.Bucket, info storage.Object
 
 		err := c.download(ctx, b, info, path)
 		c.mu.Lock()
+		if err == nil {
+			c.stats.Fetched += info.Size
+			if !c.holdLocked(e, path) {
+				err = fmt.Errorf("cache %s in %s: the copy was removed as soon as it was written", b.URI(info.Key), c.dir)
+			}
+		}
 		if err != nil {
 			e.err = err
-			e.pins--
+			c.unpinLocked(e)
 			delete(c.entries, name)
 			c.bytes -= e.size
-		} else {
-			c.stats.Fetched += info.Size
 		}
 		close(e.ready)
 		c.mu.Unlock()
@@ -306,8 +312,42 @@ var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c
 
 func (c *Cache) unpin(e *entry) {
 	c.mu.Lock()
-	e.pins--
+	c.unpinLocked(e)
 	c.mu.Unlock()
+}
+
+// unpinLocked drops one use of e, and its shared lock with the last.
+func (c *Cache) unpinLocked(e *entry) {
+	e.pins--
+	if e.pins == 0 && e.lock != nil {
+		_ = e.lock.Close() // a read-only descriptor; closing releases the lock
+		e.lock = nil
+	}
+}
+
+// holdLocked takes e's shared lock for an Entry about to be returned, if
+// it has none yet, and reports whether path still is e's copy (not
+// removed by another cache before the lock was taken).
+func (c *Cache) holdLocked(e *entry, path string) bool {
+	if e.lock != nil {
+		return true
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	if err := lockShared(f); err != nil {
+		_ = f.Close() // being evicted by another cache right now
+		return false
+	}
+	held, err1 := f.Stat()
+	now, err2 := os.Stat(path)
+	if err1 != nil || err2 != nil || !os.SameFile(held, now) {
+		_ = f.Close() // replaced or removed before the lock was taken
+		return false
+	}
+	e.lock = f
+	return true
 }
 
 // touch records a use, in memory and as the file's modification time
@@ -337,14 +377,35 @@ func (c *Cache) evictLocked(need int64) bool {
 		if c.bytes+need <= c.max {
 			break
 		}
-		if err := os.Remove(filepath.Join(c.dir, e.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			continue // still there, still counted
+		switch err := c.remove(e.name); {
+		case errors.Is(err, errInUse):
+			continue // read by another cache: still there, still counted
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			continue
 		}
 		delete(c.entries, e.name)
 		c.bytes -= e.size
 		c.stats.Evicted++
 	}
 	return c.bytes+need <= c.max
+}
+
+// errInUse: another cache holds the copy.
+var errInUse = errors.New("copy in use")
+
+// remove deletes a copy unless another cache over the directory holds it
+// (its shared lock makes the exclusive one fail).
+func (c *Cache) remove(name string) error {
+	path := filepath.Join(c.dir, name)
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close() // read-only; closing releases the lock
+	if err := lockExclusive(f); err != nil {
+		return errInUse
+	}
+	return os.Remove(path)
 }
 
 // copyChunk is how much one ReadAt of a download asks for: the store

@@ -202,3 +202,30 @@ func TestConcurrentFetchesAndFailures(t *testing.T) {
 	en.Release()
 	require.Equal(t, []byte("eeee"), data)
 }
+
+// A copy one cache holds is not evicted by another cache over the same
+// directory (another process, say) until it is released.
+func TestHeldCopiesSurviveOtherCaches(t *testing.T) {
+	b, _ := bucket(t)
+	dir := t.TempDir()
+	a := put(t, b, "a", bytes.Repeat([]byte("a"), 1000))
+	other := put(t, b, "other", bytes.Repeat([]byte("o"), 1000))
+	c1, err := objcache.Open(objcache.Options{Dir: dir, MaxBytes: 10_000})
+	require.NoError(t, err)
+	held, _ := fetch(t, c1, b, a)
+
+	c2, err := objcache.Open(objcache.Options{Dir: dir, MaxBytes: 1500}) // finds a's copy, within its bound
+	require.NoError(t, err)
+	_, err = c2.Fetch(context.Background(), b, other)
+	require.ErrorContains(t, err, "does not fit in the object cache")
+	require.FileExists(t, held.Path)
+	data, err := os.ReadFile(held.Path)
+	require.NoError(t, err)
+	require.Len(t, data, 1000)
+
+	held.Release()
+	en, data := fetch(t, c2, b, other)
+	defer en.Release()
+	require.Len(t, data, 1000)
+	require.NoFileExists(t, held.Path)
+}
