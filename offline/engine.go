@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/duckdb/duckdb-go/v2"
 
@@ -96,10 +97,11 @@ type Engine struct {
 	store      *storage.Store
 	connector  *duckdb.Connector
 	// The object cache, opened on first use (objectCache).
-	cacheOnce sync.Once
-	cache     *objcache.Cache
-	cacheErr  error
-	plans     plan.Cache
+	cacheOnce   sync.Once
+	cacheOpened atomic.Bool
+	cache       *objcache.Cache
+	cacheErr    error
+	plans       plan.Cache
 	// render builds training sets; Open sets DuckDB's (see renderer).
 	render renderer
 }

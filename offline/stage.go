@@ -63,17 +63,36 @@ func (s *staged) hold(en *objcache.Entry) {
 func (e *Engine) objectCache() (*objcache.Cache, error) {
 	e.cacheOnce.Do(func() {
 		e.cache, e.cacheErr = objcache.Open(objcache.Options{Dir: e.opts.Cache.Dir, MaxBytes: e.opts.Cache.MaxBytes})
+		e.cacheOpened.Store(true)
 	})
 	return e.cache, e.cacheErr
 }
 
-// CacheStats reports what the object cache did so far (zero before an
-// s3:// path was read).
-func (e *Engine) CacheStats() objcache.Stats {
-	if c, err := e.objectCache(); err == nil {
-		return c.Stats()
+// CacheStats count what an engine's object cache did since the engine
+// opened it.
+type CacheStats struct {
+	// Hits are objects a request found a current copy of; Misses those
+	// it downloaded.
+	Hits, Misses int64
+	// Fetched is the bytes downloaded; Evicted the copies removed to
+	// make room.
+	Fetched, Evicted int64
+	// Bytes is the size of the copies in the cache now.
+	Bytes int64
+}
+
+// CacheStats reports what the object cache did so far (zero while no
+// s3:// path was read: the cache is opened on first use).
+func (e *Engine) CacheStats() CacheStats {
+	if !e.cacheOpened.Load() {
+		return CacheStats{}
 	}
-	return objcache.Stats{}
+	c, err := e.objectCache()
+	if err != nil {
+		return CacheStats{}
+	}
+	s := c.Stats()
+	return CacheStats{Hits: s.Hits, Misses: s.Misses, Fetched: s.Fetched, Evicted: s.Evicted, Bytes: s.Bytes}
 }
 
 // stageAttempts bounds how often a request lists objects again when one
