@@ -291,6 +291,18 @@ func TestS3Errors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("every object refused", func(t *testing.T) {
+		for _, k := range []string{"many/a.parquet", "many/b.parquet", "many/c.parquet"} {
+			putFile(t, srv, k, src)
+		}
+		srv.FailNextMatching(100, 403, func(r s3test.Request) bool { return !strings.Contains(r.Query, "list-type") })
+		defer srv.FailNext(0, 0)
+		err := run(openS3Engine(t, srv, dir, nil), s3URI(srv, "many/*.parquet"), ents)
+		require.Error(t, err)
+		t.Log(err)
+		require.ErrorContains(t, err, s3URI(srv, "many/a.parquet"))
+		require.ErrorContains(t, err, "and 2 more of the 3 objects failed")
+	})
 	t.Run("wrong credentials", func(t *testing.T) {
 		const secret = "not-the-secret-but-close-0123456789abcd"
 		bad := openS3Engine(t, srv, dir, func(o *Options) { o.Storage.S3.Credentials = s3test.Credentials(s3test.AccessKey, secret) })

@@ -187,8 +187,23 @@ func (e *Engine) stageOnce(ctx context.Context, uri string, st *staged) ([]strin
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	// The first failure in key order, and how many more there were (a
+	// store that refuses one object usually refuses them all).
+	var first error
+	failed := 0
+	for _, err := range errs {
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			failed++
+		}
+	}
+	switch {
+	case failed > 1:
+		return nil, fmt.Errorf("%w (and %d more of the %d objects failed)", first, failed-1, len(objs))
+	case first != nil:
+		return nil, first
 	}
 	return paths, nil
 }
