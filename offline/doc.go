@@ -30,6 +30,18 @@
 // explicit list, never a glob), in the log's source order; a view nothing
 // was logged for reads as an empty relation of the declared types.
 //
+// # Object storage
+//
+// A Parquet source or an entity table may be an s3:// URI (a key or a
+// glob), and the data root an s3://bucket/prefix URI (Options.DataRoot,
+// Options.Storage). Such objects are staged (stage.go): listed or looked
+// up on every request, copied into a bounded local cache keyed by bucket,
+// key, ETag and size (internal/objcache, Options.Cache) unless a copy of
+// their current version is there, and read by read_parquet from the
+// copies in key order, which is their source order. The copies a request
+// reads are held until its reader is released. DuckDB never reaches the
+// store and never installs or loads an extension by itself.
+//
 // # How it runs
 //
 // The entity table is copied into a DuckDB temporary table with its row

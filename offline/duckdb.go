@@ -117,12 +117,22 @@ type prepared struct {
 	conn *duckdb.Conn
 	sql  string
 	rows int64
+	// staged holds the copies of objects the request reads.
+	staged staged
 }
 
 var _ session = (*prepared)(nil)
 
 func (q *prepared) close() {
-	_ = q.conn.Close() // closing drops the temporary tables; nothing to report
+	_ = q.closeConn() // closing drops the temporary tables; nothing to report
+}
+
+// closeConn closes the connection, then lets the cache evict the copies
+// the request read.
+func (q *prepared) closeConn() error {
+	err := q.conn.Close()
+	q.staged.release()
+	return err
 }
 
 func (q *prepared) fail(err error) error {
@@ -143,7 +153,7 @@ func (q *prepared) entityColumns(ctx context.Context) ([]column, error) {
 func (q *prepared) render(ctx context.Context, res *resolved, tsCol string) error {
 	sources := make([]string, len(res.plans))
 	for i, p := range res.plans {
-		rel, err := q.e.sourceRelation(ctx, q.conn, p)
+		rel, err := q.e.sourceRelation(ctx, q.conn, p, &q.staged)
 		if err != nil {
 			return err
 		}
@@ -176,7 +186,7 @@ func (q *prepared) run(ctx context.Context) (array.RecordReader, error) {
 		}
 		return nil, q.fail(fmt.Errorf("run training-set query: %s", duckErr(err)))
 	}
-	return resultReader(rr, q.conn), nil
+	return resultReader(rr, q.closeConn), nil
 }
 
 func (q *prepared) schema(ctx context.Context) (*arrow.Schema, error) {

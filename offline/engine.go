@@ -8,17 +8,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/duckdb/duckdb-go/v2"
 
+	"github.com/quiverdata/quiver/internal/objcache"
 	"github.com/quiverdata/quiver/plan"
-
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/storage"
 )
 
 // Options configure an Engine.
 type Options struct {
-	// DataRoot is the directory source paths resolve against (required).
+	// DataRoot is the directory source paths resolve against, or an
+	// s3://bucket/prefix URI (required).
 	DataRoot string
 	// MemoryLimit caps DuckDB's memory, e.g. "4GB" (default: DuckDB's own,
 	// 80% of RAM).
@@ -29,6 +33,24 @@ type Options struct {
 	TempDirectory string
 	// Threads caps DuckDB's worker threads (default: one per core).
 	Threads int
+	// Storage opens s3:// paths: sources, entity tables and the data
+	// root (credentials from the AWS chain unless S3.Credentials is set).
+	Storage storage.Config
+	// Cache is where Parquet objects read from object storage are copied
+	// for DuckDB (see docs/storage.md).
+	Cache CacheOptions
+}
+
+// CacheOptions bound the object cache: local copies of the Parquet
+// objects that sources and entity tables on object storage name, keyed by
+// bucket, key, ETag and size.
+type CacheOptions struct {
+	// Dir is the cache directory (default: quiver/objects in
+	// $XDG_CACHE_HOME or ~/.cache, else in the OS temporary directory).
+	Dir string
+	// MaxBytes bounds the copies' bytes; the least recently used copies
+	// no running request reads are evicted beyond it (default 10 GiB).
+	MaxBytes int64
 }
 
 // OptionsFromConfig returns the Options a repository's quiver.yaml sets.
@@ -38,6 +60,8 @@ func OptionsFromConfig(cfg *registry.Config) Options {
 		MemoryLimit:   cfg.Offline.DuckDB.MemoryLimit,
 		TempDirectory: cfg.Abs(cfg.Offline.DuckDB.TempDirectory),
 		Threads:       cfg.Offline.DuckDB.Threads,
+		Storage:       cfg.StorageConfig(),
+		Cache:         CacheOptions{Dir: cfg.Abs(cfg.Offline.Cache.Dir), MaxBytes: int64(cfg.Offline.Cache.MaxBytes)},
 	}
 }
 
@@ -53,15 +77,31 @@ func (o *Options) Validate() error {
 	if o.Threads < 0 {
 		errs = append(errs, fmt.Errorf("offline: threads %d is negative", o.Threads))
 	}
+	if isRemote(o.DataRoot) {
+		if _, err := storage.ParseURI(o.DataRoot); err != nil {
+			errs = append(errs, fmt.Errorf("offline: data root: %w", err))
+		}
+	}
+	if o.Cache.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("offline: cache max bytes %d is negative", o.Cache.MaxBytes))
+	}
 	return errors.Join(errs...)
 }
 
 // Engine runs point-in-time queries with embedded DuckDB.
 type Engine struct {
-	opts      Options
-	dataRoot  string
-	connector *duckdb.Connector
-	plans     plan.Cache
+	opts     Options
+	dataRoot string
+	// remoteRoot: dataRoot is an s3:// URI (without a trailing slash).
+	remoteRoot bool
+	store      *storage.Store
+	connector  *duckdb.Connector
+	// The object cache, opened on first use (objectCache).
+	cacheOnce   sync.Once
+	cacheOpened atomic.Bool
+	cache       *objcache.Cache
+	cacheErr    error
+	plans       plan.Cache
 	// render builds training sets; Open sets DuckDB's (see renderer).
 	render renderer
 }
@@ -71,9 +111,12 @@ func Open(opts Options) (*Engine, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	root, err := filepath.Abs(opts.DataRoot)
-	if err != nil {
-		return nil, err
+	root, remote := strings.TrimRight(opts.DataRoot, "/"), isRemote(opts.DataRoot)
+	if !remote {
+		var err error
+		if root, err = filepath.Abs(opts.DataRoot); err != nil {
+			return nil, err
+		}
 	}
 	if opts.TempDirectory != "" {
 		if err := os.MkdirAll(opts.TempDirectory, 0o755); err != nil {
@@ -82,9 +125,15 @@ func Open(opts Options) (*Engine, error) {
 	}
 	settings := []string{
 		"SET TimeZone = 'UTC'",
-		"SET file_search_path = " + quoteString(root),
 		"SET preserve_insertion_order = true",
 		"SET enable_progress_bar = false",
+		// Extensions are what is bundled; DuckDB never downloads one (a
+		// query that needs httpfs fails instead).
+		"SET autoinstall_known_extensions = false",
+		"SET autoload_known_extensions = false",
+	}
+	if !remote {
+		settings = append(settings, "SET file_search_path = "+quoteString(root))
 	}
 	if opts.MemoryLimit != "" {
 		settings = append(settings, "SET memory_limit = "+quoteString(opts.MemoryLimit))
@@ -106,7 +155,7 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open duckdb: %w", err)
 	}
-	e := &Engine{opts: opts, dataRoot: root, connector: connector}
+	e := &Engine{opts: opts, dataRoot: root, remoteRoot: remote, store: storage.NewStore(opts.Storage), connector: connector}
 	e.render = duckRenderer{e}
 	return e, nil
 }
@@ -114,7 +163,8 @@ func Open(opts Options) (*Engine, error) {
 // Close shuts DuckDB down. Readers still open must be released first.
 func (e *Engine) Close() error { return e.connector.Close() }
 
-// DataRoot is the absolute directory source paths resolve against.
+// DataRoot is the absolute directory source paths resolve against, or
+// the s3:// URI of the data root, without a trailing slash.
 func (e *Engine) DataRoot() string { return e.dataRoot }
 
 // conn opens a connection of its own for one request.

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/quiverdata/quiver/storage"
 )
 
 // loadEntities copies the entity table into a temporary table with its
@@ -22,7 +24,7 @@ func (e *Engine) loadEntities(ctx context.Context, q *prepared, ents Entities) e
 	case given > 1:
 		return invalidf("entity table: give a Parquet path, Parquet files or an Arrow stream, not several")
 	case ents.path != "" || ents.files != nil:
-		what, list, err := parquetList(ents)
+		what, list, err := e.parquetList(ctx, ents, &q.staged)
 		if err != nil {
 			return err
 		}
@@ -84,9 +86,17 @@ const globChars = "*?[{"
 
 // parquetList renders the read_parquet argument of a Parquet entity table:
 // a path (or glob) as given, or a list of files, none of which may hold a
-// glob character (DuckDB would expand it).
-func parquetList(ents Entities) (what, list string, err error) {
+// glob character (DuckDB would expand it). An s3:// path or glob, and
+// s3:// files of a list, are staged (stage.go), held by st.
+func (e *Engine) parquetList(ctx context.Context, ents Entities, st *staged) (what, list string, err error) {
 	if ents.path != "" {
+		if isRemote(ents.path) {
+			files, err := e.stage(ctx, ents.path, st)
+			if err != nil {
+				return "", "", stageError("entity table "+ents.path, err)
+			}
+			return ents.path, parquetFiles(files), nil
+		}
 		path, err := filepath.Abs(ents.path)
 		if err != nil {
 			return "", "", err
@@ -96,8 +106,19 @@ func parquetList(ents Entities) (what, list string, err error) {
 	if len(ents.files) == 0 {
 		return "", "", invalidf("entity table: an empty list of Parquet files")
 	}
-	quoted := make([]string, len(ents.files))
+	paths := make([]string, len(ents.files))
 	for i, f := range ents.files {
+		if isRemote(f) {
+			if strings.ContainsAny(f, storage.GlobChars) {
+				return "", "", invalidf("entity file %q: a listed object's key may not hold glob characters (%s)", f, storage.GlobChars)
+			}
+			files, err := e.stage(ctx, f, st)
+			if err != nil {
+				return "", "", stageError("entity table "+f, err)
+			}
+			paths[i] = files[0]
+			continue
+		}
 		if strings.ContainsAny(f, globChars) {
 			return "", "", invalidf("entity file %q: a listed file's name may not hold glob characters (%s)", f, globChars)
 		}
@@ -105,13 +126,13 @@ func parquetList(ents Entities) (what, list string, err error) {
 		if err != nil {
 			return "", "", err
 		}
-		quoted[i] = quoteString(path)
+		paths[i] = path
 	}
 	what = ents.files[0]
 	if len(ents.files) > 1 {
 		what = fmt.Sprintf("%s (and %d more files)", ents.files[0], len(ents.files)-1)
 	}
-	return what, "[" + strings.Join(quoted, ", ") + "]", nil
+	return what, parquetFiles(paths), nil
 }
 
 // checkEntities checks the entity table's columns (as the session

@@ -63,9 +63,15 @@ func (e *Engine) Latest(ctx context.Context, req *LatestRequest) (array.RecordRe
 	if err != nil {
 		return nil, err
 	}
-	rel, err := e.sourceRelation(ctx, conn, p)
+	st := &staged{}
+	closeConn := func() error {
+		err := conn.Close()
+		st.release()
+		return err
+	}
+	rel, err := e.sourceRelation(ctx, conn, p, st)
 	if err != nil {
-		_ = conn.Close() // the relation error is the one to report
+		_ = closeConn() // the relation error is the one to report
 		return nil, err
 	}
 	var keys, where, fields, out []string
@@ -88,16 +94,16 @@ func (e *Engine) Latest(ctx context.Context, req *LatestRequest) (array.RecordRe
 		strings.Join(out, ", "), strings.Join(keys, ", "), strings.Join(fields, ", "), colKey, rel, strings.Join(where, " AND "))
 	ar, err := duckdb.NewArrowFromConn(conn)
 	if err != nil {
-		_ = conn.Close()
+		_ = closeConn()
 		return nil, err
 	}
 	rr, err := ar.QueryContext(ctx, q)
 	if err != nil {
-		_ = conn.Close()
+		_ = closeConn()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, fmt.Errorf("read latest rows of %s: %s", v.Name, duckErr(err))
 	}
-	return resultReader(rr, conn), nil
+	return resultReader(rr, closeConn), nil
 }

@@ -4,15 +4,15 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/quiverdata/quiver/internal/refreader"
 )
 
 // resultReader wraps a query's reader so that its last Release closes the
-// request's connection (which drops the temporary tables).
-func resultReader(rr array.RecordReader, conn *duckdb.Conn) array.RecordReader {
-	return refreader.New(rr, conn.Close)
+// request's connection (which drops the temporary tables) and lets go of
+// what it read: closeConn.
+func resultReader(rr array.RecordReader, closeConn func() error) array.RecordReader {
+	return refreader.New(rr, closeConn)
 }
 
 // newRowNumberReader appends the input row number (colRow) to every batch

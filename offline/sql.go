@@ -17,8 +17,9 @@ import (
 // key, after checking that the source has every column with a usable type.
 // For a view with features the ordering key is the struct of rule 2
 // (colKey); for a view with aggregations it is the source order alone
-// (colOrd), which breaks ties of last.
-func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewPlan) (string, error) {
+// (colOrd), which breaks ties of last. The copies of objects it stages
+// (a source on object storage) are held by st until the request ends.
+func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewPlan, st *staged) (string, error) {
 	src := p.source
 	what := sourceWhat(src)
 	// order is the source order of rule 2: (file, row in file) packed
@@ -26,9 +27,22 @@ func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewP
 	var from, order string
 	switch {
 	case src.Kind == registry.SourceParquet:
-		from = "read_parquet(" + quoteString(src.Path) + ", union_by_name = true)"
 		order = "(file_index::BIGINT << 40) + file_row_number"
+		uri, remote := e.remotePath(src.Path)
+		if !remote {
+			from = "read_parquet(" + quoteString(src.Path) + ", union_by_name = true)"
+			break
+		}
+		what = uri
+		files, err := e.stage(ctx, uri, st)
+		if err != nil {
+			return "", stageError(fmt.Sprintf("source %s (%s)", src.Name, what), err)
+		}
+		from = "read_parquet(" + parquetFiles(files) + ", union_by_name = true)"
 	case src.Kind == registry.SourceDuckDBQuery:
+		if e.remoteRoot {
+			return "", invalidf("source %s (duckdb_query): queries read local files, and the data root %s is on object storage; use a parquet source", src.Name, e.dataRoot)
+		}
 		from = "(" + src.Query + ")"
 		order = "(row_number() OVER ())::BIGINT"
 	case src.Kind.IsStream():
@@ -36,6 +50,9 @@ func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewP
 		// files a manifest commits, by explicit list (a glob would see
 		// files being written), in the log's source order.
 		what = fmt.Sprintf("%s, offline log %s", src.Kind, filepath.ToSlash(filepath.Join(streamlog.Dir, p.view.Name)))
+		if e.remoteRoot {
+			return "", invalidf("source %s (%s): the offline log is read from a local data root only, and the data root %s is on object storage", src.Name, what, e.dataRoot)
+		}
 		files, err := streamlog.Files(e.dataRoot, p.view.Name)
 		if err != nil {
 			return "", fmt.Errorf("source %s (%s): %w", src.Name, what, err)

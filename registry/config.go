@@ -36,9 +36,24 @@ type Config struct {
 
 // OfflineConfig locates the offline store.
 type OfflineConfig struct {
-	// DataRoot is the directory source paths resolve against (default data).
+	// DataRoot is the directory source paths resolve against, or an
+	// s3://bucket/prefix URI (default data).
 	DataRoot string       `yaml:"data_root"`
 	DuckDB   DuckDBConfig `yaml:"duckdb"`
+	// Cache bounds the local copies of Parquet objects read from object
+	// storage (docs/storage.md).
+	Cache CacheConfig `yaml:"cache"`
+}
+
+// CacheConfig is offline.cache: where Parquet objects read from object
+// storage are copied for DuckDB, and how much it may hold.
+type CacheConfig struct {
+	// Dir is the cache directory, relative to the repository (default:
+	// quiver/objects in $XDG_CACHE_HOME or ~/.cache, else in the OS
+	// temporary directory).
+	Dir string `yaml:"dir"`
+	// MaxBytes bounds the copies, e.g. 20GiB (default 10GiB).
+	MaxBytes storage.ByteSize `yaml:"max_bytes"`
 }
 
 // DuckDBConfig tunes the embedded DuckDB engine.
@@ -368,8 +383,14 @@ func (c *Config) StorageConfig() storage.Config {
 	return sc
 }
 
-// DataRoot is the absolute offline data root.
-func (c *Config) DataRoot() string { return c.Abs(c.Offline.DataRoot) }
+// DataRoot is the absolute offline data root, or its s3:// URI as
+// written.
+func (c *Config) DataRoot() string {
+	if strings.Contains(c.Offline.DataRoot, "://") {
+		return c.Offline.DataRoot
+	}
+	return c.Abs(c.Offline.DataRoot)
+}
 
 var varRE = regexp.MustCompile(`\$\{([^}]*)\}`)
 

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/quiverdata/quiver/storage"
 	"github.com/quiverdata/quiver/value"
 )
 
@@ -169,6 +170,20 @@ func (v *validator) source(s *Source) {
 		switch {
 		case s.Path == "":
 			v.bad(m, "path", "is required for parquet sources: a file or glob under offline.data_root, e.g. driver_stats/*.parquet")
+		case strings.Contains(s.Path, "://"):
+			u, err := storage.ParseURI(s.Path)
+			switch {
+			case err != nil:
+				v.bad(m, "path", "%s", strings.TrimPrefix(err.Error(), storage.ErrInvalid.Error()+": "))
+			case u.IsLocal():
+				v.bad(m, "path", "%q is absolute; paths are relative to offline.data_root, or s3://bucket/key URIs", s.Path)
+			case u.Key == "":
+				v.bad(m, "path", "%q names a bucket but no object; give s3://bucket/key or a glob such as s3://bucket/prefix/*.parquet", s.Path)
+			default:
+				if err := storage.CheckGlob(u.Key); err != nil {
+					v.bad(m, "path", "%s", strings.TrimPrefix(err.Error(), storage.ErrInvalid.Error()+": "))
+				}
+			}
 		case path.IsAbs(s.Path) || strings.HasPrefix(s.Path, "/"):
 			v.bad(m, "path", "%q is absolute; paths are relative to offline.data_root so that a repository works on every machine", s.Path)
 		case path.Clean(s.Path) == ".." || strings.HasPrefix(path.Clean(s.Path), "../"):

@@ -24,6 +24,7 @@ import (
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/plan"
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/storage"
 	"github.com/quiverdata/quiver/value"
 	"github.com/quiverdata/quiver/wire"
 )
@@ -37,9 +38,12 @@ type FlightService struct {
 	lookup   *online.Lookup
 	snapshot func() *registry.Snapshot
 	dataRoot string
-	limits   Limits
-	ipc      IPCLimits
-	mem      memory.Allocator
+	// remoteRoot: dataRoot is an s3:// URI; entity paths name objects
+	// below it, and datasets cannot be saved or read there.
+	remoteRoot bool
+	limits     Limits
+	ipc        IPCLimits
+	mem        memory.Allocator
 	// slots bounds the training sets built at once; more wait their turn,
 	// counted in waiting.
 	slots   chan struct{}
@@ -77,12 +81,15 @@ func WithAllocator(mem memory.Allocator) FlightOption {
 // NewFlightService returns the service. dataRoot bounds the entity paths
 // tickets may name; snapshot gives the registry version per request.
 func NewFlightService(off *offline.Engine, lookup *online.Lookup, snapshot func() *registry.Snapshot, dataRoot string, limits Limits, opts ...FlightOption) (*FlightService, error) {
-	root, err := filepath.Abs(dataRoot)
-	if err != nil {
-		return nil, err
+	root, remote := strings.TrimRight(dataRoot, "/"), strings.Contains(dataRoot, "://")
+	if !remote {
+		var err error
+		if root, err = filepath.Abs(dataRoot); err != nil {
+			return nil, err
+		}
 	}
 	limits.ensureDefaults()
-	f := &FlightService{offline: off, lookup: lookup, snapshot: snapshot, dataRoot: root, limits: limits,
+	f := &FlightService{offline: off, lookup: lookup, snapshot: snapshot, dataRoot: root, remoteRoot: remote, limits: limits,
 		mem: memory.DefaultAllocator, slots: make(chan struct{}, limits.MaxConcurrentTrainingSets)}
 	for _, o := range opts {
 		o(f)
@@ -136,6 +143,9 @@ func (f *FlightService) rootPath(what, p string) (string, error) {
 	if p == "" {
 		return "", flightInvalid("the command names no %s (a path within the data root)", what)
 	}
+	if f.remoteRoot {
+		return "", errRemoteDatasets(what, p)
+	}
 	abs := p
 	if !filepath.IsAbs(p) {
 		abs = filepath.Join(f.dataRoot, p)
@@ -162,6 +172,9 @@ func (f *FlightService) rootPath(what, p string) (string, error) {
 // them, relative to the data root) into the files it names, in lexical
 // order, each confined to the root after its symbolic links are resolved.
 func (f *FlightService) entityFiles(p string) ([]string, error) {
+	if f.remoteRoot {
+		return f.remoteEntities(p)
+	}
 	if !strings.ContainsAny(p, globChars) {
 		real, err := f.rootPath("entities", p)
 		if err != nil {
@@ -209,6 +222,38 @@ func (f *FlightService) entityFiles(p string) ([]string, error) {
 	return files, nil
 }
 
+// remoteEntities confines a ticket's entities (an object or a glob of
+// them, relative to an s3:// data root) to the root: the URI it names,
+// which the engine lists in key order.
+func (f *FlightService) remoteEntities(p string) ([]string, error) {
+	if strings.Contains(p, "://") || strings.HasPrefix(p, "/") {
+		return nil, flightInvalid("entities %q: name a path relative to the data root", p)
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == "" || part == "." || part == ".." {
+			return nil, flightInvalid("entities %q: a path within the data root has no empty, \".\" or \"..\" segment", p)
+		}
+	}
+	if err := storage.CheckGlob(p); err != nil {
+		return nil, flightInvalid("entities %q: %s", p, strings.TrimPrefix(err.Error(), storage.ErrInvalid.Error()+": "))
+	}
+	return []string{f.dataRoot + "/" + p}, nil
+}
+
+// entitiesOf is the entity table of what entityFiles returned: the files
+// it matched, or the URI below an s3:// data root.
+func (f *FlightService) entitiesOf(files []string) offline.Entities {
+	if f.remoteRoot {
+		return offline.EntitiesFromParquet(files[0])
+	}
+	return offline.EntitiesFromParquetFiles(files)
+}
+
+// errRemoteDatasets refuses saved datasets under an s3:// data root.
+func errRemoteDatasets(what, p string) error {
+	return status.Errorf(codes.FailedPrecondition, "%s %q: the data root is on object storage, where saved training sets are not supported yet", what, p)
+}
+
 // realRoot is the data root with its symbolic links resolved (resolved per
 // request: the root may be created, or moved, after the service starts).
 func (f *FlightService) realRoot() string {
@@ -231,7 +276,7 @@ func (f *FlightService) ticketTrainingSet(ctx context.Context, cmdBytes []byte) 
 	if err != nil {
 		return nil, err
 	}
-	rr, err := f.offline.TrainingSet(ctx, trainingRequest(cmd, f.snapshot().Defs, offline.EntitiesFromParquetFiles(files)))
+	rr, err := f.offline.TrainingSet(ctx, trainingRequest(cmd, f.snapshot().Defs, f.entitiesOf(files)))
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -650,7 +695,7 @@ func (f *FlightService) trainingSetSchema(ctx context.Context, cmd *wire.FlightC
 		return nil, err
 	}
 	defer release()
-	return f.offline.TrainingSetSchema(ctx, trainingRequest(cmd, f.snapshot().Defs, offline.EntitiesFromParquetFiles(files)))
+	return f.offline.TrainingSetSchema(ctx, trainingRequest(cmd, f.snapshot().Defs, f.entitiesOf(files)))
 }
 
 // GetFlightInfo implements Flight.

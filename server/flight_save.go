@@ -77,7 +77,7 @@ func (f *FlightService) DoAction(a *flight.Action, stream flight.FlightService_D
 	if err != nil {
 		return err
 	}
-	saved, err := f.save(stream.Context(), cmd, offline.EntitiesFromParquetFiles(files))
+	saved, err := f.save(stream.Context(), cmd, f.entitiesOf(files))
 	if err != nil {
 		return err
 	}
@@ -163,6 +163,9 @@ func (f *FlightService) save(ctx context.Context, cmd *wire.FlightCommand, ents 
 // there must be a regular file (a link is not replaced, nor written
 // through).
 func (f *FlightService) outPath(out string) (string, error) {
+	if f.remoteRoot {
+		return "", errRemoteDatasets("out", out)
+	}
 	if filepath.IsAbs(out) {
 		return "", flightInvalid("out %q is absolute; name a path relative to the data root", out)
 	}

@@ -94,8 +94,20 @@ type Log struct {
 // ViewDir returns the directory of a view's log under a data root.
 func ViewDir(dataRoot, view string) string { return filepath.Join(dataRoot, Dir, view) }
 
+// checkLocal refuses a data root on object storage: the log is written
+// and read below a local directory only.
+func checkLocal(dataRoot, view string) error {
+	if strings.Contains(dataRoot, "://") {
+		return fmt.Errorf("stream log of view %s: the offline log is kept below a local data root, and %s is on object storage, where it is not supported yet", view, dataRoot)
+	}
+	return nil
+}
+
 // Open returns the log of a view whose source declares fields.
 func Open(dataRoot, view string, fields []*registry.Field) (*Log, error) {
+	if err := checkLocal(dataRoot, view); err != nil {
+		return nil, err
+	}
 	if len(fields) == 0 {
 		return nil, fmt.Errorf("stream log of view %s: the source declares no schema", view)
 	}
@@ -345,6 +357,9 @@ func (l *Log) Offsets() (map[Position]int64, error) {
 
 // Manifests returns the view's committed manifests in batch-name order.
 func Manifests(dataRoot, view string) ([]*Manifest, error) {
+	if err := checkLocal(dataRoot, view); err != nil {
+		return nil, err
+	}
 	dir := filepath.Join(ViewDir(dataRoot, view), manifestDir)
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {

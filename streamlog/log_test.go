@@ -252,3 +252,16 @@ func FuzzManifest(f *testing.F) {
 		require.Equal(t, string(out), string(back))
 	})
 }
+
+// A data root on object storage is refused by name, not read or written
+// as a local directory named "s3:".
+func TestObjectStorageDataRootIsRefused(t *testing.T) {
+	_, err := Open("s3://bucket/data", "v", []*registry.Field{{Name: "ts", Type: registry.TypeTimestamp}})
+	require.ErrorContains(t, err, "s3://bucket/data is on object storage")
+	_, err = Files("s3://bucket/data", "v")
+	require.ErrorContains(t, err, "stream log of view v")
+	_, err = Manifests("s3://bucket/data", "v")
+	require.ErrorContains(t, err, "not supported yet")
+	_, statErr := os.Stat("s3:")
+	require.True(t, os.IsNotExist(statErr))
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/storage"
 )
 
 const trainingSetUsage = "training-set --entities FILE --features REFS [--feature-service S] [--full-feature-names] --out FILE|-"
@@ -39,7 +40,7 @@ func latestDefinitions(ctx context.Context, repo string) (*registry.Config, *reg
 
 func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "training-set", trainingSetUsage)
-	entities := f.String("entities", "", "entity table: a Parquet `FILE` (or glob) with join keys, an event timestamp and any label columns")
+	entities := f.String("entities", "", "entity table: a Parquet `FILE` (or glob, or s3:// URI) with join keys, an event timestamp and any label columns")
 	features := f.String("features", "", "comma-separated feature references: view:feature or view:*")
 	service := f.String("feature-service", "", "a feature service `NAME` instead of --features")
 	full := f.Bool("full-feature-names", false, "name feature columns view__feature")
@@ -154,6 +155,14 @@ const pathsRule = "CLI paths are relative to the current directory"
 // paths against the current directory, where a Flight ticket's are
 // relative to the data root.
 func checkInputPath(flagName, path string) error {
+	if strings.Contains(path, "://") {
+		// An object-storage URI: the engine lists or looks it up, and says
+		// which bucket or key is missing.
+		if _, err := storage.ParseURI(path); err != nil {
+			return usageError{fmt.Sprintf("%s: %v", flagName, err)}
+		}
+		return nil
+	}
 	cwd, err := os.Getwd()
 	if err != nil {
 		return err
