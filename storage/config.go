@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 )
@@ -58,6 +59,10 @@ type S3Options struct {
 	// Concurrency is how many parts one Put uploads, or one ReadAt
 	// fetches, at once. Default 8.
 	Concurrency int `yaml:"concurrency"`
+	// ReadTimeout is the longest wait for a response to begin, and for
+	// the next bytes of a body being read; a stalled read is retried
+	// from where it stopped like a cut one. Default 60s.
+	ReadTimeout Duration `yaml:"read_timeout"`
 
 	// Credentials replace the AWS chain when set: for programs that
 	// embed Quiver and for tests. Never read from YAML.
@@ -69,6 +74,7 @@ const (
 	DefaultMaxRetries  = 5
 	DefaultPartSize    = 16 << 20
 	DefaultConcurrency = 8
+	DefaultReadTimeout = Duration(60 * time.Second)
 	// MinPartSize is S3's smallest part of a multipart upload but the last.
 	MinPartSize = 5 << 20
 	// maxParts is S3's largest number of parts in one upload.
@@ -85,6 +91,9 @@ func (o *S3Options) EnsureDefaults() {
 	}
 	if o.Concurrency == 0 {
 		o.Concurrency = DefaultConcurrency
+	}
+	if o.ReadTimeout == 0 {
+		o.ReadTimeout = DefaultReadTimeout
 	}
 }
 
@@ -122,6 +131,9 @@ func (o *S3Options) Problems() []Problem {
 	}
 	if o.Concurrency < 1 {
 		bad("concurrency", "%d: give 1 or more", o.Concurrency)
+	}
+	if o.ReadTimeout < 0 {
+		bad("read_timeout", "%s: give a positive duration (60s)", o.ReadTimeout)
 	}
 	return ps
 }
@@ -185,3 +197,19 @@ func (b ByteSize) String() string {
 	}
 	return strconv.FormatInt(int64(b), 10) + "B"
 }
+
+// Duration is a time.Duration; in YAML a Go duration ("60s", "1m30s").
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration, for YAML.
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return fmt.Errorf("duration %q: give a number and a unit, such as 60s or 2m", text)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// String renders d as time.Duration does.
+func (d Duration) String() string { return time.Duration(d).String() }

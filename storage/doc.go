@@ -39,9 +39,10 @@
 // ReadAt larger than the part size is split into ranged GETs that run in
 // parallel (at most Concurrency at once); every GET is pinned to the
 // ETag seen at Open, so an object replaced during a read is an error, not
-// a mix of two versions. A connection cut mid-read is retried from where
-// it stopped, up to MaxRetries times, and then reported: a ReadAt never
-// returns fewer bytes than asked without an error.
+// a mix of two versions. A connection cut mid-read, or silent for
+// ReadTimeout, is retried from where it stopped, up to MaxRetries times,
+// and then reported: a ReadAt never returns fewer bytes than asked without
+// an error, and never waits on a store that stopped answering.
 //
 // # Writing
 //

@@ -108,6 +108,7 @@ func httpClient(opts S3Options) (*awshttp.BuildableClient, error) {
 		}
 	}
 	return awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.ResponseHeaderTimeout = time.Duration(opts.ReadTimeout)
 		if pool == nil && !opts.InsecureSkipVerify {
 			return
 		}
@@ -295,6 +296,13 @@ func (s *S3) multipart(ctx context.Context, key string, first []byte, r io.Reade
 	}
 	buf, n := first[:partSize], partSize
 	for num := int32(1); ; num++ {
+		if gctx.Err() != nil {
+			// A part failed (or ctx ended): read no more of the body.
+			if err := g.Wait(); err != nil {
+				return err
+			}
+			return &Error{Op: "put", URI: s.URI(key), Err: context.Cause(gctx)}
+		}
 		if num > maxParts {
 			return errors.Join(g.Wait(), &Error{Op: "put", URI: s.URI(key), Err: fmt.Errorf("the object is larger than %d parts of %s (raise storage.s3.part_size)", maxParts, s.opts.PartSize)})
 		}
@@ -463,44 +471,88 @@ func (o *s3Object) ReadAt(p []byte, off int64) (int, error) {
 	return len(want), nil
 }
 
-// fetch fills buf with the bytes at off, resuming from where a cut
-// connection stopped, up to MaxRetries times.
+// errStalled ends a GET whose body stopped arriving.
+var errStalled = errors.New("no byte arrived within storage.s3.read_timeout")
+
+// fetch fills buf with the bytes at off, resuming from where a cut or
+// stalled connection stopped, up to MaxRetries times.
 func (o *s3Object) fetch(ctx context.Context, buf []byte, off int64) error {
 	key := o.info.Key
+	idle := time.Duration(o.s.opts.ReadTimeout)
 	got := 0
 	for attempt := 0; ; attempt++ {
-		rng := "bytes=" + strconv.FormatInt(off+int64(got), 10) + "-" + strconv.FormatInt(off+int64(len(buf))-1, 10)
-		in := &s3.GetObjectInput{Bucket: &o.s.bucket, Key: &key, Range: &rng}
-		if o.info.ETag != "" {
-			in.IfMatch = aws.String(`"` + o.info.ETag + `"`)
-		}
-		out, err := o.s.client.GetObject(ctx, in)
-		if err != nil {
-			var ae smithy.APIError
-			if errors.As(err, &ae) && ae.ErrorCode() == "PreconditionFailed" {
-				return &Error{Op: "read", URI: o.s.URI(key), Err: fmt.Errorf("the object was replaced while it was read (ETag %s): %w", o.info.ETag, err)}
-			}
-			return o.s.fail(ctx, "read", key, err)
-		}
-		start := off + int64(got)
-		if cr := aws.ToString(out.ContentRange); !strings.HasPrefix(cr, "bytes "+strconv.FormatInt(start, 10)+"-") {
-			cerr := out.Body.Close()
-			return &Error{Op: "read", URI: o.s.URI(key), Err: errors.Join(fmt.Errorf("asked for %s, the store answered with Content-Range %q", rng, cr), cerr)}
-		}
-		n, rerr := io.ReadFull(out.Body, buf[got:])
-		cerr := out.Body.Close()
+		n, retry, err := o.get(ctx, buf[got:], off+int64(got), idle)
 		got += n
-		if rerr == nil {
+		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil || attempt >= o.s.opts.retries() {
-			return &Error{Op: "read", URI: o.s.URI(key), Err: fmt.Errorf("bytes %d-%d: the connection ended after %d of %d bytes (%d attempts): %w",
-				off, off+int64(len(buf))-1, got, len(buf), attempt+1, errors.Join(rerr, cerr))}
+		if !retry || ctx.Err() != nil || attempt >= o.s.opts.retries() {
+			if retry {
+				err = &Error{Op: "read", URI: o.s.URI(key), Err: fmt.Errorf("bytes %d-%d: the connection ended after %d of %d bytes (%d attempts): %w",
+					off, off+int64(len(buf))-1, got, len(buf), attempt+1, err)}
+			}
+			return err
 		}
 		if err := sleep(ctx, attempt); err != nil {
 			return &Error{Op: "read", URI: o.s.URI(key), Err: err}
 		}
 	}
+}
+
+// get sends one ranged GET for buf at off and reads its body, cancelling
+// it when no byte arrives for idle. retry tells whether the error is a
+// cut or stalled connection that a new GET may resume.
+func (o *s3Object) get(ctx context.Context, buf []byte, off int64, idle time.Duration) (n int, retry bool, err error) {
+	key := o.info.Key
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	timer := time.AfterFunc(idle, func() { cancel(errStalled) })
+	defer timer.Stop()
+
+	rng := "bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(off+int64(len(buf))-1, 10)
+	in := &s3.GetObjectInput{Bucket: &o.s.bucket, Key: &key, Range: &rng}
+	if o.info.ETag != "" {
+		in.IfMatch = aws.String(`"` + o.info.ETag + `"`)
+	}
+	out, err := o.s.client.GetObject(rctx, in)
+	if err != nil {
+		var ae smithy.APIError
+		switch {
+		case errors.As(err, &ae) && ae.ErrorCode() == "PreconditionFailed":
+			return 0, false, &Error{Op: "read", URI: o.s.URI(key), Err: fmt.Errorf("the object was replaced while it was read (ETag %s): %w", o.info.ETag, err)}
+		case ctx.Err() == nil && errors.Is(context.Cause(rctx), errStalled):
+			return 0, true, errStalled
+		}
+		return 0, false, o.s.fail(ctx, "read", key, err)
+	}
+	defer func() {
+		// Once the bytes asked for are in, closing the body cannot
+		// change them: only a failed read reports a close error too.
+		if cerr := out.Body.Close(); cerr != nil && err != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+	if cr := aws.ToString(out.ContentRange); !strings.HasPrefix(cr, "bytes "+strconv.FormatInt(off, 10)+"-") {
+		return 0, false, &Error{Op: "read", URI: o.s.URI(key), Err: fmt.Errorf("asked for %s, the store answered with Content-Range %q", rng, cr)}
+	}
+	for n < len(buf) {
+		timer.Reset(idle)
+		k, rerr := out.Body.Read(buf[n:])
+		n += k
+		if rerr != nil {
+			if n == len(buf) && errors.Is(rerr, io.EOF) {
+				break
+			}
+			if errors.Is(rerr, io.EOF) {
+				rerr = io.ErrUnexpectedEOF
+			}
+			if errors.Is(context.Cause(rctx), errStalled) {
+				rerr = errStalled
+			}
+			return n, true, rerr
+		}
+	}
+	return n, false, nil
 }
 
 // Read reads from the current offset through a read-ahead buffer.

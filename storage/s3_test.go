@@ -153,6 +153,15 @@ func TestS3CredentialsFromTheEnvironmentChain(t *testing.T) {
 	opts := srv.Options()
 	opts.Credentials = nil
 
+	t.Run("none", func(t *testing.T) {
+		t.Setenv("AWS_ACCESS_KEY_ID", "")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+		b, err := storage.NewS3(ctx, srv.Bucket, opts)
+		require.NoError(t, err, "credentials are looked up at the first request")
+		_, err = b.Stat(ctx, "k")
+		require.ErrorContains(t, err, "stat s3://quiver-test/k")
+		require.ErrorContains(t, err, "credentials")
+	})
 	t.Run("environment", func(t *testing.T) {
 		t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
 		t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
@@ -434,5 +443,73 @@ func TestS3FailedPartAbortsTheUpload(t *testing.T) {
 		require.Zero(t, count(reqs, http.MethodPost, "uploadId="), "and never completed")
 		_, err = b.Stat(ctx, "part-refused")
 		require.ErrorIs(t, err, storage.ErrNotFound)
+	})
+}
+
+// endless yields zeros forever, counting them.
+type endless struct{ n int64 }
+
+func (e *endless) Read(p []byte) (int, error) {
+	clear(p)
+	e.n += int64(len(p))
+	return len(p), nil
+}
+
+// TestS3RefusedPartStopsReadingTheBody: once a part has failed, Put reads
+// no more of its body (an endless one here) and returns.
+func TestS3RefusedPartStopsReadingTheBody(t *testing.T) {
+	srv := s3test.Start(t)
+	b := newS3(t, srv, func(o *storage.S3Options) { o.MaxRetries = -1; o.Concurrency = 2 })
+	srv.FailNextMatching(1000, http.StatusInternalServerError, func(r s3test.Request) bool {
+		return r.Method == http.MethodPut && strings.Contains(r.Query, "partNumber=3")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	body := &endless{}
+	_, err := b.Put(ctx, "endless", body)
+	require.ErrorContains(t, err, "put part 3 of s3://quiver-test/endless")
+	require.NotErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, body.n, int64(20*storage.MinPartSize), "the body was read on after the failure")
+	require.Equal(t, 1, count(srv.Requests(), http.MethodDelete, "uploadId="))
+}
+
+// TestS3StalledRead: a store that stops sending, mid-body or before its
+// answer, is given up on after read_timeout and retried; a read that
+// keeps stalling is an error, not a hang.
+func TestS3StalledRead(t *testing.T) {
+	forEachServer(t, func(t *testing.T, srv *s3test.Server) {
+		proxy := s3test.StartProxy(t, srv.Endpoint)
+		data := randomBytes(2<<20, 5)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := newS3(t, srv, nil).Put(ctx, "stall.bin", bytes.NewReader(data))
+		require.NoError(t, err)
+		b := newS3(t, srv, func(o *storage.S3Options) {
+			o.Endpoint = proxy.Endpoint
+			o.MaxRetries = 2
+			o.ReadTimeout = storage.Duration(300 * time.Millisecond)
+		})
+		o, err := b.Open(ctx, "stall.bin")
+		require.NoError(t, err)
+		defer func() { require.NoError(t, o.Close()) }()
+		buf := make([]byte, len(data))
+
+		for _, after := range []int64{128 << 10, 0} { // mid-body; before the answer
+			proxy.Stall(after, 1)
+			before := proxy.Cuts()
+			clear(buf)
+			n, err := o.ReadAt(buf, 0)
+			require.ErrorIs(t, err, io.EOF, "stalled after %d bytes once: resumed to the end", after)
+			require.Equal(t, len(data), n)
+			require.True(t, bytes.Equal(data, buf))
+			require.Equal(t, before+1, proxy.Cuts())
+		}
+
+		proxy.Stall(128<<10, -1)
+		_, err = o.ReadAt(buf, 0)
+		require.ErrorContains(t, err, "read s3://quiver-test/stall.bin")
+		require.ErrorContains(t, err, "read_timeout")
+		require.NotErrorIs(t, err, context.DeadlineExceeded, "a stalled read must not wait for the caller's deadline")
+		proxy.Cut(-1, 0)
 	})
 }

@@ -3,6 +3,7 @@ package storage_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
@@ -114,6 +115,7 @@ s3:
   max_retries: 7
   part_size: 32MiB
   concurrency: 4
+  read_timeout: 90s
 `
 	var cfg storage.Config
 	dec := yaml.NewDecoder(strings.NewReader(src))
@@ -121,12 +123,14 @@ s3:
 	require.NoError(t, dec.Decode(&cfg))
 	require.Equal(t, storage.S3Options{
 		Endpoint: "https://minio.internal:9000", Region: "eu-west-1", PathStyle: true, CAFile: "/etc/quiver/ca.pem",
-		MaxRetries: 7, PartSize: 32 << 20, Concurrency: 4,
+		MaxRetries: 7, PartSize: 32 << 20, Concurrency: 4, ReadTimeout: storage.Duration(90 * time.Second),
 	}, cfg.S3)
 
 	var bad storage.Config
 	err := yaml.Unmarshal([]byte("s3: {part_size: 16 potatoes}"), &bad)
 	require.ErrorContains(t, err, "16MiB")
+	err = yaml.Unmarshal([]byte("s3: {read_timeout: soon}"), &bad)
+	require.ErrorContains(t, err, "60s")
 	dec = yaml.NewDecoder(strings.NewReader("s3: {secret_access_key: x}"))
 	dec.KnownFields(true)
 	require.Error(t, dec.Decode(&bad), "credentials are not a field")

@@ -28,6 +28,7 @@ storage:
     max_retries: 3
     part_size: 32MiB
     concurrency: 4
+    read_timeout: 2m
 `
 	require.NoError(t, os.WriteFile(path, []byte(good), 0o644))
 	code, _, stderr := quiver(t, "validate", "--repo", dir)
@@ -40,6 +41,7 @@ storage:
 	require.EqualValues(t, 32<<20, sc.S3.PartSize)
 	require.Equal(t, 4, sc.S3.Concurrency)
 	require.True(t, sc.S3.PathStyle)
+	require.Equal(t, "2m0s", sc.S3.ReadTimeout.String())
 
 	bad := string(orig) + `
 storage:
@@ -47,12 +49,13 @@ storage:
     endpoint: minio:9000
     part_size: 1MiB
     concurrency: -2
+    read_timeout: -1s
     secret_access_key: nope
 `
 	require.NoError(t, os.WriteFile(path, []byte(bad), 0o644))
 	code, _, stderr = quiver(t, "validate", "--repo", dir)
 	require.NotEqual(t, 0, code)
-	for _, want := range []string{"storage.s3.endpoint", "storage.s3.part_size", "below 5MiB", "storage.s3.concurrency", "storage.s3.secret_access_key", "unknown key"} {
+	for _, want := range []string{"storage.s3.endpoint", "storage.s3.part_size", "below 5MiB", "storage.s3.concurrency", "storage.s3.read_timeout", "storage.s3.secret_access_key", "unknown key"} {
 		require.Contains(t, stderr, want)
 	}
 	require.Contains(t, stderr, "quiver.yaml:")

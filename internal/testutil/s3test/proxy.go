@@ -1,7 +1,6 @@
 package s3test
 
 import (
-	"errors"
 	"io"
 	"net"
 	"sync"
@@ -20,7 +19,8 @@ type Proxy struct {
 	mu     sync.Mutex
 	limit  int64 // response bytes a connection passes before it is cut; <0: no cut
 	times  int   // connections still to cut; <0: every one
-	cuts   int
+	stall  bool  // hold the connection open instead of closing it
+	cuts   int   // connections cut or stalled
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
 	closed bool
@@ -48,10 +48,16 @@ func StartProxy(t testing.TB, target string) *Proxy {
 // both ways, after they have passed after bytes of response (headers
 // included) from the moment they open or Cut is called. Cut(-1, 0) stops
 // cutting.
-func (p *Proxy) Cut(after int64, times int) {
+func (p *Proxy) Cut(after int64, times int) { p.set(after, times, false) }
+
+// Stall is Cut, but the connections stay open and silent after their
+// bytes, until the client closes them: a store that stops answering.
+func (p *Proxy) Stall(after int64, times int) { p.set(after, times, true) }
+
+func (p *Proxy) set(after int64, times int, stall bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.limit, p.times = after, times
+	p.limit, p.times, p.stall = after, times, stall
 	// Connections already open count from now: close them, so that the
 	// client opens new ones the cut applies to.
 	for c := range p.conns {
@@ -86,14 +92,15 @@ func (p *Proxy) accept() {
 				p.times--
 			}
 		}
+		stall := p.stall
 		p.conns[c] = struct{}{}
 		p.wg.Add(1)
 		p.mu.Unlock()
-		go p.serve(c, limit)
+		go p.serve(c, limit, stall)
 	}
 }
 
-func (p *Proxy) serve(c net.Conn, limit int64) {
+func (p *Proxy) serve(c net.Conn, limit int64, stall bool) {
 	defer p.wg.Done()
 	defer func() {
 		p.mu.Lock()
@@ -106,21 +113,27 @@ func (p *Proxy) serve(c net.Conn, limit int64) {
 		return
 	}
 	defer func() { _ = up.Close() }()
+	clientDone := make(chan struct{})
 	go func() {
 		_, _ = io.Copy(up, c)
 		_ = up.Close()
+		close(clientDone)
 	}()
 	if limit < 0 {
 		_, _ = io.Copy(c, up)
 		return
 	}
 	_, err = io.CopyN(c, up, limit)
-	if err == nil {
-		p.mu.Lock()
-		p.cuts++
-		p.mu.Unlock()
-	} else if !errors.Is(err, io.EOF) {
-		return
+	if err != nil {
+		return // the response ended before the limit
+	}
+	p.mu.Lock()
+	p.cuts++
+	p.mu.Unlock()
+	if stall {
+		// Stop forwarding; wait for the client to give up (its close ends
+		// the copy above) or for the proxy to close (which closes c).
+		<-clientDone
 	}
 }
 

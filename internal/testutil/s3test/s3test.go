@@ -20,7 +20,9 @@
 // Faults are injected by the test: [Server.FailNext] answers the next
 // requests with a 500 (which clients retry); [StartProxy] puts a TCP proxy
 // in front of any address whose [Proxy.Cut] ends connections after a
-// number of response bytes, as a network that drops mid-transfer does.
+// number of response bytes, as a network that drops mid-transfer does,
+// and whose [Proxy.Stall] holds them open and silent, as a store that
+// stops answering does.
 // [Server.Requests] lists what the server was asked, to check that a
 // client used multipart uploads or aborted one.
 package s3test
