@@ -20,8 +20,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/quiverdata/quiver/internal/ipcguard"
+	"github.com/quiverdata/quiver/internal/objcache"
 	"github.com/quiverdata/quiver/internal/refreader"
 	"github.com/quiverdata/quiver/offline"
+	"github.com/quiverdata/quiver/storage"
 	"github.com/quiverdata/quiver/wire"
 )
 
@@ -41,6 +43,9 @@ const maxDatasetEndpoints = 64
 type dataset struct {
 	rel, path string
 	info      os.FileInfo
+	// version is the dataset's identity (datasetVersion, objectVersion),
+	// which its tickets carry.
+	version string
 	mapped    []byte
 	rr        array.RecordReader
 	// unit names the units in messages: "record batches" or "row groups".
@@ -57,11 +62,19 @@ type datasetOpen struct {
 	populate bool
 	// rng is the half-open range of units to stream; nil for all.
 	rng []int64
-	// version, when set, must be the file's (datasetVersion); a file that
+	// version, when set, must be the dataset's (datasetVersion, objectVersion); one that
 	// changed since is refused with Aborted.
 	version string
 	// rows counts each unit's rows into unitRows (from metadata only).
 	rows bool
+}
+
+// objectVersion is a dataset object's identity, from the store: its size
+// and ETag, "<size>-<ETag>". Every write of an object gives it a new
+// ETag, but for the very same bytes put again in one request, which are
+// the same dataset.
+func objectVersion(info storage.ObjectInfo) string {
+	return fmt.Sprintf("%d-%s", info.Size, info.ETag)
 }
 
 // datasetVersion is a dataset file's identity: its size and modification
@@ -76,41 +89,80 @@ func datasetVersion(info os.FileInfo) string {
 // join runs: the file is served as stored. An Arrow file's footer,
 // dictionaries and each batch are checked (ipcguard) before they are
 // decoded; a Parquet file's embedded Arrow schema too.
-func (f *FlightService) openDataset(ctx context.Context, rel string, o datasetOpen) (*dataset, error) {
-	path, err := f.rootPath("dataset", rel)
-	if err != nil {
-		return nil, err
-	}
+//
+// Under an s3:// data root the object is staged first (stageDataset) and
+// its local copy served the same way; its version is the object's.
+func (f *FlightService) openDataset(ctx context.Context, rel string, o datasetOpen) (_ *dataset, err error) {
 	format := offline.DatasetFormat(rel)
-	if format == "" {
-		return nil, flightInvalid("dataset %q is neither an Arrow IPC file (.arrow, .feather) nor Parquet (.parquet)", rel)
+	var fh *os.File
+	var info os.FileInfo
+	var path, version string
+	release := func() {}
+	if f.remoteRoot {
+		if format == "" {
+			return nil, flightInvalid("dataset %q is neither an Arrow IPC file (.arrow, .feather) nor Parquet (.parquet)", rel)
+		}
+		var en *objcache.Entry
+		en, version, err = f.stageDataset(ctx, rel, o.version)
+		if err != nil {
+			return nil, err
+		}
+		release, path = en.Release, en.Path
+		if fh, err = os.Open(path); err == nil {
+			info, err = fh.Stat()
+			if err != nil {
+				_ = fh.Close() // read-only
+			}
+		}
+		if err != nil {
+			release()
+			return nil, grpcError(fmt.Errorf("open dataset %s: its cached copy: %w", rel, err))
+		}
+	} else {
+		if path, err = f.rootPath("dataset", rel); err != nil {
+			return nil, err
+		}
+		if format == "" {
+			return nil, flightInvalid("dataset %q is neither an Arrow IPC file (.arrow, .feather) nor Parquet (.parquet)", rel)
+		}
+		fh, err = os.Open(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, flightNotFound("no dataset %q in the data root", rel)
+		}
+		if err != nil {
+			return nil, grpcError(fmt.Errorf("open dataset %s: %w", rel, err))
+		}
+		info, err = fh.Stat()
+		if err != nil {
+			_ = fh.Close() // read-only
+			return nil, grpcError(fmt.Errorf("open dataset %s: %w", rel, err))
+		}
+		if !info.Mode().IsRegular() {
+			_ = fh.Close() // read-only
+			return nil, flightInvalid("dataset %q is not a regular file", rel)
+		}
+		if version = datasetVersion(info); o.version != "" && version != o.version {
+			_ = fh.Close() // read-only
+			return nil, status.Errorf(codes.Aborted, "dataset %q changed since its flight info was read (version %s then, %s now): get its flight info again", rel, o.version, version)
+		}
 	}
-	fh, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, flightNotFound("no dataset %q in the data root", rel)
-	}
-	if err != nil {
-		return nil, grpcError(fmt.Errorf("open dataset %s: %w", rel, err))
-	}
-	info, err := fh.Stat()
-	if err != nil {
-		_ = fh.Close() // read-only
-		return nil, grpcError(fmt.Errorf("open dataset %s: %w", rel, err))
-	}
-	if !info.Mode().IsRegular() {
-		_ = fh.Close() // read-only
-		return nil, flightInvalid("dataset %q is not a regular file", rel)
-	}
-	if v := datasetVersion(info); o.version != "" && v != o.version {
-		_ = fh.Close() // read-only
-		return nil, status.Errorf(codes.Aborted, "dataset %q changed since its flight info was read (version %s then, %s now): get its flight info again", rel, o.version, v)
-	}
-	d := &dataset{rel: rel, path: path, info: info}
+	// The staged copy is held until the reader is released, or until
+	// opening fails.
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
+	d := &dataset{rel: rel, path: path, info: info, version: version}
 	if format == offline.FormatArrow {
-		data, unmap, err := mapFile(fh, info.Size(), o.populate && o.rng == nil)
+		data, unmapFile, err := mapFile(fh, info.Size(), o.populate && o.rng == nil)
 		_ = fh.Close() // the mapping outlives the descriptor
 		if err != nil {
 			return nil, grpcError(fmt.Errorf("open dataset %s: %w", rel, err))
+		}
+		unmap := func() error {
+			defer release()
+			return unmapFile()
 		}
 		d.mapped = data
 		var r *ipcguard.FileReader
@@ -187,8 +239,62 @@ func (f *FlightService) openDataset(ctx context.Context, rel string, o datasetOp
 		_ = pf.Close()
 		return nil, flightInvalid("dataset %q: %v", rel, err)
 	}
-	d.rr = refreader.New(rr, pf.Close)
+	d.rr = refreader.New(rr, func() error {
+		defer release()
+		return pf.Close()
+	})
 	return d, nil
+}
+
+// stageAttempts bounds how often a dataset object replaced between its
+// Stat and its download is looked up again.
+const stageAttempts = 3
+
+// stageDataset stats the dataset object rel names below an s3:// data
+// root and returns a held copy of it from the engine's object cache
+// (downloaded unless the cache has that version), with its version
+// (objectVersion). When want is set, an object whose version is no longer
+// want is refused with Aborted, before anything is downloaded.
+func (f *FlightService) stageDataset(ctx context.Context, rel, want string) (*objcache.Entry, string, error) {
+	uri, err := f.remoteURI("dataset", rel)
+	if err != nil {
+		return nil, "", err
+	}
+	for attempt := 1; ; attempt++ {
+		b, info, err := f.offline.StatObject(ctx, uri)
+		switch {
+		case errors.Is(err, storage.ErrBucketNotFound):
+			return nil, "", flightNotFound("no dataset %q: the data root's bucket does not exist (%s)", rel, uri)
+		case errors.Is(err, storage.ErrNotFound):
+			return nil, "", flightNotFound("no dataset %q in the data root (%s)", rel, uri)
+		case err != nil:
+			return nil, "", datasetStoreError(ctx, rel, err)
+		}
+		version := objectVersion(info)
+		if want != "" && version != want {
+			return nil, "", status.Errorf(codes.Aborted, "dataset %q was replaced since its flight info was read (version %s then, %s now): get its flight info again", rel, want, version)
+		}
+		en, err := f.offline.FetchObject(ctx, b, info)
+		if errors.Is(err, objcache.ErrChanged) && want == "" && attempt < stageAttempts {
+			continue // replaced since the Stat: look it up again
+		}
+		if errors.Is(err, objcache.ErrChanged) || errors.Is(err, storage.ErrNotFound) {
+			return nil, "", status.Errorf(codes.Aborted, "dataset %q was replaced while it was fetched: %v", rel, err)
+		}
+		if err != nil {
+			return nil, "", datasetStoreError(ctx, rel, err)
+		}
+		return en, version, nil
+	}
+}
+
+// datasetStoreError is a failure of the store while a dataset object is
+// looked up or fetched.
+func datasetStoreError(ctx context.Context, rel string, err error) error {
+	if ctx.Err() != nil {
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	return status.Errorf(errorCode(err), "dataset %q: %v", rel, err)
 }
 
 // span checks a ticket's range of units against the dataset's, and
@@ -330,7 +436,7 @@ func (f *FlightService) datasetInfo(ctx context.Context, desc *flight.FlightDesc
 	}); err != nil {
 		return nil, err
 	}
-	version := datasetVersion(d.info)
+	version := d.version
 	endpoint := func(rng []int64, rows int64) (*flight.FlightEndpoint, error) {
 		t, err := json.Marshal(wire.FlightCommand{Kind: wire.FlightDataset, Path: cmd.Path, Range: rng, Version: version})
 		if err != nil {
