@@ -46,8 +46,8 @@ type dataset struct {
 	// version is the dataset's identity (datasetVersion, objectVersion),
 	// which its tickets carry.
 	version string
-	mapped    []byte
-	rr        array.RecordReader
+	mapped  []byte
+	rr      array.RecordReader
 	// unit names the units in messages: "record batches" or "row groups".
 	unit string
 	// units is the number of units; unitRows their rows, when asked for.

@@ -350,7 +350,9 @@ func TestFlightS3FailedUpload(t *testing.T) {
 		ents, out string
 		match     func(s3test.Request) bool
 	}{
-		{"small.parquet", "sets/small.arrow", func(r s3test.Request) bool { return r.Method == "PUT" && strings.HasSuffix(r.Path, "/sets/small.arrow") }},
+		{"small.parquet", "sets/small.arrow", func(r s3test.Request) bool {
+			return r.Method == "PUT" && strings.HasSuffix(r.Path, "/sets/small.arrow")
+		}},
 		{"big.parquet", "sets/big.arrow", func(r s3test.Request) bool { return r.Method == "PUT" && strings.Contains(r.Query, "partNumber=2") }},
 	} {
 		srv.ResetRequests()
