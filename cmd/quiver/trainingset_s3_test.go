@@ -114,4 +114,3 @@ func parquetValues(t *testing.T, data []byte) map[string][]string {
 	require.NoError(t, rr.Err())
 	return out
 }
-
