@@ -384,3 +384,26 @@ func TestFlightS3FailedUpload(t *testing.T) {
 		require.NoError(t, err, out)
 	}
 }
+
+// Any out or dataset path below an s3:// data root either names a key
+// below the root's prefix, with no empty, "." or ".." segment and no
+// glob character, or is refused with InvalidArgument.
+func FuzzRemoteURI(f *testing.F) {
+	for _, p := range []string{"sets/a.arrow", "a.parquet", "../x.arrow", "a//b.arrow", "a/./b.arrow", "s3://x/y.arrow",
+		"/abs.arrow", "sets/*.arrow", "", "a/", "é/ü.arrow", "a\\..\\b"} {
+		f.Add(p)
+	}
+	svc := &FlightService{dataRoot: "s3://bucket/root", remoteRoot: true}
+	f.Fuzz(func(t *testing.T, p string) {
+		uri, err := svc.remoteURI("dataset", p)
+		if err != nil {
+			require.Equal(t, codes.InvalidArgument, status.Code(err), "%q: %v", p, err)
+			return
+		}
+		require.Equal(t, "s3://bucket/root/"+p, uri)
+		require.False(t, storage.IsGlob(p), p)
+		for _, seg := range strings.Split(p, "/") {
+			require.NotContains(t, []string{"", ".", ".."}, seg, p)
+		}
+	})
+}
