@@ -70,9 +70,9 @@ type datasetOpen struct {
 }
 
 // objectVersion is a dataset object's identity, from the store: its size
-// and ETag, "<size>-<ETag>". Every write of an object gives it a new
-// ETag, but for the very same bytes put again in one request, which are
-// the same dataset.
+// and ETag, "<size>-<ETag>". A replaced object has a new ETag, unless the
+// very same bytes were put again in one PUT (S3's ETag of a PUT is the
+// MD5 of its body), which is the same dataset.
 func objectVersion(info storage.ObjectInfo) string {
 	return fmt.Sprintf("%d-%s", info.Size, info.ETag)
 }
@@ -94,58 +94,19 @@ func datasetVersion(info os.FileInfo) string {
 // its local copy served the same way; its version is the object's.
 func (f *FlightService) openDataset(ctx context.Context, rel string, o datasetOpen) (_ *dataset, err error) {
 	format := offline.DatasetFormat(rel)
-	var fh *os.File
-	var info os.FileInfo
-	var path, version string
-	release := func() {}
-	if f.remoteRoot {
-		if format == "" {
-			return nil, flightInvalid("dataset %q is neither an Arrow IPC file (.arrow, .feather) nor Parquet (.parquet)", rel)
-		}
-		var en *objcache.Entry
-		en, version, err = f.stageDataset(ctx, rel, o.version)
-		if err != nil {
-			return nil, err
-		}
-		release, path = en.Release, en.Path
-		if fh, err = os.Open(path); err == nil {
-			info, err = fh.Stat()
-			if err != nil {
-				_ = fh.Close() // read-only
-			}
-		}
-		if err != nil {
-			release()
-			return nil, grpcError(fmt.Errorf("open dataset %s: its cached copy: %w", rel, err))
-		}
-	} else {
-		if path, err = f.rootPath("dataset", rel); err != nil {
-			return nil, err
-		}
-		if format == "" {
-			return nil, flightInvalid("dataset %q is neither an Arrow IPC file (.arrow, .feather) nor Parquet (.parquet)", rel)
-		}
-		fh, err = os.Open(path)
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, flightNotFound("no dataset %q in the data root", rel)
-		}
-		if err != nil {
-			return nil, grpcError(fmt.Errorf("open dataset %s: %w", rel, err))
-		}
-		info, err = fh.Stat()
-		if err != nil {
-			_ = fh.Close() // read-only
-			return nil, grpcError(fmt.Errorf("open dataset %s: %w", rel, err))
-		}
-		if !info.Mode().IsRegular() {
-			_ = fh.Close() // read-only
-			return nil, flightInvalid("dataset %q is not a regular file", rel)
-		}
-		if version = datasetVersion(info); o.version != "" && version != o.version {
-			_ = fh.Close() // read-only
-			return nil, status.Errorf(codes.Aborted, "dataset %q changed since its flight info was read (version %s then, %s now): get its flight info again", rel, o.version, version)
-		}
+	if format == "" {
+		return nil, flightInvalid("dataset %q is neither an Arrow IPC file (.arrow, .feather) nor Parquet (.parquet)", rel)
 	}
+	var src datasetFile
+	if f.remoteRoot {
+		src, err = f.openStagedDataset(ctx, rel, o.version)
+	} else {
+		src, err = f.openLocalDataset(rel, o.version)
+	}
+	if err != nil {
+		return nil, err
+	}
+	fh, info, path, version, release := src.fh, src.info, src.path, src.version, src.release
 	// The staged copy is held until the reader is released, or until
 	// opening fails.
 	defer func() {
@@ -295,6 +256,67 @@ func datasetStoreError(ctx context.Context, rel string, err error) error {
 		return status.FromContextError(ctx.Err()).Err()
 	}
 	return status.Errorf(errorCode(err), "dataset %q: %v", rel, err)
+}
+
+// datasetFile is a dataset's file opened for reading: a file of the data
+// root, or the cached copy of an object, held until release.
+type datasetFile struct {
+	fh            *os.File
+	info          os.FileInfo
+	path, version string
+	release       func()
+}
+
+// openLocalDataset opens the dataset file rel names within a local data
+// root; a version that is not the file's (want, when set) is Aborted.
+func (f *FlightService) openLocalDataset(rel, want string) (datasetFile, error) {
+	path, err := f.rootPath("dataset", rel)
+	if err != nil {
+		return datasetFile{}, err
+	}
+	fh, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return datasetFile{}, flightNotFound("no dataset %q in the data root", rel)
+	}
+	if err != nil {
+		return datasetFile{}, grpcError(fmt.Errorf("open dataset %s: %w", rel, err))
+	}
+	info, err := fh.Stat()
+	if err != nil {
+		_ = fh.Close() // read-only
+		return datasetFile{}, grpcError(fmt.Errorf("open dataset %s: %w", rel, err))
+	}
+	if !info.Mode().IsRegular() {
+		_ = fh.Close() // read-only
+		return datasetFile{}, flightInvalid("dataset %q is not a regular file", rel)
+	}
+	version := datasetVersion(info)
+	if want != "" && version != want {
+		_ = fh.Close() // read-only
+		return datasetFile{}, status.Errorf(codes.Aborted, "dataset %q changed since its flight info was read (version %s then, %s now): get its flight info again", rel, want, version)
+	}
+	return datasetFile{fh: fh, info: info, path: path, version: version, release: func() {}}, nil
+}
+
+// openStagedDataset opens the cached copy of the dataset object rel names
+// below an s3:// data root (stageDataset), held until release.
+func (f *FlightService) openStagedDataset(ctx context.Context, rel, want string) (datasetFile, error) {
+	en, version, err := f.stageDataset(ctx, rel, want)
+	if err != nil {
+		return datasetFile{}, err
+	}
+	fh, err := os.Open(en.Path)
+	if err != nil {
+		en.Release()
+		return datasetFile{}, grpcError(fmt.Errorf("open dataset %s: its cached copy: %w", rel, err))
+	}
+	info, err := fh.Stat()
+	if err != nil {
+		_ = fh.Close() // read-only
+		en.Release()
+		return datasetFile{}, grpcError(fmt.Errorf("open dataset %s: its cached copy: %w", rel, err))
+	}
+	return datasetFile{fh: fh, info: info, path: en.Path, version: version, release: en.Release}, nil
 }
 
 // span checks a ticket's range of units against the dataset's, and
