@@ -11,8 +11,21 @@ import (
 )
 
 // Head reads the first n rows of a Parquet file as text, for previews:
-// column names, then one slice of cells per row (NULL for nulls).
+// column names, then one slice of cells per row (NULL for nulls). An
+// s3:// path is staged into the object cache first.
 func (e *Engine) Head(ctx context.Context, path string, n int) ([]string, [][]string, error) {
+	if isRemote(path) {
+		st := &staged{}
+		defer st.release()
+		paths, err := e.stage(ctx, path, st)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(paths) != 1 {
+			return nil, nil, fmt.Errorf("%w: read %s: want one object, not a glob", ErrInvalidRequest, path)
+		}
+		path = paths[0]
+	}
 	conn, err := e.conn(ctx)
 	if err != nil {
 		return nil, nil, err

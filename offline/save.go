@@ -66,6 +66,9 @@ type SaveResult struct {
 	Bytes int64
 	// Format is FormatArrow or FormatParquet.
 	Format string
+	// ETag is the stored object's entity tag when the set was saved to
+	// object storage (an s3:// URI); empty for a local file.
+	ETag string
 }
 
 // Save builds the training set into a file at path, in the format its
@@ -80,10 +83,23 @@ type SaveResult struct {
 // existing file is an error wrapping fs.ErrExist, checked again when the
 // file is moved into place, so that concurrent saves of one path do not
 // replace each other. path's directory must exist.
+//
+// An s3:// path is built into a local temporary file the same way and
+// then uploaded (storage.Bucket.Put: one PUT below the store's part size,
+// a multipart upload above it, visible only once complete); on any
+// failure no object is left and neither is the temporary file. Without
+// opts.Overwrite a set smaller than the part size is created with
+// PutIfAbsent, atomically among concurrent savers; a larger one is
+// refused when a Stat finds the key taken before the build and again
+// before the upload, and two concurrent saves of one new key may then
+// both succeed, the last to complete winning (docs/storage.md).
 func (e *Engine) Save(ctx context.Context, req *Request, path string, opts SaveOptions) (SaveResult, error) {
 	format := DatasetFormat(path)
 	if format == "" {
 		return SaveResult{}, fmt.Errorf("%w: save training set to %s: the name's extension says no format; want %s", ErrInvalidRequest, path, DatasetFormats)
+	}
+	if isRemote(path) {
+		return e.saveObject(ctx, req, path, format, opts)
 	}
 	return e.save(ctx, req, path, format, opts)
 }
@@ -99,10 +115,6 @@ func (e *Engine) save(ctx context.Context, req *Request, path, format string, op
 			return SaveResult{}, fmt.Errorf("save training set to %s: %w", path, fs.ErrExist)
 		}
 	}
-	s, sres, err := e.prepare(ctx, req)
-	if err != nil {
-		return SaveResult{}, err
-	}
 	tmp := durable.TempName(abs)
 	defer func() {
 		if err == nil {
@@ -114,17 +126,9 @@ func (e *Engine) save(ctx context.Context, req *Request, path, format string, op
 			err = errors.Join(err, fmt.Errorf("remove temporary file: %w", rerr))
 		}
 	}()
-	var n int64
-	if format == FormatArrow {
-		n, err = writeArrowFile(ctx, s, sres, tmp, opts.Progress)
-	} else {
-		n, err = writeParquet(ctx, s, sres, tmp)
-	}
+	n, err := e.build(ctx, req, tmp, path, format, opts.Progress)
 	if err != nil {
-		if ctx.Err() != nil {
-			return SaveResult{}, ctx.Err()
-		}
-		return SaveResult{}, fmt.Errorf("write training set to %s: %w", path, err)
+		return SaveResult{}, err
 	}
 	if opts.Overwrite {
 		err = durable.Publish(tmp, abs)
@@ -139,6 +143,28 @@ func (e *Engine) save(ctx context.Context, req *Request, path, format string, op
 		return SaveResult{}, fmt.Errorf("write training set to %s: %w", path, err)
 	}
 	return SaveResult{Rows: n, Bytes: st.Size(), Format: format}, nil
+}
+
+// build writes the training set into a new file at tmp, in format; path
+// names the destination in messages.
+func (e *Engine) build(ctx context.Context, req *Request, tmp, path, format string, progress func(int64)) (int64, error) {
+	s, sres, err := e.prepare(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if format == FormatArrow {
+		n, err = writeArrowFile(ctx, s, sres, tmp, progress)
+	} else {
+		n, err = writeParquet(ctx, s, sres, tmp)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, fmt.Errorf("write training set to %s: %w", path, err)
+	}
+	return n, nil
 }
 
 // writeArrowFile writes the training set to a new Arrow IPC file at tmp.

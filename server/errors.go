@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -12,6 +13,7 @@ import (
 	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
+	"github.com/quiverdata/quiver/storage"
 	"github.com/quiverdata/quiver/wire"
 )
 
@@ -43,8 +45,26 @@ func errorCode(err error) codes.Code {
 		return codes.DeadlineExceeded
 	case errors.Is(err, context.Canceled):
 		return codes.Canceled
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrBucketNotFound):
+		return codes.NotFound
+	case storeStatus(err) == http.StatusForbidden:
+		return codes.PermissionDenied
+	case errors.As(err, new(*storage.Error)):
+		// The object store failed (after its retries): worth a retry
+		// later, unlike a bug of the server.
+		return codes.Unavailable
 	}
 	return codes.Internal
+}
+
+// storeStatus is the HTTP status of an object store's answer that err
+// carries, 0 for none.
+func storeStatus(err error) int {
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
 }
 
 // grpcError is err as a gRPC status error (gRPC and Flight answers).

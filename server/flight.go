@@ -38,8 +38,8 @@ type FlightService struct {
 	lookup   *online.Lookup
 	snapshot func() *registry.Snapshot
 	dataRoot string
-	// remoteRoot: dataRoot is an s3:// URI; entity paths name objects
-	// below it, and datasets cannot be saved or read there.
+	// remoteRoot: dataRoot is an s3:// URI; entity paths and saved
+	// datasets name objects below it.
 	remoteRoot bool
 	limits     Limits
 	ipc        IPCLimits
@@ -144,7 +144,8 @@ func (f *FlightService) rootPath(what, p string) (string, error) {
 		return "", flightInvalid("the command names no %s (a path within the data root)", what)
 	}
 	if f.remoteRoot {
-		return "", errRemoteDatasets(what, p)
+		// Callers resolve paths below an s3:// root with remoteURI.
+		return "", status.Errorf(codes.Internal, "%s %q: the data root is on object storage", what, p)
 	}
 	abs := p
 	if !filepath.IsAbs(p) {
@@ -226,13 +227,8 @@ func (f *FlightService) entityFiles(p string) ([]string, error) {
 // them, relative to an s3:// data root) to the root: the URI it names,
 // which the engine lists in key order.
 func (f *FlightService) remoteEntities(p string) ([]string, error) {
-	if strings.Contains(p, "://") || strings.HasPrefix(p, "/") {
-		return nil, flightInvalid("entities %q: name a path relative to the data root", p)
-	}
-	for _, part := range strings.Split(p, "/") {
-		if part == "" || part == "." || part == ".." {
-			return nil, flightInvalid("entities %q: a path within the data root has no empty, \".\" or \"..\" segment", p)
-		}
+	if err := checkRemotePath("entities", p); err != nil {
+		return nil, err
 	}
 	if err := storage.CheckGlob(p); err != nil {
 		return nil, flightInvalid("entities %q: %s", p, strings.TrimPrefix(err.Error(), storage.ErrInvalid.Error()+": "))
@@ -249,9 +245,34 @@ func (f *FlightService) entitiesOf(files []string) offline.Entities {
 	return offline.EntitiesFromParquetFiles(files)
 }
 
-// errRemoteDatasets refuses saved datasets under an s3:// data root.
-func errRemoteDatasets(what, p string) error {
-	return status.Errorf(codes.FailedPrecondition, "%s %q: the data root is on object storage, where saved training sets are not supported yet", what, p)
+// checkRemotePath checks a path (what: "entities", "dataset" or "out")
+// below an s3:// data root: relative, without empty, "." or ".."
+// segments, so that the key it makes stays below the root's prefix.
+func checkRemotePath(what, p string) error {
+	if p == "" {
+		return flightInvalid("the command names no %s (a path within the data root)", what)
+	}
+	if strings.Contains(p, "://") || strings.HasPrefix(p, "/") {
+		return flightInvalid("%s %q: name a path relative to the data root", what, p)
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == "" || part == "." || part == ".." {
+			return flightInvalid("%s %q: a path within the data root has no empty, \".\" or \"..\" segment", what, p)
+		}
+	}
+	return nil
+}
+
+// remoteURI is the object a dataset or out path names below an s3://
+// data root; it must name one object, not a glob.
+func (f *FlightService) remoteURI(what, p string) (string, error) {
+	if err := checkRemotePath(what, p); err != nil {
+		return "", err
+	}
+	if storage.IsGlob(p) {
+		return "", flightInvalid("%s %q names one object; it holds glob characters (%s)", what, p, globChars)
+	}
+	return f.dataRoot + "/" + p, nil
 }
 
 // realRoot is the data root with its symbolic links resolved (resolved per

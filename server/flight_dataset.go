@@ -20,8 +20,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/quiverdata/quiver/internal/ipcguard"
+	"github.com/quiverdata/quiver/internal/objcache"
 	"github.com/quiverdata/quiver/internal/refreader"
 	"github.com/quiverdata/quiver/offline"
+	"github.com/quiverdata/quiver/storage"
 	"github.com/quiverdata/quiver/wire"
 )
 
@@ -41,8 +43,11 @@ const maxDatasetEndpoints = 64
 type dataset struct {
 	rel, path string
 	info      os.FileInfo
-	mapped    []byte
-	rr        array.RecordReader
+	// version is the dataset's identity (datasetVersion, objectVersion),
+	// which its tickets carry.
+	version string
+	mapped  []byte
+	rr      array.RecordReader
 	// unit names the units in messages: "record batches" or "row groups".
 	unit string
 	// units is the number of units; unitRows their rows, when asked for.
@@ -57,11 +62,19 @@ type datasetOpen struct {
 	populate bool
 	// rng is the half-open range of units to stream; nil for all.
 	rng []int64
-	// version, when set, must be the file's (datasetVersion); a file that
+	// version, when set, must be the dataset's (datasetVersion, objectVersion); one that
 	// changed since is refused with Aborted.
 	version string
 	// rows counts each unit's rows into unitRows (from metadata only).
 	rows bool
+}
+
+// objectVersion is a dataset object's identity, from the store: its size
+// and ETag, "<size>-<ETag>". A replaced object has a new ETag, unless the
+// very same bytes were put again in one PUT (S3's ETag of a PUT is the
+// MD5 of its body), which is the same dataset.
+func objectVersion(info storage.ObjectInfo) string {
+	return fmt.Sprintf("%d-%s", info.Size, info.ETag)
 }
 
 // datasetVersion is a dataset file's identity: its size and modification
@@ -76,41 +89,41 @@ func datasetVersion(info os.FileInfo) string {
 // join runs: the file is served as stored. An Arrow file's footer,
 // dictionaries and each batch are checked (ipcguard) before they are
 // decoded; a Parquet file's embedded Arrow schema too.
-func (f *FlightService) openDataset(ctx context.Context, rel string, o datasetOpen) (*dataset, error) {
-	path, err := f.rootPath("dataset", rel)
-	if err != nil {
-		return nil, err
-	}
+//
+// Under an s3:// data root the object is staged first (stageDataset) and
+// its local copy served the same way; its version is the object's.
+func (f *FlightService) openDataset(ctx context.Context, rel string, o datasetOpen) (_ *dataset, err error) {
 	format := offline.DatasetFormat(rel)
 	if format == "" {
 		return nil, flightInvalid("dataset %q is neither an Arrow IPC file (.arrow, .feather) nor Parquet (.parquet)", rel)
 	}
-	fh, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, flightNotFound("no dataset %q in the data root", rel)
+	var src datasetFile
+	if f.remoteRoot {
+		src, err = f.openStagedDataset(ctx, rel, o.version)
+	} else {
+		src, err = f.openLocalDataset(rel, o.version)
 	}
 	if err != nil {
-		return nil, grpcError(fmt.Errorf("open dataset %s: %w", rel, err))
+		return nil, err
 	}
-	info, err := fh.Stat()
-	if err != nil {
-		_ = fh.Close() // read-only
-		return nil, grpcError(fmt.Errorf("open dataset %s: %w", rel, err))
-	}
-	if !info.Mode().IsRegular() {
-		_ = fh.Close() // read-only
-		return nil, flightInvalid("dataset %q is not a regular file", rel)
-	}
-	if v := datasetVersion(info); o.version != "" && v != o.version {
-		_ = fh.Close() // read-only
-		return nil, status.Errorf(codes.Aborted, "dataset %q changed since its flight info was read (version %s then, %s now): get its flight info again", rel, o.version, v)
-	}
-	d := &dataset{rel: rel, path: path, info: info}
+	fh, info, path, version, release := src.fh, src.info, src.path, src.version, src.release
+	// The staged copy is held until the reader is released, or until
+	// opening fails.
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
+	d := &dataset{rel: rel, path: path, info: info, version: version}
 	if format == offline.FormatArrow {
-		data, unmap, err := mapFile(fh, info.Size(), o.populate && o.rng == nil)
+		data, unmapFile, err := mapFile(fh, info.Size(), o.populate && o.rng == nil)
 		_ = fh.Close() // the mapping outlives the descriptor
 		if err != nil {
 			return nil, grpcError(fmt.Errorf("open dataset %s: %w", rel, err))
+		}
+		unmap := func() error {
+			defer release()
+			return unmapFile()
 		}
 		d.mapped = data
 		var r *ipcguard.FileReader
@@ -187,8 +200,123 @@ func (f *FlightService) openDataset(ctx context.Context, rel string, o datasetOp
 		_ = pf.Close()
 		return nil, flightInvalid("dataset %q: %v", rel, err)
 	}
-	d.rr = refreader.New(rr, pf.Close)
+	d.rr = refreader.New(rr, func() error {
+		defer release()
+		return pf.Close()
+	})
 	return d, nil
+}
+
+// stageAttempts bounds how often a dataset object replaced between its
+// Stat and its download is looked up again.
+const stageAttempts = 3
+
+// stageDataset stats the dataset object rel names below an s3:// data
+// root and returns a held copy of it from the engine's object cache
+// (downloaded unless the cache has that version), with its version
+// (objectVersion). When want is set, an object whose version is no longer
+// want is refused with Aborted, before anything is downloaded.
+func (f *FlightService) stageDataset(ctx context.Context, rel, want string) (*objcache.Entry, string, error) {
+	uri, err := f.remoteURI("dataset", rel)
+	if err != nil {
+		return nil, "", err
+	}
+	for attempt := 1; ; attempt++ {
+		b, info, err := f.offline.StatObject(ctx, uri)
+		switch {
+		case errors.Is(err, storage.ErrBucketNotFound):
+			return nil, "", flightNotFound("no dataset %q: the data root's bucket does not exist (%s)", rel, uri)
+		case errors.Is(err, storage.ErrNotFound):
+			return nil, "", flightNotFound("no dataset %q in the data root (%s)", rel, uri)
+		case err != nil:
+			return nil, "", datasetStoreError(ctx, rel, err)
+		}
+		version := objectVersion(info)
+		if want != "" && version != want {
+			return nil, "", status.Errorf(codes.Aborted, "dataset %q was replaced since its flight info was read (version %s then, %s now): get its flight info again", rel, want, version)
+		}
+		en, err := f.offline.FetchObject(ctx, b, info)
+		if errors.Is(err, objcache.ErrChanged) && want == "" && attempt < stageAttempts {
+			continue // replaced since the Stat: look it up again
+		}
+		if errors.Is(err, objcache.ErrChanged) || errors.Is(err, storage.ErrNotFound) {
+			return nil, "", status.Errorf(codes.Aborted, "dataset %q was replaced while it was fetched: %v", rel, err)
+		}
+		if err != nil {
+			return nil, "", datasetStoreError(ctx, rel, err)
+		}
+		return en, version, nil
+	}
+}
+
+// datasetStoreError is a failure of the store while a dataset object is
+// looked up or fetched.
+func datasetStoreError(ctx context.Context, rel string, err error) error {
+	if ctx.Err() != nil {
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	return status.Errorf(errorCode(err), "dataset %q: %v", rel, err)
+}
+
+// datasetFile is a dataset's file opened for reading: a file of the data
+// root, or the cached copy of an object, held until release.
+type datasetFile struct {
+	fh            *os.File
+	info          os.FileInfo
+	path, version string
+	release       func()
+}
+
+// openLocalDataset opens the dataset file rel names within a local data
+// root; a version that is not the file's (want, when set) is Aborted.
+func (f *FlightService) openLocalDataset(rel, want string) (datasetFile, error) {
+	path, err := f.rootPath("dataset", rel)
+	if err != nil {
+		return datasetFile{}, err
+	}
+	fh, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return datasetFile{}, flightNotFound("no dataset %q in the data root", rel)
+	}
+	if err != nil {
+		return datasetFile{}, grpcError(fmt.Errorf("open dataset %s: %w", rel, err))
+	}
+	info, err := fh.Stat()
+	if err != nil {
+		_ = fh.Close() // read-only
+		return datasetFile{}, grpcError(fmt.Errorf("open dataset %s: %w", rel, err))
+	}
+	if !info.Mode().IsRegular() {
+		_ = fh.Close() // read-only
+		return datasetFile{}, flightInvalid("dataset %q is not a regular file", rel)
+	}
+	version := datasetVersion(info)
+	if want != "" && version != want {
+		_ = fh.Close() // read-only
+		return datasetFile{}, status.Errorf(codes.Aborted, "dataset %q changed since its flight info was read (version %s then, %s now): get its flight info again", rel, want, version)
+	}
+	return datasetFile{fh: fh, info: info, path: path, version: version, release: func() {}}, nil
+}
+
+// openStagedDataset opens the cached copy of the dataset object rel names
+// below an s3:// data root (stageDataset), held until release.
+func (f *FlightService) openStagedDataset(ctx context.Context, rel, want string) (datasetFile, error) {
+	en, version, err := f.stageDataset(ctx, rel, want)
+	if err != nil {
+		return datasetFile{}, err
+	}
+	fh, err := os.Open(en.Path)
+	if err != nil {
+		en.Release()
+		return datasetFile{}, grpcError(fmt.Errorf("open dataset %s: its cached copy: %w", rel, err))
+	}
+	info, err := fh.Stat()
+	if err != nil {
+		_ = fh.Close() // read-only
+		en.Release()
+		return datasetFile{}, grpcError(fmt.Errorf("open dataset %s: its cached copy: %w", rel, err))
+	}
+	return datasetFile{fh: fh, info: info, path: en.Path, version: version, release: en.Release}, nil
 }
 
 // span checks a ticket's range of units against the dataset's, and
@@ -330,7 +458,7 @@ func (f *FlightService) datasetInfo(ctx context.Context, desc *flight.FlightDesc
 	}); err != nil {
 		return nil, err
 	}
-	version := datasetVersion(d.info)
+	version := d.version
 	endpoint := func(rng []int64, rows int64) (*flight.FlightEndpoint, error) {
 		t, err := json.Marshal(wire.FlightCommand{Kind: wire.FlightDataset, Path: cmd.Path, Range: rng, Version: version})
 		if err != nil {

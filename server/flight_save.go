@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/quiverdata/quiver/offline"
+	"github.com/quiverdata/quiver/storage"
 	"github.com/quiverdata/quiver/wire"
 )
 
@@ -142,29 +143,47 @@ func (f *FlightService) save(ctx context.Context, cmd *wire.FlightCommand, ents 
 		if errors.Is(err, fs.ErrExist) {
 			return nil, status.Errorf(codes.AlreadyExists, `out %q exists in the data root; set "overwrite": true to replace it`, cmd.Out)
 		}
-		// Messages name the file as the client did, not where the
-		// server keeps it.
-		return nil, status.Error(errorCode(err), strings.ReplaceAll(clientMessage(err), path, cmd.Out))
+		// Messages name a local file as the client did, not where the
+		// server keeps it; an object is named by its URI, bucket and all.
+		msg := clientMessage(err)
+		if !f.remoteRoot {
+			msg = strings.ReplaceAll(msg, path, cmd.Out)
+		}
+		return nil, status.Error(errorCode(err), msg)
 	}
-	info, err := os.Stat(path)
-	if err != nil {
-		return nil, grpcError(fmt.Errorf("saved %s: %w", cmd.Out, err))
+	saved := wire.SavedDataset{Path: cmd.Out, Format: res.Format, Rows: res.Rows, Bytes: res.Bytes,
+		Version: objectVersion(storage.ObjectInfo{Size: res.Bytes, ETag: res.ETag})}
+	if !f.remoteRoot {
+		info, err := os.Stat(path)
+		if err != nil {
+			return nil, grpcError(fmt.Errorf("saved %s: %w", cmd.Out, err))
+		}
+		saved.Bytes, saved.Version = info.Size(), datasetVersion(info)
 	}
-	b, err := json.Marshal(wire.SavedDataset{Path: cmd.Out, Format: res.Format, Rows: res.Rows, Bytes: info.Size(), Version: datasetVersion(info)})
+	b, err := json.Marshal(saved)
 	if err != nil {
 		return nil, grpcError(err)
 	}
 	return b, nil
 }
 
-// outPath resolves where a save writes: out is relative to the data
+// outPath resolves where a save writes. Below an s3:// data root it is
+// the object's URI: out is relative, without empty, "." or ".." segments
+// or glob characters. Below a local root, out is relative to the data
 // root, without "..", and its directory, created when missing, lies
 // within the root once symbolic links are resolved; a file already
 // there must be a regular file (a link is not replaced, nor written
 // through).
 func (f *FlightService) outPath(out string) (string, error) {
 	if f.remoteRoot {
-		return "", errRemoteDatasets("out", out)
+		uri, err := f.remoteURI("out", out)
+		if err != nil {
+			return "", err
+		}
+		if offline.DatasetFormat(out) == "" {
+			return "", flightInvalid("out %q: its extension says no format; want %s", out, offline.DatasetFormats)
+		}
+		return uri, nil
 	}
 	if filepath.IsAbs(out) {
 		return "", flightInvalid("out %q is absolute; name a path relative to the data root", out)

@@ -2,7 +2,9 @@
 // training set streamed to a client on loopback (DoGet with a ticket that
 // names the entity Parquet file, and DoExchange with the client streaming
 // the entity table), and the same training set saved as an Arrow IPC file
-// and served as stored (a dataset ticket), beside the same training set
+// and served as stored (a dataset ticket), from a local file and as an
+// object of an S3-protocol store (staged into the object cache, cold and
+// cached), beside the same training set
 // read in process (what Flight adds to it) and a raw Flight server that
 // streams prebuilt record batches of the same schema and rows to the same
 // client code (the limit of the transport), in one run.
@@ -41,6 +43,7 @@ import (
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/server"
+	"github.com/quiverdata/quiver/storage"
 	"github.com/quiverdata/quiver/value"
 	"github.com/quiverdata/quiver/wire"
 )
@@ -54,7 +57,7 @@ var (
 	warmup   = flag.Int("warmup", 1, "rounds run first and not measured")
 	threads  = flag.Int("threads", 0, "DuckDB threads (0: one per core)")
 	dir      = flag.String("dir", "", "data directory (default: a new temporary one, removed at the end)")
-	skip     = flag.String("skip", "", "comma-separated cases to skip: flight-doget, flight-exchange, flight-dataset, raw-flight")
+	skip     = flag.String("skip", "", "comma-separated cases to skip: flight-doget, flight-exchange, flight-dataset, flight-dataset-s3-cold, flight-dataset-s3, raw-flight")
 )
 
 const (
@@ -196,6 +199,56 @@ func run() error {
 		return err
 	}
 
+	// The same saved file as an object below an s3:// data root, served
+	// by a second Flight service whose engine stages it into its object
+	// cache: cold (the cache emptied before the read) and cached.
+	objects, err := startObjectStore()
+	if err != nil {
+		return fmt.Errorf("start the object store: %w", err)
+	}
+	defer objects.Close()
+	if err := objects.upload(ctx, filepath.Join(dataRoot, datasetRel), "root/"+datasetRel); err != nil {
+		return err
+	}
+	cacheDir := filepath.Join(*dir, "cache")
+	s3Root := "s3://" + benchBucket + "/root"
+	s3Eng, err := offline.Open(offline.Options{DataRoot: s3Root, Threads: *threads, TempDirectory: filepath.Join(*dir, "tmp"),
+		Storage: storage.Config{S3: objects.opts}, Cache: offline.CacheOptions{Dir: cacheDir}})
+	if err != nil {
+		return err
+	}
+	defer s3Eng.Close()
+	s3Svc, err := server.NewFlightService(s3Eng, nil, snapshot, s3Root, server.Limits{})
+	if err != nil {
+		return err
+	}
+	s3Srv, err := server.New(server.Config{FlightAddr: "127.0.0.1:0", Flight: s3Svc, Logger: slog.New(slog.DiscardHandler)},
+		server.NewServing(nil, snapshot, server.Limits{}, "bench"), func(context.Context) error { return nil })
+	if err != nil {
+		return err
+	}
+	s3Served := make(chan error, 1)
+	go func() { s3Served <- s3Srv.Serve(sctx) }()
+	defer func() {
+		stop()
+		<-s3Served
+	}()
+	s3Client, err := dial(s3Srv.FlightAddr().String())
+	if err != nil {
+		return err
+	}
+	defer s3Client.Close()
+	s3Dataset := func(ctx context.Context) (result, error) {
+		t0 := time.Now()
+		stream, err := s3Client.DoGet(ctx, &flight.Ticket{Ticket: datasetTicket})
+		if err != nil {
+			return result{}, err
+		}
+		r, err := readStream(stream, t0)
+		r.elapsed = time.Since(t0)
+		return r, err
+	}
+
 	cases := []benchCase{
 		{"in-process", "Quiver training set, in process (reference)", func(ctx context.Context) (result, error) {
 			t0 := time.Now()
@@ -234,6 +287,13 @@ func run() error {
 			r.elapsed = time.Since(t0)
 			return r, err
 		}},
+		{"flight-dataset-s3-cold", "the same set as an S3 object, fetched into the cache", func(ctx context.Context) (result, error) {
+			if err := emptyCache(cacheDir); err != nil {
+				return result{}, err
+			}
+			return s3Dataset(ctx)
+		}},
+		{"flight-dataset-s3", "the same set as an S3 object, cached copy", s3Dataset},
 		{"raw-flight", "raw Flight, prebuilt batches (the limit)", func(ctx context.Context) (result, error) {
 			t0 := time.Now()
 			stream, err := rawClient.DoGet(ctx, &flight.Ticket{Ticket: []byte("all")})
@@ -313,6 +373,8 @@ func run() error {
 	share("Flight DoGet throughput / raw Flight throughput", "flight-doget", "raw-flight", "(target ≥ 80%; includes the join)")
 	share("in-process throughput / raw Flight throughput", "in-process", "raw-flight", "(the join alone against the transport)")
 	share("saved training set over Flight / raw Flight", "flight-dataset", "raw-flight", "(target ≥ 80%: serving a precomputed set)")
+	ratio("saved set on S3, fetched / local file (time)", "flight-dataset-s3-cold", "flight-dataset", "(a download into the cache, then the same read)")
+	ratio("saved set on S3, cached / local file (time)", "flight-dataset-s3", "flight-dataset", "(one HEAD for the version, then the same read)")
 	if d, ok := medians["flight-doget"]; ok {
 		if rawT, ok := medians["raw-flight"]; ok {
 			// The stream after the first batch is the transport's part of

@@ -44,7 +44,7 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 	features := f.String("features", "", "comma-separated feature references: view:feature or view:*")
 	service := f.String("feature-service", "", "a feature service `NAME` instead of --features")
 	full := f.Bool("full-feature-names", false, "name feature columns view__feature")
-	out := f.String("out", "", "output `FILE`: "+outFormats)
+	out := f.String("out", "", "output `FILE` (or s3:// URI): "+outFormats)
 	tsCol := f.String("timestamp-column", offline.DefaultTimestampColumn, "the entity table's event-time `COLUMN`")
 	keyMap := f.String("join-key-map", "", "entity-table columns for join keys it names differently: `KEY=COLUMN` or VIEW.KEY=COLUMN, comma-separated")
 	explain := f.Bool("explain", false, "print the SQL and DuckDB's plan instead of running it")
@@ -113,7 +113,12 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 		}, progressRows(prog))
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+	if strings.Contains(*out, "://") {
+		// An object-storage URI: built locally, then uploaded whole.
+		if _, err := storage.ParseURI(*out); err != nil {
+			return usageError{fmt.Sprintf("--out: %v", err)}
+		}
+	} else if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		return fmt.Errorf("--out %s: %w; %s", clipPath(*out), err, pathsRule)
 	}
 	saved, err := eng.Save(ctx, req, *out, offline.SaveOptions{Overwrite: true, Progress: progressRows(prog)})
