@@ -18,10 +18,10 @@ import (
 	"github.com/quiverdata/quiver/storage"
 )
 
-// s3Repo points the quickstart repository's storage section at srv, with
+// s3StorageRepo points the quickstart repository's storage section at srv, with
 // its credentials in the environment (the AWS chain) and the object
 // cache in the test's directory.
-func s3Repo(t *testing.T, srv *s3test.Server) string {
+func s3StorageRepo(t *testing.T, srv *s3test.Server) string {
 	t.Helper()
 	dir := initRepo(t)
 	fh, err := os.OpenFile(filepath.Join(dir, "quiver.yaml"), os.O_APPEND|os.O_WRONLY, 0)
@@ -45,7 +45,7 @@ func s3Repo(t *testing.T, srv *s3test.Server) string {
 func TestTrainingSetOutS3(t *testing.T) {
 	t.Setenv("QUIVER_AUTHOR", "tester")
 	srv := s3test.Start(t)
-	dir := s3Repo(t, srv)
+	dir := s3StorageRepo(t, srv)
 	ents := filepath.Join(dir, "data", "driver_labels.parquet")
 	ctx := context.Background()
 	b, err := storage.NewS3(ctx, srv.Bucket, srv.Options())
