@@ -307,7 +307,14 @@ func (c *consumer) partition(ctx, gctx context.Context, gen *kafka.Generation, t
 		select {
 		case m, ok := <-msgs:
 			if !ok {
-				err := <-fetchErr
+				// The fetcher closes msgs after it sent its error, or
+				// without one when stopped: then stop is done, and
+				// waiting for an error would never end.
+				var err error
+				select {
+				case err = <-fetchErr:
+				default:
+				}
 				p.finish()
 				if stop.Err() == nil {
 					c.fail(fmt.Errorf("partition %s/%d: fetch: %w", topic, partition, err))
