@@ -11,6 +11,7 @@ import (
 	"github.com/quiverdata/quiver/aggregate"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/storage"
 	"github.com/quiverdata/quiver/streamlog"
 )
 
@@ -56,8 +57,17 @@ type viewPlan struct {
 }
 
 // NewApplier plans the stream views of defs: every view over a kafka or
-// push source that is online. Their logs live under dataRoot.
+// push source that is online. Their logs live under dataRoot, a local
+// directory (NewApplierStore takes an s3:// one too).
 func NewApplier(defs *registry.Definitions, store online.Store, dataRoot string, metrics *Metrics, now func() time.Time) (*Applier, error) {
+	return NewApplierStore(context.Background(), defs, store, dataRoot, nil, metrics, now)
+}
+
+// NewApplierStore is NewApplier for a data root that is a local directory
+// or an s3:// URI, whose bucket st opens (st may be nil for a local
+// root). ctx bounds the listing that opening each log on object storage
+// makes.
+func NewApplierStore(ctx context.Context, defs *registry.Definitions, store online.Store, dataRoot string, st *storage.Store, metrics *Metrics, now func() time.Time) (*Applier, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -75,7 +85,7 @@ func NewApplier(defs *registry.Definitions, store online.Store, dataRoot string,
 			sp = &sourcePlan{src: src}
 			a.sources[src.Name] = sp
 		}
-		vp, err := planView(defs, v, src, dataRoot)
+		vp, err := planView(ctx, defs, v, src, dataRoot, st)
 		if err != nil {
 			return nil, err
 		}
@@ -97,7 +107,7 @@ func NewApplier(defs *registry.Definitions, store online.Store, dataRoot string,
 	return a, nil
 }
 
-func planView(defs *registry.Definitions, v *registry.FeatureView, src *registry.Source, dataRoot string) (*viewPlan, error) {
+func planView(ctx context.Context, defs *registry.Definitions, v *registry.FeatureView, src *registry.Source, dataRoot string, st *storage.Store) (*viewPlan, error) {
 	field := func(name string) (int, error) {
 		for i, f := range src.Schema {
 			if src.Mapped(f.Name) == name {
@@ -115,7 +125,7 @@ func planView(defs *registry.Definitions, v *registry.FeatureView, src *registry
 		vp.keyIdx = append(vp.keyIdx, i)
 		vp.keyTypes = append(vp.keyTypes, k.Type)
 	}
-	log, err := streamlog.Open(dataRoot, v.Name, src.Schema)
+	log, err := streamlog.OpenStore(ctx, st, dataRoot, v.Name, src.Schema)
 	if err != nil {
 		return nil, err
 	}
