@@ -441,11 +441,19 @@ func (a *Applier) prepareLog(source, stream string, partition int32, events []st
 
 // commitLog commits prepared batches in order. On error the ones not yet
 // committed are removed; those committed stay (and logged says which).
+// A batch of source offsets that another writer committed first (a
+// consumer the partition moved away from, logging the same offsets; on
+// object storage only) is in the log already: this writer's copy is
+// removed and the batch counts as logged.
 func (a *Applier) commitLog(prepared []viewBatch, events []streamlog.Event, logged map[string]int64) error {
 	for i, vb := range prepared {
 		if _, err := vb.p.Commit(); err != nil {
-			abortLog(prepared[i:])
-			return err
+			if errors.Is(err, streamlog.ErrCommitted) && events[len(events)-1].Offset >= 0 {
+				_ = vb.p.Abort() // this writer's copy; Recover removes what it cannot
+			} else {
+				abortLog(prepared[i:])
+				return err
+			}
 		}
 		if logged != nil && events[len(events)-1].Offset >= 0 {
 			logged[vb.view] = events[len(events)-1].Offset

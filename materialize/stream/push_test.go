@@ -171,3 +171,54 @@ func TestPushLogsBelowAnObjectStorageDataRoot(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, removed, "the refused push's other objects were removed as it failed")
 }
+
+// Two appliers logging the same offsets of a partition below an s3://
+// data root (a consumer the partition moved away from, and its
+// successor): the batch is committed once, and the second writer counts
+// it as logged rather than failing for ever.
+func TestSameOffsetsLoggedTwiceCommitOnceOnObjectStorage(t *testing.T) {
+	f := newFixture(t)
+	srv := s3test.Start(t)
+	st := storage.NewStore(storage.Config{S3: srv.Options()})
+	root := "s3://" + srv.Bucket + "/data"
+	ctx := context.Background()
+	var appliers [2]*Applier
+	for i := range appliers {
+		a, err := NewApplierStore(ctx, f.repo.Defs, f.store, root, st, nil, nil)
+		require.NoError(t, err)
+		appliers[i] = a
+	}
+	d, err := appliers[0].Decoder("trips")
+	require.NoError(t, err)
+	ts := trips(20, 3, time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC), 7)
+	events := make([]streamlog.Event, len(ts))
+	for i, tr := range ts {
+		events[i].Offset = int64(100 + i)
+		require.NoError(t, d.Decode(tr.JSON(), &events[i]))
+	}
+	var logged [2]map[string]int64
+	for i, a := range appliers {
+		logged[i], err = a.Logged("trips", "trips", 2)
+		require.NoError(t, err)
+	}
+	require.NotEmpty(t, logged[0])
+	for i, a := range appliers {
+		require.NoError(t, a.AppendLog("trips", "trips", 2, events, logged[i]), "writer %d", i)
+		for view, last := range logged[i] {
+			require.Equal(t, int64(119), last, "writer %d, view %s", i, view)
+		}
+	}
+	for view := range logged[0] {
+		ms, err := streamlog.ReadManifests(ctx, st, root, view)
+		require.NoError(t, err)
+		require.Len(t, ms, 1, view)
+		require.Equal(t, 20, logRowsIn(t, st, root, view))
+		_, objs, err := streamlog.Objects(ctx, st, root, view)
+		require.NoError(t, err)
+		b, _, err := st.Open(ctx, root)
+		require.NoError(t, err)
+		all, err := b.List(ctx, "data/_stream/"+view+"/date=")
+		require.NoError(t, err)
+		require.Equal(t, len(objs), len(all), "the second writer's objects were removed")
+	}
+}
