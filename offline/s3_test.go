@@ -411,3 +411,28 @@ func TestS3StreamLogMatchesLocal(t *testing.T) {
 		})
 	}
 }
+
+// A stream view under an s3:// data root whose bucket is missing, or
+// whose credentials are refused, fails naming the view's log and the
+// bucket, never a secret.
+func TestS3StreamLogErrors(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t)
+	s := newWindowScenario(t, 3)
+	req := &Request{Defs: s.defs, Entities: EntitiesFromParquet(filepath.Join(s.dir, "entities.parquet")), Features: []string{"w:*"}}
+
+	eng := openS3Engine(t, srv, "s3://no-such-bucket/data", nil)
+	_, err := eng.TrainingSet(ctx, req)
+	require.ErrorIs(t, err, storage.ErrBucketNotFound)
+	require.ErrorContains(t, err, "stream log of view w")
+	require.ErrorContains(t, err, "s3://no-such-bucket/")
+
+	eng = openS3Engine(t, srv, s3URI(srv, "data"), func(o *Options) {
+		o.Storage.S3.Credentials = s3test.Credentials(s3test.AccessKey, "not-the-secret-0123456789")
+	})
+	_, err = eng.TrainingSet(ctx, req)
+	require.Error(t, err)
+	require.ErrorContains(t, err, "stream log of view w")
+	require.NotContains(t, err.Error(), "not-the-secret")
+	require.NotContains(t, err.Error(), s3test.SecretKey)
+}
