@@ -243,3 +243,39 @@ func TestObjectLogMissingBucketAndBadCredentials(t *testing.T) {
 	_, err = OpenStore(ctx, nil, "s3://"+srv.Bucket+"/root", "v", fields)
 	require.ErrorContains(t, err, "no storage settings")
 }
+
+// A manifest create that the store performed but whose answer was lost
+// (the connection cut before the response) is a commit: the retry finds
+// the key taken, reads the manifest back and knows it for its own, and
+// the batch's objects stay.
+func TestObjectLogCommitWhoseAnswerWasLost(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t)
+	proxy := s3test.StartProxy(t, srv.Endpoint)
+	opts := srv.Options()
+	opts.Endpoint = proxy.Endpoint
+	st := storage.NewStore(storage.Config{S3: opts})
+	root := "s3://" + srv.Bucket + "/root"
+	l, err := OpenStore(ctx, st, root, "v", fields)
+	require.NoError(t, err)
+	day := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	p, err := l.Prepare(Batch{Stream: "trips", Events: []Event{ev(7, 1, 1.0, day)}})
+	require.NoError(t, err)
+	srv.ResetRequests()
+	proxy.Cut(1, 1) // the manifest PUT reaches the store; its answer does not
+	m, err := p.Commit()
+	require.NoError(t, err)
+	require.Equal(t, 1, proxy.Cuts())
+	var puts []int
+	for _, r := range srv.Requests() {
+		if r.Method == http.MethodPut {
+			puts = append(puts, r.Status)
+		}
+	}
+	require.Equal(t, []int{http.StatusOK, http.StatusPreconditionFailed}, puts, "the create, then its retry")
+	require.NoError(t, p.Abort(), "a committed batch aborts to nothing")
+	_, objs, err := Objects(ctx, st, root, "v")
+	require.NoError(t, err)
+	require.Len(t, objs, 1)
+	require.Equal(t, l.prefix+m.Files[0].Path, objs[0].Key)
+}
