@@ -12,6 +12,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/quiverdata/quiver/registry"
@@ -184,24 +185,43 @@ func manifestsIn(ctx context.Context, b storage.Bucket, prefix, view string) ([]
 	if err != nil {
 		return nil, fmt.Errorf("stream log of view %s: %w", view, err)
 	}
-	var out []*Manifest
+	var keys, names []string
 	for _, o := range objs {
 		name := strings.TrimPrefix(o.Key, prefix+manifestDir+"/")
 		if strings.Contains(name, "/") || !strings.HasSuffix(name, ".json") {
 			continue
 		}
-		data, err := readObject(ctx, b, o.Key)
+		keys, names = append(keys, o.Key), append(names, name)
+	}
+	// One GET per manifest, manifestReads at once; the first error in
+	// key order is reported.
+	out := make([]*Manifest, len(keys))
+	errs := make([]error, len(keys))
+	sem := make(chan struct{}, manifestReads)
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			data, err := readObject(ctx, b, keys[i])
+			if err == nil {
+				out[i], err = decodeManifest(names[i], data)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
 		if err != nil {
 			return nil, fmt.Errorf("stream log of view %s: %w", view, err)
 		}
-		m, err := decodeManifest(name, data)
-		if err != nil {
-			return nil, fmt.Errorf("stream log of view %s: %w", view, err)
-		}
-		out = append(out, m)
 	}
 	return out, nil
 }
+
+// manifestReads is how many manifests a reader fetches at once.
+const manifestReads = 8
 
 // ReadManifests returns a view's committed manifests in batch-name order,
 // below a local data root (as Manifests) or an s3:// one, whose bucket st

@@ -279,3 +279,26 @@ func TestObjectLogCommitWhoseAnswerWasLost(t *testing.T) {
 	require.Len(t, objs, 1)
 	require.Equal(t, l.prefix+m.Files[0].Path, objs[0].Key)
 }
+
+// Manifests are read several at once and come back in batch-name order;
+// one that does not decode fails the read, by name.
+func TestObjectLogManifestsInOrderAndCorruptOneNamed(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t)
+	st, root, l := s3Log(t, srv)
+	day := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	for i := range 20 {
+		_, err := l.Append(Batch{Stream: "trips", Events: []Event{ev(int64(i), 1, 1.0, day)}})
+		require.NoError(t, err)
+	}
+	ms, err := ReadManifests(ctx, st, root, "v")
+	require.NoError(t, err)
+	require.Len(t, ms, 20)
+	for i, m := range ms {
+		require.Equal(t, int64(i), m.FirstOffset)
+	}
+	_, err = l.bucket.Put(ctx, l.prefix+"_manifests/trips-p00000-00000000000000000009-00000000000000000009x.json", strings.NewReader("{"))
+	require.NoError(t, err)
+	_, err = ReadManifests(ctx, st, root, "v")
+	require.ErrorContains(t, err, "stream log of view v: manifest trips-p00000-00000000000000000009-00000000000000000009x.json")
+}
