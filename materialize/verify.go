@@ -98,6 +98,9 @@ func Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, error) {
 	if opts.FloatTolerance <= 0 {
 		opts.FloatTolerance = 1e-9
 	}
+	if strings.HasPrefix(strings.ToLower(opts.DataRoot), "s3://") {
+		return nil, fmt.Errorf("verify samples entities from the offline log's local files, and the data root %s is on object storage, where verify is not supported yet", opts.DataRoot)
+	}
 	views := opts.Views
 	if len(views) == 0 {
 		for _, v := range opts.Defs.FeatureViews {

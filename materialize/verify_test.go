@@ -121,3 +121,10 @@ func TestVerifyStopsWhenCancelled(t *testing.T) {
 	_, err = Verify(ctx, VerifyOptions{Defs: f.repo.Defs, Offline: f.off, Online: f.store, DataRoot: root, Views: []string{"driver_status"}})
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+// Verify refuses a data root on object storage by name.
+func TestVerifyRefusesAnObjectStorageDataRoot(t *testing.T) {
+	f := newFixture(t)
+	_, err := Verify(context.Background(), VerifyOptions{Defs: f.repo.Defs, Offline: f.off, Online: f.store, DataRoot: "s3://bucket/data"})
+	require.ErrorContains(t, err, "the data root s3://bucket/data is on object storage, where verify is not supported yet")
+}

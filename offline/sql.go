@@ -50,10 +50,7 @@ func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewP
 		// files a manifest commits, by explicit list (a glob would see
 		// files being written), in the log's source order.
 		what = fmt.Sprintf("%s, offline log %s", src.Kind, filepath.ToSlash(filepath.Join(streamlog.Dir, p.view.Name)))
-		if e.remoteRoot {
-			return "", invalidf("source %s (%s): the offline log is read from a local data root only, and the data root %s is on object storage", src.Name, what, e.dataRoot)
-		}
-		files, err := streamlog.Files(e.dataRoot, p.view.Name)
+		files, err := e.logFiles(ctx, p.view.Name, st)
 		if err != nil {
 			return "", fmt.Errorf("source %s (%s): %w", src.Name, what, err)
 		}

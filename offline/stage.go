@@ -9,6 +9,7 @@ import (
 
 	"github.com/quiverdata/quiver/internal/objcache"
 	"github.com/quiverdata/quiver/storage"
+	"github.com/quiverdata/quiver/streamlog"
 )
 
 // Parquet on object storage is staged: the objects a request reads are
@@ -164,6 +165,28 @@ func (e *Engine) stageOnce(ctx context.Context, uri string, st *staged) ([]strin
 		}
 		objs = []storage.ObjectInfo{info}
 	}
+	return e.fetchAll(ctx, b, objs, st)
+}
+
+// logFiles returns the local files of a stream view's committed offline
+// log, in the log's source order: its own files below a local data root,
+// the staged copies of its objects below an s3:// one.
+func (e *Engine) logFiles(ctx context.Context, view string, st *staged) ([]string, error) {
+	if !e.remoteRoot {
+		return streamlog.Files(e.dataRoot, view)
+	}
+	// A log's objects are never replaced (each batch's names are its
+	// own), so a changed object is not listed again.
+	b, objs, err := streamlog.Objects(ctx, e.store, e.dataRoot, view)
+	if err != nil || len(objs) == 0 {
+		return nil, err
+	}
+	return e.fetchAll(ctx, b, objs, st)
+}
+
+// fetchAll copies objs of b into the cache, at most fetchConcurrency at
+// once, and returns the copies' paths in the order of objs, held by st.
+func (e *Engine) fetchAll(ctx context.Context, b storage.Bucket, objs []storage.ObjectInfo, st *staged) ([]string, error) {
 	cache, err := e.objectCache()
 	if err != nil {
 		return nil, err

@@ -80,6 +80,12 @@ type windowScenario struct {
 }
 
 func newWindowScenario(t *testing.T, seed uint64) *windowScenario {
+	return newWindowScenarioLogs(t, seed)
+}
+
+// newWindowScenarioLogs is newWindowScenario that also appends every
+// batch to the logs open, opened on the view "w" with windowFields.
+func newWindowScenarioLogs(t *testing.T, seed uint64, open ...func() *streamlog.Log) *windowScenario {
 	rng := rand.New(rand.NewPCG(seed, seed*13+5))
 	hops := []time.Duration{time.Minute, 7 * time.Minute, time.Hour, 90 * time.Second}
 	s := &windowScenario{dir: t.TempDir(), hop: hops[rng.IntN(len(hops))]}
@@ -124,6 +130,10 @@ func newWindowScenario(t *testing.T, seed uint64) *windowScenario {
 	// repeat (ties) and come in any order.
 	l, err := streamlog.Open(s.dir, "w", windowFields)
 	require.NoError(t, err)
+	mirrors := make([]*streamlog.Log, len(open))
+	for i, o := range open {
+		mirrors[i] = o()
+	}
 	type logged struct {
 		date  string
 		batch int
@@ -188,6 +198,10 @@ func newWindowScenario(t *testing.T, seed uint64) *windowScenario {
 		}
 		_, err := l.Append(streamlog.Batch{Stream: fmt.Sprintf("b%02d", b), Events: batch})
 		require.NoError(t, err)
+		for _, m := range mirrors {
+			_, err := m.Append(streamlog.Batch{Stream: fmt.Sprintf("b%02d", b), Events: batch})
+			require.NoError(t, err)
+		}
 	}
 	// The log's source order: files by date directory, then batch (the
 	// batch names sort as the batches were logged), rows in batch order.

@@ -36,6 +36,23 @@
 // null; the offline engine skips it); Prepare refuses a batch holding one
 // outside, before it writes.
 //
+// # On object storage
+//
+// OpenStore opens a log below an s3:// data root too, with the same
+// layout as keys below the root's prefix; ReadManifests and Objects read
+// it (Manifests and Files read local roots only). There, each data file
+// is one complete object (storage.Bucket.Put: no reader ever sees part
+// of one), and Commit creates the manifest with PutIfAbsent after every
+// data object of the batch is stored. A manifest key is the batch name,
+// so two writers of one Kafka batch (the same partition and offsets)
+// cannot both commit it: the second gets ErrCommitted, and Abort then
+// removes its own data objects, whose names carry a random tag so they
+// never replace the first writer's. A create whose answer was lost is
+// read back, so a retried create that had succeeded is not reported as a
+// loss. Recover deletes data objects that no manifest names once they
+// are older than the grace period. Prepare and Commit take no context:
+// the store's timeouts and retries bound their requests.
+//
 // # Concurrency
 //
 // A Log may be used by one goroutine per (stream, partition) at a time;

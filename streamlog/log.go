@@ -2,6 +2,7 @@ package streamlog
 
 import (
 	"cmp"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -26,6 +28,7 @@ import (
 
 	"github.com/quiverdata/quiver/internal/durable"
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/storage"
 	"github.com/quiverdata/quiver/value"
 )
 
@@ -89,25 +92,46 @@ type Log struct {
 	// their dictionaries cost a tenth of the stream's CPU.
 	writerProps []parquet.WriterProperty
 	mu          sync.Mutex // guards dir creation
+
+	// bucket is set for a log on object storage (see objects.go); prefix
+	// is then the key of the view's directory, ending in "/", and dir is
+	// unused.
+	bucket storage.Bucket
+	prefix string
 }
 
 // ViewDir returns the directory of a view's log under a data root.
 func ViewDir(dataRoot, view string) string { return filepath.Join(dataRoot, Dir, view) }
 
-// checkLocal refuses a data root on object storage: the log is written
-// and read below a local directory only.
+// checkLocal refuses a data root on object storage to the functions that
+// take a local directory only; OpenStore, ReadManifests and Objects take
+// both.
 func checkLocal(dataRoot, view string) error {
 	if strings.Contains(dataRoot, "://") {
-		return fmt.Errorf("stream log of view %s: the offline log is kept below a local data root, and %s is on object storage, where it is not supported yet", view, dataRoot)
+		return fmt.Errorf("stream log of view %s: %s is on object storage, which needs the storage settings: open the log through a storage.Store", view, dataRoot)
 	}
 	return nil
 }
 
-// Open returns the log of a view whose source declares fields.
+// Open returns the log of a view whose source declares fields, below a
+// local data root. OpenStore opens one below either kind of root.
 func Open(dataRoot, view string, fields []*registry.Field) (*Log, error) {
 	if err := checkLocal(dataRoot, view); err != nil {
 		return nil, err
 	}
+	l, err := newLog(view, fields)
+	if err != nil {
+		return nil, err
+	}
+	l.dir = ViewDir(dataRoot, view)
+	if err := os.MkdirAll(filepath.Join(l.dir, manifestDir), 0o755); err != nil {
+		return nil, fmt.Errorf("stream log of view %s: %w", view, err)
+	}
+	return l, nil
+}
+
+// newLog returns a log's schema and writer settings, without a place.
+func newLog(view string, fields []*registry.Field) (*Log, error) {
 	if len(fields) == 0 {
 		return nil, fmt.Errorf("stream log of view %s: the source declares no schema", view)
 	}
@@ -115,15 +139,12 @@ func Open(dataRoot, view string, fields []*registry.Field) (*Log, error) {
 	for i, f := range fields {
 		afs[i] = arrow.Field{Name: f.Name, Type: value.ArrowType(f.Type), Nullable: true}
 	}
-	l := &Log{dir: ViewDir(dataRoot, view), view: view, fields: fields, schema: arrow.NewSchema(afs, nil),
+	l := &Log{view: view, fields: fields, schema: arrow.NewSchema(afs, nil),
 		writerProps: []parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Snappy), parquet.WithDictionaryDefault(false)}}
 	for _, f := range fields {
 		if !f.Type.List && (f.Type.Elem == registry.String || f.Type.Elem == registry.Bytes) {
 			l.writerProps = append(l.writerProps, parquet.WithDictionaryFor(f.Name, true))
 		}
-	}
-	if err := os.MkdirAll(filepath.Join(l.dir, manifestDir), 0o755); err != nil {
-		return nil, fmt.Errorf("stream log of view %s: %w", view, err)
 	}
 	return l, nil
 }
@@ -221,6 +242,9 @@ func (l *Log) Prepare(b Batch) (*Prepared, error) {
 		byDate[d] = append(byDate[d], i)
 	}
 	slices.Sort(dates)
+	if l.bucket != nil {
+		return l.prepareObjects(p, b.Events, dates, byDate)
+	}
 	for i, d := range dates {
 		rel := filepath.Join(d, fmt.Sprintf("%s-%d.parquet", name, i))
 		f, err := l.writeFile(rel, b.Events, byDate[d])
@@ -253,6 +277,9 @@ func (p *Prepared) Commit() (*Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stream log of view %s: manifest: %w", l.view, err)
 	}
+	if l.bucket != nil {
+		return p.commitObject(data)
+	}
 	mdir := filepath.Join(l.dir, manifestDir)
 	// The manifest's name is the commit: WriteFile syncs the directory.
 	if err := durable.WriteFile(filepath.Join(mdir, m.Batch+".json"), 0o666, func(f *os.File) error {
@@ -271,6 +298,9 @@ func (p *Prepared) Abort() error {
 	if p == nil {
 		return nil
 	}
+	if p.l.bucket != nil {
+		return p.abortObjects()
+	}
 	var errs []error
 	for _, path := range p.paths {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -281,15 +311,16 @@ func (p *Prepared) Abort() error {
 	return errors.Join(errs...)
 }
 
-// writeFile writes the events at rows to the Parquet file rel.
-func (l *Log) writeFile(rel string, events []Event, rows []int) (File, error) {
+// record builds the record of the events at rows and describes it as
+// the file rel.
+func (l *Log) record(rel string, events []Event, rows []int) (arrow.RecordBatch, File, error) {
 	out := File{Path: filepath.ToSlash(rel), Rows: int64(len(rows))}
 	b := array.NewRecordBuilder(memory.DefaultAllocator, l.schema)
 	defer b.Release()
 	for _, r := range rows {
 		ev := &events[r]
 		if len(ev.Values) != len(l.fields) {
-			return out, fmt.Errorf("event at offset %d has %d values for %d fields", ev.Offset, len(ev.Values), len(l.fields))
+			return nil, out, fmt.Errorf("event at offset %d has %d values for %d fields", ev.Offset, len(ev.Values), len(l.fields))
 		}
 		for i, v := range ev.Values {
 			value.AppendArrow(b.Field(i), v)
@@ -302,45 +333,70 @@ func (l *Log) writeFile(rel string, events []Event, rows []int) (File, error) {
 			out.MaxTime = t
 		}
 	}
-	rec := b.NewRecordBatch()
+	return b.NewRecordBatch(), out, nil
+}
+
+// encode writes rec as one Parquet file to w.
+func (l *Log) encode(w io.Writer, rec arrow.RecordBatch) error {
+	// The writer closes a sink that is an io.Closer; the caller closes w.
+	fw, err := pqarrow.NewFileWriter(l.schema, struct{ io.Writer }{w},
+		parquet.NewWriterProperties(l.writerProps...),
+		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		return err
+	}
+	if err := fw.Write(rec); err != nil {
+		_ = fw.Close() // the write error is the one to report
+		return err
+	}
+	return fw.Close()
+}
+
+// writeFile writes the events at rows to the Parquet file rel.
+func (l *Log) writeFile(rel string, events []Event, rows []int) (File, error) {
+	rec, out, err := l.record(rel, events, rows)
+	if err != nil {
+		return out, err
+	}
 	defer rec.Release()
 	path := filepath.Join(l.dir, rel)
 	l.mu.Lock()
-	err := os.MkdirAll(filepath.Dir(path), 0o755)
+	err = os.MkdirAll(filepath.Dir(path), 0o755)
 	l.mu.Unlock()
 	if err != nil {
 		return out, err
 	}
 	// Prepare syncs the directories of a batch's files once they are all
 	// written.
-	err = durable.WriteFileNoDirSync(path, 0o666, func(f *os.File) error {
-		// The writer closes a sink that is an io.Closer; the file is synced
-		// and closed by durable.
-		w, err := pqarrow.NewFileWriter(l.schema, struct{ io.Writer }{f},
-			parquet.NewWriterProperties(l.writerProps...),
-			pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-		if err != nil {
-			return err
-		}
-		if err := w.Write(rec); err != nil {
-			_ = w.Close() // the write error is the one to report
-			return err
-		}
-		return w.Close()
-	})
+	// The file is synced and closed by durable.
+	err = durable.WriteFileNoDirSync(path, 0o666, func(f *os.File) error { return l.encode(f, rec) })
 	return out, err
 }
 
 // Offsets returns, per stream partition, the last source offset the log
 // holds. It reads the manifests' names only.
 func (l *Log) Offsets() (map[Position]int64, error) {
-	entries, err := os.ReadDir(filepath.Join(l.dir, manifestDir))
-	if err != nil {
-		return nil, fmt.Errorf("stream log of view %s: %w", l.view, err)
+	var names []string
+	if l.bucket != nil {
+		objs, err := l.bucket.List(context.Background(), l.prefix+manifestDir+"/")
+		if err != nil {
+			return nil, fmt.Errorf("stream log of view %s: %w", l.view, err)
+		}
+		for _, o := range objs {
+			names = append(names, path.Base(o.Key))
+		}
+	} else {
+		entries, err := os.ReadDir(filepath.Join(l.dir, manifestDir))
+		if err != nil {
+			return nil, fmt.Errorf("stream log of view %s: %w", l.view, err)
+		}
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
 	}
 	out := map[Position]int64{}
-	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), ".json")
+	for _, n := range names {
+		name, ok := strings.CutSuffix(n, ".json")
 		if !ok {
 			continue
 		}
@@ -434,6 +490,9 @@ func Files(dataRoot, view string) ([]string, error) {
 // files that no manifest names, when they are older than grace (younger
 // ones may belong to a batch another process is committing right now).
 func (l *Log) Recover(grace time.Duration) (removed int, err error) {
+	if l.bucket != nil {
+		return l.recoverObjects(grace)
+	}
 	ms, err := Manifests(filepath.Dir(filepath.Dir(l.dir)), l.view)
 	if err != nil {
 		return 0, err

@@ -261,7 +261,7 @@ func TestObjectStorageDataRootIsRefused(t *testing.T) {
 	_, err = Files("s3://bucket/data", "v")
 	require.ErrorContains(t, err, "stream log of view v")
 	_, err = Manifests("s3://bucket/data", "v")
-	require.ErrorContains(t, err, "not supported yet")
+	require.ErrorContains(t, err, "is on object storage")
 	_, statErr := os.Stat("s3:")
 	require.True(t, os.IsNotExist(statErr))
 }

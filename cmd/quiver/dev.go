@@ -17,6 +17,7 @@ import (
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/server"
+	"github.com/quiverdata/quiver/storage"
 )
 
 const devUsage = "dev [--kafka-port N] [--partitions N] [--grpc ADDR] [--http ADDR] [--flight ADDR]"
@@ -70,7 +71,7 @@ func cmdDev(ctx context.Context, e *env, args []string) error {
 	metrics := server.NewMetrics()
 	store := metrics.InstrumentStore(rawStore)
 	streamMetrics := stream.NewMetrics(metrics.Registerer())
-	pusher := newVersionPusher(watcher.Current, store, cfg.DataRoot(), streamMetrics)
+	pusher := newVersionPusher(watcher.Current, store, cfg.DataRoot(), storage.NewStore(cfg.StorageConfig()), streamMetrics)
 	srv, closeSrv, err := newServer(cfg, watcher.Current, store, pusher, metrics, log, serveAddrs{*grpcAddr, *httpAddr, *flightAddr}, streamMetrics.Stalls)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/server"
+	"github.com/quiverdata/quiver/storage"
 )
 
 // versionPusher takes pushes for quiver serve through the stream
@@ -19,6 +20,7 @@ type versionPusher struct {
 	current  func() *registry.Snapshot
 	store    online.Store
 	dataRoot string
+	storage  *storage.Store  // opens an s3:// data root's bucket
 	metrics  *stream.Metrics // shared by every version's applier
 
 	mu      sync.Mutex
@@ -28,8 +30,8 @@ type versionPusher struct {
 
 var _ server.Pusher = (*versionPusher)(nil)
 
-func newVersionPusher(current func() *registry.Snapshot, store online.Store, dataRoot string, metrics *stream.Metrics) *versionPusher {
-	return &versionPusher{current: current, store: store, dataRoot: dataRoot, metrics: metrics, version: -1}
+func newVersionPusher(current func() *registry.Snapshot, store online.Store, dataRoot string, st *storage.Store, metrics *stream.Metrics) *versionPusher {
+	return &versionPusher{current: current, store: store, dataRoot: dataRoot, storage: st, metrics: metrics, version: -1}
 }
 
 // forCurrent returns the applier of the current registry version,
@@ -41,7 +43,7 @@ func (p *versionPusher) forCurrent() (*stream.Applier, error) {
 	if p.applier != nil && p.version == snap.Version {
 		return p.applier, nil
 	}
-	a, err := stream.NewApplier(snap.Defs, p.store, p.dataRoot, p.metrics, nil)
+	a, err := stream.NewApplierStore(context.Background(), snap.Defs, p.store, p.dataRoot, p.storage, p.metrics, nil)
 	if err != nil {
 		return nil, fmt.Errorf("plan the push sources of registry version %d: %w", snap.Version, err)
 	}

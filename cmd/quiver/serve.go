@@ -11,6 +11,7 @@ import (
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/server"
+	"github.com/quiverdata/quiver/storage"
 )
 
 const serveUsage = "serve [--grpc ADDR] [--http ADDR] [--flight ADDR]"
@@ -50,7 +51,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	defer rawStore.Close()
 	metrics := server.NewMetrics()
 	store := metrics.InstrumentStore(rawStore)
-	pusher := newVersionPusher(watcher.Current, store, cfg.DataRoot(), stream.NewMetrics(metrics.Registerer()))
+	pusher := newVersionPusher(watcher.Current, store, cfg.DataRoot(), storage.NewStore(cfg.StorageConfig()), stream.NewMetrics(metrics.Registerer()))
 	srv, closeSrv, err := newServer(cfg, watcher.Current, store, pusher, metrics, log,
 		serveAddrs{*grpcAddr, *httpAddr, *flightAddr}, nil)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/storage"
 )
 
 const streamUsage = "stream [--brokers HOST:PORT,...] [--group NAME] [--metrics ADDR] [--reload DURATION]"
@@ -182,7 +183,7 @@ type streamRunner struct {
 func (r *streamRunner) run(ctx context.Context) error {
 	for first := true; ; first = false {
 		snap := r.current()
-		applier, err := stream.NewApplier(snap.Defs, r.store, r.cfg.DataRoot(), r.metrics, nil)
+		applier, err := stream.NewApplierStore(ctx, snap.Defs, r.store, r.cfg.DataRoot(), storage.NewStore(r.cfg.StorageConfig()), r.metrics, nil)
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/quiverdata/quiver/aggregate"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/storage"
 	"github.com/quiverdata/quiver/streamlog"
 )
 
@@ -56,8 +57,17 @@ type viewPlan struct {
 }
 
 // NewApplier plans the stream views of defs: every view over a kafka or
-// push source that is online. Their logs live under dataRoot.
+// push source that is online. Their logs live under dataRoot, a local
+// directory (NewApplierStore takes an s3:// one too).
 func NewApplier(defs *registry.Definitions, store online.Store, dataRoot string, metrics *Metrics, now func() time.Time) (*Applier, error) {
+	return NewApplierStore(context.Background(), defs, store, dataRoot, nil, metrics, now)
+}
+
+// NewApplierStore is NewApplier for a data root that is a local directory
+// or an s3:// URI, whose bucket st opens (st may be nil for a local
+// root). ctx bounds the listing that opening each log on object storage
+// makes.
+func NewApplierStore(ctx context.Context, defs *registry.Definitions, store online.Store, dataRoot string, st *storage.Store, metrics *Metrics, now func() time.Time) (*Applier, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -75,7 +85,7 @@ func NewApplier(defs *registry.Definitions, store online.Store, dataRoot string,
 			sp = &sourcePlan{src: src}
 			a.sources[src.Name] = sp
 		}
-		vp, err := planView(defs, v, src, dataRoot)
+		vp, err := planView(ctx, defs, v, src, dataRoot, st)
 		if err != nil {
 			return nil, err
 		}
@@ -97,7 +107,7 @@ func NewApplier(defs *registry.Definitions, store online.Store, dataRoot string,
 	return a, nil
 }
 
-func planView(defs *registry.Definitions, v *registry.FeatureView, src *registry.Source, dataRoot string) (*viewPlan, error) {
+func planView(ctx context.Context, defs *registry.Definitions, v *registry.FeatureView, src *registry.Source, dataRoot string, st *storage.Store) (*viewPlan, error) {
 	field := func(name string) (int, error) {
 		for i, f := range src.Schema {
 			if src.Mapped(f.Name) == name {
@@ -115,7 +125,7 @@ func planView(defs *registry.Definitions, v *registry.FeatureView, src *registry
 		vp.keyIdx = append(vp.keyIdx, i)
 		vp.keyTypes = append(vp.keyTypes, k.Type)
 	}
-	log, err := streamlog.Open(dataRoot, v.Name, src.Schema)
+	log, err := streamlog.OpenStore(ctx, st, dataRoot, v.Name, src.Schema)
 	if err != nil {
 		return nil, err
 	}
@@ -431,11 +441,19 @@ func (a *Applier) prepareLog(source, stream string, partition int32, events []st
 
 // commitLog commits prepared batches in order. On error the ones not yet
 // committed are removed; those committed stay (and logged says which).
+// A batch of source offsets that another writer committed first (a
+// consumer the partition moved away from, logging the same offsets; on
+// object storage only) is in the log already: this writer's copy is
+// removed and the batch counts as logged.
 func (a *Applier) commitLog(prepared []viewBatch, events []streamlog.Event, logged map[string]int64) error {
 	for i, vb := range prepared {
 		if _, err := vb.p.Commit(); err != nil {
-			abortLog(prepared[i:])
-			return err
+			if errors.Is(err, streamlog.ErrCommitted) && events[len(events)-1].Offset >= 0 {
+				_ = vb.p.Abort() // this writer's copy; Recover removes what it cannot
+			} else {
+				abortLog(prepared[i:])
+				return err
+			}
 		}
 		if logged != nil && events[len(events)-1].Offset >= 0 {
 			logged[vb.view] = events[len(events)-1].Offset

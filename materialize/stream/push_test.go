@@ -3,14 +3,18 @@ package stream
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/quiverdata/quiver/internal/testutil/s3test"
 	"github.com/quiverdata/quiver/online"
+	"github.com/quiverdata/quiver/storage"
 	"github.com/quiverdata/quiver/streamlog"
 )
 
@@ -108,4 +112,113 @@ func TestPushLogFailureAppliesNothing(t *testing.T) {
 	require.Equal(t, 1, n)
 	require.Equal(t, 1, logRows(t, f.root, "driver_status"))
 	require.Equal(t, 1, logRows(t, f.root, "driver_pings"))
+}
+
+// logRowsIn counts the rows a view's committed manifests hold, below a
+// data root on either kind of storage.
+func logRowsIn(t *testing.T, st *storage.Store, root, view string) int {
+	t.Helper()
+	ms, err := streamlog.ReadManifests(context.Background(), st, root, view)
+	require.NoError(t, err)
+	n := 0
+	for _, m := range ms {
+		for _, f := range m.Files {
+			n += int(f.Rows)
+		}
+	}
+	return n
+}
+
+// Pushes logged below an s3:// data root: committed rows are in the log;
+// a data object the store refuses fails the push before anything is
+// applied, online or in the log.
+func TestPushLogsBelowAnObjectStorageDataRoot(t *testing.T) {
+	f := newFixture(t)
+	srv := s3test.Start(t)
+	st := storage.NewStore(storage.Config{S3: srv.Options()})
+	root := "s3://" + srv.Bucket + "/data"
+	ctx := context.Background()
+	a, err := NewApplierStore(ctx, f.repo.Defs, f.store, root, st, nil, nil)
+	require.NoError(t, err)
+	a.MaxFuture = 100 * 365 * 24 * time.Hour
+	n, err := a.PushJSON(ctx, "driver_app", [][]byte{
+		[]byte(`{"driver_id": 1001, "available": true, "battery": 0.5, "ts": "2026-11-23T10:00:00Z"}`),
+		[]byte(`{"driver_id": 1001, "available": false, "battery": 0.25, "ts": "2026-11-24T10:01:00Z"}`),
+	})
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	require.Equal(t, 2, logRowsIn(t, st, root, "driver_status"))
+	require.Equal(t, 2, logRowsIn(t, st, root, "driver_pings"))
+
+	srv.FailNextMatching(1, http.StatusForbidden, func(r s3test.Request) bool {
+		return r.Method == http.MethodPut && strings.Contains(r.Path, "/date=")
+	})
+	_, err = a.PushJSON(ctx, "driver_app", [][]byte{
+		[]byte(`{"driver_id": 1002, "available": true, "battery": 0.5, "ts": "2026-11-23T10:00:00Z"}`),
+	})
+	require.ErrorContains(t, err, "write offline log (nothing was applied)")
+	require.NotContains(t, err.Error(), s3test.SecretKey)
+	lookup := online.NewLookup(f.store, online.LookupOptions{Now: func() time.Time { return time.Date(2026, 11, 23, 10, 1, 0, 0, time.UTC) }})
+	resp, err := lookup.Get(ctx, f.repo.Defs, &online.Request{Entities: map[string][]any{"driver_id": {int64(1002)}},
+		Features: []string{"driver_status:*", "driver_pings:*"}})
+	require.NoError(t, err)
+	for _, fv := range resp.Features {
+		require.Equal(t, online.NotFound, fv.Statuses[0], fv.Name)
+	}
+	require.Equal(t, 2, logRowsIn(t, st, root, "driver_status"))
+	require.Equal(t, 2, logRowsIn(t, st, root, "driver_pings"))
+	removed, err := a.Recover(0)
+	require.NoError(t, err)
+	require.Zero(t, removed, "the refused push's other objects were removed as it failed")
+}
+
+// Two appliers logging the same offsets of a partition below an s3://
+// data root (a consumer the partition moved away from, and its
+// successor): the batch is committed once, and the second writer counts
+// it as logged rather than failing for ever.
+func TestSameOffsetsLoggedTwiceCommitOnceOnObjectStorage(t *testing.T) {
+	f := newFixture(t)
+	srv := s3test.Start(t)
+	st := storage.NewStore(storage.Config{S3: srv.Options()})
+	root := "s3://" + srv.Bucket + "/data"
+	ctx := context.Background()
+	var appliers [2]*Applier
+	for i := range appliers {
+		a, err := NewApplierStore(ctx, f.repo.Defs, f.store, root, st, nil, nil)
+		require.NoError(t, err)
+		appliers[i] = a
+	}
+	d, err := appliers[0].Decoder("trips")
+	require.NoError(t, err)
+	ts := trips(20, 3, time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC), 7)
+	events := make([]streamlog.Event, len(ts))
+	for i, tr := range ts {
+		events[i].Offset = int64(100 + i)
+		require.NoError(t, d.Decode(tr.JSON(), &events[i]))
+	}
+	var logged [2]map[string]int64
+	for i, a := range appliers {
+		logged[i], err = a.Logged("trips", "trips", 2)
+		require.NoError(t, err)
+	}
+	require.NotEmpty(t, logged[0])
+	for i, a := range appliers {
+		require.NoError(t, a.AppendLog("trips", "trips", 2, events, logged[i]), "writer %d", i)
+		for view, last := range logged[i] {
+			require.Equal(t, int64(119), last, "writer %d, view %s", i, view)
+		}
+	}
+	for view := range logged[0] {
+		ms, err := streamlog.ReadManifests(ctx, st, root, view)
+		require.NoError(t, err)
+		require.Len(t, ms, 1, view)
+		require.Equal(t, 20, logRowsIn(t, st, root, view))
+		_, objs, err := streamlog.Objects(ctx, st, root, view)
+		require.NoError(t, err)
+		b, _, err := st.Open(ctx, root)
+		require.NoError(t, err)
+		all, err := b.List(ctx, "data/_stream/"+view+"/date=")
+		require.NoError(t, err)
+		require.Equal(t, len(objs), len(all), "the second writer's objects were removed")
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/sdk"
+	"github.com/quiverdata/quiver/storage"
 )
 
 // Client looks features up in a repository's online store directly, in
@@ -18,6 +19,7 @@ type Client struct {
 	lookup   *online.Lookup
 	defs     *registry.Definitions
 	dataRoot string
+	storage  storage.Config // opens an s3:// data root's bucket
 
 	pushMu  sync.Mutex      // one push at a time, as the Applier requires
 	applier *stream.Applier // set up by the first push
@@ -42,7 +44,7 @@ func Open(ctx context.Context, dir string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{store: store, lookup: online.NewLookup(store, online.LookupOptions{}), defs: snap.Defs, dataRoot: cfg.DataRoot()}, nil
+	return &Client{store: store, lookup: online.NewLookup(store, online.LookupOptions{}), defs: snap.Defs, dataRoot: cfg.DataRoot(), storage: cfg.StorageConfig()}, nil
 }
 
 // Close closes the store.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/quiverdata/quiver/materialize/stream"
+	"github.com/quiverdata/quiver/storage"
 )
 
 // Push applies rows of a push source to the repository's online store and
@@ -26,7 +27,7 @@ func (e *Client) Push(ctx context.Context, source string, rows []map[string]any)
 	e.pushMu.Lock()
 	defer e.pushMu.Unlock()
 	if e.applier == nil {
-		a, err := stream.NewApplier(e.defs, e.store, e.dataRoot, nil, nil)
+		a, err := stream.NewApplierStore(ctx, e.defs, e.store, e.dataRoot, storage.NewStore(e.storage), nil, nil)
 		if err != nil {
 			return 0, fmt.Errorf("push %s: %w", source, err)
 		}
