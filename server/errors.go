@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/quiverdata/quiver/internal/ipcguard"
+	"github.com/quiverdata/quiver/internal/objcache"
 	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
@@ -47,6 +48,12 @@ func errorCode(err error) codes.Code {
 		return codes.Canceled
 	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrBucketNotFound):
 		return codes.NotFound
+	case errors.Is(err, objcache.ErrFull):
+		return codes.ResourceExhausted
+	case errors.Is(err, objcache.ErrChanged), storeStatus(err) == http.StatusPreconditionFailed:
+		// The object was replaced while it was read (a read pinned to its
+		// ETag): reading again reads the new one.
+		return codes.Aborted
 	case storeStatus(err) == http.StatusForbidden:
 		return codes.PermissionDenied
 	case errors.As(err, new(*storage.Error)):

@@ -212,6 +212,11 @@ func Name(b storage.Bucket, info storage.ObjectInfo) string {
 // was listed: the caller lists it again.
 var ErrChanged = errors.New("quiver: object replaced since it was listed")
 
+// ErrFull is the failure of a fetch of an object the cache cannot hold:
+// larger than its bound, or with no room left beside the copies that
+// running requests hold.
+var ErrFull = errors.New("quiver: object cache full")
+
 // Fetch returns a held copy of the object info describes (as a listing or
 // Stat of b gave it), downloading it when the cache has no copy of that
 // version. An object whose ETag or size is no longer info's fails with an
@@ -222,8 +227,8 @@ func (c *Cache) Fetch(ctx context.Context, b storage.Bucket, info storage.Object
 	name := Name(b, info)
 	path := filepath.Join(c.dir, name)
 	if info.Size > c.max {
-		return nil, fmt.Errorf("%s is %d bytes, more than the object cache holds (%d bytes, in %s): raise its max_bytes",
-			b.URI(info.Key), info.Size, c.max, c.dir)
+		return nil, fmt.Errorf("%w: %s is %d bytes, more than the object cache holds (%d bytes, in %s): raise its max_bytes",
+			ErrFull, b.URI(info.Key), info.Size, c.max, c.dir)
 	}
 	for {
 		c.mu.Lock()
@@ -276,7 +281,7 @@ func (c *Cache) Fetch(ctx context.Context, b storage.Bucket, info storage.Object
 		if !c.evictLocked(info.Size) {
 			held := c.bytes
 			c.mu.Unlock()
-			return nil, fmt.Errorf("%s (%d bytes) does not fit in the object cache: %d of its %d bytes (in %s) hold copies that running requests read; raise its max_bytes",
+			return nil, fmt.Errorf("%w: %s (%d bytes) does not fit in the object cache: %d of its %d bytes (in %s) hold copies that running requests read; raise its max_bytes", ErrFull,
 				b.URI(info.Key), info.Size, held, c.max, c.dir)
 		}
 		e = &entry{name: name, size: info.Size, used: time.Now(), pins: 1, ready: make(chan struct{})}
