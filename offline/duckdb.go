@@ -150,7 +150,7 @@ func (q *prepared) entityColumns(ctx context.Context) ([]column, error) {
 
 // render checks every source relation the joins read and renders the
 // query.
-func (q *prepared) render(ctx context.Context, res *resolved, tsCol string) error {
+func (q *prepared) render(ctx context.Context, res *resolved, ts column) error {
 	sources := make([]string, len(res.plans))
 	for i, p := range res.plans {
 		rel, err := q.e.sourceRelation(ctx, q.conn, p, &q.staged)
@@ -159,17 +159,7 @@ func (q *prepared) render(ctx context.Context, res *resolved, tsCol string) erro
 		}
 		sources[i] = rel
 	}
-	cols, err := q.entityColumns(ctx)
-	if err != nil {
-		return err
-	}
-	tsType := ""
-	for _, c := range cols {
-		if c.name == tsCol {
-			tsType = c.typ
-		}
-	}
-	q.sql = trainingSetSQL(res.plans, sources, tsCol, tsType, res.demands)
+	q.sql = trainingSetSQL(res.plans, sources, ts.name, ts.typ, res.demands)
 	return nil
 }
 

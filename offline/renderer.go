@@ -55,9 +55,10 @@ type session interface {
 	// order, by name and engine type, without the engine's own.
 	entityColumns(ctx context.Context) ([]column, error)
 	// render checks the columns every view's source must have and renders
-	// the query of res, entity rows timed by the column tsCol. Problems
-	// with the sources are ErrInvalidRequest.
-	render(ctx context.Context, res *resolved, tsCol string) error
+	// the query of res, entity rows timed by the entity column ts (as
+	// entityColumns described it). Problems with the sources are
+	// ErrInvalidRequest.
+	render(ctx context.Context, res *resolved, ts column) error
 	// run starts the rendered query. The reader owns the session: its
 	// last Release closes it. On error the session is closed.
 	run(ctx context.Context) (array.RecordReader, error)
@@ -93,7 +94,13 @@ func (e *Engine) prepare(ctx context.Context, req *Request) (session, *resolved,
 		err = checkEntities(e.render, cols, tsCol, res.plans, res.columns, res.demands)
 	}
 	if err == nil {
-		err = s.render(ctx, res, tsCol)
+		ts := column{name: tsCol}
+		for _, c := range cols {
+			if c.name == tsCol {
+				ts = c
+			}
+		}
+		err = s.render(ctx, res, ts)
 	}
 	if err != nil {
 		s.close()

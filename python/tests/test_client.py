@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pandas as pd
 import pyarrow as pa
@@ -378,3 +379,18 @@ def test_client_pickles_without_its_connection(client, cli_set):
         _same(again.dataset("sets/train.arrow").to_arrow(), cli_set)
     finally:
         again.close()
+
+
+def test_merge_parts_joins_neighbours_only():
+    from quiver._client import DatasetPart, merge_parts
+
+    def part(i, lo, hi, rows=10, version="v1", path="s.arrow"):
+        t = json.dumps({"kind": "dataset", "path": path, "range": [lo, hi], "version": version}).encode()
+        return DatasetPart(index=i, ticket=t, rows=rows)
+
+    got = merge_parts([part(0, 0, 2), part(1, 2, 3), part(2, 5, 6), part(3, 6, 8, version="v2"), part(4, 8, 9, version="v2", rows=-1)])
+    assert [json.loads(p.ticket)["range"] for p in got] == [[0, 3], [5, 6], [6, 9]]
+    assert [p.rows for p in got] == [20, 10, -1]
+    # A ticket that is not a ranged dataset ticket is kept as it is.
+    whole = DatasetPart(index=0, ticket=b'{"kind":"dataset","path":"s.arrow"}', rows=5)
+    assert merge_parts([whole, part(1, 0, 1)]) == [whole, part(1, 0, 1)]
