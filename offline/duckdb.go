@@ -151,9 +151,21 @@ func (q *prepared) entityColumns(ctx context.Context) ([]column, error) {
 // render checks every source relation the joins read and renders the
 // query.
 func (q *prepared) render(ctx context.Context, res *resolved, ts column) error {
+	var bounds *timeBounds
+	if q.e.readsObjects(res.plans) {
+		b, err := q.timeBounds(ctx, ts)
+		if err != nil {
+			return err
+		}
+		bounds = &b
+	}
+	projs, err := sourceProjections(res.plans, bounds)
+	if err != nil {
+		return err
+	}
 	sources := make([]string, len(res.plans))
 	for i, p := range res.plans {
-		rel, err := q.e.sourceRelation(ctx, q.conn, p, &q.staged)
+		rel, err := q.e.sourceRelation(ctx, q.conn, p, &q.staged, projs[p.source.Name])
 		if err != nil {
 			return err
 		}
@@ -161,6 +173,24 @@ func (q *prepared) render(ctx context.Context, res *resolved, ts column) error {
 	}
 	q.sql = trainingSetSQL(res.plans, sources, ts.name, ts.typ, res.demands)
 	return nil
+}
+
+// timeBounds returns the least and greatest time of the entity rows, as
+// the join compares them.
+func (q *prepared) timeBounds(ctx context.Context, ts column) (timeBounds, error) {
+	t := castTo(ts.typ, quoteIdent(ts.name), registry.TypeTimestamp)
+	rows, err := q.conn.QueryContext(ctx, fmt.Sprintf("SELECT epoch_us(min(%s)), epoch_us(max(%s)) FROM %s", t, t, entitiesTable), nil)
+	if err != nil {
+		return timeBounds{}, fmt.Errorf("entity table time bounds: %s", duckErr(err))
+	}
+	defer rows.Close()
+	vals := make([]driver.Value, 2)
+	if err := rows.Next(vals); err != nil {
+		return timeBounds{}, fmt.Errorf("entity table time bounds: %s", duckErr(err))
+	}
+	lo, ok1 := vals[0].(int64)
+	hi, ok2 := vals[1].(int64)
+	return timeBounds{lo: lo, hi: hi, ok: ok1 && ok2}, nil
 }
 
 // run starts the query; its reader closes the connection when released.

@@ -51,6 +51,9 @@ type CacheOptions struct {
 	// MaxBytes bounds the copies' bytes; the least recently used copies
 	// no running request reads are evicted beyond it (default 10 GiB).
 	MaxBytes int64
+	// WholeObjects copies whole objects, never slices of the columns and
+	// row groups a request reads (slice.go).
+	WholeObjects bool
 }
 
 // OptionsFromConfig returns the Options a repository's quiver.yaml sets.
@@ -61,7 +64,7 @@ func OptionsFromConfig(cfg *registry.Config) Options {
 		TempDirectory: cfg.Abs(cfg.Offline.DuckDB.TempDirectory),
 		Threads:       cfg.Offline.DuckDB.Threads,
 		Storage:       cfg.StorageConfig(),
-		Cache:         CacheOptions{Dir: cfg.Abs(cfg.Offline.Cache.Dir), MaxBytes: int64(cfg.Offline.Cache.MaxBytes)},
+		Cache:         CacheOptions{Dir: cfg.Abs(cfg.Offline.Cache.Dir), MaxBytes: int64(cfg.Offline.Cache.MaxBytes), WholeObjects: cfg.Offline.Cache.WholeObjects},
 	}
 }
 
@@ -101,7 +104,11 @@ type Engine struct {
 	cacheOpened atomic.Bool
 	cache       *objcache.Cache
 	cacheErr    error
-	plans       plan.Cache
+	// footers are the Parquet footers of staged objects; slices counts
+	// the slices staged (slice.go).
+	footers footerCache
+	slices  atomic.Int64
+	plans   plan.Cache
 	// render builds training sets; Open sets DuckDB's (see renderer).
 	render renderer
 }

@@ -91,7 +91,7 @@ const globChars = "*?[{"
 func (e *Engine) parquetList(ctx context.Context, ents Entities, st *staged) (what, list string, err error) {
 	if ents.path != "" {
 		if isRemote(ents.path) {
-			files, err := e.stage(ctx, ents.path, st)
+			files, err := e.stage(ctx, ents.path, st, nil)
 			if err != nil {
 				return "", "", stageError("entity table "+ents.path, err)
 			}
@@ -112,7 +112,7 @@ func (e *Engine) parquetList(ctx context.Context, ents Entities, st *staged) (wh
 			if strings.ContainsAny(f, storage.GlobChars) {
 				return "", "", invalidf("entity file %q: a listed object's key may not hold glob characters (%s)", f, storage.GlobChars)
 			}
-			files, err := e.stage(ctx, f, st)
+			files, err := e.stage(ctx, f, st, nil)
 			if err != nil {
 				return "", "", stageError("entity table "+f, err)
 			}

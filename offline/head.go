@@ -17,7 +17,7 @@ func (e *Engine) Head(ctx context.Context, path string, n int) ([]string, [][]st
 	if isRemote(path) {
 		st := &staged{}
 		defer st.release()
-		paths, err := e.stage(ctx, path, st)
+		paths, err := e.stage(ctx, path, st, nil)
 		if err != nil {
 			return nil, nil, err
 		}

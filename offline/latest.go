@@ -69,7 +69,11 @@ func (e *Engine) Latest(ctx context.Context, req *LatestRequest) (array.RecordRe
 		st.release()
 		return err
 	}
-	rel, err := e.sourceRelation(ctx, conn, p, st)
+	proj, err := viewProjection(p, nil)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := e.sourceRelation(ctx, conn, p, st, proj)
 	if err != nil {
 		_ = closeConn() // the relation error is the one to report
 		return nil, err

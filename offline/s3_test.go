@@ -218,7 +218,8 @@ func TestS3CacheBound(t *testing.T) {
 	srcSize := fileSize(t, src)
 	cacheDir := filepath.Join(t.TempDir(), "cache")
 	limit := 2 * srcSize // room for two parts of the three
-	eng := openS3Engine(t, srv, dir, func(o *Options) { o.Cache = CacheOptions{Dir: cacheDir, MaxBytes: limit} })
+	// Whole copies, so that each part takes its file's size.
+	eng := openS3Engine(t, srv, dir, func(o *Options) { o.Cache = CacheOptions{Dir: cacheDir, MaxBytes: limit, WholeObjects: true} })
 	for round := range 2 {
 		for _, k := range []string{"a", "b", "c"} {
 			defs := oneView(t, s3URI(srv, "parts/"+k+"/drivers.parquet"))

@@ -18,8 +18,9 @@ import (
 // For a view with features the ordering key is the struct of rule 2
 // (colKey); for a view with aggregations it is the source order alone
 // (colOrd), which breaks ties of last. The copies of objects it stages
-// (a source on object storage) are held by st until the request ends.
-func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewPlan, st *staged) (string, error) {
+// (a source on object storage) are held by st until the request ends;
+// they hold only the columns and row groups of proj (slice.go).
+func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewPlan, st *staged, proj *projection) (string, error) {
 	src := p.source
 	what := sourceWhat(src)
 	// order is the source order of rule 2: (file, row in file) packed
@@ -34,7 +35,7 @@ func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewP
 			break
 		}
 		what = uri
-		files, err := e.stage(ctx, uri, st)
+		files, err := e.stage(ctx, uri, st, proj)
 		if err != nil {
 			return "", stageError(fmt.Sprintf("source %s (%s)", src.Name, what), err)
 		}
@@ -50,7 +51,7 @@ func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewP
 		// files a manifest commits, by explicit list (a glob would see
 		// files being written), in the log's source order.
 		what = fmt.Sprintf("%s, offline log %s", src.Kind, filepath.ToSlash(filepath.Join(streamlog.Dir, p.view.Name)))
-		files, err := e.logFiles(ctx, p.view.Name, st)
+		files, err := e.logFiles(ctx, p.view.Name, st, proj)
 		if err != nil {
 			return "", fmt.Errorf("source %s (%s): %w", src.Name, what, err)
 		}

@@ -80,6 +80,9 @@ type CacheStats struct {
 	Fetched, Evicted int64
 	// Bytes is the size of the copies in the cache now.
 	Bytes int64
+	// Slices are the misses that copied some columns or row groups of
+	// an object rather than all of it (slice.go).
+	Slices int64
 }
 
 // CacheStats reports what the object cache did so far (zero while no
@@ -93,7 +96,7 @@ func (e *Engine) CacheStats() CacheStats {
 		return CacheStats{}
 	}
 	s := c.Stats()
-	return CacheStats{Hits: s.Hits, Misses: s.Misses, Fetched: s.Fetched, Evicted: s.Evicted, Bytes: s.Bytes}
+	return CacheStats{Hits: s.Hits, Misses: s.Misses, Fetched: s.Fetched, Evicted: s.Evicted, Bytes: s.Bytes, Slices: e.slices.Load()}
 }
 
 // stageAttempts bounds how often a request lists objects again when one
@@ -108,11 +111,11 @@ const fetchConcurrency = 4
 // the cache and returns the copies' paths in key order, held by st.
 // stageError tells the caller's problems (a URI that names no object)
 // from the store's.
-func (e *Engine) stage(ctx context.Context, uri string, st *staged) ([]string, error) {
+func (e *Engine) stage(ctx context.Context, uri string, st *staged, proj *projection) ([]string, error) {
 	var paths []string
 	var err error
 	for range stageAttempts {
-		paths, err = e.stageOnce(ctx, uri, st)
+		paths, err = e.stageOnce(ctx, uri, st, proj)
 		if !errors.Is(err, objcache.ErrChanged) {
 			break
 		}
@@ -145,7 +148,7 @@ func stageError(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-func (e *Engine) stageOnce(ctx context.Context, uri string, st *staged) ([]string, error) {
+func (e *Engine) stageOnce(ctx context.Context, uri string, st *staged, proj *projection) ([]string, error) {
 	b, key, err := e.store.Open(ctx, uri)
 	if err != nil {
 		return nil, err
@@ -165,13 +168,13 @@ func (e *Engine) stageOnce(ctx context.Context, uri string, st *staged) ([]strin
 		}
 		objs = []storage.ObjectInfo{info}
 	}
-	return e.fetchAll(ctx, b, objs, st)
+	return e.fetchAll(ctx, b, objs, st, proj)
 }
 
 // logFiles returns the local files of a stream view's committed offline
 // log, in the log's source order: its own files below a local data root,
 // the staged copies of its objects below an s3:// one.
-func (e *Engine) logFiles(ctx context.Context, view string, st *staged) ([]string, error) {
+func (e *Engine) logFiles(ctx context.Context, view string, st *staged, proj *projection) ([]string, error) {
 	if !e.remoteRoot {
 		return streamlog.Files(e.dataRoot, view)
 	}
@@ -181,12 +184,13 @@ func (e *Engine) logFiles(ctx context.Context, view string, st *staged) ([]strin
 	if err != nil || len(objs) == 0 {
 		return nil, err
 	}
-	return e.fetchAll(ctx, b, objs, st)
+	return e.fetchAll(ctx, b, objs, st, proj)
 }
 
 // fetchAll copies objs of b into the cache, at most fetchConcurrency at
-// once, and returns the copies' paths in the order of objs, held by st.
-func (e *Engine) fetchAll(ctx context.Context, b storage.Bucket, objs []storage.ObjectInfo, st *staged) ([]string, error) {
+// once, and returns the copies' paths in the order of objs, held by st:
+// whole copies, or slices of proj's columns and row groups.
+func (e *Engine) fetchAll(ctx context.Context, b storage.Bucket, objs []storage.ObjectInfo, st *staged, proj *projection) ([]string, error) {
 	cache, err := e.objectCache()
 	if err != nil {
 		return nil, err
@@ -200,7 +204,7 @@ func (e *Engine) fetchAll(ctx context.Context, b storage.Bucket, objs []storage.
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			en, err := cache.Fetch(ctx, b, o)
+			en, err := e.fetchOne(ctx, cache, b, o, proj)
 			if err != nil {
 				errs[i] = err
 				return

@@ -54,6 +54,9 @@ type CacheConfig struct {
 	Dir string `yaml:"dir"`
 	// MaxBytes bounds the copies, e.g. 20GiB (default 10GiB).
 	MaxBytes storage.ByteSize `yaml:"max_bytes"`
+	// WholeObjects copies whole objects, never slices of the columns and
+	// row groups a request reads (default false).
+	WholeObjects bool `yaml:"whole_objects"`
 }
 
 // DuckDBConfig tunes the embedded DuckDB engine.

@@ -224,11 +224,48 @@ var ErrFull = errors.New("quiver: object cache full")
 // is no room for because the copies held fill it, fails too. The caller
 // releases the Entry.
 func (c *Cache) Fetch(ctx context.Context, b storage.Bucket, info storage.ObjectInfo) (*Entry, error) {
+	return c.FetchFunc(ctx, Name(b, info), info.Size, b.URI(info.Key), func(ctx context.Context, f *os.File) error {
+		return c.download(ctx, b, info, f)
+	})
+}
+
+// Has reports whether the cache holds a whole copy of the object info
+// describes (without holding it: a later Fetch may still download it).
+func (c *Cache) Has(b storage.Bucket, info storage.ObjectInfo) bool {
 	name := Name(b, info)
+	c.mu.Lock()
+	e, ok := c.entries[name]
+	c.mu.Unlock()
+	if ok {
+		select {
+		case <-e.ready:
+			return e.err == nil
+		default:
+			return true // being fetched
+		}
+	}
+	st, err := os.Stat(filepath.Join(c.dir, name))
+	return err == nil && st.Size() == info.Size
+}
+
+// DerivedName returns the file name of a copy derived from the object
+// info describes (a slice of some of its columns), told apart from other
+// derivations of it by what.
+func DerivedName(b storage.Bucket, info storage.ObjectInfo, what string) string {
+	h := sha256.Sum256([]byte(b.URI(info.Key) + "\x00" + info.ETag + "\x00" + fmt.Sprint(info.Size) + "\x00" + what))
+	return hex.EncodeToString(h[:16]) + suffix
+}
+
+// FetchFunc returns a held copy named name (Name or DerivedName), of size
+// bytes, writing it with write when the cache has none: write fills f,
+// which is then synced and renamed into place, so a name in the directory
+// always holds a whole copy. what names the copy's source for errors. The
+// size bound and sharing are Fetch's.
+func (c *Cache) FetchFunc(ctx context.Context, name string, size int64, what string, write func(ctx context.Context, f *os.File) error) (*Entry, error) {
 	path := filepath.Join(c.dir, name)
-	if info.Size > c.max {
+	if size > c.max {
 		return nil, fmt.Errorf("%w: %s is %d bytes, more than the object cache holds (%d bytes, in %s): raise its max_bytes",
-			ErrFull, b.URI(info.Key), info.Size, c.max, c.dir)
+			ErrFull, what, size, c.max, c.dir)
 	}
 	for {
 		c.mu.Lock()
@@ -266,11 +303,11 @@ func (c *Cache) Fetch(ctx context.Context, b storage.Bucket, info storage.Object
 			return &Entry{Path: path, c: c, e: e}, nil
 		}
 		// Another process may have fetched it into the shared directory.
-		if st, err := os.Stat(path); err == nil && st.Size() == info.Size {
-			e = &entry{name: name, size: info.Size, ready: closed, pins: 1}
+		if st, err := os.Stat(path); err == nil && st.Size() == size {
+			e = &entry{name: name, size: size, ready: closed, pins: 1}
 			if c.holdLocked(e, path) {
 				c.entries[name] = e
-				c.bytes += info.Size
+				c.bytes += size
 				c.stats.Hits++
 				c.evictLocked(0)
 				c.mu.Unlock()
@@ -278,24 +315,32 @@ func (c *Cache) Fetch(ctx context.Context, b storage.Bucket, info storage.Object
 				return &Entry{Path: path, c: c, e: e}, nil
 			}
 		}
-		if !c.evictLocked(info.Size) {
+		if !c.evictLocked(size) {
 			held := c.bytes
 			c.mu.Unlock()
 			return nil, fmt.Errorf("%w: %s (%d bytes) does not fit in the object cache: %d of its %d bytes (in %s) hold copies that running requests read; raise its max_bytes", ErrFull,
-				b.URI(info.Key), info.Size, held, c.max, c.dir)
+				what, size, held, c.max, c.dir)
 		}
-		e = &entry{name: name, size: info.Size, used: time.Now(), pins: 1, ready: make(chan struct{})}
+		e = &entry{name: name, size: size, used: time.Now(), pins: 1, ready: make(chan struct{})}
 		c.entries[name] = e
-		c.bytes += info.Size
+		c.bytes += size
 		c.stats.Misses++
 		c.mu.Unlock()
 
-		err := c.download(ctx, b, info, path)
+		err := durable.WriteFile(path, 0o644, func(f *os.File) error { return write(ctx, f) })
+		if err == nil {
+			if st, serr := os.Stat(path); serr != nil || st.Size() != size {
+				err = fmt.Errorf("the copy is not the %d bytes it should be", size)
+			}
+		}
+		if err != nil {
+			err = fmt.Errorf("cache %s in %s: %w", what, c.dir, err)
+		}
 		c.mu.Lock()
 		if err == nil {
-			c.stats.Fetched += info.Size
+			c.stats.Fetched += size
 			if !c.holdLocked(e, path) {
-				err = fmt.Errorf("cache %s in %s: the copy was removed as soon as it was written", b.URI(info.Key), c.dir)
+				err = fmt.Errorf("cache %s in %s: the copy was removed as soon as it was written", what, c.dir)
 			}
 		}
 		if err != nil {
@@ -417,33 +462,36 @@ func (c *Cache) remove(name string) error {
 // splits it into ranged GETs of its part size, run in parallel.
 const copyChunk = 64 << 20
 
-// download copies the object into path durably, checking that it is the
-// version info describes.
-func (c *Cache) download(ctx context.Context, b storage.Bucket, info storage.ObjectInfo, path string) error {
+// download copies the object into f, checking that it is the version
+// info describes.
+func (c *Cache) download(ctx context.Context, b storage.Bucket, info storage.ObjectInfo, f *os.File) error {
 	obj, err := b.Open(ctx, info.Key)
 	if err != nil {
 		return err
 	}
 	defer obj.Close()
-	if got := obj.Info(); got.ETag != info.ETag || got.Size != info.Size {
-		return fmt.Errorf("%s: %w (ETag %s, %d bytes, now ETag %s, %d bytes)", b.URI(info.Key), ErrChanged, info.ETag, info.Size, got.ETag, got.Size)
+	if err := Check(b, info, obj.Info()); err != nil {
+		return err
 	}
-	err = durable.WriteFile(path, 0o644, func(f *os.File) error {
-		buf := make([]byte, min(int64(copyChunk), max(info.Size, 1)))
-		for off := int64(0); off < info.Size; {
-			n := min(int64(len(buf)), info.Size-off)
-			if _, err := obj.ReadAt(buf[:n], off); err != nil && !(errors.Is(err, io.EOF) && off+n == info.Size) {
-				return err
-			}
-			if _, err := f.Write(buf[:n]); err != nil {
-				return err
-			}
-			off += n
+	buf := make([]byte, min(int64(copyChunk), max(info.Size, 1)))
+	for off := int64(0); off < info.Size; {
+		n := min(int64(len(buf)), info.Size-off)
+		if _, err := obj.ReadAt(buf[:n], off); err != nil && !(errors.Is(err, io.EOF) && off+n == info.Size) {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("cache %s in %s: %w", b.URI(info.Key), c.dir, err)
+		if _, err := f.Write(buf[:n]); err != nil {
+			return err
+		}
+		off += n
+	}
+	return nil
+}
+
+// Check fails with ErrChanged when got (what opening the object found)
+// is not the version want (what its listing gave).
+func Check(b storage.Bucket, want, got storage.ObjectInfo) error {
+	if got.ETag != want.ETag || got.Size != want.Size {
+		return fmt.Errorf("%s: %w (ETag %s, %d bytes, now ETag %s, %d bytes)", b.URI(want.Key), ErrChanged, want.ETag, want.Size, got.ETag, got.Size)
 	}
 	return nil
 }
