@@ -353,7 +353,7 @@ func readKeys(ctx context.Context, f logFile, cols []string, seen map[string][]a
 	path := f.name
 	r, err := f.open(ctx)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
+		return err // it names the file
 	}
 	pf, err := file.NewParquetReader(r)
 	if err != nil {
