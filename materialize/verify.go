@@ -3,8 +3,10 @@ package materialize
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"slices"
 	"sort"
@@ -22,15 +24,21 @@ import (
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/storage"
 	"github.com/quiverdata/quiver/streamlog"
 )
 
 // VerifyOptions say what to verify.
 type VerifyOptions struct {
-	Defs     *registry.Definitions
-	Offline  *offline.Engine
-	Online   online.Store
+	Defs    *registry.Definitions
+	Offline *offline.Engine
+	Online  online.Store
+	// DataRoot is the data root the stream views' offline logs are
+	// below: a local directory or an s3:// URI.
 	DataRoot string
+	// Store opens the bucket of an s3:// data root (required for one;
+	// unused for a local data root).
+	Store *storage.Store
 	// Views to check (default: every online stream view).
 	Views []string
 	// Sample is the number of entities per view (default 1,000; every
@@ -98,9 +106,6 @@ func Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, error) {
 	if opts.FloatTolerance <= 0 {
 		opts.FloatTolerance = 1e-9
 	}
-	if strings.HasPrefix(strings.ToLower(opts.DataRoot), "s3://") {
-		return nil, fmt.Errorf("verify samples entities from the offline log's local files, and the data root %s is on object storage, where verify is not supported yet", opts.DataRoot)
-	}
 	views := opts.Views
 	if len(views) == 0 {
 		for _, v := range opts.Defs.FeatureViews {
@@ -129,7 +134,7 @@ func Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport, error) {
 }
 
 func verifyView(ctx context.Context, opts VerifyOptions, v *registry.FeatureView, src *registry.Source) (*ViewReport, error) {
-	ms, err := streamlog.Manifests(opts.DataRoot, v.Name)
+	ms, err := streamlog.ReadManifests(ctx, opts.Store, opts.DataRoot, v.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +146,7 @@ func verifyView(ctx context.Context, opts VerifyOptions, v *registry.FeatureView
 			}
 		}
 	}
-	files, err := streamlog.Files(opts.DataRoot, v.Name)
+	files, err := logFiles(ctx, opts, v.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -265,9 +270,49 @@ func normalize(v any) any {
 	return out
 }
 
+// logFile is one committed Parquet file of a view's offline log: a local
+// file or an object, read where it is.
+type logFile struct {
+	name string // its path or URI, for messages
+	open func(ctx context.Context) (logReader, error)
+}
+
+// logReader reads one log file; *os.File and storage.Object are both.
+type logReader interface {
+	io.ReaderAt
+	io.ReadSeeker
+	io.Closer
+}
+
+// logFiles lists the committed files of a view's offline log, in the
+// log's source order: the files the manifests name below a local data
+// root, the objects they name below an s3:// one.
+func logFiles(ctx context.Context, opts VerifyOptions, view string) ([]logFile, error) {
+	if !strings.HasPrefix(strings.ToLower(opts.DataRoot), storage.SchemeS3+"://") {
+		paths, err := streamlog.Files(opts.DataRoot, view)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]logFile, len(paths))
+		for i, p := range paths {
+			out[i] = logFile{name: p, open: func(context.Context) (logReader, error) { return os.Open(p) }}
+		}
+		return out, nil
+	}
+	b, objs, err := streamlog.Objects(ctx, opts.Store, opts.DataRoot, view)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]logFile, len(objs))
+	for i, o := range objs {
+		out[i] = logFile{name: b.URI(o.Key), open: func(ctx context.Context) (logReader, error) { return b.Open(ctx, o.Key) }}
+	}
+	return out, nil
+}
+
 // sampleEntities reads the distinct join-key values of the log and picks
 // up to n of them.
-func sampleEntities(ctx context.Context, files []string, src *registry.Source, keys []*registry.Field, n int, seed uint64) ([][]any, error) {
+func sampleEntities(ctx context.Context, files []logFile, src *registry.Source, keys []*registry.Field, n int, seed uint64) ([][]any, error) {
 	cols := make([]string, len(keys))
 	for i, k := range keys {
 		cols[i] = k.Name
@@ -278,8 +323,8 @@ func sampleEntities(ctx context.Context, files []string, src *registry.Source, k
 		}
 	}
 	seen := map[string][]any{}
-	for _, path := range files {
-		if err := readKeys(ctx, path, cols, seen); err != nil {
+	for _, f := range files {
+		if err := readKeys(ctx, f, cols, seen); err != nil {
 			return nil, err
 		}
 	}
@@ -299,12 +344,20 @@ func sampleEntities(ctx context.Context, files []string, src *registry.Source, k
 	return out, nil
 }
 
-func readKeys(ctx context.Context, path string, cols []string, seen map[string][]any) error {
+// readKeys adds the distinct non-null values of cols in f to seen. It
+// reads only those columns.
+func readKeys(ctx context.Context, f logFile, cols []string, seen map[string][]any) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	pf, err := file.OpenParquetFile(path, false)
+	path := f.name
+	r, err := f.open(ctx)
 	if err != nil {
+		return err // it names the file
+	}
+	pf, err := file.NewParquetReader(r)
+	if err != nil {
+		_ = r.Close() // the read error is the one to report
 		return fmt.Errorf("read %s: %w", path, err)
 	}
 	defer pf.Close()
@@ -314,21 +367,37 @@ func readKeys(ctx context.Context, path string, cols []string, seen map[string][
 	}
 	schema, err := fr.Schema()
 	if err != nil {
-		return err
+		return fmt.Errorf("read %s: %w", path, err)
 	}
-	idx := make([]int, len(cols))
+	leaves := make([]int, len(cols))
 	for i, c := range cols {
 		found := schema.FieldIndices(c)
 		if len(found) == 0 {
 			return fmt.Errorf("%s has no column %s", path, c)
 		}
-		idx[i] = found[0]
+		if sf := fr.Manifest.Fields[found[0]]; sf.IsLeaf() {
+			leaves[i] = sf.ColIndex
+		} else {
+			return fmt.Errorf("%s: join key column %s is not a plain column", path, c)
+		}
 	}
-	tbl, err := fr.ReadTable(ctx)
+	groups := make([]int, pf.NumRowGroups())
+	for i := range groups {
+		groups[i] = i
+	}
+	tbl, err := fr.ReadRowGroups(ctx, leaves, groups)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
 	defer tbl.Release()
+	idx := make([]int, len(cols))
+	for i, c := range cols {
+		found := tbl.Schema().FieldIndices(c)
+		if len(found) == 0 {
+			return fmt.Errorf("read %s: no column %s", path, c)
+		}
+		idx[i] = found[0]
+	}
 	tr := array.NewTableReader(tbl, 64<<10)
 	defer tr.Release()
 	var b strings.Builder

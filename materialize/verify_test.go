@@ -2,13 +2,19 @@ package materialize
 
 import (
 	"context"
+	"net/http"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/quiverdata/quiver/internal/testutil/s3test"
 	"github.com/quiverdata/quiver/materialize/stream"
+	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
+	"github.com/quiverdata/quiver/storage"
 	"github.com/quiverdata/quiver/streamlog"
 )
 
@@ -29,11 +35,45 @@ func verifyCounts(t *testing.T, rep *VerifyReport) map[string]counts {
 // TestVerify: pushed rows are online and in the log alike, and Verify
 // finds them equal; an event applied online that the log lacks is a
 // mismatch, and an online store that lacks the entities is missing them.
+// The log is below a local data root, or below an s3:// one on a test
+// server, where Verify reads the manifests and the objects they name.
 func TestVerify(t *testing.T) {
+	t.Run("local", func(t *testing.T) {
+		f := newFixture(t)
+		testVerify(t, f, f.repo.Config.DataRoot(), nil, f.off)
+	})
+	t.Run("s3", func(t *testing.T) {
+		f := newFixture(t)
+		srv := s3test.Start(t)
+		cfg := storage.Config{S3: srv.Options()}
+		root := "s3://" + srv.Bucket + "/repo/data"
+		off, err := offline.Open(offline.Options{DataRoot: root, Threads: 2, Storage: cfg,
+			Cache: offline.CacheOptions{Dir: filepath.Join(t.TempDir(), "cache")}})
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, off.Close()) })
+		st := storage.NewStore(cfg)
+		testVerify(t, f, root, st, off)
+
+		// The objects are what is read: without the settings that open
+		// the bucket, Verify says so.
+		_, err = Verify(context.Background(), VerifyOptions{Defs: f.repo.Defs, Offline: off, Online: f.store, DataRoot: root})
+		require.ErrorContains(t, err, "is on object storage, and no storage settings were given")
+		srv.ResetRequests()
+		_, err = Verify(context.Background(), VerifyOptions{Defs: f.repo.Defs, Offline: off, Online: f.store, DataRoot: root, Store: st, Views: []string{"driver_status"}})
+		require.NoError(t, err)
+		var gets int
+		for _, r := range srv.Requests() {
+			if r.Method == http.MethodGet && strings.HasSuffix(r.Path, ".parquet") {
+				gets++
+			}
+		}
+		require.Positive(t, gets, "the log's objects are read from the bucket")
+	})
+}
+
+func testVerify(t *testing.T, f *fixture, root string, st *storage.Store, off *offline.Engine) {
 	ctx := context.Background()
-	f := newFixture(t)
-	root := f.repo.Config.DataRoot()
-	a, err := stream.NewApplier(f.repo.Defs, f.store, root, nil, nil)
+	a, err := stream.NewApplierStore(ctx, f.repo.Defs, f.store, root, st, nil, nil)
 	require.NoError(t, err)
 	a.MaxFuture = 100 * 365 * 24 * time.Hour // fixed event times, whatever the clock says
 	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -44,7 +84,7 @@ func TestVerify(t *testing.T) {
 	_, err = a.PushRows(ctx, "driver_app", rows)
 	require.NoError(t, err)
 
-	opts := VerifyOptions{Defs: f.repo.Defs, Offline: f.off, Online: f.store, DataRoot: root, Views: []string{"driver_status", "driver_pings"}}
+	opts := VerifyOptions{Defs: f.repo.Defs, Offline: off, Online: f.store, DataRoot: root, Store: st, Views: []string{"driver_status", "driver_pings"}}
 	rep, err := Verify(ctx, opts)
 	require.NoError(t, err)
 	require.True(t, rep.OK(), "%+v", rep)
@@ -87,7 +127,7 @@ func TestVerify(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, all(counts{Missing: 5}), verifyCounts(t, rep))
 
-	_, err = Verify(ctx, VerifyOptions{Defs: f.repo.Defs, Offline: f.off, Online: f.store, DataRoot: root, Views: []string{"driver_hourly"}})
+	_, err = Verify(ctx, VerifyOptions{Defs: f.repo.Defs, Offline: off, Online: f.store, DataRoot: root, Store: st, Views: []string{"driver_hourly"}})
 	require.ErrorContains(t, err, "view driver_hourly reads batch source driver_stats")
 }
 
@@ -105,7 +145,7 @@ func TestVerifyStopsWhenCancelled(t *testing.T) {
 		_, err = a.PushRows(context.Background(), "driver_app", [][]any{{int64(1001 + i), true, float32(0.5), at.Add(time.Duration(i) * time.Minute)}})
 		require.NoError(t, err)
 	}
-	files, err := streamlog.Files(root, "driver_status")
+	files, err := logFiles(context.Background(), VerifyOptions{DataRoot: root}, "driver_status")
 	require.NoError(t, err)
 	require.Len(t, files, 3)
 	src := f.repo.Defs.Source("driver_app")
@@ -120,11 +160,4 @@ func TestVerifyStopsWhenCancelled(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	_, err = Verify(ctx, VerifyOptions{Defs: f.repo.Defs, Offline: f.off, Online: f.store, DataRoot: root, Views: []string{"driver_status"}})
 	require.ErrorIs(t, err, context.Canceled)
-}
-
-// Verify refuses a data root on object storage by name.
-func TestVerifyRefusesAnObjectStorageDataRoot(t *testing.T) {
-	f := newFixture(t)
-	_, err := Verify(context.Background(), VerifyOptions{Defs: f.repo.Defs, Offline: f.off, Online: f.store, DataRoot: "s3://bucket/data"})
-	require.ErrorContains(t, err, "the data root s3://bucket/data is on object storage, where verify is not supported yet")
 }

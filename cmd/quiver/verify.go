@@ -10,6 +10,7 @@ import (
 	"github.com/quiverdata/quiver/materialize"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
+	"github.com/quiverdata/quiver/storage"
 )
 
 const verifyUsage = "verify [--views V1,V2] [--sample N] [--json]"
@@ -40,7 +41,8 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer off.Close()
-	opts := materialize.VerifyOptions{Defs: snap.Defs, Offline: off, Online: store, DataRoot: cfg.DataRoot(), Sample: *sample}
+	opts := materialize.VerifyOptions{Defs: snap.Defs, Offline: off, Online: store, DataRoot: cfg.DataRoot(),
+		Store: storage.NewStore(cfg.StorageConfig()), Sample: *sample}
 	if *views != "" {
 		opts.Views = strings.Split(*views, ",")
 	}
