@@ -71,6 +71,16 @@ func TestTrainingSetFromS3(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, copies)
 
+	// Whole objects instead of slices: the same set.
+	whole := strings.Replace(s, "cache: {dir: .quiver/cache, max_bytes: 1GiB}", "cache: {dir: .quiver/whole, max_bytes: 1GiB, whole_objects: true}", 1)
+	require.NoError(t, os.WriteFile(cfgPath, []byte(whole), 0o644))
+	code, _, stderr = quiver(t, append(args, "--entities", "s3://"+srv.Bucket+"/rides/driver_labels.parquet", "--out", got)...)
+	require.Equal(t, 0, code, stderr)
+	gotBytes, err = os.ReadFile(got)
+	require.NoError(t, err)
+	require.Equal(t, wantBytes, gotBytes)
+	require.NoError(t, os.WriteFile(cfgPath, []byte(s), 0o644))
+
 	// A missing entity object names its bucket and key.
 	code, _, stderr = quiver(t, append(args, "--entities", "s3://"+srv.Bucket+"/rides/nope.parquet", "--out", got)...)
 	require.Equal(t, exitError, code)
