@@ -1,0 +1,134 @@
+package sparktest_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/apache/spark-connect-go/spark/client/channel"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+)
+
+// The client has no Interrupt, and its generated Spark Connect messages
+// are in an internal package that no other module may import. Its
+// generated code does register the messages with the protobuf runtime,
+// though, so a test can build an InterruptRequest by name and send it on
+// the client's own connection. The session and operation ids that the
+// request needs are not exposed either: tapBuilder reads them off the
+// client's ExecutePlan requests as they go out.
+
+// tapBuilder is a channel.Builder that records the session and the last
+// operation id of the ExecutePlan requests sent on its connection.
+type tapBuilder struct {
+	*channel.BaseBuilder
+
+	mu          sync.Mutex
+	conn        *grpc.ClientConn
+	sessionID   string
+	userID      string
+	operationID string
+}
+
+var _ channel.Builder = (*tapBuilder)(nil)
+
+func newTapBuilder(remote string) (*tapBuilder, error) {
+	base, err := channel.NewBuilder(remote)
+	if err != nil {
+		return nil, err
+	}
+	return &tapBuilder{BaseBuilder: base}, nil
+}
+
+func (b *tapBuilder) Build(context.Context) (*grpc.ClientConn, error) {
+	conn, err := grpc.NewClient(fmt.Sprintf("%s:%d", b.Host(), b.Port()),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStreamInterceptor(b.intercept))
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	b.conn = conn
+	b.mu.Unlock()
+	return conn, nil
+}
+
+func (b *tapBuilder) intercept(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn,
+	method string, streamer grpc.Streamer, opts ...grpc.CallOption,
+) (grpc.ClientStream, error) {
+	cs, err := streamer(ctx, desc, cc, method, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &tapStream{ClientStream: cs, b: b}, nil
+}
+
+// lastOperation is the operation id of the last ExecutePlan sent.
+func (b *tapBuilder) lastOperation() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.operationID
+}
+
+type tapStream struct {
+	grpc.ClientStream
+	b *tapBuilder
+}
+
+func (s *tapStream) SendMsg(m any) error {
+	if pm, ok := m.(proto.Message); ok {
+		r := pm.ProtoReflect()
+		if r.Descriptor().FullName() == "spark.connect.ExecutePlanRequest" {
+			f := r.Descriptor().Fields()
+			uc := r.Get(f.ByName("user_context")).Message()
+			s.b.mu.Lock()
+			s.b.sessionID = r.Get(f.ByName("session_id")).String()
+			s.b.userID = uc.Get(uc.Descriptor().Fields().ByName("user_id")).String()
+			s.b.operationID = r.Get(f.ByName("operation_id")).String()
+			s.b.mu.Unlock()
+		}
+	}
+	return s.ClientStream.SendMsg(m)
+}
+
+// interrupt sends an InterruptRequest for one operation, or for all of the
+// session's operations when operationID is "", and returns the ids of the
+// operations the server interrupted.
+func (b *tapBuilder) interrupt(ctx context.Context, operationID string) ([]string, error) {
+	b.mu.Lock()
+	conn, sessionID, userID := b.conn, b.sessionID, b.userID
+	b.mu.Unlock()
+	reqType, err := protoregistry.GlobalTypes.FindMessageByName("spark.connect.InterruptRequest")
+	if err != nil {
+		return nil, err
+	}
+	respType, err := protoregistry.GlobalTypes.FindMessageByName("spark.connect.InterruptResponse")
+	if err != nil {
+		return nil, err
+	}
+	req := reqType.New()
+	f := req.Descriptor().Fields()
+	req.Set(f.ByName("session_id"), protoreflect.ValueOfString(sessionID))
+	uc := req.Mutable(f.ByName("user_context")).Message()
+	uc.Set(uc.Descriptor().Fields().ByName("user_id"), protoreflect.ValueOfString(userID))
+	kind := f.ByName("interrupt_type").Enum().Values()
+	if operationID == "" {
+		req.Set(f.ByName("interrupt_type"), protoreflect.ValueOfEnum(kind.ByName("INTERRUPT_TYPE_ALL").Number()))
+	} else {
+		req.Set(f.ByName("interrupt_type"), protoreflect.ValueOfEnum(kind.ByName("INTERRUPT_TYPE_OPERATION_ID").Number()))
+		req.Set(f.ByName("operation_id"), protoreflect.ValueOfString(operationID))
+	}
+	resp := respType.New()
+	if err := conn.Invoke(ctx, "/spark.connect.SparkConnectService/Interrupt", req.Interface(), resp.Interface()); err != nil {
+		return nil, err
+	}
+	var ids []string
+	list := resp.Get(resp.Descriptor().Fields().ByName("interrupted_ids")).List()
+	for i := range list.Len() {
+		ids = append(ids, list.Get(i).String())
+	}
+	return ids, nil
+}
