@@ -136,6 +136,29 @@ func TestClient(t *testing.T) {
 		require.Equal(t, int64(1_000_000), big.NumRows())
 	})
 
+	t.Run("WideRows", func(t *testing.T) {
+		// Spark sends up to 10,000 rows per Arrow batch, each batch one
+		// gRPC message; grpc-go takes at most 4 MiB per message unless told
+		// otherwise, and the client does not tell it. 1,024-float
+		// embeddings are 4 KiB a row.
+		const wide = "SELECT id, array_repeat(CAST(id AS FLOAT), 1024) AS e FROM range(20000)"
+		df, err := session.Sql(ctx, wide)
+		require.NoError(t, err)
+		_, err = df.ToArrow(ctx)
+		require.ErrorContains(t, err, "received message larger than max")
+		t.Logf("wide rows, default client: %v", err)
+
+		tap, err := newTapBuilder(srv.Remote())
+		require.NoError(t, err)
+		tap.maxRecv = 256 << 20
+		s, err := sql.NewSessionBuilder().WithChannelBuilder(tap).Build(ctx)
+		require.NoError(t, err)
+		began := time.Now()
+		tbl := collect(ctx, t, s, wide)
+		t.Logf("wide rows, 256 MiB receive limit: %d rows in %d batches, %v", tbl.NumRows(), len(tbl.Column(0).Data().Chunks()), time.Since(began))
+		require.Equal(t, int64(20000), tbl.NumRows())
+	})
+
 	t.Run("ReadParquet", func(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "features.parquet")

@@ -22,9 +22,12 @@ import (
 // client's ExecutePlan requests as they go out.
 
 // tapBuilder is a channel.Builder that records the session and the last
-// operation id of the ExecutePlan requests sent on its connection.
+// operation id of the ExecutePlan requests sent on its connection, and
+// takes responses of up to maxRecv bytes (grpc-go's default, 4 MiB, when
+// 0).
 type tapBuilder struct {
 	*channel.BaseBuilder
+	maxRecv int
 
 	mu          sync.Mutex
 	conn        *grpc.ClientConn
@@ -44,9 +47,14 @@ func newTapBuilder(remote string) (*tapBuilder, error) {
 }
 
 func (b *tapBuilder) Build(context.Context) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(fmt.Sprintf("%s:%d", b.Host(), b.Port()),
+	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithStreamInterceptor(b.intercept))
+		grpc.WithStreamInterceptor(b.intercept),
+	}
+	if b.maxRecv > 0 {
+		opts = append(opts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(b.maxRecv)))
+	}
+	conn, err := grpc.NewClient(fmt.Sprintf("%s:%d", b.Host(), b.Port()), opts...)
 	if err != nil {
 		return nil, err
 	}
