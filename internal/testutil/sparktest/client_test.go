@@ -25,7 +25,10 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/apache/spark-connect-go/spark/sparkerrors"
 	"github.com/apache/spark-connect-go/spark/sql"
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/quiverdata/quiver/internal/testutil/parquettest"
 	"github.com/quiverdata/quiver/internal/testutil/sparktest"
@@ -157,6 +160,29 @@ func TestClient(t *testing.T) {
 		tbl := collect(ctx, t, s, wide)
 		t.Logf("wide rows, 256 MiB receive limit: %d rows in %d batches, %v", tbl.NumRows(), len(tbl.Column(0).Data().Chunks()), time.Since(began))
 		require.Equal(t, int64(20000), tbl.NumRows())
+	})
+
+	t.Run("StreamOverProtocol", func(t *testing.T) {
+		// ExecutePlan straight over gRPC: each Arrow batch is in hand as it
+		// arrives, long before the last one.
+		conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)))
+		require.NoError(t, err)
+		defer func() { require.NoError(t, conn.Close()) }()
+		began := time.Now()
+		var first time.Duration
+		var rows, batches int64
+		err = streamSQL(ctx, conn, uuid.NewString(), "SELECT id, CAST(id AS STRING) AS s FROM range(1000000)", func(rec arrow.RecordBatch) error {
+			if batches == 0 {
+				first = time.Since(began)
+			}
+			batches++
+			rows += rec.NumRows()
+			return nil
+		})
+		require.NoError(t, err)
+		t.Logf("1M rows streamed over the protocol: first batch after %v, all %d batches after %v", first, batches, time.Since(began))
+		require.Equal(t, int64(1_000_000), rows)
 	})
 
 	t.Run("ReadParquet", func(t *testing.T) {

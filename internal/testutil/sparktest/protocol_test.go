@@ -1,9 +1,17 @@
 package sparktest_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/google/uuid"
 
 	"github.com/apache/spark-connect-go/spark/client/channel"
 	"google.golang.org/grpc"
@@ -139,4 +147,89 @@ func (b *tapBuilder) interrupt(ctx context.Context, operationID string) ([]strin
 		ids = append(ids, list.Get(i).String())
 	}
 	return ids, nil
+}
+
+// newMessage is an empty Spark Connect message, found by its full name in
+// the types that the client's generated code registers.
+func newMessage(name protoreflect.FullName) (protoreflect.Message, error) {
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("spark connect message %s: %w", name, err)
+	}
+	return mt.New(), nil
+}
+
+// setPath sets a string field at the end of a path of message fields,
+// creating the messages on the way: setPath(req, "plan.root.sql.query", q).
+func setPath(m protoreflect.Message, path string, v string) {
+	names := strings.Split(path, ".")
+	for _, n := range names[:len(names)-1] {
+		m = m.Mutable(m.Descriptor().Fields().ByName(protoreflect.Name(n))).Message()
+	}
+	m.Set(m.Descriptor().Fields().ByName(protoreflect.Name(names[len(names)-1])), protoreflect.ValueOfString(v))
+}
+
+// streamSQL runs query through ExecutePlan on conn in the session
+// sessionID and hands each Arrow record batch to fn as it arrives, without
+// collecting the result first (which the client's ToArrow does).
+func streamSQL(ctx context.Context, conn *grpc.ClientConn, sessionID, query string, fn func(arrow.RecordBatch) error) error {
+	req, err := newMessage("spark.connect.ExecutePlanRequest")
+	if err != nil {
+		return err
+	}
+	setPath(req, "session_id", sessionID)
+	setPath(req, "user_context.user_id", "quiver")
+	setPath(req, "operation_id", uuid.NewString())
+	setPath(req, "plan.root.sql.query", query)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cs, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/spark.connect.SparkConnectService/ExecutePlan")
+	if err != nil {
+		return err
+	}
+	if err := cs.SendMsg(req.Interface()); err != nil {
+		return err
+	}
+	if err := cs.CloseSend(); err != nil {
+		return err
+	}
+	// Without reattach options the execution is not reattachable: the
+	// server sends no result_complete, and the end of the stream is the
+	// end of the result.
+	for {
+		resp, err := newMessage("spark.connect.ExecutePlanResponse")
+		if err != nil {
+			return err
+		}
+		if err := cs.RecvMsg(resp.Interface()); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return err
+		}
+		oneof := resp.Descriptor().Oneofs().ByName("response_type")
+		f := resp.WhichOneof(oneof)
+		if f == nil {
+			continue
+		}
+		if f.Name() == "arrow_batch" {
+			batch := resp.Get(f).Message()
+			data := batch.Get(batch.Descriptor().Fields().ByName("data")).Bytes()
+			r, err := ipc.NewReader(bytes.NewReader(data))
+			if err != nil {
+				return fmt.Errorf("read arrow batch: %w", err)
+			}
+			for r.Next() {
+				if err := fn(r.RecordBatch()); err != nil {
+					r.Release()
+					return err
+				}
+			}
+			err = r.Err()
+			r.Release()
+			if err != nil {
+				return fmt.Errorf("read arrow batch: %w", err)
+			}
+		}
+	}
+	return nil
 }
