@@ -400,4 +400,14 @@ func TestClient(t *testing.T) {
 			}
 		}
 	})
+
+	// The harness: Stop ends the server (t.Cleanup calls it again).
+	began = time.Now()
+	require.NoError(t, srv.Stop())
+	select {
+	case <-srv.Exited():
+	default:
+		t.Fatal("server still running after Stop")
+	}
+	t.Logf("stopped in %v", time.Since(began))
 }
