@@ -12,7 +12,7 @@
 # (JAVA_HOME, else java on PATH). The download is about 450 MB, once;
 # pip's cache is $PIP_CACHE_DIR (default: beside the venv).
 set -euo pipefail
-version=${PYSPARK_VERSION:-4.3.0}
+version=4.3.0
 cache=${QUIVER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/quiver}
 venv=$cache/venv-spark
 python=${PYTHON:-python3}
@@ -27,7 +27,7 @@ if [ "$have" != "$version" ]; then
 	echo "installing pyspark==$version into $venv (about 450 MB, once)" >&2
 	"$venv/bin/pip" install -q "pyspark==$version" >&2
 fi
-home=$("$venv/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
+home=$("$venv/bin/python" -c 'import importlib.util as u; print(u.find_spec("pyspark").submodule_search_locations[0])')
 if ! ls "$home"/jars/spark-connect_*.jar >/dev/null 2>&1; then
 	echo "spark.sh: $home/jars has no spark-connect jar; this PySpark cannot run a Spark Connect server" >&2
 	exit 1

@@ -17,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/spark-connect-go/spark/client/channel"
 	"github.com/apache/spark-connect-go/spark/sql"
+	"google.golang.org/grpc"
 )
 
 const (
@@ -279,7 +281,7 @@ func (s *Server) waitReady(ctx context.Context, token string, deadline time.Time
 
 // probe opens a session and reads the server's warehouse directory, which
 // Spark reports as a file: URL.
-func (s *Server) probe(ctx context.Context, token string) error {
+func (s *Server) probe(ctx context.Context, token string) (err error) {
 	conn, err := net.DialTimeout("tcp", s.Addr(), time.Second)
 	if err != nil {
 		return err
@@ -289,11 +291,20 @@ func (s *Server) probe(ctx context.Context, token string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	session, err := sql.NewSessionBuilder().Remote(s.Remote()).Build(ctx)
+	base, err := channel.NewBuilder(s.Remote())
 	if err != nil {
 		return err
 	}
-	defer session.Stop() //nolint:errcheck // Stop does nothing and returns nil
+	b := &closingBuilder{BaseBuilder: base}
+	defer func() {
+		if b.conn != nil {
+			err = errors.Join(err, b.conn.Close())
+		}
+	}()
+	session, err := sql.NewSessionBuilder().WithChannelBuilder(b).Build(ctx)
+	if err != nil {
+		return err
+	}
 	got, err := session.Config().Get(ctx, ownerKey)
 	if err != nil {
 		return err
@@ -302,6 +313,19 @@ func (s *Server) probe(ctx context.Context, token string) error {
 		return fmt.Errorf("another server answers on %s (%s %q, want %q)", s.Addr(), ownerKey, got, token)
 	}
 	return nil
+}
+
+// closingBuilder keeps the connection it builds, for the caller to close:
+// the client's sessions have no Close, and SparkSession.Stop does nothing.
+type closingBuilder struct {
+	*channel.BaseBuilder
+	conn *grpc.ClientConn
+}
+
+func (b *closingBuilder) Build(ctx context.Context) (*grpc.ClientConn, error) {
+	conn, err := b.BaseBuilder.Build(ctx)
+	b.conn = conn
+	return conn, err
 }
 
 // Remote is the server's Spark Connect address, "sc://127.0.0.1:port".
