@@ -55,6 +55,12 @@ test: lint
 	$(GO) test -tags $(TAGS) -race -count=1 -timeout 15m ./...
 	@$(MAKE) --no-print-directory pytest
 
+# The Spark Connect tests (internal/testutil/sparktest) start a real server
+# from the PySpark that scripts/spark.sh installs once under QUIVER_CACHE
+# (about 450 MB); make test gives them its directory as QUIVER_SPARK_HOME
+# unless that is set already. Without it they skip, loudly (fail under CI=true).
+test: export QUIVER_SPARK_HOME ?= $(shell QUIVER_CACHE="$(QUIVER_CACHE)" PIP_CACHE_DIR="$(QUIVER_CACHE)/pip" scripts/spark.sh)
+
 ## lint: gofmt and go vet
 lint:
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
