@@ -2,6 +2,9 @@
 # target sets it, so nobody has to remember it.
 GO      ?= go
 TAGS    := duckdb_arrow
+# Packages whose tests (build tag spark) run against a real Spark Connect
+# server in make integration.
+SPARK_PKGS := ./internal/testutil/sparktest/
 BIN     := bin/quiver
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
@@ -55,12 +58,6 @@ test: lint
 	$(GO) test -tags $(TAGS) -race -count=1 -timeout 15m ./...
 	@$(MAKE) --no-print-directory pytest
 
-# The Spark Connect tests (internal/testutil/sparktest) start a real server
-# from the PySpark that scripts/spark.sh installs once under QUIVER_CACHE
-# (about 450 MB); make test gives them its directory as QUIVER_SPARK_HOME
-# unless that is set already. Without it they skip, loudly (fail under CI=true).
-test: export QUIVER_SPARK_HOME ?= $(shell QUIVER_CACHE="$(QUIVER_CACHE)" PIP_CACHE_DIR="$(QUIVER_CACHE)/pip" scripts/spark.sh)
-
 ## lint: gofmt and go vet
 lint:
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
@@ -88,7 +85,9 @@ integration: build
 	venv=$$(scripts/pyvenv.sh "$(PY_FEAST_VENV)" "$(PYTHON)" "" $(PY_FEAST_PINS)); \
 	QUIVER_BIN="$(CURDIR)/$(BIN)" "$$venv/bin/python" -m pytest -q -rs -p no:cacheprovider python/tests/feast; \
 	minio=$$(scripts/minio.sh); \
-	QUIVER_MINIO="$$minio" $(GO) test -tags $(TAGS) -count=1 ./storage/ ./registry/
+	QUIVER_MINIO="$$minio" $(GO) test -tags $(TAGS) -count=1 ./storage/ ./registry/; \
+	spark=$$(QUIVER_CACHE="$(QUIVER_CACHE)" scripts/spark.sh); \
+	QUIVER_SPARK_HOME="$$spark" $(GO) test -tags "$(TAGS) spark" -count=1 -timeout 20m $(SPARK_PKGS)
 
 ## demo: the quickstart end to end on embedded defaults, in a new temporary directory (or QUIVER_DEMO_DIR), the Python client's tour in a venv under QUIVER_CACHE
 demo: build

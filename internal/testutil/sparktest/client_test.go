@@ -1,3 +1,5 @@
+//go:build spark
+
 package sparktest_test
 
 // What the Go Spark Connect client (github.com/apache/spark-connect-go,

@@ -1,3 +1,5 @@
+//go:build spark
+
 package sparktest_test
 
 import (
