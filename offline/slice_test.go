@@ -33,8 +33,7 @@ feature_views:
 // writeSliceData writes the source of sliceDefs below dir/ev: two files of
 // 10,000 rows in event-time order (UTC timestamps; pairs of rows share an
 // event time and differ by created time), in row groups of 1,000 rows, 10
-// float features each. It returns the first and last event time, in
-// minutes after 2026-01-01.
+// float features each: row i is at minute i/2 after 2026-01-01.
 func writeSliceData(t *testing.T, dir string) {
 	t.Helper()
 	db, err := sql.Open("duckdb", "")
@@ -53,6 +52,20 @@ func writeSliceData(t *testing.T, dir string) {
 			feats, part*10_000, (part+1)*10_000, filepath.Join(dir, "ev", fmt.Sprintf("part-%d.parquet", part))))
 		require.NoError(t, err)
 	}
+}
+
+// sliceFixture writes the data of sliceDefs below dir/data, and uploads it
+// below data/ of a new S3 test server.
+func sliceFixture(t *testing.T) (dir, data string, srv *s3test.Server, defs *registry.Definitions) {
+	t.Helper()
+	dir = t.TempDir()
+	data = filepath.Join(dir, "data")
+	writeSliceData(t, data)
+	srv = s3test.Start(t)
+	upload(t, srv, data, "data/")
+	defs, errs := registry.ParseDefinitions("slices", []string{"f.yaml"}, map[string][]byte{"f.yaml": []byte(sliceDefs)})
+	require.NoError(t, errs.Err())
+	return dir, data, srv, defs
 }
 
 // writeSliceEntities writes an entity table of naive timestamps: n rows
@@ -79,13 +92,7 @@ func writeSliceEntities(t *testing.T, path string, n, from, to int, extra ...int
 // boundaries and before any event; and they copy a fraction of the bytes.
 func TestS3SlicesMatchLocal(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	writeSliceData(t, data)
-	srv := s3test.Start(t)
-	upload(t, srv, data, "data/")
-	defs, errs := registry.ParseDefinitions("slices", []string{"f.yaml"}, map[string][]byte{"f.yaml": []byte(sliceDefs)})
-	require.NoError(t, errs.Err())
+	dir, data, srv, defs := sliceFixture(t)
 	features := []string{"plain:f1", "plain:f2", "fresh:f3"}
 
 	// Row group g of file p holds minutes [(p*10+g)*500, (p*10+g)*500+499].
@@ -141,13 +148,7 @@ func TestS3SlicesMatchLocal(t *testing.T) {
 // gives over local files.
 func TestS3SlicesLatest(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	writeSliceData(t, data)
-	srv := s3test.Start(t)
-	upload(t, srv, data, "data/")
-	defs, errs := registry.ParseDefinitions("slices", []string{"f.yaml"}, map[string][]byte{"f.yaml": []byte(sliceDefs)})
-	require.NoError(t, errs.Err())
+	_, data, srv, defs := sliceFixture(t)
 	run := func(eng *Engine) []map[string]any {
 		rr, err := eng.Latest(ctx, &LatestRequest{Defs: defs, View: "plain"})
 		require.NoError(t, err)
