@@ -171,7 +171,7 @@ func (q *prepared) render(ctx context.Context, res *resolved, ts column) error {
 		}
 		sources[i] = rel
 	}
-	q.sql = trainingSetSQL(res.plans, sources, ts.name, ts.typ, res.demands)
+	q.sql = trainingSetSQL(res.plans, sources, ts.name, ts.typ, res.demands, q.e.join)
 	return nil
 }
 

@@ -108,6 +108,8 @@ type Engine struct {
 	// the slices staged (slice.go).
 	footers footerCache
 	slices  atomic.Int64
+	// join is how views with features are joined (joinForm).
+	join joinForm
 	plans   plan.Cache
 	// render builds training sets; Open sets DuckDB's (see renderer).
 	render renderer

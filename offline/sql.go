@@ -193,8 +193,9 @@ func sourceWhat(s *registry.Source) string {
 // view with features, the ttl bound on the chosen row; one LEFT JOIN per
 // view with aggregations to its windows per entity row (windowSQL); input
 // order. tsType is the DuckDB type of the entity table's timestamp
-// column.
-func trainingSetSQL(plans []*viewPlan, sources []string, tsCol, tsType string, demands []*demand) string {
+// column. form chooses how each view with features is joined
+// (joinForm).
+func trainingSetSQL(plans []*viewPlan, sources []string, tsCol, tsType string, demands []*demand, form joinForm) string {
 	ts := castTo(tsType, quoteIdent(tsCol), registry.TypeTimestamp)
 	var b strings.Builder
 	b.WriteString("SELECT e.* EXCLUDE (" + colRow + ", " + colTS)
@@ -248,6 +249,10 @@ func trainingSetSQL(plans []*viewPlan, sources []string, tsCol, tsType string, d
 		v := fmt.Sprintf("v%d", i)
 		if p.aggregated() {
 			fmt.Fprintf(&b, " LEFT JOIN (%s) AS %s ON %s.%s = e.%s", windowSQL(p, sources[i], ts), v, v, colRow, colRow)
+			continue
+		}
+		if form == joinUnion {
+			fmt.Fprintf(&b, " LEFT JOIN (%s) AS %s ON %s.%s = e.%s", unionJoinSQL(p, sources[i], ts), v, v, colRow, colRow)
 			continue
 		}
 		fmt.Fprintf(&b, " ASOF LEFT JOIN (%s) AS %s ON ", sources[i], v)
