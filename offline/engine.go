@@ -109,8 +109,8 @@ type Engine struct {
 	footers footerCache
 	slices  atomic.Int64
 	// join is how views with features are joined (joinForm).
-	join joinForm
-	plans   plan.Cache
+	join  joinForm
+	plans plan.Cache
 	// render builds training sets; Open sets DuckDB's (see renderer).
 	render renderer
 }
