@@ -12,7 +12,7 @@
 // run (warm: listing, footers and the join).
 //
 // Each case runs in a child process so that its peak memory is its own;
-// the table shows medians over -runs runs.
+// the table shows medians over -runs runs, the cases taking turns.
 package main
 
 import (
@@ -128,82 +128,99 @@ func benchDist() error {
 			}
 		}()
 	}
-	medians := map[string]time.Duration{}
-	var rowsOut []report.Row
+	// The cases take turns, one run each per round, so that a burst of
+	// load on a shared machine lands on all of them rather than on one.
+	type state struct {
+		name, label string
+		cache       string // the object cache directory of an S3 case
+		ds          []time.Duration
+		peak        int64
+		fetched     int64 // bytes, over the timed runs
+		requests    int64 // answered by the store, over the timed runs
+	}
+	var active []*state
 	for _, c := range cases {
-		if skipped(c.name) {
-			continue
+		if !skipped(c.name) {
+			active = append(active, &state{name: c.name, label: c.label, cache: filepath.Join(*dir, "cache", c.name)})
 		}
-		var ds []time.Duration
-		var peak, fetched, requests int64
-		run := func(cache string) (report.Run, error) {
-			args := childArgs(c.name)
-			var before int64
-			if isS3(c.name) {
-				args = append(args, "-s3", objects.Endpoint(), "-cache", cache)
-				before = objects.Requests()
+	}
+	run := func(c *state) (report.Run, error) {
+		args := childArgs(c.name)
+		var before int64
+		if isS3(c.name) {
+			args = append(args, "-s3", objects.Endpoint(), "-cache", c.cache)
+			before = objects.Requests()
+		}
+		res, err := report.Child(args...)
+		if err != nil {
+			return res, err
+		}
+		lines := strings.Split(res.Output, "\n")
+		if got := strings.TrimSpace(lines[0]); got != fmt.Sprint(*entities) {
+			return res, fmt.Errorf("%s produced %s rows, want %d", c.name, got, *entities)
+		}
+		if isS3(c.name) {
+			c.requests += objects.Requests() - before
+			if len(lines) < 2 {
+				return res, fmt.Errorf("%s did not say what it fetched", c.name)
 			}
-			res, err := report.Child(args...)
+			n, err := strconv.ParseInt(strings.TrimSpace(lines[1]), 10, 64)
 			if err != nil {
-				return res, err
+				return res, fmt.Errorf("%s: bytes fetched %q: %w", c.name, lines[1], err)
 			}
-			if isS3(c.name) {
-				requests += objects.Requests() - before
-			}
-			lines := strings.Split(res.Output, "\n")
-			if got := strings.TrimSpace(lines[0]); got != fmt.Sprint(*entities) {
-				return res, fmt.Errorf("%s produced %s rows, want %d", c.name, got, *entities)
-			}
-			if isS3(c.name) {
-				if len(lines) < 2 {
-					return res, fmt.Errorf("%s did not say what it fetched", c.name)
-				}
-				n, err := strconv.ParseInt(strings.TrimSpace(lines[1]), 10, 64)
-				if err != nil {
-					return res, fmt.Errorf("%s: bytes fetched %q: %w", c.name, lines[1], err)
-				}
-				fetched += n
-			}
-			return res, nil
+			c.fetched += n
 		}
-		// A warm case's cache is filled by one untimed run first; a cold
-		// case gets a new empty cache for each run.
-		cache := filepath.Join(*dir, "cache", c.name)
-		if err := os.RemoveAll(cache); err != nil {
+		return res, nil
+	}
+	cold := func(name string) bool { return strings.HasSuffix(name, "-cold") }
+	// A warm case's cache is filled by one untimed run first; a cold case
+	// gets a new empty cache for each run.
+	for _, c := range active {
+		if err := os.RemoveAll(c.cache); err != nil {
 			return err
 		}
-		if isS3(c.name) && !strings.HasSuffix(c.name, "-cold") {
-			if _, err := run(cache); err != nil {
+		if isS3(c.name) && !cold(c.name) {
+			if _, err := run(c); err != nil {
 				return err
 			}
-			fetched, requests = 0, 0
+			c.fetched, c.requests = 0, 0
 		}
-		for r := 0; r < *runs; r++ {
-			if strings.HasSuffix(c.name, "-cold") {
-				if err := os.RemoveAll(cache); err != nil {
+	}
+	for r := 0; r < *runs; r++ {
+		for _, c := range active {
+			if cold(c.name) {
+				if err := os.RemoveAll(c.cache); err != nil {
 					return err
 				}
 			}
-			res, err := run(cache)
+			res, err := run(c)
 			if err != nil {
 				return err
 			}
-			ds = append(ds, res.Elapsed)
-			peak = max(peak, res.PeakRSS)
+			c.ds = append(c.ds, res.Elapsed)
+			c.peak = max(c.peak, res.PeakRSS)
 		}
-		if err := os.RemoveAll(cache); err != nil {
+	}
+	medians := map[string]time.Duration{}
+	var rowsOut []report.Row
+	for _, c := range active {
+		if err := os.RemoveAll(c.cache); err != nil {
 			return err
 		}
-		m := report.Median(ds)
+		m := report.Median(c.ds)
 		medians[c.name] = m
 		perRun := []string{"-", "-"}
 		if isS3(c.name) {
-			perRun = []string{report.Bytes(fetched / int64(*runs)), fmt.Sprint(requests / int64(*runs))}
+			perRun = []string{report.Bytes(c.fetched / int64(*runs)), fmt.Sprint(c.requests / int64(*runs))}
+		}
+		var each []string
+		for _, d := range c.ds {
+			each = append(each, fmt.Sprintf("%.2f", d.Seconds()))
 		}
 		rowsOut = append(rowsOut, report.Row{Case: c.label, Cells: append([]string{
-			report.Seconds(m), report.Rate(int64(*entities), m), report.Bytes(peak)}, perRun...)})
+			report.Seconds(m), report.Rate(int64(*entities), m), report.Bytes(c.peak)}, append(perRun, strings.Join(each, " "))...)})
 	}
-	report.Table(os.Stdout, []string{"case", "median", "entity rows/s", "peak RSS", "fetched/run", "requests/run"}, rowsOut)
+	report.Table(os.Stdout, []string{"case", "median", "entity rows/s", "peak RSS", "fetched/run", "requests/run", "runs (s)"}, rowsOut)
 	fmt.Println()
 	ratio := func(label, a, b, target string) {
 		x, ok1 := medians[a]
