@@ -39,6 +39,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/quiverdata/quiver/bench/internal/benchs3"
 	"github.com/quiverdata/quiver/bench/internal/report"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/registry"
@@ -202,18 +203,18 @@ func run() error {
 	// The same saved file as an object below an s3:// data root, served
 	// by a second Flight service whose engine stages it into its object
 	// cache: cold (the cache emptied before the read) and cached.
-	objects, err := startObjectStore()
+	objects, err := benchs3.Start()
 	if err != nil {
 		return fmt.Errorf("start the object store: %w", err)
 	}
 	defer objects.Close()
-	if err := objects.upload(ctx, filepath.Join(dataRoot, datasetRel), "root/"+datasetRel); err != nil {
+	if err := objects.Upload(ctx, filepath.Join(dataRoot, datasetRel), "root/"+datasetRel); err != nil {
 		return err
 	}
 	cacheDir := filepath.Join(*dir, "cache")
-	s3Root := "s3://" + benchBucket + "/root"
+	s3Root := benchs3.URI("root")
 	s3Eng, err := offline.Open(offline.Options{DataRoot: s3Root, Threads: *threads, TempDirectory: filepath.Join(*dir, "tmp"),
-		Storage: storage.Config{S3: objects.opts}, Cache: offline.CacheOptions{Dir: cacheDir}})
+		Storage: storage.Config{S3: objects.Options()}, Cache: offline.CacheOptions{Dir: cacheDir}})
 	if err != nil {
 		return err
 	}
@@ -288,7 +289,7 @@ func run() error {
 			return r, err
 		}},
 		{"flight-dataset-s3-cold", "the same set as an S3 object, fetched into the cache", func(ctx context.Context) (result, error) {
-			if err := emptyCache(cacheDir); err != nil {
+			if err := benchs3.EmptyCache(cacheDir); err != nil {
 				return result{}, err
 			}
 			return s3Dataset(ctx)

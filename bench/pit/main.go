@@ -3,27 +3,40 @@
 // same work (the limit) and the window-function formulation that SQL
 // feature stores render, over the same Parquet files, in one run.
 //
+// The Quiver → Arrow case also runs with the data root and the entity
+// table on object storage: an S3-protocol server (gofakes3, in memory) in
+// the parent process on loopback holds the same files, and the engine
+// stages what a request reads into its object cache, either slices of the
+// columns and row groups it needs (the default) or whole objects; with an
+// empty cache (cold, the staging timed) and with one warmed by an untimed
+// run (warm: listing, footers and the join).
+//
 // Each case runs in a child process so that its peak memory is its own;
-// the table shows medians over -runs runs.
+// the table shows medians over -runs runs, the cases taking turns.
 package main
 
 import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/duckdb/duckdb-go/v2"
 
+	"github.com/quiverdata/quiver/bench/internal/benchs3"
 	"github.com/quiverdata/quiver/bench/internal/report"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/registry"
+	"github.com/quiverdata/quiver/storage"
 )
 
 var (
@@ -38,6 +51,8 @@ var (
 	dists    = flag.String("dist", "uniform,hot", "key distributions to run: uniform (every entity has rows/keys rows per view), hot (1% of entities hold half the rows and half the entity rows)")
 	caseName = flag.String("case", "", "run one case and print its time (used by the parent process)")
 	dist     = flag.String("d", "uniform", "the distribution of one case (used by the parent process)")
+	s3       = flag.String("s3", "", "the object store's endpoint, for an S3 case (used by the parent process)")
+	cacheDir = flag.String("cache", "", "the object cache directory of an S3 case (used by the parent process)")
 )
 
 const ttlDays = 7
@@ -45,13 +60,17 @@ const ttlDays = 7
 func main() {
 	flag.Parse()
 	if *caseName != "" {
-		d, n, err := runCase(*caseName)
+		res, err := runCase(*caseName)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		fmt.Println(n)
-		fmt.Println(d.Nanoseconds())
+		// Rows, the bytes the object cache fetched (S3 cases), the time.
+		fmt.Println(res.rows)
+		if isS3(*caseName) {
+			fmt.Println(res.fetched)
+		}
+		fmt.Println(res.elapsed.Nanoseconds())
 		return
 	}
 	if err := orchestrate(); err != nil {
@@ -89,35 +108,119 @@ func benchDist() error {
 	cases := []struct{ name, label string }{
 		{"quiver-arrow", "Quiver training set → Arrow"},
 		{"quiver-parquet", "Quiver training set → Parquet"},
+		{"quiver-arrow-s3-cold", "Quiver → Arrow, on S3, cold cache (slices)"},
+		{"quiver-arrow-s3", "Quiver → Arrow, on S3, warm cache"},
+		{"quiver-arrow-s3-whole-cold", "Quiver → Arrow, on S3, cold cache, whole objects"},
 		{"raw-asof", "hand-written ASOF, same rules → Arrow (the limit)"},
 		{"raw-asof-time", "hand-written ASOF on event time only → Arrow"},
 		{"window", "window functions (SQL feature stores) → Arrow"},
 	}
-	medians := map[string]time.Duration{}
-	var rowsOut []report.Row
-	for _, c := range cases {
-		if strings.Contains(","+*skip+",", ","+c.name+",") {
-			continue
+	skipped := func(name string) bool { return strings.Contains(","+*skip+",", ","+name+",") }
+	var objects *benchs3.Server
+	if slices.ContainsFunc(cases, func(c struct{ name, label string }) bool { return isS3(c.name) && !skipped(c.name) }) {
+		var err error
+		if objects, err = startObjects(); err != nil {
+			return err
 		}
-		var ds []time.Duration
-		var peak int64
-		for r := 0; r < *runs; r++ {
-			res, err := report.Child(childArgs(c.name)...)
+		defer func() {
+			if err := objects.Close(); err != nil {
+				fmt.Fprintln(os.Stderr, "pit: stop the object store:", err)
+			}
+		}()
+	}
+	// The cases take turns, one run each per round, so that a burst of
+	// load on a shared machine lands on all of them rather than on one.
+	type state struct {
+		name, label string
+		cache       string // the object cache directory of an S3 case
+		ds          []time.Duration
+		peak        int64
+		fetched     int64 // bytes, over the timed runs
+		requests    int64 // answered by the store, over the timed runs
+	}
+	var active []*state
+	for _, c := range cases {
+		if !skipped(c.name) {
+			active = append(active, &state{name: c.name, label: c.label, cache: filepath.Join(*dir, "cache", c.name)})
+		}
+	}
+	run := func(c *state) (report.Run, error) {
+		args := childArgs(c.name)
+		var before int64
+		if isS3(c.name) {
+			args = append(args, "-s3", objects.Endpoint(), "-cache", c.cache)
+			before = objects.Requests()
+		}
+		res, err := report.Child(args...)
+		if err != nil {
+			return res, err
+		}
+		lines := strings.Split(res.Output, "\n")
+		if got := strings.TrimSpace(lines[0]); got != fmt.Sprint(*entities) {
+			return res, fmt.Errorf("%s produced %s rows, want %d", c.name, got, *entities)
+		}
+		if isS3(c.name) {
+			c.requests += objects.Requests() - before
+			if len(lines) < 2 {
+				return res, fmt.Errorf("%s did not say what it fetched", c.name)
+			}
+			n, err := strconv.ParseInt(strings.TrimSpace(lines[1]), 10, 64)
+			if err != nil {
+				return res, fmt.Errorf("%s: bytes fetched %q: %w", c.name, lines[1], err)
+			}
+			c.fetched += n
+		}
+		return res, nil
+	}
+	cold := func(name string) bool { return strings.HasSuffix(name, "-cold") }
+	// A warm case's cache is filled by one untimed run first; a cold case
+	// gets a new empty cache for each run.
+	for _, c := range active {
+		if err := os.RemoveAll(c.cache); err != nil {
+			return err
+		}
+		if isS3(c.name) && !cold(c.name) {
+			if _, err := run(c); err != nil {
+				return err
+			}
+			c.fetched, c.requests = 0, 0
+		}
+	}
+	for r := 0; r < *runs; r++ {
+		for _, c := range active {
+			if cold(c.name) {
+				if err := os.RemoveAll(c.cache); err != nil {
+					return err
+				}
+			}
+			res, err := run(c)
 			if err != nil {
 				return err
 			}
-			if got := strings.TrimSpace(res.Output); got != fmt.Sprint(*entities) {
-				return fmt.Errorf("%s produced %s rows, want %d", c.name, got, *entities)
-			}
-			ds = append(ds, res.Elapsed)
-			peak = max(peak, res.PeakRSS)
+			c.ds = append(c.ds, res.Elapsed)
+			c.peak = max(c.peak, res.PeakRSS)
 		}
-		m := report.Median(ds)
-		medians[c.name] = m
-		rowsOut = append(rowsOut, report.Row{Case: c.label, Cells: []string{
-			report.Seconds(m), report.Rate(int64(*entities), m), report.Bytes(peak)}})
 	}
-	report.Table(os.Stdout, []string{"case", "median", "entity rows/s", "peak RSS"}, rowsOut)
+	medians := map[string]time.Duration{}
+	var rowsOut []report.Row
+	for _, c := range active {
+		if err := os.RemoveAll(c.cache); err != nil {
+			return err
+		}
+		m := report.Median(c.ds)
+		medians[c.name] = m
+		perRun := []string{"-", "-"}
+		if isS3(c.name) {
+			perRun = []string{report.Bytes(c.fetched / int64(*runs)), fmt.Sprint(c.requests / int64(*runs))}
+		}
+		var each []string
+		for _, d := range c.ds {
+			each = append(each, fmt.Sprintf("%.2f", d.Seconds()))
+		}
+		rowsOut = append(rowsOut, report.Row{Case: c.label, Cells: append([]string{
+			report.Seconds(m), report.Rate(int64(*entities), m), report.Bytes(c.peak)}, append(perRun, strings.Join(each, " "))...)})
+	}
+	report.Table(os.Stdout, []string{"case", "median", "entity rows/s", "peak RSS", "fetched/run", "requests/run", "runs (s)"}, rowsOut)
 	fmt.Println()
 	ratio := func(label, a, b, target string) {
 		x, ok1 := medians[a]
@@ -130,11 +233,63 @@ func benchDist() error {
 	ratio("Quiver → Parquet / hand-written ASOF, same rules", "quiver-parquet", "raw-asof", "")
 	ratio("Quiver → Arrow / ASOF on event time only", "quiver-arrow", "raw-asof-time", "(ignores rule 2's tie-breaks)")
 	ratio("window functions / Quiver → Arrow", "window", "quiver-arrow", "(target ≥ 5×)")
+	ratio("Quiver → Arrow on S3, cold / local", "quiver-arrow-s3-cold", "quiver-arrow", "(staging included)")
+	ratio("Quiver → Arrow on S3, warm / local", "quiver-arrow-s3", "quiver-arrow", "")
+	ratio("S3 cold, whole objects / slices", "quiver-arrow-s3-whole-cold", "quiver-arrow-s3-cold", "")
 	if m, ok := medians["quiver-arrow"]; ok {
 		fmt.Printf("%-48s %s  (target ≥ 1M/s)\n", "Quiver → Arrow throughput", report.Rate(int64(*entities), m))
 	}
 	return nil
 }
+
+// isS3 tells the cases that read from the object store.
+func isS3(name string) bool { return strings.Contains(name, "-s3") }
+
+// startObjects starts the object store and uploads the current
+// distribution's view files and entity table to it, under the same
+// relative paths.
+func startObjects() (*benchs3.Server, error) {
+	ctx := context.Background()
+	objects, err := benchs3.Start()
+	if err != nil {
+		return nil, fmt.Errorf("start the object store: %w", err)
+	}
+	files := []string{"entities.parquet"}
+	for v := 1; v <= *views; v++ {
+		m, err := filepath.Glob(filepath.Join(distDir(), "data", fmt.Sprintf("view%d", v), "*.parquet"))
+		if err != nil {
+			return nil, errors.Join(err, objects.Close())
+		}
+		for _, p := range m {
+			rel, err := filepath.Rel(distDir(), p)
+			if err != nil {
+				return nil, errors.Join(err, objects.Close())
+			}
+			files = append(files, rel)
+		}
+	}
+	var viewBytes, entBytes int64
+	for _, rel := range files {
+		fi, err := os.Stat(filepath.Join(distDir(), rel))
+		if err != nil {
+			return nil, errors.Join(err, objects.Close())
+		}
+		if rel == "entities.parquet" {
+			entBytes = fi.Size()
+		} else {
+			viewBytes += fi.Size()
+		}
+		if err := objects.Upload(ctx, filepath.Join(distDir(), rel), objectKey(filepath.ToSlash(rel))); err != nil {
+			return nil, errors.Join(err, objects.Close())
+		}
+	}
+	fmt.Printf("object store on loopback: %d view files, %s; entity table %s\n\n", len(files)-1, report.Bytes(viewBytes), report.Bytes(entBytes))
+	return objects, nil
+}
+
+// objectKey is the key of a file of the current distribution in the
+// object store.
+func objectKey(rel string) string { return *dist + "/" + rel }
 
 func childArgs(name string) []string {
 	return []string{"-case", name, "-d", *dist, "-dir", *dir, "-entities", fmt.Sprint(*entities), "-rows", fmt.Sprint(*rows),
@@ -217,37 +372,55 @@ func definitions() (*registry.Definitions, error) {
 	return defs, errs.Err()
 }
 
-func runCase(name string) (time.Duration, int64, error) {
+// caseResult is what one run of a case measured.
+type caseResult struct {
+	elapsed time.Duration
+	rows    int64
+	fetched int64 // bytes the object cache downloaded (S3 cases)
+}
+
+func runCase(name string) (caseResult, error) {
 	ctx := context.Background()
 	switch name {
-	case "quiver-arrow", "quiver-parquet":
+	case "quiver-arrow", "quiver-parquet", "quiver-arrow-s3-cold", "quiver-arrow-s3", "quiver-arrow-s3-whole-cold":
 		defs, err := definitions()
 		if err != nil {
-			return 0, 0, err
+			return caseResult{}, err
 		}
-		eng, err := offline.Open(offline.Options{DataRoot: filepath.Join(distDir(), "data"), Threads: *threads,
-			TempDirectory: filepath.Join(*dir, "tmp")})
+		opts := offline.Options{DataRoot: filepath.Join(distDir(), "data"), Threads: *threads, TempDirectory: filepath.Join(*dir, "tmp")}
+		entities := filepath.Join(distDir(), "entities.parquet")
+		if isS3(name) {
+			if *s3 == "" || *cacheDir == "" {
+				return caseResult{}, fmt.Errorf("case %s needs -s3 and -cache", name)
+			}
+			opts.DataRoot = benchs3.URI(objectKey("data"))
+			opts.Storage = storage.Config{S3: benchs3.Options(*s3)}
+			opts.Cache = offline.CacheOptions{Dir: *cacheDir, WholeObjects: strings.Contains(name, "-whole")}
+			entities = benchs3.URI(objectKey("entities.parquet"))
+		}
+		eng, err := offline.Open(opts)
 		if err != nil {
-			return 0, 0, err
+			return caseResult{}, err
 		}
 		defer eng.Close()
 		var refs []string
 		for v := 1; v <= *views; v++ {
 			refs = append(refs, fmt.Sprintf("view%d:*", v))
 		}
-		req := &offline.Request{Defs: defs, Entities: offline.EntitiesFromParquet(filepath.Join(distDir(), "entities.parquet")),
-			Features: refs, FullFeatureNames: true}
+		req := &offline.Request{Defs: defs, Entities: offline.EntitiesFromParquet(entities), Features: refs, FullFeatureNames: true}
 		start := time.Now()
+		var n int64
 		if name == "quiver-parquet" {
-			n, err := eng.WriteParquet(ctx, req, filepath.Join(distDir(), "out.parquet"))
-			return time.Since(start), n, err
+			n, err = eng.WriteParquet(ctx, req, filepath.Join(distDir(), "out.parquet"))
+		} else {
+			n, err = drain(eng.TrainingSet(ctx, req))
 		}
-		n, err := drain(eng.TrainingSet(ctx, req))
-		return time.Since(start), n, err
+		return caseResult{elapsed: time.Since(start), rows: n, fetched: eng.CacheStats().Fetched}, err
 	case "raw-asof", "raw-asof-time", "window":
-		return rawQuery(ctx, name)
+		d, n, err := rawQuery(ctx, name)
+		return caseResult{elapsed: d, rows: n}, err
 	}
-	return 0, 0, fmt.Errorf("unknown case %q", name)
+	return caseResult{}, fmt.Errorf("unknown case %q", name)
 }
 
 // rawQuery runs hand-written SQL on DuckDB configured like the engine and
