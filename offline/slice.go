@@ -157,9 +157,19 @@ func (e *Engine) fetchOne(ctx context.Context, cache *objcache.Cache, b storage.
 	if proj == nil || e.opts.Cache.WholeObjects || cache.Has(b, o) {
 		return cache.Fetch(ctx, b, o)
 	}
-	f, obj, err := e.footer(ctx, b, o)
+	f, tail, obj, err := e.footer(ctx, b, o)
 	if obj != nil {
 		defer obj.Close()
+	}
+	// whole copies the object whole, from the object and tail the footer
+	// read opened and read, when it did.
+	whole := func() (*objcache.Entry, error) {
+		if obj == nil {
+			return cache.Fetch(ctx, b, o)
+		}
+		return cache.FetchFunc(ctx, objcache.Name(b, o), o.Size, b.URI(o.Key), func(ctx context.Context, w *os.File) error {
+			return objcache.Copy(w, obj, tail)
+		})
 	}
 	switch {
 	case errors.Is(err, objcache.ErrChanged) || ctx.Err() != nil:
@@ -167,12 +177,12 @@ func (e *Engine) fetchOne(ctx context.Context, cache *objcache.Cache, b storage.
 	case err != nil:
 		// Not a Parquet file a slice can be made of: copied whole, DuckDB
 		// says what is wrong with it.
-		return cache.Fetch(ctx, b, o)
+		return whole()
 	}
 	keep, pruned := proj.keep(f)
 	s, err := f.Plan(proj.cols, keep)
 	if err != nil || (s.Cover > sliceMaxCover && !pruned) {
-		return cache.Fetch(ctx, b, o)
+		return whole()
 	}
 	// The slice's name: the object's version, the columns and the row
 	// groups kept.
@@ -207,42 +217,40 @@ const sliceConcurrency = 4
 
 // footer returns the parsed Parquet footer of object o, from memory or
 // by one ranged GET of its end (two when the footer is larger than
-// pqslice.TailSize). It returns the object it opened for that, if any,
-// for the caller to read the slice from and close.
-func (e *Engine) footer(ctx context.Context, b storage.Bucket, o storage.ObjectInfo) (*pqslice.Footer, storage.Object, error) {
+// pqslice.TailSize). It returns the object it opened for that and the
+// bytes of its end it read, if any, for the caller to read the slice or
+// the rest of the object from, and close.
+func (e *Engine) footer(ctx context.Context, b storage.Bucket, o storage.ObjectInfo) (f *pqslice.Footer, tail []byte, obj storage.Object, err error) {
 	key := objcache.Name(b, o)
 	if f := e.footers.get(key); f != nil {
-		return f, nil, nil
+		return f, nil, nil, nil
 	}
-	obj, err := b.Open(ctx, o.Key)
-	if err != nil {
-		return nil, nil, err
+	if obj, err = b.Open(ctx, o.Key); err != nil {
+		return nil, nil, nil, err
 	}
 	if err := objcache.Check(b, o, obj.Info()); err != nil {
-		return nil, obj, err
+		return nil, nil, obj, err
 	}
-	tail, err := readEnd(obj, min(o.Size, pqslice.TailSize))
-	if err != nil {
-		return nil, obj, err
+	if tail, err = readEnd(obj, min(o.Size, pqslice.TailSize)); err != nil {
+		return nil, nil, obj, err
 	}
 	n, err := pqslice.MetadataLength(tail, o.Size)
 	if err != nil {
-		return nil, obj, err
+		return nil, tail, obj, err
 	}
 	if n > int64(len(tail)) {
 		if n > maxFooterBytes {
-			return nil, obj, fmt.Errorf("%s: a %d-byte Parquet footer", b.URI(o.Key), n)
+			return nil, tail, obj, fmt.Errorf("%s: a %d-byte Parquet footer", b.URI(o.Key), n)
 		}
 		if tail, err = readEnd(obj, n); err != nil {
-			return nil, obj, err
+			return nil, nil, obj, err
 		}
 	}
-	f, err := pqslice.Parse(tail, o.Size)
-	if err != nil {
-		return nil, obj, err
+	if f, err = pqslice.Parse(tail, o.Size); err != nil {
+		return nil, tail, obj, err
 	}
 	e.footers.put(key, f, int64(len(tail)))
-	return f, obj, nil
+	return f, tail, obj, nil
 }
 
 // readEnd reads the last n bytes of obj (a read that reaches the end may

@@ -473,10 +473,24 @@ func (c *Cache) download(ctx context.Context, b storage.Bucket, info storage.Obj
 	if err := Check(b, info, obj.Info()); err != nil {
 		return err
 	}
-	buf := make([]byte, min(int64(copyChunk), max(info.Size, 1)))
-	for off := int64(0); off < info.Size; {
-		n := min(int64(len(buf)), info.Size-off)
-		if _, err := obj.ReadAt(buf[:n], off); err != nil && !(errors.Is(err, io.EOF) && off+n == info.Size) {
+	return Copy(f, obj, nil)
+}
+
+// Copy writes the whole of obj to f. tail, when given, is what the caller
+// has read of obj's end already: only the bytes before it are read.
+func Copy(f *os.File, obj storage.Object, tail []byte) error {
+	size := obj.Info().Size
+	end := size - int64(len(tail))
+	if end < 0 {
+		return fmt.Errorf("a %d-byte tail of a %d-byte object", len(tail), size)
+	}
+	buf := make([]byte, min(int64(copyChunk), max(end, 1)))
+	for off := int64(0); off < end; {
+		n := min(int64(len(buf)), end-off)
+		if got, err := obj.ReadAt(buf[:n], off); int64(got) < n {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
 			return err
 		}
 		if _, err := f.Write(buf[:n]); err != nil {
@@ -484,7 +498,8 @@ func (c *Cache) download(ctx context.Context, b storage.Bucket, info storage.Obj
 		}
 		off += n
 	}
-	return nil
+	_, err := f.Write(tail)
+	return err
 }
 
 // Check fails with ErrChanged when got (what opening the object found)
