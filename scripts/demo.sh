@@ -59,6 +59,33 @@ run training-set --entities data/driver_labels.parquet \
   --features driver_hourly:conv_rate,driver_scores:adjusted_conv \
   --out train_scores.parquet --preview 5
 
+step "Object storage: the data root on an S3-compatible store (an in-memory one on loopback, for the tour)"
+(cd "$root" && go build -o "$demo/s3mem" ./scripts/s3mem)
+"$demo/s3mem" -load "$repo/data=rides/data" > "$demo/s3.endpoint" &
+s3_pid=$!
+trap 'kill $s3_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -s "$demo/s3.endpoint" ] && break; sleep 0.1; done
+endpoint=$(cat "$demo/s3.endpoint")
+rm -rf "$demo/rides-s3"
+cp -r "$repo" "$demo/rides-s3"
+sed -i 's#data_root: data #data_root: s3://quiver/rides/data #' "$demo/rides-s3/quiver.yaml"
+printf 'storage:\n  s3: {endpoint: %s, region: us-east-1, path_style: true}\n' "$endpoint" >> "$demo/rides-s3/quiver.yaml"
+echo "\$ grep -A1 -E 'data_root|^storage' quiver.yaml    # a copy of the repository, its data in the bucket"
+grep -A1 -E 'data_root|^storage' "$demo/rides-s3/quiver.yaml"
+export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_EC2_METADATA_DISABLED=true
+(cd "$demo/rides-s3" && run training-set --entities s3://quiver/rides/data/driver_labels.parquet \
+  --features driver_hourly:conv_rate,driver_hourly:acc_rate,driver_hourly:embedding \
+  --out s3://quiver/rides/sets/train.parquet)
+(cd "$demo/rides-s3" && run training-set --entities s3://quiver/rides/data/driver_labels.parquet \
+  --features driver_hourly:conv_rate,driver_hourly:acc_rate,driver_hourly:embedding \
+  --out "$demo/train-s3.parquet")
+cmp train.parquet "$demo/train-s3.parquet"
+echo "(the same bytes as the local training set: the objects were staged into the local object cache, as slices of the columns and row groups the join reads where that pays)"
+kill $s3_pid
+wait $s3_pid 2>/dev/null || true
+trap - EXIT
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_EC2_METADATA_DISABLED
+
 step "Materialize: the latest row of every driver into the embedded online store"
 run materialize --incremental
 run materialize --incremental

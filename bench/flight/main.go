@@ -39,8 +39,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/quiverdata/quiver/bench/internal/benchs3"
 	"github.com/quiverdata/quiver/bench/internal/report"
+	"github.com/quiverdata/quiver/internal/s3mem"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/server"
@@ -203,7 +203,7 @@ func run() error {
 	// The same saved file as an object below an s3:// data root, served
 	// by a second Flight service whose engine stages it into its object
 	// cache: cold (the cache emptied before the read) and cached.
-	objects, err := benchs3.Start()
+	objects, err := s3mem.Start()
 	if err != nil {
 		return fmt.Errorf("start the object store: %w", err)
 	}
@@ -212,7 +212,7 @@ func run() error {
 		return err
 	}
 	cacheDir := filepath.Join(*dir, "cache")
-	s3Root := benchs3.URI("root")
+	s3Root := s3mem.URI("root")
 	s3Eng, err := offline.Open(offline.Options{DataRoot: s3Root, Threads: *threads, TempDirectory: filepath.Join(*dir, "tmp"),
 		Storage: storage.Config{S3: objects.Options()}, Cache: offline.CacheOptions{Dir: cacheDir}})
 	if err != nil {
@@ -289,7 +289,7 @@ func run() error {
 			return r, err
 		}},
 		{"flight-dataset-s3-cold", "the same set as an S3 object, fetched into the cache", func(ctx context.Context) (result, error) {
-			if err := benchs3.EmptyCache(cacheDir); err != nil {
+			if err := s3mem.EmptyCache(cacheDir); err != nil {
 				return result{}, err
 			}
 			return s3Dataset(ctx)

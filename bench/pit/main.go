@@ -32,8 +32,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/duckdb/duckdb-go/v2"
 
-	"github.com/quiverdata/quiver/bench/internal/benchs3"
 	"github.com/quiverdata/quiver/bench/internal/report"
+	"github.com/quiverdata/quiver/internal/s3mem"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/storage"
@@ -116,7 +116,7 @@ func benchDist() error {
 		{"window", "window functions (SQL feature stores) → Arrow"},
 	}
 	skipped := func(name string) bool { return strings.Contains(","+*skip+",", ","+name+",") }
-	var objects *benchs3.Server
+	var objects *s3mem.Server
 	if slices.ContainsFunc(cases, func(c struct{ name, label string }) bool { return isS3(c.name) && !skipped(c.name) }) {
 		var err error
 		if objects, err = startObjects(); err != nil {
@@ -248,9 +248,9 @@ func isS3(name string) bool { return strings.Contains(name, "-s3") }
 // startObjects starts the object store and uploads the current
 // distribution's view files and entity table to it, under the same
 // relative paths.
-func startObjects() (*benchs3.Server, error) {
+func startObjects() (*s3mem.Server, error) {
 	ctx := context.Background()
-	objects, err := benchs3.Start()
+	objects, err := s3mem.Start()
 	if err != nil {
 		return nil, fmt.Errorf("start the object store: %w", err)
 	}
@@ -393,10 +393,10 @@ func runCase(name string) (caseResult, error) {
 			if *s3 == "" || *cacheDir == "" {
 				return caseResult{}, fmt.Errorf("case %s needs -s3 and -cache", name)
 			}
-			opts.DataRoot = benchs3.URI(objectKey("data"))
-			opts.Storage = storage.Config{S3: benchs3.Options(*s3)}
+			opts.DataRoot = s3mem.URI(objectKey("data"))
+			opts.Storage = storage.Config{S3: s3mem.Options(*s3)}
 			opts.Cache = offline.CacheOptions{Dir: *cacheDir, WholeObjects: strings.Contains(name, "-whole")}
-			entities = benchs3.URI(objectKey("entities.parquet"))
+			entities = s3mem.URI(objectKey("entities.parquet"))
 		}
 		eng, err := offline.Open(opts)
 		if err != nil {

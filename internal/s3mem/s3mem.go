@@ -1,18 +1,19 @@
-// Package benchs3 serves an S3-protocol object store in process for the
-// benchmark programs: gofakes3 in memory, on a free loopback port, with
-// one bucket. What it measures is the cost of the protocol and of
-// staging objects into Quiver's object cache, not of a network.
+// Package s3mem serves an S3-protocol object store in process, for the
+// benchmark programs and the demo: gofakes3 in memory, on a free loopback
+// port, with one bucket. What a benchmark over it measures is the cost of
+// the protocol and of staging objects into Quiver's object cache, not of
+// a network.
 //
-//	srv, err := benchs3.Start()
+//	srv, err := s3mem.Start()
 //	defer srv.Close()
 //	err = srv.Upload(ctx, "data/view1/part-0.parquet", "root/view1/part-0.parquet")
-//	opts := srv.Options() // or benchs3.Options(srv.Endpoint()) in a child process
-//	eng, err := offline.Open(offline.Options{DataRoot: benchs3.URI("root"),
+//	opts := srv.Options() // or s3mem.Options(srv.Endpoint()) in a child process
+//	eng, err := offline.Open(offline.Options{DataRoot: s3mem.URI("root"),
 //		Storage: storage.Config{S3: opts}, ...})
 //
 // The server does not check request signatures; it counts requests
 // ([Server.Requests]) so that a program can report how many a case made.
-package benchs3
+package s3mem
 
 import (
 	"context"
@@ -33,7 +34,7 @@ import (
 )
 
 // Bucket is the one bucket of the store.
-const Bucket = "quiver-bench"
+const Bucket = "quiver"
 
 // Server is a running in-process object store.
 type Server struct {
