@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,6 +111,18 @@ func StartMinIO(t testing.TB) *Server {
 
 	s.minio = s3.New(s3.Options{Region: Region, Credentials: Credentials(AccessKey, SecretKey),
 		BaseEndpoint: aws.String(s.Endpoint), UsePathStyle: true})
+	// Ready on its health endpoint is not yet ready for requests: until
+	// its object layer is up, MinIO answers 503 XMinioServerNotInitialized.
+	for {
+		_, err := s.minio.ListBuckets(context.Background(), &s3.ListBucketsInput{})
+		if err == nil || !strings.Contains(err.Error(), "XMinioServerNotInitialized") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("s3test: MinIO not initialized on %s after 60s: %v\n%s", addr, err, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	s.CreateBucket(t, s.Bucket)
 	s.ResetRequests()
 	return s
