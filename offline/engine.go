@@ -39,6 +39,10 @@ type Options struct {
 	// Cache is where Parquet objects read from object storage are copied
 	// for DuckDB (see docs/storage.md).
 	Cache CacheOptions
+	// UnionJoin renders views with features in the union form of the
+	// join (union.go), the form of engines without an as-of join, rather
+	// than DuckDB's ASOF join; for comparing the two (bench/pit).
+	UnionJoin bool
 }
 
 // CacheOptions bound the object cache: local copies of the Parquet
@@ -165,6 +169,9 @@ func Open(opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("open duckdb: %w", err)
 	}
 	e := &Engine{opts: opts, dataRoot: root, remoteRoot: remote, store: storage.NewStore(opts.Storage), connector: connector}
+	if opts.UnionJoin {
+		e.join = joinUnion
+	}
 	e.render = duckRenderer{e}
 	return e, nil
 }
