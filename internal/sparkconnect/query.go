@@ -202,9 +202,11 @@ func (r *reader) finish(err error) {
 	r.done = true
 	r.err = err
 	r.stopAfter()
-	if err != nil {
-		// The call has failed: if the failure was ours (a context, a
-		// malformed batch), the query may still run.
+	var se *Error
+	if err != nil && !(errors.As(err, &se) && se.Class != "") {
+		// The call has failed, and not by the server's report of the
+		// query's failure: the query may still run (a context, a message
+		// too large, a malformed batch).
 		r.interrupt()
 	}
 	r.cancel()
