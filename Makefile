@@ -4,7 +4,7 @@ GO      ?= go
 TAGS    := duckdb_arrow
 # Packages whose tests (build tag spark) run against a real Spark Connect
 # server in make integration.
-SPARK_PKGS := ./internal/testutil/sparktest/
+SPARK_PKGS := ./internal/sparkconnect/ ./internal/testutil/sparktest/
 BIN     := bin/quiver
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
@@ -37,7 +37,7 @@ PY_FEAST_PINS := 'feast[redis]==0.67.0' pyarrow==26.0.1 pandas==2.3.3 numpy==2.4
 	pytest==9.2.0 setuptools==80.9.0
 PY_FEAST_VENV = $(QUIVER_CACHE)/venv-feast
 
-.PHONY: build install test lint pytest integration demo bench bench-python bench-feast proto fuzz clean
+.PHONY: build install test lint pytest integration demo bench bench-python bench-feast proto proto-spark fuzz clean
 
 ## build: the quiver binary in bin/
 build:
@@ -123,6 +123,36 @@ proto:
 	@if [ -z "$(PROTOS)" ]; then echo "no .proto files under proto/ yet"; exit 0; fi; \
 	protoc --proto_path=proto --go_out=proto --go_opt=paths=source_relative \
 		--go-grpc_out=proto --go-grpc_opt=paths=source_relative $(PROTOS)
+
+## proto-spark: regenerate internal/sparkconnect/pb from the Spark Connect server's own .proto files
+# The .proto files are not committed: they are read from the server's jar
+# (spark-connect_2.13-<version>.jar in the PySpark that scripts/spark.sh
+# installs) into a scratch directory, so the Go code always matches the
+# server version the tests run. The M options put every file in one Go
+# package; the proto package stays spark.connect. example_plugins.proto is
+# an example that nothing imports, and is left out.
+# Needs protoc (3.21, Debian's protobuf-compiler), protoc-gen-go at go.mod's
+# google.golang.org/protobuf and protoc-gen-go-grpc 1.6.0.
+SPARK_PROTOS := base catalog commands common expressions ml ml_common pipelines relations types
+SPARK_PB     := internal/sparkconnect/pb
+SPARK_PB_PKG := github.com/quiverdata/quiver/$(SPARK_PB)
+proto-spark:
+	@set -e; home=$$(QUIVER_CACHE="$(QUIVER_CACHE)" scripts/spark.sh); \
+	jar=$$(ls "$$home"/jars/spark-connect_2.13-*.jar | head -n 1); \
+	src=$$(mktemp -d); trap 'rm -rf "$$src"' EXIT; \
+	unzip -q -o "$$jar" 'spark/connect/*.proto' -d "$$src"; \
+	files=""; mopts=""; \
+	for f in $(SPARK_PROTOS); do \
+		files="$$files spark/connect/$$f.proto"; \
+		mopts="$$mopts,Mspark/connect/$$f.proto=$(SPARK_PB_PKG);pb"; \
+	done; \
+	rm -f $(SPARK_PB)/*.pb.go; \
+	protoc --proto_path="$$src" \
+		--go_out=$(SPARK_PB) --go_opt=paths=source_relative$$mopts \
+		--go-grpc_out=$(SPARK_PB) --go-grpc_opt=paths=source_relative$$mopts \
+		$$files; \
+	mv $(SPARK_PB)/spark/connect/*.go $(SPARK_PB)/; rmdir $(SPARK_PB)/spark/connect $(SPARK_PB)/spark; \
+	echo "generated $(SPARK_PB) from $$(basename $$jar)"
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s), one after another, with FUZZFLAGS
 fuzz:

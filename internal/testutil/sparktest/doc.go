@@ -7,7 +7,7 @@
 //
 //	func TestOnSpark(t *testing.T) {
 //		srv := sparktest.Start(t)
-//		session, err := sql.NewSessionBuilder().Remote(srv.Remote()).Build(ctx)
+//		session, err := sparkconnect.Dial(ctx, srv.Remote(), sparkconnect.Options{})
 //		...
 //	}
 //

@@ -17,9 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/spark-connect-go/spark/client/channel"
-	"github.com/apache/spark-connect-go/spark/sql"
-	"google.golang.org/grpc"
+	"github.com/quiverdata/quiver/internal/sparkconnect"
 )
 
 const (
@@ -291,21 +289,12 @@ func (s *Server) probe(ctx context.Context, token string) (err error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	base, err := channel.NewBuilder(s.Remote())
+	session, err := sparkconnect.Dial(ctx, s.Remote(), sparkconnect.Options{})
 	if err != nil {
 		return err
 	}
-	b := &closingBuilder{BaseBuilder: base}
-	defer func() {
-		if b.conn != nil {
-			err = errors.Join(err, b.conn.Close())
-		}
-	}()
-	session, err := sql.NewSessionBuilder().WithChannelBuilder(b).Build(ctx)
-	if err != nil {
-		return err
-	}
-	got, err := session.Config().Get(ctx, ownerKey)
+	defer func() { err = errors.Join(err, session.Close()) }()
+	got, err := session.Conf(ctx, ownerKey)
 	if err != nil {
 		return err
 	}
@@ -313,19 +302,6 @@ func (s *Server) probe(ctx context.Context, token string) (err error) {
 		return fmt.Errorf("another server answers on %s (%s %q, want %q)", s.Addr(), ownerKey, got, token)
 	}
 	return nil
-}
-
-// closingBuilder keeps the connection it builds, for the caller to close:
-// the client's sessions have no Close, and SparkSession.Stop does nothing.
-type closingBuilder struct {
-	*channel.BaseBuilder
-	conn *grpc.ClientConn
-}
-
-func (b *closingBuilder) Build(ctx context.Context) (*grpc.ClientConn, error) {
-	conn, err := b.BaseBuilder.Build(ctx)
-	b.conn = conn
-	return conn, err
 }
 
 // Remote is the server's Spark Connect address, "sc://127.0.0.1:port".
