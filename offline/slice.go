@@ -199,16 +199,21 @@ func (e *Engine) fetchOne(ctx context.Context, cache *objcache.Cache, b storage.
 	}
 	name := objcache.DerivedName(b, o, "slice\x00"+strings.Join(cols, "\x00")+"\x00"+rgs.String())
 	return cache.FetchFunc(ctx, name, s.Size, b.URI(o.Key)+" (a slice)", func(ctx context.Context, w *os.File) error {
-		if obj == nil {
-			if obj, err = b.Open(ctx, o.Key); err != nil {
+		src := obj
+		if src == nil {
+			// The footer came from memory: open the object for its chunks.
+			opened, err := b.Open(ctx, o.Key)
+			if err != nil {
 				return err
 			}
-			if err := objcache.Check(b, o, obj.Info()); err != nil {
+			defer opened.Close()
+			if err := objcache.Check(b, o, opened.Info()); err != nil {
 				return err
 			}
+			src = opened
 		}
 		e.slices.Add(1)
-		return s.Write(ctx, w, obj, sliceConcurrency)
+		return s.Write(ctx, w, src, sliceConcurrency)
 	})
 }
 
