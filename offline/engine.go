@@ -43,6 +43,9 @@ type Options struct {
 	// join (union.go), the form of engines without an as-of join, rather
 	// than DuckDB's ASOF join; for comparing the two (bench/pit).
 	UnionJoin bool
+	// Spark, when its Remote is set, builds training sets and latest rows
+	// on a Spark cluster instead of DuckDB (spark.go).
+	Spark SparkOptions
 }
 
 // CacheOptions bound the object cache: local copies of the Parquet
@@ -173,6 +176,14 @@ func Open(opts Options) (*Engine, error) {
 		e.join = joinUnion
 	}
 	e.render = duckRenderer{e}
+	if opts.Spark.Remote != "" {
+		r, err := newSparkRenderer(e, opts)
+		if err != nil {
+			_ = connector.Close() // the settings' error is the one to report
+			return nil, err
+		}
+		e.render = r
+	}
 	return e, nil
 }
 

@@ -29,10 +29,13 @@ var update = flag.Bool("update", false, "rewrite the want sections of testdata f
 // Parquet by DuckDB, stream-log batches (stream/<view>/<batch>.csv, see
 // writeStreamLogs), a request, and the exact training set (or error).
 func TestGoldenCases(t *testing.T) {
-	txtar.RunGolden(t, filepath.Join("testdata", "pit", "*.txtar"), *update, runGolden)
+	txtar.RunGolden(t, filepath.Join("testdata", "pit", "*.txtar"), *update, func(t *testing.T, a *txtar.Archive) string {
+		return runGolden(t, a, openEngine)
+	})
 }
 
-func runGolden(t *testing.T, a *txtar.Archive) string {
+// runGolden runs a case on the engine open opens over its data root.
+func runGolden(t *testing.T, a *txtar.Archive, open func(testing.TB, string) *Engine) string {
 	dir := t.TempDir()
 	require.NoError(t, a.WriteDir(dir, ""))
 	db, err := sql.Open("duckdb", "")
@@ -89,7 +92,7 @@ func runGolden(t *testing.T, a *txtar.Archive) string {
 			t.Fatalf("unknown request key %q", k)
 		}
 	}
-	eng := openEngine(t, filepath.Join(dir, "data"))
+	eng := open(t, filepath.Join(dir, "data"))
 	rr, err := eng.TrainingSet(context.Background(), req)
 	if err != nil {
 		return "error: " + strings.ReplaceAll(err.Error(), dir, "DIR") + "\n" + invalidNote(err)

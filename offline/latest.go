@@ -59,6 +59,12 @@ func (e *Engine) Latest(ctx context.Context, req *LatestRequest) (array.RecordRe
 	for _, f := range pv.Features {
 		p.features = append(p.features, outputFeature{ResolvedFeature: registry.ResolvedFeature{View: v.Name, Feature: f.Feature, Type: f.Type}, column: f.Feature})
 	}
+	return e.render.latest(ctx, p, req)
+}
+
+// latest reads a view's latest rows with DuckDB.
+func (r duckRenderer) latest(ctx context.Context, p *viewPlan, req *LatestRequest) (array.RecordReader, error) {
+	e, v := r.e, p.view
 	conn, err := e.conn(ctx)
 	if err != nil {
 		return nil, err

@@ -34,6 +34,8 @@ type renderer interface {
 	// loads the entity table into it, numbered in input order. A problem
 	// with the table given is an ErrInvalidRequest.
 	begin(ctx context.Context, ents Entities) (session, error)
+	// latest streams the latest rows of the view of p (Engine.Latest).
+	latest(ctx context.Context, p *viewPlan, req *LatestRequest) (array.RecordReader, error)
 }
 
 // colTypes says how an engine's column types, as its sessions describe

@@ -76,6 +76,59 @@ func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewP
 		}
 		return "", fmt.Errorf("%w: source %s (%s, data root %s): %s", ErrInvalidRequest, src.Name, what, e.dataRoot, duckErr(err))
 	}
+	sc, err := checkSource(duckRenderer{e}, p, what, cols)
+	if err != nil {
+		return "", err
+	}
+	var sel []string
+	for _, c := range sc.cols {
+		sel = append(sel, fmt.Sprintf("%s AS %s", castTo(c.typ, quoteIdent(c.name), c.want), quoteIdent(c.alias)))
+	}
+	ts := castTo(sc.ts.typ, quoteIdent(sc.ts.name), registry.TypeTimestamp)
+	if p.aggregated() {
+		// Rule 5 reads every event in the window; created times play no
+		// part, and source order breaks ties of last.
+		sel = append(sel, ts+" AS "+colTS, order+" AS "+colOrd)
+		return fmt.Sprintf("SELECT %s FROM %s", strings.Join(sel, ", "), from), nil
+	}
+	// The ordering key of rule 2. A null event time makes the struct's
+	// first field null, which sorts after every time, so the row is never
+	// chosen; rows with null keys are matched to entity rows with null keys
+	// by DuckDB's ASOF join and discarded in the projection (filtering them
+	// here costs a third of the join's time).
+	key := fmt.Sprintf("struct_pack(t := %s, o := %s)", ts, order)
+	if sc.created != nil {
+		created := castTo(sc.created.typ, quoteIdent(sc.created.name), registry.TypeTimestamp)
+		key = fmt.Sprintf("struct_pack(t := %s, c := coalesce(%s, '-infinity'::TIMESTAMP), o := %s)", ts, created, order)
+	}
+	sel = append(sel, ts+" AS "+colTS, key+" AS "+colKey)
+	return fmt.Sprintf("SELECT %s FROM %s", strings.Join(sel, ", "), from), nil
+}
+
+// sourceColumns are the columns of a source a view plan reads, checked
+// against the source's columns as an engine describes them.
+type sourceColumns struct {
+	// cols are the join keys, under their names, then the inputs, as
+	// f0, f1, ... (viewPlan.inputs).
+	cols []sourceColumn
+	// ts is the timestamp field; created the created timestamp field of
+	// a source that has one and a view with features.
+	ts      column
+	created *column
+}
+
+// sourceColumn is a source column (after field_mapping), its engine type,
+// the value type it is read as, and its alias in the source relation.
+type sourceColumn struct {
+	column
+	want  registry.ValueType
+	alias string
+}
+
+// checkSource checks that a source (what, for messages), described by
+// cols in an engine's types, has every column p reads with a usable type.
+func checkSource(types colTypes, p *viewPlan, what string, cols []column) (sourceColumns, error) {
+	src := p.source
 	byName := map[string]column{}
 	for _, c := range cols {
 		byName[c.name] = c
@@ -89,60 +142,46 @@ func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewP
 		}
 		return name
 	}
-	need := func(col, role string, ok func(string) bool, want string) error {
+	need := func(col, role string, ok func(string) bool, want string) (column, error) {
 		c, found := byName[col]
 		if !found {
-			return invalidf("source %s (%s) has no column %q (%s)", src.Name, what, col, role)
+			return c, invalidf("source %s (%s) has no column %q (%s)", src.Name, what, col, role)
 		}
 		if !ok(c.typ) {
-			return invalidf("source %s column %q is %s; %s must be %s", src.Name, col, c.typ, role, want)
+			return c, invalidf("source %s column %q is %s; %s must be %s", src.Name, col, c.typ, role, want)
 		}
-		return nil
+		return c, nil
 	}
-	var sel []string
+	var sc sourceColumns
 	for _, k := range p.keys {
-		col := sourceCol(k.joinKey)
-		if err := need(col, "join key "+k.joinKey, func(t string) bool { return keyTypeOK(t, k.typ) }, k.typ.String()); err != nil {
-			return "", err
+		c, err := need(sourceCol(k.joinKey), "join key "+k.joinKey, func(t string) bool { return types.keyType(t, k.typ) }, k.typ.String())
+		if err != nil {
+			return sc, err
 		}
-		sel = append(sel, fmt.Sprintf("%s AS %s", castTo(byName[col].typ, quoteIdent(col), k.typ), quoteIdent(k.joinKey)))
+		sc.cols = append(sc.cols, sourceColumn{column: c, want: k.typ, alias: k.joinKey})
 	}
 	ins, _, err := p.inputs()
 	if err != nil {
-		return "", err
+		return sc, err
 	}
 	for i, in := range ins {
-		col := sourceCol(in.name)
-		if err := need(col, in.role, func(t string) bool { return castable(t, in.typ) }, in.typ.String()); err != nil {
-			return "", err
+		c, err := need(sourceCol(in.name), in.role, func(t string) bool { return types.castable(t, in.typ) }, in.typ.String())
+		if err != nil {
+			return sc, err
 		}
-		sel = append(sel, fmt.Sprintf("%s AS f%d", castTo(byName[col].typ, quoteIdent(col), in.typ), i))
+		sc.cols = append(sc.cols, sourceColumn{column: c, want: in.typ, alias: fmt.Sprintf("f%d", i)})
 	}
-	if err := need(src.TimestampField, "the timestamp field", isTimestampType, "a timestamp"); err != nil {
-		return "", err
+	if sc.ts, err = need(src.TimestampField, "the timestamp field", types.timestampType, "a timestamp"); err != nil {
+		return sc, err
 	}
-	ts := castTo(byName[src.TimestampField].typ, quoteIdent(src.TimestampField), registry.TypeTimestamp)
-	if p.aggregated() {
-		// Rule 5 reads every event in the window; created times play no
-		// part, and source order breaks ties of last.
-		sel = append(sel, ts+" AS "+colTS, order+" AS "+colOrd)
-		return fmt.Sprintf("SELECT %s FROM %s", strings.Join(sel, ", "), from), nil
-	}
-	// The ordering key of rule 2. A null event time makes the struct's
-	// first field null, which sorts after every time, so the row is never
-	// chosen; rows with null keys are matched to entity rows with null keys
-	// by DuckDB's ASOF join and discarded in the projection (filtering them
-	// here costs a third of the join's time).
-	key := fmt.Sprintf("struct_pack(t := %s, o := %s)", ts, order)
-	if src.CreatedTimestampField != "" {
-		if err := need(src.CreatedTimestampField, "the created timestamp field", isTimestampType, "a timestamp"); err != nil {
-			return "", err
+	if src.CreatedTimestampField != "" && !p.aggregated() {
+		c, err := need(src.CreatedTimestampField, "the created timestamp field", types.timestampType, "a timestamp")
+		if err != nil {
+			return sc, err
 		}
-		created := castTo(byName[src.CreatedTimestampField].typ, quoteIdent(src.CreatedTimestampField), registry.TypeTimestamp)
-		key = fmt.Sprintf("struct_pack(t := %s, c := coalesce(%s, '-infinity'::TIMESTAMP), o := %s)", ts, created, order)
+		sc.created = &c
 	}
-	sel = append(sel, ts+" AS "+colTS, key+" AS "+colKey)
-	return fmt.Sprintf("SELECT %s FROM %s", strings.Join(sel, ", "), from), nil
+	return sc, nil
 }
 
 // emptyRelation is a relation without rows whose columns are the declared

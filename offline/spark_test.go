@@ -1,0 +1,181 @@
+//go:build spark
+
+package offline
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/stretchr/testify/require"
+
+	"github.com/quiverdata/quiver/internal/testutil/sparktest"
+	"github.com/quiverdata/quiver/internal/testutil/txtar"
+)
+
+// The Spark engine against a real Spark Connect server: the golden cases
+// give the DuckDB engine's exact output (or an error of the same kind),
+// the randomized scenarios give the brute-force reference's training
+// sets, and both engines give the same Arrow schema, values and order,
+// and the same latest rows.
+func TestSparkEngine(t *testing.T) {
+	srv := sparktest.Start(t)
+	open := func(t testing.TB, dataRoot string) *Engine {
+		eng, err := Open(Options{DataRoot: dataRoot, Threads: 2, Spark: SparkOptions{Remote: srv.Remote()}})
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, eng.Close()) })
+		return eng
+	}
+	ctx := context.Background()
+
+	t.Run("golden", func(t *testing.T) {
+		files, err := filepath.Glob(filepath.Join("testdata", "pit", "*.txtar"))
+		require.NoError(t, err)
+		require.NotEmpty(t, files)
+		for _, file := range files {
+			t.Run(strings.TrimSuffix(filepath.Base(file), ".txtar"), func(t *testing.T) {
+				data, err := os.ReadFile(file)
+				require.NoError(t, err)
+				a := txtar.Parse(data)
+				want, ok := a.Get("want")
+				require.True(t, ok)
+				got := runGolden(t, a, open)
+				switch {
+				case strings.Contains(string(a.Files[0].Data), "kind: duckdb_query"):
+					require.Contains(t, got, "is DuckDB SQL, which the Spark engine does not run")
+					require.Contains(t, got, "(invalid request)")
+				case strings.HasPrefix(string(want), "error:"):
+					// The words differ (Spark's type names, its messages);
+					// the kind of error does not.
+					require.True(t, strings.HasPrefix(got, "error:"), "want an error, got\n%s", got)
+					require.Equal(t, strings.Contains(string(want), "(invalid request)"), strings.Contains(got, "(invalid request)"), "want\n%sgot\n%s", want, got)
+				default:
+					require.Equal(t, string(want), got)
+				}
+			})
+		}
+	})
+
+	t.Run("reference", func(t *testing.T) {
+		sizes := []int{3, 10, 40}
+		for seed := range 12 {
+			size := sizes[seed%len(sizes)]
+			if seed%6 == 5 {
+				size = 400
+			}
+			t.Run(fmt.Sprintf("seed%d_size%d", seed, size), func(t *testing.T) {
+				s := newScenario(t, uint64(seed), size)
+				eng := open(t, filepath.Join(s.dir, "data"))
+				entities := EntitiesFromParquet(filepath.Join(s.dir, "entities-*.parquet"))
+				if seed%3 == 2 {
+					entities = EntitiesFromArrow(s.arrowEntities(t, 7))
+				}
+				rr, err := eng.TrainingSet(ctx, s.request(entities))
+				require.NoError(t, err)
+				_, rows := readAll(t, rr)
+				s.check(t, rows)
+			})
+		}
+	})
+
+	t.Run("same as duckdb", func(t *testing.T) {
+		for seed := range 4 {
+			t.Run(fmt.Sprint(seed), func(t *testing.T) {
+				s := newScenario(t, uint64(200+seed), 60)
+				root := filepath.Join(s.dir, "data")
+				duck, spark := openEngine(t, root), open(t, root)
+				req := func() *Request { return s.request(EntitiesFromParquet(filepath.Join(s.dir, "entities-*.parquet"))) }
+				if seed%2 == 1 {
+					req = func() *Request { return s.request(EntitiesFromArrow(s.arrowEntities(t, 11))) }
+				}
+				rr, err := duck.TrainingSet(ctx, req())
+				require.NoError(t, err)
+				wantSchema, want := readAll(t, rr)
+				rr, err = spark.TrainingSet(ctx, req())
+				require.NoError(t, err)
+				gotSchema, got := readAll(t, rr)
+				requireSameSchema(t, wantSchema, gotSchema)
+				require.Equal(t, want, got)
+
+				sch, err := spark.TrainingSetSchema(ctx, req())
+				require.NoError(t, err)
+				requireSameSchema(t, wantSchema, sch)
+
+				for _, view := range []string{"drivers", "riders", "pairs"} {
+					lr := &LatestRequest{Defs: s.defs, View: view, End: t0.Add(24 * time.Hour)}
+					rr, err := duck.Latest(ctx, lr)
+					require.NoError(t, err)
+					wantSchema, want := readAll(t, rr)
+					rr, err = spark.Latest(ctx, lr)
+					require.NoError(t, err)
+					gotSchema, got := readAll(t, rr)
+					requireSameSchema(t, wantSchema, gotSchema)
+					sortRows(want)
+					sortRows(got)
+					require.Equal(t, want, got, "latest rows of %s", view)
+				}
+			})
+		}
+	})
+
+	t.Run("out", func(t *testing.T) {
+		s := newScenario(t, 7, 40)
+		root := filepath.Join(s.dir, "data")
+		duck, spark := openEngine(t, root), open(t, root)
+		ents := filepath.Join(s.dir, "entities-*.parquet")
+		dir := t.TempDir()
+		_, err := duck.Save(ctx, s.request(EntitiesFromParquet(ents)), filepath.Join(dir, "duck.parquet"), SaveOptions{})
+		require.NoError(t, err)
+		_, err = spark.Save(ctx, s.request(EntitiesFromParquet(ents)), filepath.Join(dir, "spark.parquet"), SaveOptions{})
+		require.NoError(t, err)
+		wantCols, want, err := duck.Head(ctx, filepath.Join(dir, "duck.parquet"), 1000)
+		require.NoError(t, err)
+		gotCols, got, err := duck.Head(ctx, filepath.Join(dir, "spark.parquet"), 1000)
+		require.NoError(t, err)
+		require.Equal(t, wantCols, gotCols)
+		require.Len(t, got, 40)
+		require.Equal(t, want, got)
+	})
+
+	t.Run("explain", func(t *testing.T) {
+		s := newScenario(t, 3, 10)
+		eng := open(t, filepath.Join(s.dir, "data"))
+		out, err := eng.Explain(ctx, s.request(EntitiesFromParquet(filepath.Join(s.dir, "entities-*.parquet"))), false)
+		require.NoError(t, err)
+		require.Contains(t, out, "last(")
+		require.Contains(t, out, "Physical Plan")
+	})
+}
+
+// requireSameSchema checks that two results have the same columns, with
+// the same Arrow types (list element names aside).
+func requireSameSchema(t *testing.T, want, got *arrow.Schema) {
+	t.Helper()
+	require.Equal(t, len(want.Fields()), len(got.Fields()), "want %s\ngot %s", want, got)
+	for i, w := range want.Fields() {
+		g := got.Field(i)
+		require.Equal(t, w.Name, g.Name)
+		require.True(t, sameType(w.Type, g.Type), "column %s: want %s, got %s", w.Name, w.Type, g.Type)
+	}
+}
+
+func sameType(a, b arrow.DataType) bool {
+	la, ok1 := a.(*arrow.ListType)
+	lb, ok2 := b.(*arrow.ListType)
+	if ok1 && ok2 {
+		return sameType(la.Elem(), lb.Elem())
+	}
+	return arrow.TypeEqual(a, b)
+}
+
+// sortRows orders rows by their printed values, for results whose order
+// is not defined.
+func sortRows(rows []map[string]any) {
+	sort.Slice(rows, func(i, j int) bool { return fmt.Sprint(rows[i]) < fmt.Sprint(rows[j]) })
+}
