@@ -38,8 +38,13 @@ type Config struct {
 type OfflineConfig struct {
 	// DataRoot is the directory source paths resolve against, or an
 	// s3://bucket/prefix URI (default data).
-	DataRoot string       `yaml:"data_root"`
-	DuckDB   DuckDBConfig `yaml:"duckdb"`
+	DataRoot string `yaml:"data_root"`
+	// Engine builds training sets and latest rows: duckdb (embedded, the
+	// default) or spark (a Spark Connect server, Spark).
+	Engine string       `yaml:"engine"`
+	DuckDB DuckDBConfig `yaml:"duckdb"`
+	// Spark configures the spark engine (docs/scale-out.md).
+	Spark SparkConfig `yaml:"spark"`
 	// Cache bounds the local copies of Parquet objects read from object
 	// storage (docs/storage.md).
 	Cache CacheConfig `yaml:"cache"`
@@ -57,6 +62,23 @@ type CacheConfig struct {
 	// WholeObjects copies whole objects, never slices of the columns and
 	// row groups a request reads (default false).
 	WholeObjects bool `yaml:"whole_objects"`
+}
+
+// Offline engines.
+const (
+	EngineDuckDB = "duckdb"
+	EngineSpark  = "spark"
+)
+
+// SparkConfig is offline.spark: the Spark Connect server the spark engine
+// runs on.
+type SparkConfig struct {
+	// Remote is sc://host:port, with optional ;token=... and
+	// ;use_ssl=true parameters.
+	Remote string `yaml:"remote"`
+	// Conf are runtime settings of every Spark session, e.g.
+	// spark.sql.shuffle.partitions: "400".
+	Conf map[string]string `yaml:"conf"`
 }
 
 // DuckDBConfig tunes the embedded DuckDB engine.
@@ -223,6 +245,20 @@ func (c *Config) Validate() ErrorList {
 	}
 	if c.Offline.DuckDB.Threads < 0 {
 		bad("offline.duckdb.threads", "must not be negative")
+	}
+	switch c.Offline.Engine {
+	case "", EngineDuckDB:
+		if c.Offline.Spark.Remote != "" {
+			bad("offline.spark.remote", "is set, but the engine is duckdb (write engine: spark to use Spark)")
+		}
+	case EngineSpark:
+		if c.Offline.Spark.Remote == "" && !c.hasUnresolved("offline.spark.remote") {
+			bad("offline.spark", "engine spark needs remote: sc://host:15002")
+		} else if r := c.Offline.Spark.Remote; r != "" && !strings.HasPrefix(r, "sc://") {
+			bad("offline.spark.remote", "%q is not a Spark Connect address; give sc://host:port", r)
+		}
+	default:
+		bad("offline.engine", "%q is not an engine; want duckdb or spark", c.Offline.Engine)
 	}
 	switch c.Online.Type {
 	case OnlineEmbedded:

@@ -74,3 +74,40 @@ func TestRegistryLocation(t *testing.T) {
 	_, errs = ParseConfig([]byte("project: rides\nregistry: s3://Features_Bucket/registry\n"), none)
 	require.ErrorContains(t, errs.Err(), "registry: quiver: invalid storage address")
 }
+
+// TestOfflineEngineConfig: offline.engine picks duckdb (the default) or
+// spark; spark needs an sc:// remote, and a remote with the duckdb engine
+// is an error rather than silently ignored.
+func TestOfflineEngineConfig(t *testing.T) {
+	noEnv := func(string) (string, bool) { return "", false }
+	cfg, errs := ParseConfig([]byte(`project: rides
+offline:
+  engine: spark
+  spark:
+    remote: sc://spark.internal:15002;token=abc
+    conf: {spark.sql.shuffle.partitions: "400"}
+`), noEnv)
+	require.NoError(t, errs.Err())
+	require.Equal(t, EngineSpark, cfg.Offline.Engine)
+	require.Equal(t, "sc://spark.internal:15002;token=abc", cfg.Offline.Spark.Remote)
+	require.Equal(t, map[string]string{"spark.sql.shuffle.partitions": "400"}, cfg.Offline.Spark.Conf)
+
+	cfg, errs = ParseConfig([]byte("project: rides\n"), noEnv)
+	require.NoError(t, errs.Err())
+	require.Empty(t, cfg.Offline.Spark.Remote)
+
+	for yaml, want := range map[string]string{
+		"offline: {engine: spark}":                             "offline.spark: engine spark needs remote: sc://host:15002",
+		"offline: {engine: presto}":                            `offline.engine: "presto" is not an engine; want duckdb or spark`,
+		"offline: {spark: {remote: 'sc://h:15002'}}":           "offline.spark.remote: is set, but the engine is duckdb",
+		"offline: {engine: spark, spark: {remote: 'h:15002'}}": `offline.spark.remote: "h:15002" is not a Spark Connect address`,
+	} {
+		_, errs := ParseConfig([]byte("project: rides\n"+yaml+"\n"), noEnv)
+		require.ErrorContains(t, errs.Err(), want, yaml)
+	}
+	// The remote may come from the environment (it often carries a token).
+	cfg, errs = ParseConfig([]byte("project: rides\noffline: {engine: spark, spark: {remote: '${SPARK_REMOTE}'}}\n"),
+		func(k string) (string, bool) { return "sc://h:15002", k == "SPARK_REMOTE" })
+	require.NoError(t, errs.Err())
+	require.Equal(t, "sc://h:15002", cfg.Offline.Spark.Remote)
+}
