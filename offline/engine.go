@@ -72,7 +72,7 @@ func OptionsFromConfig(cfg *registry.Config) Options {
 		Threads:       cfg.Offline.DuckDB.Threads,
 		Storage:       cfg.StorageConfig(),
 		Cache:         CacheOptions{Dir: cfg.Abs(cfg.Offline.Cache.Dir), MaxBytes: int64(cfg.Offline.Cache.MaxBytes), WholeObjects: cfg.Offline.Cache.WholeObjects},
-		Spark:         SparkOptions{Remote: cfg.Offline.Spark.Remote, Conf: cfg.Offline.Spark.Conf},
+		Spark:         SparkOptions{Remote: cfg.Offline.Spark.Remote, Conf: cfg.Offline.Spark.Conf, ClientOut: cfg.Offline.Spark.Out == registry.SparkOutClient},
 	}
 }
 

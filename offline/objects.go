@@ -40,7 +40,7 @@ func (e *Engine) saveObject(ctx context.Context, req *Request, uri, format strin
 		}
 	}()
 	tmp := filepath.Join(dir, "set"+path.Ext(key))
-	n, err := e.build(ctx, req, tmp, uri, format, opts.Progress)
+	n, err := e.build(ctx, req, tmp, uri, format, false, opts.Progress)
 	if err != nil {
 		return SaveResult{}, err
 	}

@@ -126,7 +126,7 @@ func (e *Engine) save(ctx context.Context, req *Request, path, format string, op
 			err = errors.Join(err, fmt.Errorf("remove temporary file: %w", rerr))
 		}
 	}()
-	n, err := e.build(ctx, req, tmp, path, format, opts.Progress)
+	n, err := e.build(ctx, req, tmp, path, format, true, opts.Progress)
 	if err != nil {
 		return SaveResult{}, err
 	}
@@ -146,8 +146,10 @@ func (e *Engine) save(ctx context.Context, req *Request, path, format string, op
 }
 
 // build writes the training set into a new file at tmp, in format; path
-// names the destination in messages.
-func (e *Engine) build(ctx context.Context, req *Request, tmp, path, format string, progress func(int64)) (int64, error) {
+// names the destination in messages. shared says tmp is where a cluster
+// engine may write it itself (beside the destination, not a local
+// staging file).
+func (e *Engine) build(ctx context.Context, req *Request, tmp, path, format string, shared bool, progress func(int64)) (int64, error) {
 	s, sres, err := e.prepare(ctx, req)
 	if err != nil {
 		return 0, err
@@ -156,7 +158,7 @@ func (e *Engine) build(ctx context.Context, req *Request, tmp, path, format stri
 	if format == FormatArrow {
 		n, err = writeArrowFile(ctx, s, sres, tmp, progress)
 	} else {
-		n, err = writeParquet(ctx, s, sres, tmp)
+		n, err = writeParquet(ctx, s, sres, tmp, shared)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -327,11 +329,21 @@ func (m *merger) release() {
 	m.pending, m.rows, m.bytes = m.pending[:0], 0, 0
 }
 
+// clusterWriter is a session whose engine can write a Parquet result
+// file itself, where the client sees it (the Spark engine).
+type clusterWriter interface {
+	// writeOnCluster writes the rendered query's result to a new Parquet
+	// file at path, returning the number of rows; ok false means this
+	// session's engine streams it instead.
+	writeOnCluster(ctx context.Context, path string) (rows int64, ok bool, err error)
+}
+
 // writeParquet writes the prepared training set to a new zstd Parquet
 // file at tmp, in row groups of at most SaveBatchRows rows: through
-// DuckDB's COPY, or, when on-demand columns are computed in Go, through a
-// Parquet writer. It closes the session.
-func writeParquet(ctx context.Context, s session, res *resolved, tmp string) (int64, error) {
+// DuckDB's COPY, by the cluster when tmp is shared with it, or, when
+// on-demand columns are computed in Go, through a Parquet writer. It
+// closes the session.
+func writeParquet(ctx context.Context, s session, res *resolved, tmp string, shared bool) (int64, error) {
 	if len(res.demands) > 0 {
 		rr, err := run(ctx, s, res)
 		if err != nil {
@@ -341,5 +353,10 @@ func writeParquet(ctx context.Context, s session, res *resolved, tmp string) (in
 		return writeParquetFile(ctx, rr, tmp)
 	}
 	defer s.close()
+	if cw, ok := s.(clusterWriter); ok && shared {
+		if n, ok, err := cw.writeOnCluster(ctx, tmp); ok || err != nil {
+			return n, err
+		}
+	}
 	return s.copyParquet(ctx, tmp)
 }

@@ -2,7 +2,10 @@ package offline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"maps"
 	"path"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/parquet/file"
 
 	"github.com/quiverdata/quiver/internal/sparkconnect"
 	"github.com/quiverdata/quiver/registry"
@@ -54,6 +58,10 @@ type SparkOptions struct {
 	// Conf are settings of each training set's Spark session (runtime
 	// SQL settings such as spark.sql.shuffle.partitions).
 	Conf map[string]string
+	// ClientOut streams a training set saved to a local Parquet file to
+	// the client, which writes it; by default the cluster writes it
+	// (writeOnCluster), so the path must be on a file system it shares.
+	ClientOut bool
 }
 
 // sparkConf are the settings every session gets before the user's.
@@ -62,6 +70,9 @@ var sparkConf = map[string]string{
 	// Files of one source may differ in their columns, as DuckDB's
 	// union_by_name allows.
 	"spark.sql.parquet.mergeSchema": "true",
+	// Saved sets carry timestamps as Parquet's INT64 microseconds, as
+	// DuckDB writes them, not the legacy INT96.
+	"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
 
 // sparkRenderer renders training sets as Spark SQL.
@@ -194,7 +205,7 @@ func (s *sparkSession) loadEntities(ctx context.Context, ents Entities) error {
 		p := s.e.sparkPath(ents.path)
 		files := fmt.Sprintf("SELECT *, _metadata.file_path AS %s, _metadata.row_index AS %s FROM parquet.%s", colFile, colIdx, sparkIdent(p))
 		// The view keeps colFile and colIdx, which entityColumns hides.
-		sql := fmt.Sprintf("CREATE TEMP VIEW %s AS SELECT e.*, (f.i << 40) + e.%s AS %s FROM (%s) AS e JOIN "+
+		sql := fmt.Sprintf("CREATE TEMP VIEW %s AS SELECT e.*, (CAST(f.i AS BIGINT) << 40) + e.%s AS %s FROM (%s) AS e JOIN "+
 			"(SELECT %s, row_number() OVER (ORDER BY %s) - 1 AS i FROM (SELECT DISTINCT %s FROM (%s))) AS f ON e.%s = f.%s",
 			entitiesTable, colIdx, colRow, files, colFile, colFile, colFile, files, colFile, colFile)
 		if err := s.s.Exec(ctx, sql); err != nil {
@@ -429,6 +440,52 @@ func (s *sparkSession) copyParquet(ctx context.Context, path string) (int64, err
 	}
 	defer rr.Release()
 	return writeParquetFile(ctx, rr, path)
+}
+
+// writeOnCluster has the cluster write the result to path: Spark writes
+// one Parquet file (zstd, row groups of at most SaveBatchRows rows) in
+// input order into a directory beside path, which is then moved to path
+// and the directory removed. The rows never pass through this process;
+// the directory must be on a file system that the cluster and this
+// machine share (offline.spark.out: client streams it instead).
+func (s *sparkSession) writeOnCluster(ctx context.Context, path string) (int64, bool, error) {
+	if s.e.opts.Spark.ClientOut {
+		return 0, false, nil
+	}
+	dir := path + ".parts"
+	defer os.RemoveAll(dir) // the part file is moved out of it first
+	// COALESCE(1) concatenates the sorted partitions in order, so one
+	// task writes the file in input order; no shuffle follows the sort.
+	sql := fmt.Sprintf("INSERT OVERWRITE DIRECTORY %s USING parquet OPTIONS ('compression' 'zstd', 'parquet.block.row.count.limit' '%d') "+
+		"SELECT /*+ COALESCE(1) */ * FROM (%s) AS t", sparkString(dir), SaveBatchRows, s.sql)
+	if err := s.s.Exec(ctx, sql); err != nil {
+		return 0, true, sparkError(ctx, "write training set on the cluster", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, true, fmt.Errorf("the Spark cluster wrote the training set to %s, which this machine does not see: save it where both see the same files, to an s3:// URI, or set offline.spark.out: client to stream it here", dir)
+	}
+	if err != nil {
+		return 0, true, err
+	}
+	var parts []string
+	for _, en := range entries {
+		if n := en.Name(); strings.HasPrefix(n, "part-") && !en.IsDir() {
+			parts = append(parts, n)
+		}
+	}
+	if len(parts) != 1 {
+		return 0, true, fmt.Errorf("the Spark cluster wrote %d part files into %s, want 1", len(parts), dir)
+	}
+	if err := os.Rename(filepath.Join(dir, parts[0]), path); err != nil {
+		return 0, true, err
+	}
+	pf, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		return 0, true, fmt.Errorf("read back the cluster's Parquet file: %w", err)
+	}
+	defer pf.Close()
+	return pf.NumRows(), true, nil
 }
 
 // explain returns the query and Spark's formatted plan (analyze runs

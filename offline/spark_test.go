@@ -5,6 +5,7 @@ package offline
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/stretchr/testify/require"
 
 	"github.com/quiverdata/quiver/internal/testutil/sparktest"
@@ -64,9 +67,13 @@ func TestSparkEngine(t *testing.T) {
 
 	t.Run("reference", func(t *testing.T) {
 		sizes := []int{3, 10, 40}
-		for seed := range 12 {
+		for seed := range 13 {
 			size := sizes[seed%len(sizes)]
-			if seed%6 == 5 {
+			switch {
+			case seed == 12:
+				// Over 256 rows in an entity file: row numbers past 32 bits.
+				size = 3000
+			case seed%6 == 5:
 				size = 400
 			}
 			t.Run(fmt.Sprintf("seed%d_size%d", seed, size), func(t *testing.T) {
@@ -125,22 +132,46 @@ func TestSparkEngine(t *testing.T) {
 	})
 
 	t.Run("out", func(t *testing.T) {
-		s := newScenario(t, 7, 40)
+		// Enough entity rows for the sort to span both shuffle partitions:
+		// the one file the cluster writes must still be in input order.
+		s := newScenario(t, 7, 3000)
 		root := filepath.Join(s.dir, "data")
 		duck, spark := openEngine(t, root), open(t, root)
+		client, err := Open(Options{DataRoot: root, Threads: 2, Spark: SparkOptions{Remote: srv.Remote(), ClientOut: true}})
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, client.Close()) })
 		ents := filepath.Join(s.dir, "entities-*.parquet")
 		dir := t.TempDir()
-		_, err := duck.Save(ctx, s.request(EntitiesFromParquet(ents)), filepath.Join(dir, "duck.parquet"), SaveOptions{})
-		require.NoError(t, err)
-		_, err = spark.Save(ctx, s.request(EntitiesFromParquet(ents)), filepath.Join(dir, "spark.parquet"), SaveOptions{})
-		require.NoError(t, err)
-		wantCols, want, err := duck.Head(ctx, filepath.Join(dir, "duck.parquet"), 1000)
-		require.NoError(t, err)
-		gotCols, got, err := duck.Head(ctx, filepath.Join(dir, "spark.parquet"), 1000)
-		require.NoError(t, err)
-		require.Equal(t, wantCols, gotCols)
-		require.Len(t, got, len(s.entities))
-		require.Equal(t, want, got)
+		wantCols, want := saveAndHead(t, duck, s.request(EntitiesFromParquet(ents)), filepath.Join(dir, "duck.parquet"))
+		wantSchema := parquetSchema(t, filepath.Join(dir, "duck.parquet"))
+		for name, eng := range map[string]*Engine{"cluster": spark, "client": client} {
+			path := filepath.Join(dir, name+".parquet")
+			gotCols, got := saveAndHead(t, eng, s.request(EntitiesFromParquet(ents)), path)
+			require.Equal(t, wantCols, gotCols, name)
+			require.Len(t, got, len(s.entities), name)
+			require.Equal(t, want, got, name)
+			require.True(t, wantSchema.Equal(parquetSchema(t, path)), "%s: %s\nwant %s", name, parquetSchema(t, path), wantSchema)
+			pf, err := file.OpenParquetFile(path, false)
+			require.NoError(t, err)
+			createdBy := pf.MetaData().GetCreatedBy()
+			for i := range pf.NumRowGroups() {
+				require.LessOrEqual(t, pf.MetaData().RowGroup(i).NumRows(), int64(SaveBatchRows))
+			}
+			require.NoError(t, pf.Close())
+			if name == "cluster" {
+				require.Contains(t, createdBy, "parquet-mr", "the cluster wrote the file")
+			} else {
+				require.NotContains(t, createdBy, "parquet-mr", "the client wrote the file")
+			}
+			left, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			for _, e := range left {
+				require.NotContains(t, e.Name(), ".parts", "the cluster's directory is removed")
+			}
+		}
+		// A saved set is not replaced without Overwrite, on the cluster too.
+		_, err = spark.Save(ctx, s.request(EntitiesFromParquet(ents)), filepath.Join(dir, "cluster.parquet"), SaveOptions{})
+		require.ErrorIs(t, err, fs.ErrExist)
 	})
 
 	t.Run("explain", func(t *testing.T) {
@@ -178,4 +209,26 @@ func sameType(a, b arrow.DataType) bool {
 // is not defined.
 func sortRows(rows []map[string]any) {
 	sort.Slice(rows, func(i, j int) bool { return fmt.Sprint(rows[i]) < fmt.Sprint(rows[j]) })
+}
+
+// saveAndHead saves the training set to path and reads it back.
+func saveAndHead(t *testing.T, eng *Engine, req *Request, path string) ([]string, [][]string) {
+	t.Helper()
+	res, err := eng.Save(context.Background(), req, path, SaveOptions{})
+	require.NoError(t, err)
+	cols, rows, err := eng.Head(context.Background(), path, 1<<20)
+	require.NoError(t, err)
+	require.Equal(t, int64(len(rows)), res.Rows)
+	return cols, rows
+}
+
+// parquetSchema is the Arrow schema a reader of the Parquet file sees.
+func parquetSchema(t *testing.T, path string) *arrow.Schema {
+	t.Helper()
+	pf, err := file.OpenParquetFile(path, false)
+	require.NoError(t, err)
+	defer pf.Close()
+	sc, err := pqarrow.FromParquet(pf.MetaData().Schema, &pqarrow.ArrowReadProperties{}, nil)
+	require.NoError(t, err)
+	return sc
 }

@@ -102,6 +102,11 @@ func sparkCast(have, expr string, want registry.ValueType) string {
 // sparkIdent quotes an identifier (or a path, as in parquet.`path`).
 func sparkIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 
+// sparkString quotes s as a Spark SQL string literal (backslash escapes).
+func sparkString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
 // sparkTrainingSetSQL renders the training set: the entity columns ents
 // in order, each view's features, the on-demand views' request fields,
 // in input order. ts is the entity table's timestamp column.

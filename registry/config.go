@@ -79,7 +79,18 @@ type SparkConfig struct {
 	// Conf are runtime settings of every Spark session, e.g.
 	// spark.sql.shuffle.partitions: "400".
 	Conf map[string]string `yaml:"conf"`
+	// Out says who writes a training set saved to a local Parquet path:
+	// cluster (the default: Spark writes it, so the path must be on a
+	// file system the cluster shares) or client (the rows stream here and
+	// Quiver writes the file).
+	Out string `yaml:"out"`
 }
+
+// Writers of a Spark training set's Parquet file (offline.spark.out).
+const (
+	SparkOutCluster = "cluster"
+	SparkOutClient  = "client"
+)
 
 // DuckDBConfig tunes the embedded DuckDB engine.
 type DuckDBConfig struct {
@@ -259,6 +270,11 @@ func (c *Config) Validate() ErrorList {
 		}
 	default:
 		bad("offline.engine", "%q is not an engine; want duckdb or spark", c.Offline.Engine)
+	}
+	switch c.Offline.Spark.Out {
+	case "", SparkOutCluster, SparkOutClient:
+	default:
+		bad("offline.spark.out", "%q is not a writer; want cluster or client", c.Offline.Spark.Out)
 	}
 	switch c.Online.Type {
 	case OnlineEmbedded:
