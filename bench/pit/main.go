@@ -11,6 +11,14 @@
 // empty cache (cold, the staging timed) and with one warmed by an untimed
 // run (warm: listing, footers and the join).
 //
+// With a Spark installation ($QUIVER_SPARK_HOME, from scripts/spark.sh),
+// the same training set also runs on the Spark engine against a local
+// Spark Connect server (local[2], like the machine) that the parent
+// starts once per distribution and warms with one untimed run, as a
+// long-running server would be: streamed back as Arrow, and saved as
+// Parquet written by Spark itself. Its table row shows the client's peak
+// memory; the server's (the JVM's high-water mark) is printed below it.
+//
 // Each case runs in a child process so that its peak memory is its own;
 // the table shows medians over -runs runs, the cases taking turns.
 package main
@@ -34,6 +42,7 @@ import (
 
 	"github.com/quiverdata/quiver/bench/internal/report"
 	"github.com/quiverdata/quiver/internal/s3mem"
+	"github.com/quiverdata/quiver/internal/testutil/sparktest"
 	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/storage"
@@ -53,6 +62,8 @@ var (
 	dist     = flag.String("d", "uniform", "the distribution of one case (used by the parent process)")
 	s3       = flag.String("s3", "", "the object store's endpoint, for an S3 case (used by the parent process)")
 	cacheDir = flag.String("cache", "", "the object cache directory of an S3 case (used by the parent process)")
+	spark    = flag.String("spark", "", "the Spark Connect server of a Spark case (used by the parent process)")
+	sparkMem = flag.String("spark-memory", "6g", "the local Spark server's driver memory (spark.driver.memory)")
 )
 
 const ttlDays = 7
@@ -115,6 +126,8 @@ func benchDist() error {
 		{"raw-asof", "hand-written ASOF, same rules → Arrow (the limit)"},
 		{"raw-asof-time", "hand-written ASOF on event time only → Arrow"},
 		{"window", "window functions (SQL feature stores) → Arrow"},
+		{"spark-arrow", "Spark engine, local[2] → Arrow"},
+		{"spark-parquet", "Spark engine, local[2] → Parquet (Spark writes it)"},
 	}
 	skipped := func(name string) bool { return strings.Contains(","+*skip+",", ","+name+",") }
 	var objects *s3mem.Server
@@ -128,6 +141,30 @@ func benchDist() error {
 				fmt.Fprintln(os.Stderr, "pit: stop the object store:", err)
 			}
 		}()
+	}
+	var sparkServer *sparktest.Server
+	if slices.ContainsFunc(cases, func(c struct{ name, label string }) bool { return isSpark(c.name) && !skipped(c.name) }) {
+		if sparktest.Home() == "" {
+			fmt.Println("!!! the Spark cases are skipped: set QUIVER_SPARK_HOME=$(scripts/spark.sh)")
+			for _, c := range cases {
+				if isSpark(c.name) {
+					*skip += "," + c.name
+				}
+			}
+		} else {
+			var err error
+			sparkServer, err = sparktest.Launch(context.Background(), filepath.Join(*dir, "spark"),
+				sparktest.WithConf("spark.driver.memory", *sparkMem))
+			if err != nil {
+				return fmt.Errorf("start spark connect server: %w", err)
+			}
+			defer func() {
+				if err := sparkServer.Stop(); err != nil {
+					fmt.Fprintln(os.Stderr, "pit: stop the spark connect server:", err)
+				}
+			}()
+			fmt.Printf("Spark Connect server %s ready in %s (spark.driver.memory %s)\n", sparkServer.Remote(), report.Seconds(sparkServer.Started), *sparkMem)
+		}
 	}
 	// The cases take turns, one run each per round, so that a burst of
 	// load on a shared machine lands on all of them rather than on one.
@@ -151,6 +188,9 @@ func benchDist() error {
 		if isS3(c.name) {
 			args = append(args, "-s3", objects.Endpoint(), "-cache", c.cache)
 			before = objects.Requests()
+		}
+		if isSpark(c.name) {
+			args = append(args, "-spark", sparkServer.Remote())
 		}
 		res, err := report.Child(args...)
 		if err != nil {
@@ -180,7 +220,7 @@ func benchDist() error {
 		if err := os.RemoveAll(c.cache); err != nil {
 			return err
 		}
-		if isS3(c.name) && !cold(c.name) {
+		if (isS3(c.name) && !cold(c.name)) || isSpark(c.name) {
 			if _, err := run(c); err != nil {
 				return err
 			}
@@ -222,6 +262,9 @@ func benchDist() error {
 			report.Seconds(m), report.Rate(int64(*entities), m), report.Bytes(c.peak)}, append(perRun, strings.Join(each, " "))...)})
 	}
 	report.Table(os.Stdout, []string{"case", "median", "entity rows/s", "peak RSS", "fetched/run", "requests/run", "runs (s)"}, rowsOut)
+	if sparkServer != nil {
+		fmt.Printf("\nSpark server peak RSS (the JVM's high-water mark over every Spark run): %s\n", report.Bytes(peakRSS(sparkServer.Pid())))
+	}
 	fmt.Println()
 	ratio := func(label, a, b, target string) {
 		x, ok1 := medians[a]
@@ -235,6 +278,9 @@ func benchDist() error {
 	ratio("Quiver → Arrow / ASOF on event time only", "quiver-arrow", "raw-asof-time", "(ignores rule 2's tie-breaks)")
 	ratio("window functions / Quiver → Arrow", "window", "quiver-arrow", "(target ≥ 5×)")
 	ratio("union form / Quiver → Arrow (ASOF)", "quiver-union", "quiver-arrow", "(the join a Spark engine runs, here on DuckDB)")
+	ratio("Spark engine / DuckDB engine, → Arrow", "spark-arrow", "quiver-arrow", "(one node: what a cluster must win back)")
+	ratio("Spark engine / DuckDB engine, → Parquet", "spark-parquet", "quiver-parquet", "")
+	ratio("Spark engine / union form on DuckDB", "spark-arrow", "quiver-union", "(the same join, two engines)")
 	ratio("Quiver → Arrow on S3, cold / local", "quiver-arrow-s3-cold", "quiver-arrow", "(staging included)")
 	ratio("Quiver → Arrow on S3, warm / local", "quiver-arrow-s3", "quiver-arrow", "")
 	ratio("S3 cold, whole objects / slices", "quiver-arrow-s3-whole-cold", "quiver-arrow-s3-cold", "")
@@ -242,6 +288,24 @@ func benchDist() error {
 		fmt.Printf("%-48s %s  (target ≥ 1M/s)\n", "Quiver → Arrow throughput", report.Rate(int64(*entities), m))
 	}
 	return nil
+}
+
+// isSpark tells the cases that run on the Spark engine.
+func isSpark(name string) bool { return strings.HasPrefix(name, "spark-") }
+
+// peakRSS is a process's peak resident memory (VmHWM), 0 when unknown.
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // isS3 tells the cases that read from the object store.
@@ -384,7 +448,7 @@ type caseResult struct {
 func runCase(name string) (caseResult, error) {
 	ctx := context.Background()
 	switch name {
-	case "quiver-arrow", "quiver-parquet", "quiver-union", "quiver-arrow-s3-cold", "quiver-arrow-s3", "quiver-arrow-s3-whole-cold":
+	case "quiver-arrow", "quiver-parquet", "quiver-union", "quiver-arrow-s3-cold", "quiver-arrow-s3", "quiver-arrow-s3-whole-cold", "spark-arrow", "spark-parquet":
 		defs, err := definitions()
 		if err != nil {
 			return caseResult{}, err
@@ -401,6 +465,12 @@ func runCase(name string) (caseResult, error) {
 			opts.Cache = offline.CacheOptions{Dir: *cacheDir, WholeObjects: strings.Contains(name, "-whole")}
 			entities = s3mem.URI(objectKey("entities.parquet"))
 		}
+		if isSpark(name) {
+			if *spark == "" {
+				return caseResult{}, fmt.Errorf("case %s needs -spark", name)
+			}
+			opts.Spark = offline.SparkOptions{Remote: *spark}
+		}
 		eng, err := offline.Open(opts)
 		if err != nil {
 			return caseResult{}, err
@@ -413,7 +483,7 @@ func runCase(name string) (caseResult, error) {
 		req := &offline.Request{Defs: defs, Entities: offline.EntitiesFromParquet(entities), Features: refs, FullFeatureNames: true}
 		start := time.Now()
 		var n int64
-		if name == "quiver-parquet" {
+		if strings.HasSuffix(name, "-parquet") {
 			n, err = eng.WriteParquet(ctx, req, filepath.Join(distDir(), "out.parquet"))
 		} else {
 			n, err = drain(eng.TrainingSet(ctx, req))

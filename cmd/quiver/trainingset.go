@@ -47,7 +47,7 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 	out := f.String("out", "", "output `FILE` (or s3:// URI): "+outFormats)
 	tsCol := f.String("timestamp-column", offline.DefaultTimestampColumn, "the entity table's event-time `COLUMN`")
 	keyMap := f.String("join-key-map", "", "entity-table columns for join keys it names differently: `KEY=COLUMN` or VIEW.KEY=COLUMN, comma-separated")
-	explain := f.Bool("explain", false, "print the SQL and DuckDB's plan instead of running it")
+	explain := f.Bool("explain", false, "print the SQL and the engine's plan instead of running it")
 	preview := f.Int("preview", 0, "after writing Parquet, print its first `N` rows")
 	pos, err := f.parse(args)
 	if err != nil {

@@ -87,6 +87,9 @@ func Dial(ctx context.Context, remote string, opts Options) (*Session, error) {
 	if r.Token != "" {
 		dial = append(dial, grpc.WithPerRPCCredentials(bearer(r.Token)))
 	}
+	if len(r.Headers) > 0 {
+		dial = append(dial, grpc.WithPerRPCCredentials(headers(r.Headers)))
+	}
 	dial = append(dial, opts.DialOptions...)
 	conn, err := grpc.NewClient(r.Addr(), dial...)
 	if err != nil {
@@ -224,3 +227,12 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 }
 
 func (bearer) RequireTransportSecurity() bool { return true }
+
+// headers sends the remote's x- settings with every call.
+type headers map[string]string
+
+func (h headers) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return h, nil
+}
+
+func (headers) RequireTransportSecurity() bool { return false }

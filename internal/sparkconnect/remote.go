@@ -26,6 +26,9 @@ type Remote struct {
 	UserAgent string
 	// SessionID, a UUID, joins an existing session; a new one otherwise.
 	SessionID string
+	// Headers are gRPC metadata sent with every call: the settings whose
+	// keys start with x- (x-databricks-cluster-id, for one).
+	Headers map[string]string
 }
 
 // Addr is host:port.
@@ -37,9 +40,11 @@ func (r Remote) Addr() string { return net.JoinHostPort(r.Host, strconv.Itoa(r.P
 //
 // The port defaults to 15002. The accepted keys are token (a bearer token;
 // it turns TLS on), use_ssl (true or false), user_id, user_agent and
-// session_id (a UUID). Any other key, a repeated key, a path, a query or a
-// user part is an error, so that a misspelt setting is not silently
-// ignored. The token is never quoted in errors.
+// session_id (a UUID); a key starting with x- is a header sent with every
+// call, as Spark's clients send unknown settings (a hosted service's
+// cluster id, x-databricks-cluster-id). Any other key, a repeated key, a
+// path, a query or a user part is an error, so that a misspelt setting is
+// not silently ignored. The token is never quoted in errors.
 func ParseRemote(s string) (Remote, error) {
 	bad := func(format string, args ...any) (Remote, error) {
 		return Remote{}, fmt.Errorf("spark connect remote %q: %s", redact(s), fmt.Sprintf(format, args...))
@@ -112,7 +117,14 @@ func ParseRemote(s string) (Remote, error) {
 			}
 			r.SessionID = v
 		default:
-			return bad("unknown setting %q (accepted: token, use_ssl, user_id, user_agent, session_id)", k)
+			if strings.HasPrefix(strings.ToLower(k), "x-") {
+				if r.Headers == nil {
+					r.Headers = map[string]string{}
+				}
+				r.Headers[strings.ToLower(k)] = v
+				continue
+			}
+			return bad("unknown setting %q (accepted: token, use_ssl, user_id, user_agent, session_id, and headers x-...)", k)
 		}
 	}
 	if r.Token != "" {

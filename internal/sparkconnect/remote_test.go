@@ -19,6 +19,8 @@ func TestParseRemote(t *testing.T) {
 		{"sc://h/;token=abc", Remote{Host: "h", Port: 15002, Token: "abc", UseSSL: true}},
 		{"sc://h/;user_agent=x;session_id=00112233-4455-6677-8899-aabbccddeeff",
 			Remote{Host: "h", Port: 15002, UserAgent: "x", SessionID: "00112233-4455-6677-8899-aabbccddeeff"}},
+		{"sc://h:443/;token=t;x-databricks-cluster-id=0123-456;X-Other=a=b",
+			Remote{Host: "h", Port: 443, Token: "t", UseSSL: true, Headers: map[string]string{"x-databricks-cluster-id": "0123-456", "x-other": "a=b"}}},
 	} {
 		got, err := ParseRemote(tc.in)
 		require.NoError(t, err, tc.in)

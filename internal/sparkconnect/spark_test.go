@@ -423,4 +423,13 @@ func TestConf(t *testing.T) {
 	}
 	t.Logf("a released session again: %v", err)
 	require.Error(t, err)
+
+	// Header settings (x-...) travel as gRPC metadata; the server takes
+	// calls that carry them.
+	h, err := sparkconnect.Dial(t.Context(), srv.Remote()+"/;x-quiver-probe=1", sparkconnect.Options{})
+	require.NoError(t, err)
+	rr, err := h.Query(t.Context(), "SELECT 1")
+	require.NoError(t, err)
+	rr.Release()
+	require.NoError(t, h.Close())
 }

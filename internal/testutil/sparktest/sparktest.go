@@ -310,6 +310,9 @@ func (s *Server) Remote() string { return "sc://" + s.Addr() }
 // Addr is the server's gRPC address, "127.0.0.1:port".
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
+// Pid is the server's process id.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Dir is the server's directory: its log, warehouse and scratch space.
 func (s *Server) Dir() string { return s.dir }
 
