@@ -87,7 +87,8 @@ integration: build
 	minio=$$(scripts/minio.sh); \
 	QUIVER_MINIO="$$minio" $(GO) test -tags $(TAGS) -count=1 ./storage/ ./registry/; \
 	spark=$$(QUIVER_CACHE="$(QUIVER_CACHE)" scripts/spark.sh); \
-	QUIVER_SPARK_HOME="$$spark" $(GO) test -tags "$(TAGS) spark" -count=1 -timeout 20m $(SPARK_PKGS)
+	s3a=$$(QUIVER_CACHE="$(QUIVER_CACHE)" QUIVER_SPARK_HOME="$$spark" scripts/spark-s3a.sh); \
+	QUIVER_SPARK_HOME="$$spark" QUIVER_SPARK_S3A_JARS="$$s3a" $(GO) test -tags "$(TAGS) spark" -count=1 -timeout 20m $(SPARK_PKGS)
 
 ## demo: the quickstart end to end on embedded defaults, in a new temporary directory (or QUIVER_DEMO_DIR), the Python client's tour in a venv under QUIVER_CACHE
 demo: build

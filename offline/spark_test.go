@@ -18,8 +18,10 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quiverdata/quiver/internal/testutil/s3test"
 	"github.com/quiverdata/quiver/internal/testutil/sparktest"
 	"github.com/quiverdata/quiver/internal/testutil/txtar"
+	"github.com/quiverdata/quiver/storage"
 )
 
 // The Spark engine against a real Spark Connect server: the golden cases
@@ -28,7 +30,8 @@ import (
 // sets, and both engines give the same Arrow schema, values and order,
 // and the same latest rows.
 func TestSparkEngine(t *testing.T) {
-	srv := sparktest.Start(t)
+	s3a, haveS3A := sparktest.WithS3A(s3test.AccessKey, s3test.SecretKey)
+	srv := sparktest.Start(t, s3a)
 	open := func(t testing.TB, dataRoot string) *Engine {
 		eng, err := Open(Options{DataRoot: dataRoot, Threads: 2, Spark: SparkOptions{Remote: srv.Remote()}})
 		require.NoError(t, err)
@@ -172,6 +175,50 @@ func TestSparkEngine(t *testing.T) {
 		// A saved set is not replaced without Overwrite, on the cluster too.
 		_, err = spark.Save(ctx, s.request(EntitiesFromParquet(ents)), filepath.Join(dir, "cluster.parquet"), SaveOptions{})
 		require.ErrorIs(t, err, fs.ErrExist)
+	})
+
+	// Sources and entity files on an S3-protocol store, read by the cluster
+	// through s3a with the endpoint and path style of storage.s3; the
+	// training set is DuckDB's over the same files kept locally, and the
+	// cluster writes the saved set (reading S3, writing the shared disk).
+	t.Run("s3", func(t *testing.T) {
+		sparktest.RequireS3A(t, haveS3A)
+		objects := s3test.Start(t)
+		s := newScenario(t, 11, 300)
+		upload(t, objects, s.dir, "sc/")
+		eng, err := Open(Options{DataRoot: s3URI(objects, "sc/data"), Threads: 2, Storage: storage.Config{S3: objects.Options()},
+			Spark: SparkOptions{Remote: srv.Remote()}})
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, eng.Close()) })
+		duck := openEngine(t, filepath.Join(s.dir, "data"))
+
+		rr, err := duck.TrainingSet(ctx, s.request(EntitiesFromParquet(filepath.Join(s.dir, "entities-*.parquet"))))
+		require.NoError(t, err)
+		wantSchema, want := readAll(t, rr)
+		rr, err = eng.TrainingSet(ctx, s.request(EntitiesFromParquet(s3URI(objects, "sc/entities-*.parquet"))))
+		require.NoError(t, err)
+		gotSchema, got := readAll(t, rr)
+		requireSameSchema(t, wantSchema, gotSchema)
+		require.Equal(t, want, got)
+		s.check(t, got)
+
+		out := filepath.Join(t.TempDir(), "s3.parquet")
+		_, err = eng.Save(ctx, s.request(EntitiesFromParquet(s3URI(objects, "sc/entities-*.parquet"))), out, SaveOptions{})
+		require.NoError(t, err)
+		_, rows, err := duck.Head(ctx, out, 1<<20)
+		require.NoError(t, err)
+		require.Len(t, rows, len(s.entities))
+
+		lr := &LatestRequest{Defs: s.defs, View: "drivers", End: t0.Add(24 * time.Hour)}
+		rr, err = duck.Latest(ctx, lr)
+		require.NoError(t, err)
+		_, wantLatest := readAll(t, rr)
+		rr, err = eng.Latest(ctx, lr)
+		require.NoError(t, err)
+		_, gotLatest := readAll(t, rr)
+		sortRows(wantLatest)
+		sortRows(gotLatest)
+		require.Equal(t, wantLatest, gotLatest)
 	})
 
 	t.Run("explain", func(t *testing.T) {

@@ -75,6 +75,41 @@ type Server struct {
 	stopErr  error
 }
 
+// S3AJarsEnv names the directory of the jars that let the server read
+// s3a:// paths (scripts/spark-s3a.sh).
+const S3AJarsEnv = "QUIVER_SPARK_S3A_JARS"
+
+// WithS3A puts the s3a jars of $QUIVER_SPARK_S3A_JARS on the server's
+// class path and gives it the credentials (the cluster's own, as in
+// production; endpoints and path style come from each session's
+// settings). It reports false, and the server reads no s3a:// path, when
+// the variable is unset.
+func WithS3A(accessKey, secretKey string) (Option, bool) {
+	dir := os.Getenv(S3AJarsEnv)
+	if dir == "" {
+		return func(*config) {}, false
+	}
+	return func(c *config) {
+		c.conf["spark.driver.extraClassPath"] = filepath.Join(dir, "*")
+		c.conf["spark.hadoop.fs.s3a.access.key"] = accessKey
+		c.conf["spark.hadoop.fs.s3a.secret.key"] = secretKey
+	}, true
+}
+
+// RequireS3A skips the test, or fails it when CI is "true", unless
+// WithS3A had the jars.
+func RequireS3A(t testing.TB, ok bool) {
+	t.Helper()
+	if ok {
+		return
+	}
+	msg := fmt.Sprintf("%s is not set: run %s=$(scripts/spark-s3a.sh) go test ...", S3AJarsEnv, S3AJarsEnv)
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("!!! %s, and CI=true: an integration test may not be skipped", msg)
+	}
+	t.Skipf("!!! SKIPPED, no s3a jars for Spark: %s; under CI=true this is a failure", msg)
+}
+
 // Home is the Spark installation to test against, $QUIVER_SPARK_HOME, or
 // "" when it is unset.
 func Home() string { return os.Getenv(HomeEnv) }
