@@ -4,7 +4,7 @@ GO      ?= go
 TAGS    := duckdb_arrow
 # Packages whose tests (build tag spark) run against a real Spark Connect
 # server in make integration.
-SPARK_PKGS := ./internal/sparkconnect/ ./internal/testutil/sparktest/ ./offline/ ./cmd/quiver/
+SPARK_PKGS := ./internal/sparkconnect/ ./internal/testutil/sparktest/ ./offline/ ./cmd/quiver/ ./server/
 BIN     := bin/quiver
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)

@@ -61,13 +61,24 @@ func startFlightTest(t *testing.T, limits Limits, opts ...FlightOption) *flightT
 // same source.
 func startFlightTestDefs(t *testing.T, defsYAML string, limits Limits, opts ...FlightOption) *flightTest {
 	t.Helper()
+	return startFlightTestEngine(t, defsYAML, nil, limits, opts...)
+}
+
+// startFlightTestEngine is startFlightTestDefs with the offline engine's
+// options edited (another engine).
+func startFlightTestEngine(t *testing.T, defsYAML string, edit func(*offline.Options), limits Limits, opts ...FlightOption) *flightTest {
+	t.Helper()
 	root := t.TempDir()
 	writeParquet(t, filepath.Join(root, "features.parquet"), featureRows(t))
 	defs, errs := registry.ParseDefinitions("flt", []string{"f.yaml"}, map[string][]byte{"f.yaml": []byte(defsYAML)})
 	require.NoError(t, errs.Err())
 	snap := &registry.Snapshot{Project: "flt", Version: 1, Hash: "sha256:x", Defs: defs}
 	snapshot := func() *registry.Snapshot { return snap }
-	off, err := offline.Open(offline.Options{DataRoot: root, Threads: 1})
+	engOpts := offline.Options{DataRoot: root, Threads: 1}
+	if edit != nil {
+		edit(&engOpts)
+	}
+	off, err := offline.Open(engOpts)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, off.Close()) })
 	lookup := online.NewLookup(embedded(t), online.LookupOptions{Now: func() time.Time { return now }})
