@@ -364,6 +364,10 @@ func cellValue(a arrow.Array, i int) any {
 	case *array.String:
 		return strings.Clone(c.Value(i)) // the value aliases the batch's memory
 
+	case *array.LargeString:
+		return strings.Clone(c.Value(i))
+	case *array.Date32:
+		return c.Value(i).ToTime()
 	case *array.Boolean:
 		return c.Value(i)
 	case *array.Binary:

@@ -151,7 +151,10 @@ type sparkSession struct {
 	sql  string
 	ents []column
 	// sources counts the source views created.
-	sources   int
+	sources int
+	// fixes are the entity columns uploaded as other types, which
+	// results give back their own (sparkarrow.go).
+	fixes     []sparkFix
 	closeOnce sync.Once
 }
 
@@ -193,8 +196,11 @@ func (s *sparkSession) loadEntities(ctx context.Context, ents Entities) error {
 		}
 		numbered := newRowNumberReader(ents.reader)
 		defer numbered.Release()
-		if err := s.s.CreateView(ctx, entitiesTable, numbered); err != nil {
-			if err := numbered.Err(); err != nil {
+		upload, fixes := sparkUploadReader(numbered)
+		defer upload.Release()
+		s.fixes = fixes
+		if err := s.s.CreateView(ctx, entitiesTable, upload); err != nil {
+			if err := upload.Err(); err != nil {
 				return fmt.Errorf("entity table: %w", err)
 			}
 			return sparkError(ctx, "entity table", err)
@@ -418,7 +424,7 @@ func (s *sparkSession) run(ctx context.Context) (array.RecordReader, error) {
 		s.close()
 		return nil, sparkError(ctx, "run training-set query", err)
 	}
-	return resultReader(rr, func() error { s.close(); return nil }), nil
+	return sparkRestoreReader(resultReader(rr, func() error { s.close(); return nil }), s.fixes), nil
 }
 
 func (s *sparkSession) schema(ctx context.Context) (*arrow.Schema, error) {
@@ -429,7 +435,7 @@ func (s *sparkSession) schema(ctx context.Context) (*arrow.Schema, error) {
 	defer rr.Release()
 	for rr.Next() {
 	}
-	return rr.Schema(), rr.Err()
+	return sparkRestoreSchema(rr.Schema(), s.fixes), rr.Err()
 }
 
 // copyParquet streams the result into a Parquet file written here.
@@ -449,7 +455,9 @@ func (s *sparkSession) copyParquet(ctx context.Context, path string) (int64, err
 // the directory must be on a file system that the cluster and this
 // machine share (offline.spark.out: client streams it instead).
 func (s *sparkSession) writeOnCluster(ctx context.Context, path string) (int64, bool, error) {
-	if s.e.opts.Spark.ClientOut {
+	if s.e.opts.Spark.ClientOut || len(s.fixes) > 0 {
+		// Entity columns of types Spark does not keep are given theirs
+		// back in the stream, not in a file the cluster writes.
 		return 0, false, nil
 	}
 	dir := path + ".parts"

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/stretchr/testify/require"
@@ -132,6 +134,23 @@ func TestSparkEngine(t *testing.T) {
 				}
 			})
 		}
+	})
+
+	// An Arrow entity table as pandas makes them (nanosecond timestamps,
+	// int32 and float32 columns, large strings, dates, booleans) gives
+	// DuckDB's training set, its entity columns of their own types.
+	t.Run("arrow types", func(t *testing.T) {
+		s := newScenario(t, 5, 200)
+		root := filepath.Join(s.dir, "data")
+		duck, spark := openEngine(t, root), open(t, root)
+		rr, err := duck.TrainingSet(ctx, s.request(EntitiesFromArrow(pandasEntities(t, s))))
+		require.NoError(t, err)
+		wantSchema, want := readAll(t, rr)
+		rr, err = spark.TrainingSet(ctx, s.request(EntitiesFromArrow(pandasEntities(t, s))))
+		require.NoError(t, err)
+		gotSchema, got := readAll(t, rr)
+		requireSameSchema(t, wantSchema, gotSchema)
+		require.Equal(t, want, got)
 	})
 
 	t.Run("out", func(t *testing.T) {
@@ -278,4 +297,64 @@ func parquetSchema(t *testing.T, path string) *arrow.Schema {
 	sc, err := pqarrow.FromParquet(pf.MetaData().Schema, &pqarrow.ArrowReadProperties{}, nil)
 	require.NoError(t, err)
 	return sc
+}
+
+// pandasEntities is the scenario's Arrow entity table with the types a
+// pandas DataFrame converts to: timestamp[ns], and extra columns of
+// int32, float32, large_string, date32 and bool.
+func pandasEntities(t *testing.T, s *scenario) array.RecordReader {
+	t.Helper()
+	in := s.arrowEntities(t, 64)
+	tsType := &arrow.TimestampType{Unit: arrow.Nanosecond, TimeZone: "UTC"}
+	if s.naiveEntities {
+		tsType = &arrow.TimestampType{Unit: arrow.Nanosecond}
+	}
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "driver_id", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: "rider", Type: arrow.BinaryTypes.LargeString, Nullable: true},
+		{Name: "event_timestamp", Type: tsType, Nullable: true},
+		{Name: "label", Type: arrow.PrimitiveTypes.Int32},
+		{Name: "weight", Type: arrow.PrimitiveTypes.Float32},
+		{Name: "day", Type: arrow.FixedWidthTypes.Date32},
+		{Name: "flag", Type: arrow.FixedWidthTypes.Boolean},
+	}, nil)
+	var recs []arrow.RecordBatch
+	for in.Next() {
+		rec := in.RecordBatch()
+		b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+		ids, riders, ts, labels := rec.Column(0).(*array.Int64), rec.Column(1).(*array.String), rec.Column(2).(*array.Timestamp), rec.Column(3).(*array.Int64)
+		for i := range int(rec.NumRows()) {
+			if ids.IsNull(i) {
+				b.Field(0).AppendNull()
+			} else {
+				b.Field(0).(*array.Int64Builder).Append(ids.Value(i))
+			}
+			if riders.IsNull(i) {
+				b.Field(1).AppendNull()
+			} else {
+				b.Field(1).(*array.LargeStringBuilder).Append(riders.Value(i))
+			}
+			if ts.IsNull(i) {
+				b.Field(2).AppendNull()
+			} else {
+				// Whole microseconds: Spark keeps no finer time.
+				b.Field(2).(*array.TimestampBuilder).Append(arrow.Timestamp(int64(ts.Value(i)) * 1000))
+			}
+			l := labels.Value(i)
+			b.Field(3).(*array.Int32Builder).Append(int32(l))
+			b.Field(4).(*array.Float32Builder).Append(float32(l) / 4)
+			b.Field(5).(*array.Date32Builder).Append(arrow.Date32(20000 + l%30))
+			b.Field(6).(*array.BooleanBuilder).Append(l%3 == 0)
+		}
+		recs = append(recs, b.NewRecordBatch())
+		b.Release()
+	}
+	require.NoError(t, in.Err())
+	rr, err := array.NewRecordReader(schema, recs)
+	require.NoError(t, err)
+	for _, r := range recs {
+		r.Release()
+	}
+	t.Cleanup(rr.Release)
+	return rr
 }
