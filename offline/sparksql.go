@@ -1,9 +1,7 @@
 package offline
 
 import (
-	"cmp"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/quiverdata/quiver/registry"
@@ -127,7 +125,7 @@ func sparkTrainingSetSQL(plans []*viewPlan, sources []string, ents []column, ts 
 				}
 				sel = append(sel, sparkOut(x, f.Type)+" AS "+sparkIdent(f.column))
 			}
-			fmt.Fprintf(&joins, " LEFT JOIN (%s) AS %s ON %s.%s = e.%s", sparkWindowSQL(p, sources[i], tsExpr), v, v, colRow, colRow)
+			fmt.Fprintf(&joins, " LEFT JOIN (%s) AS %s ON %s.%s = e.%s", windowSQL(sparkDialect{}, p, sources[i], tsExpr), v, v, colRow, colRow)
 			continue
 		}
 		// Entity rows without a time or with a null key have no row in
@@ -203,92 +201,26 @@ func sparkUnionSQL(p *viewPlan, rel, ts string) string {
 		strings.Join(featureRows, ", "), rel, strings.Join(featureWhere, " AND "), colKind)
 }
 
-// sparkWindowSQL is windowSQL in Spark's dialect (rule 5; see windowSQL
-// for the bucketed join).
-func sparkWindowSQL(p *viewPlan, rel, ts string) string {
-	hop := p.view.Hop.Std().Microseconds()
-	var windows []int64 // distinct windows, longest first
-	for _, a := range p.aggs {
-		if w := a.Window.Std().Microseconds(); !slices.Contains(windows, w) {
-			windows = append(windows, w)
-		}
-	}
-	slices.SortFunc(windows, func(a, b int64) int { return cmp.Compare(b, a) })
-	maxW := windows[0]
-	bucket := maxW + hop
-	floorDiv := func(x string, m int64) string { return fmt.Sprintf("((%s) - pmod(%s, %d)) div %d", x, x, m, m) }
+// sparkDialect is Spark SQL's (windowSQL).
+type sparkDialect struct{}
 
-	keys, entityKeys, _, notNull := sparkKeys(p, colK)
-	rows := fmt.Sprintf("SELECT %s, %s, unix_micros(%s) AS %s FROM %s WHERE %s IS NOT NULL AND %s",
-		colRow, strings.Join(entityKeys, ", "), ts, colUS, entitiesTable, ts, strings.Join(notNull, " AND "))
-	floored := fmt.Sprintf("SELECT *, %s - pmod(%s, %d) AS %s FROM (%s)", colUS, colUS, hop, colFloor, rows)
-	var lows []string
-	for i, w := range windows {
-		lows = append(lows, fmt.Sprintf("%s - %d AS %s%d", colFloor, w, colLo, i))
-	}
-	entities := fmt.Sprintf("SELECT %s, %s, %s, %s, explode(sequence(%s, %s)) AS %s FROM (%s)",
-		colRow, strings.Join(keys, ", "), colUS, strings.Join(lows, ", "),
-		floorDiv(fmt.Sprintf("%s - %d", colFloor, maxW), bucket), floorDiv(colUS, bucket), colBucket, floored)
-	events := fmt.Sprintf("SELECT *, %s AS %s FROM (SELECT *, unix_micros(%s) AS %s FROM (%s))",
-		floorDiv(colUS, bucket), colBucket, colTS, colUS, rel)
+func (sparkDialect) ident(name string) string { return sparkIdent(name) }
+func (sparkDialect) epochUS(ts string) string { return "unix_micros(" + ts + ")" }
+func (sparkDialect) modFloor(x string, m int64) string {
+	return fmt.Sprintf("pmod(%s, %d)", x, m)
+}
+func (sparkDialect) intDiv(x string, m int64) string { return fmt.Sprintf("(%s) div %d", x, m) }
+func (sparkDialect) integers(lo, hi string) string {
+	return fmt.Sprintf("explode(sequence(%s, %s))", lo, hi)
+}
 
-	var aggs []string
-	for j, a := range p.aggs {
-		w := slices.Index(windows, a.Window.Std().Microseconds())
-		var conds []string
-		if w > 0 {
-			conds = append(conds, fmt.Sprintf("v.%s >= e.%s%d", colUS, colLo, w))
-		}
-		x := ""
-		if in := p.aggInput[j]; in >= 0 {
-			x = fmt.Sprintf("v.f%d", in)
-		}
-		filter := func(extra ...string) string {
-			c := append(append([]string{}, extra...), conds...)
-			if len(c) == 0 {
-				return ""
-			}
-			return " FILTER (WHERE " + strings.Join(c, " AND ") + ")"
-		}
-		integer := false
-		if f := p.source.SchemaField(a.Column); f != nil {
-			integer = f.Type.Elem == registry.Int32 || f.Type.Elem == registry.Int64
-		}
-		// An integer sum wraps as two's-complement addition does (online
-		// sums wrap), from an exact DECIMAL sum.
-		sum := func() string {
-			if !integer {
-				return "sum(" + x + ")" + filter()
-			}
-			return fmt.Sprintf("CAST(pmod(sum(CAST(%s AS DECIMAL(38,0)))%s + 9223372036854775808BD, 18446744073709551616BD) - 9223372036854775808BD AS BIGINT)", x, filter())
-		}
-		var expr string
-		switch a.Function {
-		case registry.AggCount:
-			if x == "" {
-				expr = "count(*)" + filter()
-			} else {
-				expr = "count(" + x + ")" + filter()
-			}
-		case registry.AggSum:
-			expr = sum()
-		case registry.AggAvg:
-			expr = "CAST(" + sum() + " AS DOUBLE) / count(" + x + ")" + filter()
-		case registry.AggMin, registry.AggMax:
-			expr = a.Function + "(" + x + ")" + filter()
-		case registry.AggLast:
-			expr = fmt.Sprintf("max_by(%s, named_struct('t', v.%s, 'f', v.%s, 'i', v.%s))", x, colUS, colFile, colIdx) + filter(x+" IS NOT NULL")
-		}
-		aggs = append(aggs, fmt.Sprintf("%s AS a%d", expr, j))
-	}
-	var on []string
-	for j, k := range p.keys {
-		on = append(on, fmt.Sprintf("e.%s%d = v.%s", colK, j, sparkIdent(k.joinKey)))
-	}
-	on = append(on, fmt.Sprintf("e.%s = v.%s", colBucket, colBucket),
-		fmt.Sprintf("v.%s BETWEEN e.%s0 AND e.%s", colUS, colLo, colUS))
-	return fmt.Sprintf("SELECT e.%s, %s FROM (%s) AS e JOIN (%s) AS v ON %s GROUP BY e.%s",
-		colRow, strings.Join(aggs, ", "), entities, events, strings.Join(on, " AND "), colRow)
+// intSum sums exactly in DECIMAL(38,0), so that Spark's ANSI mode cannot
+// overflow, and wraps that to BIGINT.
+func (sparkDialect) intSum(x, filter string) string {
+	return fmt.Sprintf("CAST(pmod(sum(CAST(%s AS DECIMAL(38,0)))%s + 9223372036854775808BD, 18446744073709551616BD) - 9223372036854775808BD AS BIGINT)", x, filter)
+}
+func (sparkDialect) latestOf(x string) string {
+	return fmt.Sprintf("max_by(%s, named_struct('t', v.%s, 'f', v.%s, 'i', v.%s))", x, colUS, colFile, colIdx)
 }
 
 // sparkLatestSQL is the query of Latest in Spark's dialect.

@@ -287,7 +287,7 @@ func trainingSetSQL(plans []*viewPlan, sources []string, tsCol, tsType string, d
 	for i, p := range plans {
 		v := fmt.Sprintf("v%d", i)
 		if p.aggregated() {
-			fmt.Fprintf(&b, " LEFT JOIN (%s) AS %s ON %s.%s = e.%s", windowSQL(p, sources[i], ts), v, v, colRow, colRow)
+			fmt.Fprintf(&b, " LEFT JOIN (%s) AS %s ON %s.%s = e.%s", windowSQL(duckDialect{}, p, sources[i], ts), v, v, colRow, colRow)
 			continue
 		}
 		if form == joinUnion {

@@ -51,7 +51,7 @@ const (
 // meets. An entity row is then compared with the events of its key near T
 // instead of every event of its key, however long the log. Each event falls
 // in one bucket, so no pair is counted twice.
-func windowSQL(p *viewPlan, rel, ts string) string {
+func windowSQL(d dialect, p *viewPlan, rel, ts string) string {
 	hop := p.view.Hop.Std().Microseconds()
 	var windows []int64 // distinct windows, longest first
 	for _, a := range p.aggs {
@@ -62,27 +62,30 @@ func windowSQL(p *viewPlan, rel, ts string) string {
 	slices.SortFunc(windows, func(a, b int64) int { return cmp.Compare(b, a) })
 	maxW := windows[0]
 	bucket := maxW + hop
+	divFloor := func(x string, m int64) string {
+		return d.intDiv(fmt.Sprintf("(%s) - %s", x, d.modFloor("("+x+")", m)), m)
+	}
 
 	// The entity rows with a time and every key: T in µs, floor(T), the
 	// lower bound of each window and the buckets of [floor(T) - max, T].
 	var keys, notNull []string
 	for j, k := range p.keys {
-		keys = append(keys, fmt.Sprintf("%s AS %s%d", quoteIdent(k.entityCol), colK, j))
-		notNull = append(notNull, quoteIdent(k.entityCol)+" IS NOT NULL")
+		keys = append(keys, fmt.Sprintf("%s AS %s%d", d.ident(k.entityCol), colK, j))
+		notNull = append(notNull, d.ident(k.entityCol)+" IS NOT NULL")
 	}
-	rows := fmt.Sprintf("SELECT %s, %s, epoch_us(%s) AS %s FROM %s WHERE %s IS NOT NULL AND %s",
-		colRow, strings.Join(keys, ", "), ts, colUS, entitiesTable, ts, strings.Join(notNull, " AND "))
-	floored := fmt.Sprintf("SELECT *, %s - %s AS %s FROM (%s)", colUS, modFloor(colUS, hop), colFloor, rows)
+	rows := fmt.Sprintf("SELECT %s, %s, %s AS %s FROM %s WHERE %s IS NOT NULL AND %s",
+		colRow, strings.Join(keys, ", "), d.epochUS(ts), colUS, entitiesTable, ts, strings.Join(notNull, " AND "))
+	floored := fmt.Sprintf("SELECT *, %s - %s AS %s FROM (%s)", colUS, d.modFloor(colUS, hop), colFloor, rows)
 	var lows []string
 	for i, w := range windows {
 		lows = append(lows, fmt.Sprintf("%s - %d AS %s%d", colFloor, w, colLo, i))
 	}
-	entities := fmt.Sprintf("SELECT %s, %s, %s, %s, unnest(range(%s, %s + 1)) AS %s FROM (%s)",
+	entities := fmt.Sprintf("SELECT %s, %s, %s, %s, %s AS %s FROM (%s)",
 		colRow, strings.Join(colKs(len(p.keys)), ", "), colUS, strings.Join(lows, ", "),
-		divFloor(fmt.Sprintf("%s - %d", colFloor, maxW), bucket), divFloor(colUS, bucket), colBucket, floored)
+		d.integers(divFloor(fmt.Sprintf("%s - %d", colFloor, maxW), bucket), divFloor(colUS, bucket)), colBucket, floored)
 
-	events := fmt.Sprintf("SELECT *, %s AS %s FROM (SELECT *, epoch_us(%s) AS %s FROM (%s))",
-		divFloor(colUS, bucket), colBucket, colTS, colUS, rel)
+	events := fmt.Sprintf("SELECT *, %s AS %s FROM (SELECT *, %s AS %s FROM (%s))",
+		divFloor(colUS, bucket), colBucket, d.epochUS(colTS), colUS, rel)
 
 	// The aggregates, in feature order.
 	var aggs []string
@@ -107,6 +110,10 @@ func windowSQL(p *viewPlan, rel, ts string) string {
 		if f := p.source.SchemaField(a.Column); f != nil {
 			integer = f.Type.Elem == registry.Int32 || f.Type.Elem == registry.Int64
 		}
+		sum := "sum(" + x + ")" + filter()
+		if integer {
+			sum = d.intSum(x, filter())
+		}
 		var expr string
 		switch a.Function {
 		case registry.AggCount:
@@ -116,32 +123,75 @@ func windowSQL(p *viewPlan, rel, ts string) string {
 				expr = "count(" + x + ")" + filter()
 			}
 		case registry.AggSum:
-			expr = "sum(" + x + ")" + filter()
-			if integer {
-				expr = wrapInt64(expr)
-			}
+			expr = sum
 		case registry.AggAvg:
-			sum := "sum(" + x + ")" + filter()
-			if integer {
-				sum = "CAST(" + wrapInt64(sum) + " AS DOUBLE)"
-			}
-			expr = sum + " / count(" + x + ")" + filter()
+			expr = "CAST(" + sum + " AS DOUBLE) / count(" + x + ")" + filter()
 		case registry.AggMin, registry.AggMax:
 			expr = a.Function + "(" + x + ")" + filter()
 		case registry.AggLast:
-			expr = fmt.Sprintf("arg_max(%s, struct_pack(t := v.%s, o := v.%s))", x, colUS, colOrd) + filter(x+" IS NOT NULL")
+			expr = d.latestOf(x) + filter(x+" IS NOT NULL")
 		}
 		aggs = append(aggs, fmt.Sprintf("%s AS a%d", expr, j))
 	}
 
 	var on []string
 	for j, k := range p.keys {
-		on = append(on, fmt.Sprintf("e.%s%d = v.%s", colK, j, quoteIdent(k.joinKey)))
+		on = append(on, fmt.Sprintf("e.%s%d = v.%s", colK, j, d.ident(k.joinKey)))
 	}
 	on = append(on, fmt.Sprintf("e.%s = v.%s", colBucket, colBucket),
 		fmt.Sprintf("v.%s BETWEEN e.%s0 AND e.%s", colUS, colLo, colUS))
 	return fmt.Sprintf("SELECT e.%s, %s FROM (%s) AS e JOIN (%s) AS v ON %s GROUP BY e.%s",
 		colRow, strings.Join(aggs, ", "), entities, events, strings.Join(on, " AND "), colRow)
+}
+
+// dialect is what the engines' SQL differs in, for the queries they share
+// (windowSQL).
+type dialect interface {
+	// ident quotes a name.
+	ident(name string) string
+	// epochUS is a timestamp's microseconds since the epoch, a BIGINT.
+	epochUS(ts string) string
+	// modFloor is x mod m in [0, m), for a BIGINT x and m > 0.
+	modFloor(x string, m int64) string
+	// intDiv is x divided by m, for an x that m divides.
+	intDiv(x string, m int64) string
+	// integers is one row per integer in [lo, hi] (a set-returning
+	// expression).
+	integers(lo, hi string) string
+	// intSum is the sum of an integer column x, with its FILTER clause,
+	// wrapped to BIGINT as two's-complement addition does (online sums
+	// wrap on overflow).
+	intSum(x, filter string) string
+	// latestOf is the aggregate of x at its latest event (event time, then
+	// source order), without its FILTER.
+	latestOf(x string) string
+}
+
+// duckDialect is DuckDB's.
+type duckDialect struct{}
+
+func (duckDialect) ident(name string) string { return quoteIdent(name) }
+func (duckDialect) epochUS(ts string) string { return "epoch_us(" + ts + ")" }
+
+// modFloor: DuckDB's % (like its //) truncates toward zero, so negative
+// times need the correction.
+func (duckDialect) modFloor(x string, m int64) string {
+	return fmt.Sprintf("((%s %% %d) + %d) %% %d", x, m, m, m)
+}
+func (duckDialect) intDiv(x string, m int64) string { return fmt.Sprintf("(%s) // %d", x, m) }
+func (duckDialect) integers(lo, hi string) string {
+	return fmt.Sprintf("unnest(range(%s, %s + 1))", lo, hi)
+}
+
+// intSum reduces DuckDB's HUGEINT sum to BIGINT instead of failing the
+// cast.
+func (duckDialect) intSum(x, filter string) string {
+	const two63, two64 = "9223372036854775808::HUGEINT", "18446744073709551616::HUGEINT"
+	h := "sum(" + x + ")" + filter
+	return fmt.Sprintf("CAST(((%s + %s) %% %s + %s) %% %s - %s AS BIGINT)", h, two63, two64, two64, two64, two63)
+}
+func (duckDialect) latestOf(x string) string {
+	return fmt.Sprintf("arg_max(%s, struct_pack(t := v.%s, o := v.%s))", x, colUS, colOrd)
 }
 
 func colKs(n int) []string {
@@ -150,22 +200,4 @@ func colKs(n int) []string {
 		out[j] = fmt.Sprintf("%s%d", colK, j)
 	}
 	return out
-}
-
-// modFloor is x mod m in [0, m) for a BIGINT x and m > 0. DuckDB's % (like
-// its //) truncates toward zero, so negative times need the correction.
-func modFloor(x string, m int64) string {
-	return fmt.Sprintf("((%s %% %d) + %d) %% %d", x, m, m, m)
-}
-
-// divFloor is x divided by m > 0, rounded down.
-func divFloor(x string, m int64) string {
-	return fmt.Sprintf("((%s) - %s) // %d", x, modFloor("("+x+")", m), m)
-}
-
-// wrapInt64 reduces a HUGEINT sum to BIGINT as two's-complement addition
-// would (online sums wrap on overflow), instead of failing the cast.
-func wrapInt64(h string) string {
-	const two63, two64 = "9223372036854775808::HUGEINT", "18446744073709551616::HUGEINT"
-	return fmt.Sprintf("CAST(((%s + %s) %% %s + %s) %% %s - %s AS BIGINT)", h, two63, two64, two64, two64, two63)
 }
