@@ -14,15 +14,10 @@ import (
 // loadEntities copies the entity table into a temporary table with its
 // input row number.
 func (e *Engine) loadEntities(ctx context.Context, q *prepared, ents Entities) error {
-	given := 0
-	for _, set := range []bool{ents.path != "", ents.files != nil, ents.reader != nil} {
-		if set {
-			given++
-		}
+	if err := ents.checkOneForm(); err != nil {
+		return err
 	}
 	switch {
-	case given > 1:
-		return invalidf("entity table: give a Parquet path, Parquet files or an Arrow stream, not several")
 	case ents.path != "" || ents.files != nil:
 		what, list, err := e.parquetList(ctx, ents, &q.staged)
 		if err != nil {
@@ -181,6 +176,20 @@ func checkEntities(types colTypes, cols []column, tsCol string, plans []*viewPla
 		if _, clash := byName[name]; clash {
 			return invalidf("feature %q has the name of an entity table column; rename the column or request full feature names", name)
 		}
+	}
+	return nil
+}
+
+// checkOneForm refuses an entity table given in more than one form.
+func (ents Entities) checkOneForm() error {
+	given := 0
+	for _, set := range []bool{ents.path != "", ents.files != nil, ents.reader != nil} {
+		if set {
+			given++
+		}
+	}
+	if given > 1 {
+		return invalidf("entity table: give a Parquet path, Parquet files or an Arrow stream, not several")
 	}
 	return nil
 }

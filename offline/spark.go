@@ -125,8 +125,8 @@ func (sparkRenderer) castable(have string, want registry.ValueType) bool {
 	return sparkCastable(have, want)
 }
 
-// begin opens a Spark session and loads the entity table into it.
-func (r sparkRenderer) begin(ctx context.Context, ents Entities) (session, error) {
+// open starts a Spark session with the engine's settings.
+func (r sparkRenderer) open(ctx context.Context) (*sparkSession, error) {
 	ss, err := sparkconnect.Dial(ctx, r.e.opts.Spark.Remote, sparkconnect.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("offline: spark: %w", err)
@@ -135,6 +135,15 @@ func (r sparkRenderer) begin(ctx context.Context, ents Entities) (session, error
 	if err := ss.SetConf(ctx, r.conf); err != nil {
 		s.close()
 		return nil, fmt.Errorf("offline: spark: %w", err)
+	}
+	return s, nil
+}
+
+// begin opens a Spark session and loads the entity table into it.
+func (r sparkRenderer) begin(ctx context.Context, ents Entities) (session, error) {
+	s, err := r.open(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.loadEntities(ctx, ents); err != nil {
 		s.close()
@@ -179,15 +188,10 @@ func sparkError(ctx context.Context, what string, err error) error {
 // loadEntities creates the entity table view, numbered in input order
 // (colRow).
 func (s *sparkSession) loadEntities(ctx context.Context, ents Entities) error {
-	given := 0
-	for _, set := range []bool{ents.path != "", ents.files != nil, ents.reader != nil} {
-		if set {
-			given++
-		}
+	if err := ents.checkOneForm(); err != nil {
+		return err
 	}
 	switch {
-	case given > 1:
-		return invalidf("entity table: give a Parquet path, Parquet files or an Arrow stream, not several")
 	case ents.reader != nil:
 		for _, f := range ents.reader.Schema().Fields() {
 			if strings.HasPrefix(f.Name, internalPrefix) {
@@ -522,21 +526,16 @@ func (s *sparkSession) explain(ctx context.Context, analyze bool) (string, error
 
 // latest reads a view's latest rows on Spark (see Engine.Latest).
 func (r sparkRenderer) latest(ctx context.Context, p *viewPlan, req *LatestRequest) (array.RecordReader, error) {
-	ss, err := sparkconnect.Dial(ctx, r.e.opts.Spark.Remote, sparkconnect.Options{})
+	s, err := r.open(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("offline: spark: %w", err)
-	}
-	s := &sparkSession{e: r.e, s: ss}
-	if err := ss.SetConf(ctx, r.conf); err != nil {
-		s.close()
-		return nil, fmt.Errorf("offline: spark: %w", err)
+		return nil, err
 	}
 	rel, err := s.sourceRelation(ctx, p)
 	if err != nil {
 		s.close()
 		return nil, err
 	}
-	rr, err := ss.Query(ctx, sparkLatestSQL(p, rel, req))
+	rr, err := s.s.Query(ctx, sparkLatestSQL(p, rel, req))
 	if err != nil {
 		s.close()
 		return nil, sparkError(ctx, "read latest rows of "+p.view.Name, err)
