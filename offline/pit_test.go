@@ -116,6 +116,9 @@ type scenario struct {
 	entities      []entityRowUTC
 	naiveEntities bool
 	entityFiles   int
+	// asOf, when set, leaves out the rows not known then: created after
+	// it, or without a created time, with an event time after it.
+	asOf *time.Time
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -248,6 +251,18 @@ func eligible(c candidate, T *time.Time, ttl time.Duration) bool {
 	return ttl == 0 || !c.ts.Before(T.Add(-ttl))
 }
 
+// known reports whether a row was known at asOf (nil: always).
+func known(c candidate, asOf *time.Time) bool {
+	if asOf == nil {
+		return true
+	}
+	k := c.created
+	if k == nil {
+		k = c.ts
+	}
+	return k != nil && !k.After(*asOf)
+}
+
 // expected computes, for each entity row, the features by brute force.
 func (s *scenario) expected() []map[string]any {
 	out := make([]map[string]any, len(s.entities))
@@ -258,7 +273,7 @@ func (s *scenario) expected() []map[string]any {
 		for f, rows := range s.drivers {
 			for r, d := range rows {
 				c := candidate{ts: d.EventTimestamp, created: d.Created, file: f, row: r}
-				if e.DriverID == nil || d.DriverID == nil || *d.DriverID != *e.DriverID || !eligible(c, e.TS, s.driverTTL) {
+				if e.DriverID == nil || d.DriverID == nil || *d.DriverID != *e.DriverID || !eligible(c, e.TS, s.driverTTL) || !known(c, s.asOf) {
 					continue
 				}
 				if best == nil || later(c, *best) {
@@ -278,7 +293,7 @@ func (s *scenario) expected() []map[string]any {
 		var bestRider riderRow
 		for r, d := range s.riders {
 			c := candidate{ts: d.TS, row: r}
-			if e.Rider == nil || d.RiderID == nil || *d.RiderID != *e.Rider || !eligible(c, e.TS, s.riderTTL) {
+			if e.Rider == nil || d.RiderID == nil || *d.RiderID != *e.Rider || !eligible(c, e.TS, s.riderTTL) || !known(c, s.asOf) {
 				continue
 			}
 			if best == nil || later(c, *best) {
@@ -296,7 +311,7 @@ func (s *scenario) expected() []map[string]any {
 		for r, d := range s.pairs {
 			c := candidate{ts: d.TS, row: r}
 			if e.Rider == nil || e.DriverID == nil || d.RiderID == nil || d.DriverID == nil ||
-				*d.RiderID != *e.Rider || *d.DriverID != *e.DriverID || !eligible(c, e.TS, 0) {
+				*d.RiderID != *e.Rider || *d.DriverID != *e.DriverID || !eligible(c, e.TS, 0) || !known(c, s.asOf) {
 				continue
 			}
 			if best == nil || later(c, *best) {

@@ -3,6 +3,7 @@ package offline
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/quiverdata/quiver/plan"
 	"github.com/quiverdata/quiver/registry"
@@ -21,6 +22,8 @@ type viewPlan struct {
 	// the input each reads (see inputs).
 	aggs     []*registry.Aggregation
 	aggInput []int
+	// asOf is the request's AsOf: source rows known later are left out.
+	asOf time.Time
 }
 
 // aggregated reports whether the view's features are windowed
@@ -110,7 +113,14 @@ func (e *Engine) resolve(req *Request) (*resolved, error) {
 		}
 		return nil, err
 	}
-	return newResolved(p, req.JoinKeyMap)
+	res, err := newResolved(p, req.JoinKeyMap)
+	if err != nil {
+		return nil, err
+	}
+	for _, vp := range res.plans {
+		vp.asOf = req.AsOf
+	}
+	return res, nil
 }
 
 // newResolved derives a request's views, output columns and on-demand

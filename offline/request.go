@@ -3,6 +3,7 @@ package offline
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 
@@ -62,6 +63,13 @@ type Request struct {
 	// differently: "driver_id" → "driver" for every view, or
 	// "view.driver_id" → "other_driver" for one view.
 	JoinKeyMap map[string]string
+	// AsOf, when set, builds the training set as of what was known then:
+	// only source rows created at or before it count (rows without a
+	// created time, and rows of sources without a created timestamp field,
+	// by their event time instead), in every view, aggregations included.
+	// A set built today with AsOf at a past date is what a model trained
+	// on that date saw, whatever was backfilled since (docs/offline.md).
+	AsOf time.Time
 }
 
 func invalidf(format string, args ...any) error {

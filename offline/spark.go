@@ -348,12 +348,18 @@ func (s *sparkSession) sourceRelation(ctx context.Context, p *viewPlan) (string,
 	for _, c := range sc.cols {
 		sel = append(sel, fmt.Sprintf("%s AS %s", sparkCast(c.typ, sparkIdent(c.name), c.want), sparkIdent(c.alias)))
 	}
-	sel = append(sel, sparkCast(sc.ts.typ, sparkIdent(sc.ts.name), registry.TypeTimestamp)+" AS "+colTS)
+	ts := sparkCast(sc.ts.typ, sparkIdent(sc.ts.name), registry.TypeTimestamp)
+	sel = append(sel, ts+" AS "+colTS)
+	var created string
 	if sc.created != nil {
-		sel = append(sel, sparkCast(sc.created.typ, sparkIdent(sc.created.name), registry.TypeTimestamp)+" AS "+colC)
+		created = sparkCast(sc.created.typ, sparkIdent(sc.created.name), registry.TypeTimestamp)
+		if !p.aggregated() {
+			sel = append(sel, created+" AS "+colC)
+		}
 	}
 	sel = append(sel, colFile, colIdx)
-	return fmt.Sprintf("SELECT %s FROM %s", strings.Join(sel, ", "), from), nil
+	where := asOfWhere(p, ts, created, fmt.Sprintf("timestamp_micros(%d)", p.asOf.UnixMicro()))
+	return fmt.Sprintf("SELECT %s FROM %s%s", strings.Join(sel, ", "), from, where), nil
 }
 
 // sparkEmptyRelation is the relation of a stream view nothing was logged

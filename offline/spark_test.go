@@ -96,6 +96,21 @@ func TestSparkEngine(t *testing.T) {
 		}
 	})
 
+	t.Run("as of", func(t *testing.T) {
+		for seed := range 4 {
+			t.Run(fmt.Sprint(seed), func(t *testing.T) {
+				s := newAsOfScenario(t, uint64(seed), 40)
+				eng := open(t, filepath.Join(s.dir, "data"))
+				req := s.request(EntitiesFromParquet(filepath.Join(s.dir, "entities-*.parquet")))
+				req.AsOf = *s.asOf
+				rr, err := eng.TrainingSet(ctx, req)
+				require.NoError(t, err)
+				_, rows := readAll(t, rr)
+				s.check(t, rows)
+			})
+		}
+	})
+
 	t.Run("same as duckdb", func(t *testing.T) {
 		for seed := range 4 {
 			t.Run(fmt.Sprint(seed), func(t *testing.T) {

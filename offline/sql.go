@@ -85,11 +85,16 @@ func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewP
 		sel = append(sel, fmt.Sprintf("%s AS %s", castTo(c.typ, quoteIdent(c.name), c.want), quoteIdent(c.alias)))
 	}
 	ts := castTo(sc.ts.typ, quoteIdent(sc.ts.name), registry.TypeTimestamp)
+	var created string
+	if sc.created != nil {
+		created = castTo(sc.created.typ, quoteIdent(sc.created.name), registry.TypeTimestamp)
+	}
+	where := asOfWhere(p, ts, created, fmt.Sprintf("make_timestamp(%d)", p.asOf.UnixMicro()))
 	if p.aggregated() {
 		// Rule 5 reads every event in the window; created times play no
-		// part, and source order breaks ties of last.
+		// part but for as_of, and source order breaks ties of last.
 		sel = append(sel, ts+" AS "+colTS, order+" AS "+colOrd)
-		return fmt.Sprintf("SELECT %s FROM %s", strings.Join(sel, ", "), from), nil
+		return fmt.Sprintf("SELECT %s FROM %s%s", strings.Join(sel, ", "), from, where), nil
 	}
 	// The ordering key of rule 2. A null event time makes the struct's
 	// first field null, which sorts after every time, so the row is never
@@ -98,11 +103,26 @@ func (e *Engine) sourceRelation(ctx context.Context, conn *duckdb.Conn, p *viewP
 	// here costs a third of the join's time).
 	key := fmt.Sprintf("struct_pack(t := %s, o := %s)", ts, order)
 	if sc.created != nil {
-		created := castTo(sc.created.typ, quoteIdent(sc.created.name), registry.TypeTimestamp)
 		key = fmt.Sprintf("struct_pack(t := %s, c := coalesce(%s, '-infinity'::TIMESTAMP), o := %s)", ts, created, order)
 	}
 	sel = append(sel, ts+" AS "+colTS, key+" AS "+colKey)
-	return fmt.Sprintf("SELECT %s FROM %s", strings.Join(sel, ", "), from), nil
+	return fmt.Sprintf("SELECT %s FROM %s%s", strings.Join(sel, ", "), from, where), nil
+}
+
+// asOfWhere is the WHERE clause that keeps the source rows known at the
+// request's as_of time, cutoff in the engine's SQL: created at or before
+// it, a row without a created time (which rule 2 ranks oldest) by its
+// event time, as every row of a source without created times; "" without
+// as_of. ts and created are the engine's expressions of the row's times
+// (created "" for a source without them).
+func asOfWhere(p *viewPlan, ts, created, cutoff string) string {
+	if p.asOf.IsZero() {
+		return ""
+	}
+	if created == "" {
+		return fmt.Sprintf(" WHERE %s <= %s", ts, cutoff)
+	}
+	return fmt.Sprintf(" WHERE coalesce(%s, %s) <= %s", created, ts, cutoff)
 }
 
 // sourceColumns are the columns of a source a view plan reads, checked
@@ -112,7 +132,8 @@ type sourceColumns struct {
 	// f0, f1, ... (viewPlan.inputs).
 	cols []sourceColumn
 	// ts is the timestamp field; created the created timestamp field of
-	// a source that has one and a view with features.
+	// a source that has one, for a view with features or a request as of
+	// a time.
 	ts      column
 	created *column
 }
@@ -174,7 +195,7 @@ func checkSource(types colTypes, p *viewPlan, what string, cols []column) (sourc
 	if sc.ts, err = need(src.TimestampField, "the timestamp field", types.timestampType, "a timestamp"); err != nil {
 		return sc, err
 	}
-	if src.CreatedTimestampField != "" && !p.aggregated() {
+	if src.CreatedTimestampField != "" && (!p.aggregated() || !p.asOf.IsZero()) {
 		c, err := need(src.CreatedTimestampField, "the created timestamp field", types.timestampType, "a timestamp")
 		if err != nil {
 			return sc, err
