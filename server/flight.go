@@ -127,7 +127,7 @@ func flightNotFound(format string, args ...any) error {
 
 func trainingRequest(c *wire.FlightCommand, defs *registry.Definitions, ents offline.Entities) *offline.Request {
 	return &offline.Request{Defs: defs, Entities: ents, Features: c.Features, FeatureService: c.FeatureService,
-		FullFeatureNames: c.FullFeatureNames, TimestampColumn: c.TimestampColumn, JoinKeyMap: c.JoinKeyMap}
+		FullFeatureNames: c.FullFeatureNames, TimestampColumn: c.TimestampColumn, JoinKeyMap: c.JoinKeyMap, AsOf: c.AsOfTime()}
 }
 
 // globChars are the characters a path may use as a glob pattern (Go's

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -189,7 +190,13 @@ func TestFlightSaveTrainingSetAction(t *testing.T) {
 // exchangeColumns streams ents as a training_set DoExchange.
 func (ft *flightTest) exchangeColumns(t *testing.T, ents arrow.RecordBatch) columns {
 	t.Helper()
-	cmd, err := json.Marshal(wire.FlightCommand{Kind: wire.FlightTrainingSet, Features: []string{"stats:rate"}})
+	return ft.exchangeColumnsCmd(t, wire.FlightCommand{Kind: wire.FlightTrainingSet, Features: []string{"stats:rate"}}, ents)
+}
+
+// exchangeColumnsCmd streams ents as a DoExchange of command c.
+func (ft *flightTest) exchangeColumnsCmd(t *testing.T, c wire.FlightCommand, ents arrow.RecordBatch) columns {
+	t.Helper()
+	cmd, err := json.Marshal(c)
 	require.NoError(t, err)
 	stream, err := ft.client.DoExchange(context.Background())
 	require.NoError(t, err)
@@ -556,4 +563,30 @@ func TestRanges(t *testing.T) {
 	require.Equal(t, [][2]int{{0, 1}, {1, 4}}, ranges([]int64{10, 1, 1, 1}, 2))
 	require.Equal(t, [][2]int{{0, 3}, {3, 4}}, ranges([]int64{1, 1, 1, 10}, 2))
 	require.Equal(t, [][2]int{{0, 1}, {1, 2}, {2, 5}}, ranges([]int64{0, 0, 0, 0, 0}, 3))
+}
+
+// A training set as of a time over Flight: before the features' rows were
+// known, none; a malformed as_of is InvalidArgument.
+func TestFlightTrainingSetAsOf(t *testing.T) {
+	ft := startFlightTest(t, Limits{})
+	writeParquet(t, filepath.Join(ft.root, "ents.parquet"), labelledEntities(8))
+	cmd := wire.FlightCommand{Kind: wire.FlightTrainingSet, Features: []string{"stats:rate"}, Entities: "ents.parquet"}
+	plain, err := ft.getColumns(t, ticket(t, cmd))
+	require.NoError(t, err)
+	require.Equal(t, "0.1", plain["rate"][0])
+	cmd.AsOf = now.Add(-2 * time.Hour).Format(time.RFC3339)
+	early, err := ft.getColumns(t, ticket(t, cmd))
+	require.NoError(t, err)
+	require.Equal(t, plain["label"], early["label"])
+	for i, v := range early["rate"] {
+		require.Equal(t, "(null)", v, "row %d", i)
+	}
+	ents := labelledEntities(8)
+	defer ents.Release()
+	exchange := wire.FlightCommand{Kind: wire.FlightTrainingSet, Features: []string{"stats:rate"}, AsOf: now.Format(time.RFC3339Nano)}
+	require.Equal(t, plain, ft.exchangeColumnsCmd(t, exchange, ents), "as of now, by DoExchange")
+	cmd.AsOf = "yesterday"
+	_, err = ft.getColumns(t, ticket(t, cmd))
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+	require.ErrorContains(t, err, `as_of "yesterday" is not an RFC 3339 time`)
 }

@@ -518,7 +518,10 @@ func FuzzDecodeFlightCommand(f *testing.F) {
 		`{"kind": "dataset", "path": "t.arrow", "range": [1]}`, `{"kind": "dataset", "path": "t.arrow", "range": []}`,
 		`{"kind": "dataset", "path": "t.arrow", "range": [0, 1, 2]}`, `{"kind": "dataset", "path": "t.arrow", "range": [0, 1e99]}`,
 		`{"kind": "dataset", "path": "t.arrow", "range": [0.5, 1]}`, `{"kind": "dataset", "path": "t.arrow", "range": null, "version": ""}`,
-		`{"kind": "training_set", "range": [0, 1]}`, `{"kind": "online_features", "version": "1-2"}`, `{"kind": ` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`,
+		`{"kind": "training_set", "range": [0, 1]}`, `{"kind": "online_features", "version": "1-2"}`,
+		`{"kind": "training_set", "features": ["v:f"], "as_of": "2026-11-20T00:00:00Z"}`, `{"kind": "training_set", "as_of": "2026-11-20"}`,
+		`{"kind": "training_set", "as_of": "2026-11-20T00:00:00.123456789+05:30"}`, `{"kind": "online_features", "as_of": "2026-11-20T00:00:00Z"}`,
+		`{"kind": "dataset", "path": "t.arrow", "as_of": "2026-11-20T00:00:00Z"}`, `{"kind": "training_set", "as_of": 17}`, `{"kind": ` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -538,11 +541,14 @@ func FuzzDecodeFlightCommand(f *testing.F) {
 			if c.Overwrite && c.Out == "" {
 				t.Fatalf("accepted overwrite without out: %+v", c)
 			}
-			if c.Kind == wire.FlightOnlineFeatures && (c.Out != "" || c.Overwrite) {
-				t.Fatalf("accepted out for online features: %+v", c)
+			if c.Kind == wire.FlightOnlineFeatures && (c.Out != "" || c.Overwrite || c.AsOf != "") {
+				t.Fatalf("accepted out or as_of for online features: %+v", c)
+			}
+			if c.AsOf != "" && c.AsOfTime().IsZero() {
+				t.Fatalf("accepted as_of %q, which does not parse", c.AsOf)
 			}
 		case wire.FlightDataset:
-			if c.Path == "" || len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" || c.Out != "" || c.Overwrite {
+			if c.Path == "" || len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" || c.Out != "" || c.Overwrite || c.AsOf != "" {
 				t.Fatalf("accepted a dataset command with more than a path: %+v", c)
 			}
 			if c.Range != nil && len(c.Range) != 2 {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Flight command kinds.
@@ -79,6 +80,16 @@ type FlightCommand struct {
 	// read ("<size>-<mtime in Unix nanoseconds>"); a ticket whose version
 	// no longer matches the file is refused.
 	Version string `json:"version,omitempty"`
+	// AsOf builds a training set as of what was known at this RFC 3339
+	// time: source rows created later are left out (offline.Request.AsOf).
+	AsOf string `json:"as_of,omitempty"`
+}
+
+// AsOfTime is AsOf parsed (zero when unset); DecodeFlightCommand has
+// checked it.
+func (c *FlightCommand) AsOfTime() time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, c.AsOf)
+	return t
 }
 
 // DecodeFlightCommand parses a descriptor cmd or a ticket: one JSON object
@@ -104,6 +115,14 @@ func DecodeFlightCommand(b []byte) (*FlightCommand, error) {
 		if c.Kind == FlightOnlineFeatures && (c.Out != "" || c.Overwrite) {
 			return nil, errors.New("an online_features command has no out or overwrite (a training_set command saves its set to out)")
 		}
+		if c.Kind == FlightOnlineFeatures && c.AsOf != "" {
+			return nil, errors.New("an online_features command has no as_of (online values are the latest; a training_set command builds a set as of a time)")
+		}
+		if c.AsOf != "" {
+			if _, err := time.Parse(time.RFC3339Nano, c.AsOf); err != nil {
+				return nil, fmt.Errorf("as_of %q is not an RFC 3339 time with a zone (e.g. 2026-11-20T00:00:00Z)", c.AsOf)
+			}
+		}
 		if c.Overwrite && c.Out == "" {
 			return nil, errors.New("overwrite needs out: the path within the data root the training set is saved to")
 		}
@@ -111,7 +130,7 @@ func DecodeFlightCommand(b []byte) (*FlightCommand, error) {
 		if c.Path == "" {
 			return nil, errors.New(`a dataset command needs a path: a saved Arrow IPC or Parquet file within the data root`)
 		}
-		if len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" || c.TimestampColumn != "" || len(c.JoinKeyMap) > 0 || c.FullFeatureNames || c.Out != "" || c.Overwrite {
+		if len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" || c.TimestampColumn != "" || len(c.JoinKeyMap) > 0 || c.FullFeatureNames || c.Out != "" || c.Overwrite || c.AsOf != "" {
 			return nil, errors.New("a dataset command takes only a path, and in a ticket a range and a version: the dataset is served as it was saved")
 		}
 		if c.Range != nil && len(c.Range) != 2 {

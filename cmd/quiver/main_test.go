@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/stretchr/testify/require"
 
+	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/registry"
 	"github.com/quiverdata/quiver/storage"
 	"github.com/quiverdata/quiver/streamlog"
@@ -440,4 +441,43 @@ func TestServeCommand(t *testing.T) {
 	require.Contains(t, errb.String(), "msg=serving registry_version=1")
 	require.Contains(t, errb.String(), `msg="shutting down"`)
 	require.Contains(t, errb.String(), `msg="registry reloaded" from_version=1 to_version=2`)
+}
+
+// --as-of builds the set as of what was known then: before any row was
+// created, no features; now, the same set as without it; a bad time is a
+// usage error.
+func TestTrainingSetAsOf(t *testing.T) {
+	dir := initRepo(t)
+	code, _, stderr := quiver(t, "apply", "--repo", dir)
+	require.Equal(t, 0, code, stderr)
+	labels := filepath.Join(dir, "data", "driver_labels.parquet")
+	eng, err := offline.Open(offline.Options{DataRoot: t.TempDir()})
+	require.NoError(t, err)
+	defer eng.Close()
+	head := func(args ...string) [][]string {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "ts.parquet")
+		code, _, stderr := quiver(t, append([]string{"training-set", "--repo", dir, "--entities", labels,
+			"--features", "driver_hourly:conv_rate", "--out", out}, args...)...)
+		require.Equal(t, 0, code, stderr)
+		_, rows, err := eng.Head(context.Background(), out, 2000)
+		require.NoError(t, err)
+		return rows
+	}
+	plain := head()
+	require.Equal(t, plain, head("--as-of", "now"))
+	early := head("--as-of", "2000-01-01")
+	require.Len(t, early, len(plain))
+	conv := len(early[0]) - 1
+	known := 0
+	for i := range plain {
+		require.Equal(t, "NULL", early[i][conv], "row %d: nothing was known in 2000", i)
+		if plain[i][conv] != "NULL" {
+			known++
+		}
+	}
+	require.Positive(t, known)
+	code, _, stderr = quiver(t, "training-set", "--repo", dir, "--entities", labels, "--features", "driver_hourly:conv_rate", "--out", "-", "--as-of", "last week")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, `--as-of: "last week" is not a time`)
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
@@ -18,7 +19,7 @@ import (
 	"github.com/quiverdata/quiver/storage"
 )
 
-const trainingSetUsage = "training-set --entities FILE --features REFS [--feature-service S] [--full-feature-names] --out FILE|-"
+const trainingSetUsage = "training-set --entities FILE --features REFS [--feature-service S] [--full-feature-names] [--as-of TIME] --out FILE|-"
 
 // latestDefinitions loads quiver.yaml and the latest applied registry
 // version: commands that read definitions never read the YAML on disk.
@@ -49,6 +50,7 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 	keyMap := f.String("join-key-map", "", "entity-table columns for join keys it names differently: `KEY=COLUMN` or VIEW.KEY=COLUMN, comma-separated")
 	explain := f.Bool("explain", false, "print the SQL and the engine's plan instead of running it")
 	preview := f.Int("preview", 0, "after writing Parquet, print its first `N` rows")
+	asOf := f.String("as-of", "", "build the set as of what was known at `TIME` (RFC 3339, or a date): rows created later are left out")
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
@@ -76,6 +78,12 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	var cutoff time.Time
+	if *asOf != "" {
+		if cutoff, err = parseTime(*asOf); err != nil {
+			return usageError{"--as-of: " + err.Error()}
+		}
+	}
 	if err := checkInputPath("--entities", *entities); err != nil {
 		return err
 	}
@@ -96,6 +104,7 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 		FullFeatureNames: *full,
 		TimestampColumn:  *tsCol,
 		JoinKeyMap:       joinKeys,
+		AsOf:             cutoff,
 	}
 	if *explain {
 		plan, err := eng.Explain(ctx, req, false)

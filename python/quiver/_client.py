@@ -245,6 +245,22 @@ def _parse_time(s: str) -> _dt.datetime:
     return _dt.datetime.fromisoformat(s)
 
 
+
+def _as_of(value) -> str | None:
+    """An as_of cutoff as the RFC 3339 string the server takes."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        return value.isoformat()
+    if isinstance(value, _dt.date):
+        return _dt.datetime(value.year, value.month, value.day, tzinfo=_dt.timezone.utc).isoformat()
+    raise TypeError(f"as_of takes a datetime, a date or an RFC 3339 string, not {type(value).__name__}")
+
+
 class Client:
     """A client of one Quiver server.
 
@@ -326,7 +342,7 @@ class Client:
 
     def training_set(self, entities, features: Sequence[str] | None = None, feature_service: str | None = None,
                      full_feature_names: bool = False, timestamp_column: str = "event_timestamp",
-                     join_key_map: Mapping[str, str] | None = None) -> TrainingSet:
+                     join_key_map: Mapping[str, str] | None = None, as_of=None) -> TrainingSet:
         """A point-in-time training set: each entity row joined with the
         feature values known at its timestamp, rows in the entity table's
         order.
@@ -334,11 +350,16 @@ class Client:
         ``entities`` is a pyarrow.Table (or RecordBatch, or RecordBatchReader),
         a pandas.DataFrame, or a Parquet path or glob within the server's
         data root. A table is streamed to the server (Flight DoExchange);
-        a path is read by the server (DoGet)."""
+        a path is read by the server (DoGet).
+
+        ``as_of`` (a datetime, naive meaning UTC, a date, or an RFC 3339
+        string) builds the set as of what was known then: feature rows
+        created later are left out, so a set rebuilt today matches the one a
+        model trained on that date saw."""
         fields = dict(features=list(features) if features else None, feature_service=feature_service,
                       full_feature_names=full_feature_names,
                       timestamp_column=None if timestamp_column == "event_timestamp" else timestamp_column,
-                      join_key_map=dict(join_key_map) if join_key_map else None)
+                      join_key_map=dict(join_key_map) if join_key_map else None, as_of=_as_of(as_of))
         if isinstance(entities, (str, os.PathLike)):
             ticket = flight.Ticket(self._command("training_set", entities=os.fspath(entities), **fields))
             return TrainingSet(lambda: self._flight().do_get(ticket, self._options()))
@@ -369,7 +390,7 @@ class Client:
     def save_training_set(self, entities, path: str, features: Sequence[str] | None = None,
                           feature_service: str | None = None, full_feature_names: bool = False,
                           timestamp_column: str = "event_timestamp", join_key_map: Mapping[str, str] | None = None,
-                          overwrite: bool = False) -> "SavedDataset":
+                          overwrite: bool = False, as_of=None) -> "SavedDataset":
         """Builds a training set on the server and saves it there, at
         ``path`` within the server's data root (``.arrow`` for an Arrow IPC
         file, ``.parquet`` for Parquet), so that a job builds it once and
@@ -379,12 +400,12 @@ class Client:
 
         ``entities`` is what ``training_set`` takes: a path within the data
         root is read by the server (a Flight action), a table or DataFrame is
-        uploaded (Flight DoPut)."""
+        uploaded (Flight DoPut). ``as_of`` is ``training_set``'s."""
         fields = dict(features=list(features) if features else None, feature_service=feature_service,
                       full_feature_names=full_feature_names,
                       timestamp_column=None if timestamp_column == "event_timestamp" else timestamp_column,
                       join_key_map=dict(join_key_map) if join_key_map else None,
-                      out=os.fspath(path), overwrite=overwrite)
+                      out=os.fspath(path), overwrite=overwrite, as_of=_as_of(as_of))
         try:
             if isinstance(entities, (str, os.PathLike)):
                 body = self._command("training_set", entities=os.fspath(entities), **fields)

@@ -66,6 +66,24 @@ def test_training_set_full_feature_names_and_service(client, labels):
     assert t.num_rows == labels.num_rows
 
 
+def test_training_set_as_of(client, labels, cli_set):
+    # As of a time before any feature row was known: no features; as of
+    # now, the same set; as a datetime, a date or a string.
+    early = client.training_set(labels, features=FEATURES, as_of=dt.date(2000, 1, 1)).to_arrow()
+    assert early.num_rows == cli_set.num_rows
+    assert early.column("conv_rate").null_count == early.num_rows
+    now = dt.datetime.now(dt.timezone.utc)
+    _same(client.training_set("driver_labels.parquet", features=FEATURES, as_of=now).to_arrow(), cli_set)
+    _same(client.training_set(labels, features=FEATURES, as_of=now.isoformat()).to_arrow(), cli_set)
+    saved = client.save_training_set("driver_labels.parquet", "sets/as_of_2000.parquet", features=FEATURES,
+                                     as_of=dt.datetime(2000, 1, 1), overwrite=True)
+    assert client.dataset(saved.path).to_arrow().column("conv_rate").null_count == saved.rows
+    _raises("InvalidArgument", 'as_of "yesterday" is not an RFC 3339 time',
+            lambda: client.training_set(labels, features=FEATURES, as_of="yesterday").to_arrow())
+    with pytest.raises(TypeError):
+        client.training_set(labels, features=FEATURES, as_of=17)
+
+
 def test_training_set_timestamp_column(client, labels, cli_set):
     renamed = labels.rename_columns(["driver_id", "label_time", "trip_completed", "surge"])
     got = client.training_set(renamed, features=FEATURES, timestamp_column="label_time").to_arrow()
