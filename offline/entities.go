@@ -65,6 +65,23 @@ func (e *Engine) loadEntities(ctx context.Context, q *prepared, ents Entities) e
 		if err := numbered.Err(); err != nil {
 			return fmt.Errorf("entity table: %w", err)
 		}
+	case ents.spinePlan != nil:
+		sp := ents.spinePlan
+		rel, err := e.sourceRelation(ctx, q.conn, sp.view, &q.staged, nil)
+		if err != nil {
+			return fmt.Errorf("spine: %w", err)
+		}
+		order := colKey
+		if sp.view.aggregated() {
+			order = colOrd
+		}
+		sql := fmt.Sprintf("CREATE TEMP TABLE %s AS %s", entitiesTable, spineSQL(duckDialect{}, sp, rel, order))
+		if _, err := execCount(ctx, q.conn, sql); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("%w: spine over %s: %s", ErrInvalidRequest, sp.View, duckErr(err))
+		}
 	default:
 		return invalidf("no entity table (give a Parquet path or an Arrow stream)")
 	}
@@ -183,13 +200,13 @@ func checkEntities(types colTypes, cols []column, tsCol string, plans []*viewPla
 // checkOneForm refuses an entity table given in more than one form.
 func (ents Entities) checkOneForm() error {
 	given := 0
-	for _, set := range []bool{ents.path != "", ents.files != nil, ents.reader != nil} {
+	for _, set := range []bool{ents.path != "", ents.files != nil, ents.reader != nil, ents.spine != nil} {
 		if set {
 			given++
 		}
 	}
 	if given > 1 {
-		return invalidf("entity table: give a Parquet path, Parquet files or an Arrow stream, not several")
+		return invalidf("entity table: give a Parquet path, Parquet files, an Arrow stream or a spine, not several")
 	}
 	return nil
 }

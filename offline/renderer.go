@@ -83,6 +83,9 @@ func (e *Engine) prepare(ctx context.Context, req *Request) (session, *resolved,
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := e.planSpine(req); err != nil {
+		return nil, nil, err
+	}
 	tsCol := req.TimestampColumn
 	if tsCol == "" {
 		tsCol = DefaultTimestampColumn

@@ -21,11 +21,14 @@ var ErrInvalidRequest = errors.New("quiver: invalid training-set request")
 // Entities is a training set's entity table: join-key columns, an event
 // timestamp column and any other columns (labels), which are carried
 // through. Build one with EntitiesFromParquet, EntitiesFromParquetFiles or
-// EntitiesFromArrow.
+// EntitiesFromArrow, or generate one from a view with EntitiesFromSpine.
 type Entities struct {
 	path   string
 	files  []string
 	reader array.RecordReader
+	spine  *Spine
+	// spinePlan is the spine with its view's plan, once planned.
+	spinePlan *spinePlan
 }
 
 // EntitiesFromParquetFiles reads the entity table from Parquet files, in

@@ -192,6 +192,8 @@ func (s *sparkSession) loadEntities(ctx context.Context, ents Entities) error {
 		return err
 	}
 	switch {
+	case ents.spinePlan != nil:
+		return invalidf("spine over %s: a generated entity table is built by the duckdb engine only, not yet by spark", ents.spinePlan.View)
 	case ents.reader != nil:
 		for _, f := range ents.reader.Schema().Fields() {
 			if strings.HasPrefix(f.Name, internalPrefix) {

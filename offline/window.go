@@ -165,6 +165,9 @@ type dialect interface {
 	// latestOf is the aggregate of x at its latest event (event time, then
 	// source order), without its FILTER.
 	latestOf(x string) string
+	// fromMicros is the timestamp of x microseconds since the epoch, of
+	// the type source relations give event times.
+	fromMicros(x string) string
 }
 
 // duckDialect is DuckDB's.
@@ -190,6 +193,7 @@ func (duckDialect) intSum(x, filter string) string {
 	h := "sum(" + x + ")" + filter
 	return fmt.Sprintf("CAST(((%s + %s) %% %s + %s) %% %s - %s AS BIGINT)", h, two63, two64, two64, two64, two63)
 }
+func (duckDialect) fromMicros(x string) string { return "make_timestamp(" + x + ")" }
 func (duckDialect) latestOf(x string) string {
 	return fmt.Sprintf("arg_max(%s, struct_pack(t := v.%s, o := v.%s))", x, colUS, colOrd)
 }
