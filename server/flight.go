@@ -130,6 +130,33 @@ func trainingRequest(c *wire.FlightCommand, defs *registry.Definitions, ents off
 		FullFeatureNames: c.FullFeatureNames, TimestampColumn: c.TimestampColumn, JoinKeyMap: c.JoinKeyMap, AsOf: c.AsOfTime()}
 }
 
+// ticketEntities is the entity table of a ticket's or an action's
+// training_set command: its spine, or the entity files it names, confined
+// to the data root (what names the call in messages).
+func (f *FlightService) ticketEntities(cmd *wire.FlightCommand, what string) (offline.Entities, error) {
+	if sp := cmd.Spine; sp != nil {
+		spine := offline.Spine{View: sp.View}
+		spine.Start, _ = time.Parse(time.RFC3339Nano, sp.Start) // checked when decoded
+		spine.End, _ = time.Parse(time.RFC3339Nano, sp.End)
+		if sp.Every != "" {
+			d, err := registry.ParseDuration(sp.Every)
+			if err != nil || d.Std() <= 0 {
+				return offline.Entities{}, flightInvalid("spine every %q is not a positive duration (e.g. 1h, 15m, 1d)", sp.Every)
+			}
+			spine.Every = d.Std()
+		}
+		return offline.EntitiesFromSpine(spine), nil
+	}
+	if cmd.Entities == "" {
+		return offline.Entities{}, flightInvalid("%sthe command names no entities (a Parquet file or glob within the data root, or a spine)", what)
+	}
+	files, err := f.entityFiles(cmd.Entities)
+	if err != nil {
+		return offline.Entities{}, err
+	}
+	return f.entitiesOf(files), nil
+}
+
 // globChars are the characters a path may use as a glob pattern (Go's
 // filepath.Match, which the service expands itself; DuckDB is given the
 // files it matched, never a pattern).
@@ -293,11 +320,11 @@ func within(root, path string) bool {
 
 // ticketTrainingSet opens the training set a ticket or descriptor names.
 func (f *FlightService) ticketTrainingSet(ctx context.Context, cmdBytes []byte) (array.RecordReader, error) {
-	cmd, files, err := f.ticketCommand(cmdBytes)
+	cmd, ents, err := f.ticketCommand(cmdBytes)
 	if err != nil {
 		return nil, err
 	}
-	rr, err := f.offline.TrainingSet(ctx, trainingRequest(cmd, f.snapshot().Defs, f.entitiesOf(files)))
+	rr, err := f.offline.TrainingSet(ctx, trainingRequest(cmd, f.snapshot().Defs, ents))
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -306,26 +333,23 @@ func (f *FlightService) ticketTrainingSet(ctx context.Context, cmdBytes []byte) 
 
 // ticketCommand parses a ticket or descriptor naming a training set over
 // entity files (which it expands and confines to the data root) or a
-// dataset.
-func (f *FlightService) ticketCommand(cmdBytes []byte) (*wire.FlightCommand, []string, error) {
+// spine, or a dataset.
+func (f *FlightService) ticketCommand(cmdBytes []byte) (*wire.FlightCommand, offline.Entities, error) {
 	cmd, err := wire.DecodeFlightCommand(cmdBytes)
 	if err != nil {
-		return nil, nil, flightInvalid("%v", err)
+		return nil, offline.Entities{}, flightInvalid("%v", err)
 	}
 	if cmd.Kind != wire.FlightTrainingSet && cmd.Kind != wire.FlightDataset {
-		return nil, nil, flightInvalid("a ticket names a training set or a dataset; %q streams its entities with DoExchange", cmd.Kind)
+		return nil, offline.Entities{}, flightInvalid("a ticket names a training set or a dataset; %q streams its entities with DoExchange", cmd.Kind)
 	}
 	if err := outMisplaced(cmd); err != nil {
-		return nil, nil, err
+		return nil, offline.Entities{}, err
 	}
 	if cmd.Kind == wire.FlightDataset {
-		return cmd, nil, nil
+		return cmd, offline.Entities{}, nil
 	}
-	if cmd.Entities == "" {
-		return nil, nil, flightInvalid("the command names no entities (a Parquet file or glob within the data root)")
-	}
-	files, err := f.entityFiles(cmd.Entities)
-	return cmd, files, err
+	ents, err := f.ticketEntities(cmd, "")
+	return cmd, ents, err
 }
 
 // DoGet streams the training set or the saved dataset a ticket names.
@@ -390,8 +414,8 @@ func (f *FlightService) DoExchange(stream flight.FlightService_DoExchangeServer)
 	if err != nil {
 		return flightInvalid("%v", err)
 	}
-	if cmd.Entities != "" {
-		return flightInvalid("DoExchange reads the entities from the stream; a path belongs in a DoGet ticket")
+	if cmd.Entities != "" || cmd.Spine != nil {
+		return flightInvalid("DoExchange reads the entities from the stream; a path or a spine belongs in a DoGet ticket")
 	}
 	if err := outMisplaced(cmd); err != nil {
 		return err
@@ -690,14 +714,14 @@ func (f *FlightService) flightInfo(ctx context.Context, d *flight.FlightDescript
 		if isFeastCommand(d.GetCmd()) {
 			return f.feastInfo(d)
 		}
-		cmd, files, err := f.ticketCommand(d.GetCmd())
+		cmd, ents, err := f.ticketCommand(d.GetCmd())
 		if err != nil {
 			return nil, err
 		}
 		if cmd.Kind == wire.FlightDataset {
 			return f.datasetInfo(ctx, d, cmd)
 		}
-		sch, err := f.trainingSetSchema(ctx, cmd, files)
+		sch, err := f.trainingSetSchema(ctx, cmd, ents)
 		if err != nil {
 			return nil, grpcError(err)
 		}
@@ -710,13 +734,13 @@ func (f *FlightService) flightInfo(ctx context.Context, d *flight.FlightDescript
 
 // trainingSetSchema describes a training set; loading its entity table
 // takes a training-set slot like building it.
-func (f *FlightService) trainingSetSchema(ctx context.Context, cmd *wire.FlightCommand, files []string) (*arrow.Schema, error) {
+func (f *FlightService) trainingSetSchema(ctx context.Context, cmd *wire.FlightCommand, ents offline.Entities) (*arrow.Schema, error) {
 	release, err := f.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	return f.offline.TrainingSetSchema(ctx, trainingRequest(cmd, f.snapshot().Defs, f.entitiesOf(files)))
+	return f.offline.TrainingSetSchema(ctx, trainingRequest(cmd, f.snapshot().Defs, ents))
 }
 
 // GetFlightInfo implements Flight.

@@ -71,14 +71,14 @@ func (f *FlightService) DoAction(a *flight.Action, stream flight.FlightService_D
 	if cmd.Out == "" {
 		return flightInvalid(`save_training_set: the command names no out (a path within the data root, such as "sets/train.arrow")`)
 	}
-	if cmd.Entities == "" {
-		return flightInvalid("save_training_set: the command names no entities (a Parquet file or glob within the data root; to send them from the client, use DoPut)")
+	if cmd.Entities == "" && cmd.Spine == nil {
+		return flightInvalid("save_training_set: the command names no entities (a Parquet file or glob within the data root, or a spine; to send them from the client, use DoPut)")
 	}
-	files, err := f.entityFiles(cmd.Entities)
+	ents, err := f.ticketEntities(cmd, "save_training_set: ")
 	if err != nil {
 		return err
 	}
-	saved, err := f.save(stream.Context(), cmd, f.entitiesOf(files))
+	saved, err := f.save(stream.Context(), cmd, ents)
 	if err != nil {
 		return err
 	}
@@ -112,8 +112,8 @@ func (f *FlightService) DoPut(stream flight.FlightService_DoPutServer) error {
 	if cmd.Out == "" {
 		return flightInvalid(`DoPut saves a training set: the command names no out (a path within the data root, such as "sets/train.arrow")`)
 	}
-	if cmd.Entities != "" {
-		return flightInvalid("DoPut reads the entities from the stream; a path belongs in the save_training_set action")
+	if cmd.Entities != "" || cmd.Spine != nil {
+		return flightInvalid("DoPut reads the entities from the stream; a path or a spine belongs in the save_training_set action")
 	}
 	saved, err := f.save(stream.Context(), cmd, offline.EntitiesFromArrow(&checkedReader{Reader: rd}))
 	if err != nil {

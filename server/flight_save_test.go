@@ -590,3 +590,50 @@ func TestFlightTrainingSetAsOf(t *testing.T) {
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
 	require.ErrorContains(t, err, `as_of "yesterday" is not an RFC 3339 time`)
 }
+
+// A spine in a ticket: the view's events become the entity rows, by DoGet
+// and in the save action; a spine in DoExchange, or a bad cadence, is
+// InvalidArgument.
+func TestFlightSpine(t *testing.T) {
+	ft := startFlightTest(t, Limits{})
+	sp := &wire.FlightSpine{View: "stats", Start: now.Add(-2 * time.Hour).Format(time.RFC3339), End: now.Format(time.RFC3339)}
+	cmd := wire.FlightCommand{Kind: wire.FlightTrainingSet, Features: []string{"stats:rate"}, Spine: sp}
+	got, err := ft.getColumns(t, ticket(t, cmd))
+	require.NoError(t, err)
+	require.Equal(t, []string{"1", "2", "3"}, got["driver_id"], "each driver's one event, by time then source order")
+	require.Equal(t, []string{"0.1", "0.2", "0.3"}, got["rate"])
+
+	cmd.Out = "sets/spine.parquet"
+	body, err := json.Marshal(cmd)
+	require.NoError(t, err)
+	saved, err := ft.action(t, wire.FlightActionSaveTrainingSet, body)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, saved.Rows)
+
+	cmd.Out, sp.Every = "", "30m"
+	got, err = ft.getColumns(t, ticket(t, cmd))
+	require.NoError(t, err)
+	require.Len(t, got["driver_id"], 15, "3 drivers at 5 instants")
+	require.Equal(t, "(null)", got["rate"][0], "before the drivers' event")
+	require.Equal(t, "0.3", got["rate"][14])
+
+	sp.Every = "sometimes"
+	_, err = ft.getColumns(t, ticket(t, cmd))
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+	require.ErrorContains(t, err, `spine every "sometimes" is not a positive duration`)
+
+	ents := labelledEntities(2)
+	defer ents.Release()
+	stream, err := ft.client.DoExchange(context.Background())
+	require.NoError(t, err)
+	sp.Every = ""
+	body, err = json.Marshal(cmd)
+	require.NoError(t, err)
+	w := flight.NewRecordWriter(stream, ipc.WithSchema(ents.Schema()))
+	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: body})
+	require.NoError(t, w.Write(ents))
+	require.NoError(t, w.Close())
+	require.NoError(t, stream.CloseSend())
+	_, err = flight.NewRecordReader(stream)
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+}

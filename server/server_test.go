@@ -521,7 +521,12 @@ func FuzzDecodeFlightCommand(f *testing.F) {
 		`{"kind": "training_set", "range": [0, 1]}`, `{"kind": "online_features", "version": "1-2"}`,
 		`{"kind": "training_set", "features": ["v:f"], "as_of": "2026-11-20T00:00:00Z"}`, `{"kind": "training_set", "as_of": "2026-11-20"}`,
 		`{"kind": "training_set", "as_of": "2026-11-20T00:00:00.123456789+05:30"}`, `{"kind": "online_features", "as_of": "2026-11-20T00:00:00Z"}`,
-		`{"kind": "dataset", "path": "t.arrow", "as_of": "2026-11-20T00:00:00Z"}`, `{"kind": "training_set", "as_of": 17}`, `{"kind": ` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`,
+		`{"kind": "dataset", "path": "t.arrow", "as_of": "2026-11-20T00:00:00Z"}`, `{"kind": "training_set", "as_of": 17}`,
+		`{"kind": "training_set", "features": ["v:f"], "spine": {"view": "v", "start": "2026-11-01T00:00:00Z", "end": "2026-11-02T00:00:00Z", "every": "1h"}}`,
+		`{"kind": "training_set", "spine": {"view": "v", "start": "2026-11-01", "end": "2026-11-02T00:00:00Z"}}`,
+		`{"kind": "training_set", "entities": "e.parquet", "spine": {"view": "v", "start": "2026-11-01T00:00:00Z", "end": "2026-11-02T00:00:00Z"}}`,
+		`{"kind": "online_features", "spine": {"view": "v", "start": "2026-11-01T00:00:00Z", "end": "2026-11-02T00:00:00Z"}}`,
+		`{"kind": "dataset", "path": "t.arrow", "spine": {"view": "v"}}`, `{"kind": "training_set", "spine": {"view": ""}}`, `{"kind": "training_set", "spine": null}`, `{"kind": ` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -547,8 +552,15 @@ func FuzzDecodeFlightCommand(f *testing.F) {
 			if c.AsOf != "" && c.AsOfTime().IsZero() {
 				t.Fatalf("accepted as_of %q, which does not parse", c.AsOf)
 			}
+			if sp := c.Spine; sp != nil {
+				_, err1 := time.Parse(time.RFC3339Nano, sp.Start)
+				_, err2 := time.Parse(time.RFC3339Nano, sp.End)
+				if c.Kind != wire.FlightTrainingSet || c.Entities != "" || sp.View == "" || err1 != nil || err2 != nil {
+					t.Fatalf("accepted a spine that is not whole, or beside entities: %+v %+v", c, sp)
+				}
+			}
 		case wire.FlightDataset:
-			if c.Path == "" || len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" || c.Out != "" || c.Overwrite || c.AsOf != "" {
+			if c.Path == "" || len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" || c.Out != "" || c.Overwrite || c.AsOf != "" || c.Spine != nil {
 				t.Fatalf("accepted a dataset command with more than a path: %+v", c)
 			}
 			if c.Range != nil && len(c.Range) != 2 {

@@ -83,6 +83,19 @@ type FlightCommand struct {
 	// AsOf builds a training set as of what was known at this RFC 3339
 	// time: source rows created later are left out (offline.Request.AsOf).
 	AsOf string `json:"as_of,omitempty"`
+	// Spine generates a training set's entity rows from a feature view
+	// instead of Entities (tickets and the save action only).
+	Spine *FlightSpine `json:"spine,omitempty"`
+}
+
+// FlightSpine is a generated entity table (offline.Spine): a view's events
+// from Start to End (RFC 3339 times), or with Every (a duration such as
+// "1h" or "1d") its entities at that cadence.
+type FlightSpine struct {
+	View  string `json:"view"`
+	Start string `json:"start"`
+	End   string `json:"end"`
+	Every string `json:"every,omitempty"`
 }
 
 // AsOfTime is AsOf parsed (zero when unset); DecodeFlightCommand has
@@ -123,6 +136,21 @@ func DecodeFlightCommand(b []byte) (*FlightCommand, error) {
 				return nil, fmt.Errorf("as_of %q is not an RFC 3339 time with a zone (e.g. 2026-11-20T00:00:00Z)", c.AsOf)
 			}
 		}
+		if sp := c.Spine; sp != nil {
+			switch {
+			case c.Kind == FlightOnlineFeatures:
+				return nil, errors.New("an online_features command has no spine (a training_set command generates its entity rows with one)")
+			case c.Entities != "":
+				return nil, errors.New("give entities or a spine, not both")
+			case sp.View == "":
+				return nil, errors.New("spine needs a view: the feature view whose rows make the entity rows")
+			}
+			for name, v := range map[string]string{"start": sp.Start, "end": sp.End} {
+				if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
+					return nil, fmt.Errorf("spine %s %q is not an RFC 3339 time with a zone (e.g. 2026-11-20T00:00:00Z)", name, v)
+				}
+			}
+		}
 		if c.Overwrite && c.Out == "" {
 			return nil, errors.New("overwrite needs out: the path within the data root the training set is saved to")
 		}
@@ -130,7 +158,7 @@ func DecodeFlightCommand(b []byte) (*FlightCommand, error) {
 		if c.Path == "" {
 			return nil, errors.New(`a dataset command needs a path: a saved Arrow IPC or Parquet file within the data root`)
 		}
-		if len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" || c.TimestampColumn != "" || len(c.JoinKeyMap) > 0 || c.FullFeatureNames || c.Out != "" || c.Overwrite || c.AsOf != "" {
+		if len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" || c.TimestampColumn != "" || len(c.JoinKeyMap) > 0 || c.FullFeatureNames || c.Out != "" || c.Overwrite || c.AsOf != "" || c.Spine != nil {
 			return nil, errors.New("a dataset command takes only a path, and in a ticket a range and a version: the dataset is served as it was saved")
 		}
 		if c.Range != nil && len(c.Range) != 2 {

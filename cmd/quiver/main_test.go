@@ -481,3 +481,48 @@ func TestTrainingSetAsOf(t *testing.T) {
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, stderr, `--as-of: "last week" is not a time`)
 }
+
+// --spine generates the entity rows from a view: its events in a range,
+// or its entities at a cadence; the flags that go with it are checked.
+func TestTrainingSetSpine(t *testing.T) {
+	dir := initRepo(t)
+	code, _, stderr := quiver(t, "apply", "--repo", dir)
+	require.Equal(t, 0, code, stderr)
+	eng, err := offline.Open(offline.Options{DataRoot: t.TempDir()})
+	require.NoError(t, err)
+	defer eng.Close()
+	out := filepath.Join(t.TempDir(), "spine.parquet")
+	code, stdout, stderr := quiver(t, "training-set", "--repo", dir, "--spine", "driver_hourly", "--start", "2000-01-01", "--end", "now",
+		"--features", "driver_hourly:conv_rate", "--out", out)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "rows to "+out)
+	cols, events, err := eng.Head(context.Background(), out, 1<<20)
+	require.NoError(t, err)
+	require.Equal(t, []string{"driver_id", "event_timestamp", "conv_rate"}, cols)
+	require.NotEmpty(t, events)
+	for i, r := range events {
+		require.NotEqual(t, "NULL", r[2], "row %d: an event's own features are known at its time", i)
+	}
+
+	code, _, stderr = quiver(t, "training-set", "--repo", dir, "--spine", "driver_hourly", "--start", "2000-01-01", "--end", "2000-01-03",
+		"--every", "1d", "--features", "driver_hourly:conv_rate", "--out", out)
+	require.Equal(t, 0, code, stderr)
+	_, rows, err := eng.Head(context.Background(), out, 1<<20)
+	require.NoError(t, err)
+	require.Empty(t, rows, "no entity has a row in 2000")
+
+	for args, want := range map[string]string{
+		"--spine driver_hourly --start 2000-01-01":                         "--spine needs --start and --end",
+		"--start 2000-01-01 --end now --entities x.parquet":                "go with --spine",
+		"--spine driver_hourly --entities x.parquet":                       "not both",
+		"--spine driver_hourly --start soon --end now":                     `--start: "soon" is not a time`,
+		"--spine driver_hourly --start 2000-01-01 --end now --every never": `--every: "never" is not a positive duration`,
+	} {
+		code, _, stderr := quiver(t, append([]string{"training-set", "--repo", dir, "--features", "driver_hourly:conv_rate", "--out", out}, strings.Fields(args)...)...)
+		require.Equal(t, exitUsage, code, args)
+		require.Contains(t, stderr, want, args)
+	}
+	code, _, stderr = quiver(t, "training-set", "--repo", dir, "--spine", "nope", "--start", "2000-01-01", "--end", "now", "--features", "driver_hourly:conv_rate", "--out", out)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, `no feature view "nope"`)
+}

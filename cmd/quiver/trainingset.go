@@ -19,7 +19,7 @@ import (
 	"github.com/quiverdata/quiver/storage"
 )
 
-const trainingSetUsage = "training-set --entities FILE --features REFS [--feature-service S] [--full-feature-names] [--as-of TIME] --out FILE|-"
+const trainingSetUsage = "training-set --entities FILE | --spine VIEW --start T --end T [--every D] --features REFS [--feature-service S] [--full-feature-names] [--as-of TIME] --out FILE|-"
 
 // latestDefinitions loads quiver.yaml and the latest applied registry
 // version: commands that read definitions never read the YAML on disk.
@@ -51,6 +51,10 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 	explain := f.Bool("explain", false, "print the SQL and the engine's plan instead of running it")
 	preview := f.Int("preview", 0, "after writing Parquet, print its first `N` rows")
 	asOf := f.String("as-of", "", "build the set as of what was known at `TIME` (RFC 3339, or a date): rows created later are left out")
+	spineView := f.String("spine", "", "instead of --entities, generate the entity rows from feature `VIEW`: its events from --start to --end, or with --every its entities at that cadence")
+	start := f.String("start", "", "with --spine: the first `TIME` of the rows")
+	end := f.String("end", "", "with --spine: the last `TIME` of the rows")
+	every := f.String("every", "", "with --spine: one row per entity every `DURATION` (e.g. 1h, 1d) from --start to --end")
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
@@ -59,8 +63,14 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	switch {
-	case *entities == "":
-		return usageError{"--entities is required; usage: quiver " + trainingSetUsage}
+	case *entities == "" && *spineView == "":
+		return usageError{"--entities is required (or --spine VIEW to generate the rows); usage: quiver " + trainingSetUsage}
+	case *entities != "" && *spineView != "":
+		return usageError{"give --entities or --spine, not both"}
+	case *spineView == "" && (*start != "" || *end != "" || *every != ""):
+		return usageError{"--start, --end and --every go with --spine VIEW"}
+	case *spineView != "" && (*start == "" || *end == ""):
+		return usageError{"--spine needs --start and --end"}
 	case *out == "" && !*explain:
 		return usageError{"--out is required (a Parquet file, an Arrow IPC .arrow file, or - for Arrow on stdout); usage: quiver " + trainingSetUsage}
 	case *out != "" && *out != "-" && offline.DatasetFormat(*out) == "":
@@ -84,7 +94,24 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 			return usageError{"--as-of: " + err.Error()}
 		}
 	}
-	if err := checkInputPath("--entities", *entities); err != nil {
+	ents := offline.EntitiesFromParquet(*entities)
+	if *spineView != "" {
+		sp := offline.Spine{View: *spineView}
+		if sp.Start, err = parseTime(*start); err != nil {
+			return usageError{"--start: " + err.Error()}
+		}
+		if sp.End, err = parseTime(*end); err != nil {
+			return usageError{"--end: " + err.Error()}
+		}
+		if *every != "" {
+			d, err := registry.ParseDuration(*every)
+			if err != nil || d.Std() <= 0 {
+				return usageError{fmt.Sprintf("--every: %q is not a positive duration (e.g. 1h, 15m, 1d)", *every)}
+			}
+			sp.Every = d.Std()
+		}
+		ents = offline.EntitiesFromSpine(sp)
+	} else if err := checkInputPath("--entities", *entities); err != nil {
 		return err
 	}
 	cfg, snap, err := latestDefinitions(ctx, f.repo)
@@ -98,7 +125,7 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 	defer eng.Close()
 	req := &offline.Request{
 		Defs:             snap.Defs,
-		Entities:         offline.EntitiesFromParquet(*entities),
+		Entities:         ents,
 		Features:         splitList(*features),
 		FeatureService:   *service,
 		FullFeatureNames: *full,

@@ -8,8 +8,8 @@ quiver.torch (needs torch) reads saved training sets into tensors, sharded
 across DataLoader workers and distributed ranks.
 """
 
-from ._client import Client, DatasetPart, DatasetParts, OnlineFeatures, SavedDataset, TrainingSet
+from ._client import Client, DatasetPart, DatasetParts, OnlineFeatures, SavedDataset, Spine, TrainingSet
 from ._errors import QuiverError
 
-__all__ = ["Client", "DatasetPart", "DatasetParts", "OnlineFeatures", "QuiverError", "SavedDataset", "TrainingSet"]
+__all__ = ["Client", "DatasetPart", "DatasetParts", "OnlineFeatures", "QuiverError", "SavedDataset", "Spine", "TrainingSet"]
 __version__ = "0.1.0"

@@ -261,6 +261,27 @@ def _as_of(value) -> str | None:
     raise TypeError(f"as_of takes a datetime, a date or an RFC 3339 string, not {type(value).__name__}")
 
 
+@dataclass(frozen=True)
+class Spine:
+    """An entity table the server generates from a feature view, for a
+    training set without a label table: the view's events from ``start``
+    to ``end`` (both included), or with ``every`` (a duration such as
+    "1h" or "1d") every entity of the view at that cadence. Pass it as a
+    training set's ``entities``; the rows have the view's join keys and
+    ``event_timestamp``."""
+
+    view: str
+    start: Any
+    end: Any
+    every: str | None = None
+
+    def _json(self) -> dict:
+        out = {"view": self.view, "start": _as_of(self.start), "end": _as_of(self.end)}
+        if self.every:
+            out["every"] = self.every
+        return out
+
+
 class Client:
     """A client of one Quiver server.
 
@@ -349,8 +370,9 @@ class Client:
 
         ``entities`` is a pyarrow.Table (or RecordBatch, or RecordBatchReader),
         a pandas.DataFrame, or a Parquet path or glob within the server's
-        data root. A table is streamed to the server (Flight DoExchange);
-        a path is read by the server (DoGet).
+        data root, or a ``Spine`` the server generates the rows from. A table
+        is streamed to the server (Flight DoExchange); a path or a spine is
+        read by the server (DoGet).
 
         ``as_of`` (a datetime, naive meaning UTC, a date, or an RFC 3339
         string) builds the set as of what was known then: feature rows
@@ -360,6 +382,9 @@ class Client:
                       full_feature_names=full_feature_names,
                       timestamp_column=None if timestamp_column == "event_timestamp" else timestamp_column,
                       join_key_map=dict(join_key_map) if join_key_map else None, as_of=_as_of(as_of))
+        if isinstance(entities, Spine):
+            ticket = flight.Ticket(self._command("training_set", spine=entities._json(), **fields))
+            return TrainingSet(lambda: self._flight().do_get(ticket, self._options()))
         if isinstance(entities, (str, os.PathLike)):
             ticket = flight.Ticket(self._command("training_set", entities=os.fspath(entities), **fields))
             return TrainingSet(lambda: self._flight().do_get(ticket, self._options()))
@@ -407,8 +432,9 @@ class Client:
                       join_key_map=dict(join_key_map) if join_key_map else None,
                       out=os.fspath(path), overwrite=overwrite, as_of=_as_of(as_of))
         try:
-            if isinstance(entities, (str, os.PathLike)):
-                body = self._command("training_set", entities=os.fspath(entities), **fields)
+            if isinstance(entities, (Spine, str, os.PathLike)):
+                where = dict(spine=entities._json()) if isinstance(entities, Spine) else dict(entities=os.fspath(entities))
+                body = self._command("training_set", **where, **fields)
                 results = list(self._flight().do_action(flight.Action("save_training_set", body), self._options()))
                 if not results:
                     raise QuiverError("Internal", "the server answered save_training_set with no result")

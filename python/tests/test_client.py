@@ -84,6 +84,23 @@ def test_training_set_as_of(client, labels, cli_set):
         client.training_set(labels, features=FEATURES, as_of=17)
 
 
+def test_training_set_spine(client):
+    # No label table: the view's events, or its entities at a cadence.
+    end = dt.datetime.now(dt.timezone.utc)
+    events = client.training_set(quiver.Spine("driver_hourly", dt.date(2000, 1, 1), end), features=FEATURES).to_arrow()
+    assert events.column_names[:2] == ["driver_id", "event_timestamp"]
+    assert events.num_rows > 0
+    assert events.column("conv_rate").null_count == 0
+    start = end - dt.timedelta(days=2)
+    grid = client.training_set(quiver.Spine("driver_hourly", start, end, every="1d"), features=FEATURES).to_arrow()
+    assert grid.num_rows % 3 == 0 and grid.num_rows > 0
+    saved = client.save_training_set(quiver.Spine("driver_hourly", start, end, every="1d"), "sets/spine.parquet",
+                                     features=FEATURES, overwrite=True)
+    assert saved.rows == grid.num_rows
+    _raises("InvalidArgument", 'no feature view "nope"',
+            lambda: client.training_set(quiver.Spine("nope", start, end), features=FEATURES).to_arrow())
+
+
 def test_training_set_timestamp_column(client, labels, cli_set):
     renamed = labels.rename_columns(["driver_id", "label_time", "trip_completed", "surge"])
     got = client.training_set(renamed, features=FEATURES, timestamp_column="label_time").to_arrow()
