@@ -54,6 +54,15 @@ run training-set --entities data/driver_labels.parquet \
   --out train.parquet --preview 8
 echo "(driver 9999 is unknown, and one row comes 59h after the last stats, beyond the 48h ttl: their features are null)"
 
+step "As of what was known: the same set built as of a date before any stats row was created (no features)"
+run training-set --entities data/driver_labels.parquet \
+  --features driver_hourly:conv_rate --as-of 2000-01-01 \
+  --out train_as_of.parquet --preview 3
+
+step "No label table yet: a spine of every driver twice a day over the last two days, generated from the view"
+run training-set --spine driver_hourly --start "$(date -u -d '2 days ago' +%Y-%m-%dT12:00:00Z)" --end now --every 12h \
+  --features driver_hourly:conv_rate --out train_spine.parquet --preview 4
+
 step "On-demand features in a training set: driver_scores:adjusted_conv = conv_rate × the label's surge (CEL)"
 run training-set --entities data/driver_labels.parquet \
   --features driver_hourly:conv_rate,driver_scores:adjusted_conv \
