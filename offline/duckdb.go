@@ -117,6 +117,9 @@ type prepared struct {
 	conn *duckdb.Conn
 	sql  string
 	rows int64
+	// merge, when every view has a fresh compacted copy, runs the join
+	// as a merge (merge.go) instead of sql.
+	merge *mergePlan
 	// staged holds the copies of objects the request reads.
 	staged staged
 }
@@ -172,6 +175,11 @@ func (q *prepared) render(ctx context.Context, res *resolved, ts column) error {
 		sources[i] = rel
 	}
 	q.sql = trainingSetSQL(res.plans, sources, ts.name, ts.typ, res.demands, q.e.join)
+	mp, err := q.e.planMerge(res, ts)
+	if err != nil {
+		return err
+	}
+	q.merge = mp
 	return nil
 }
 
@@ -193,8 +201,26 @@ func (q *prepared) timeBounds(ctx context.Context, ts column) (timeBounds, error
 	return timeBounds{lo: lo, hi: hi, ok: ok1 && ok2}, nil
 }
 
-// run starts the query; its reader closes the connection when released.
+// run starts the query, or the merge join when the views have compacted
+// copies; its reader closes the connection when released.
 func (q *prepared) run(ctx context.Context) (array.RecordReader, error) {
+	if q.merge != nil {
+		want, err := q.schema(ctx)
+		if err != nil {
+			return nil, q.fail(err)
+		}
+		rr, err := q.runMerged(ctx, q.merge, want)
+		if err == nil {
+			return rr, nil
+		}
+		if !errors.Is(err, errNoMerge) {
+			if ctx.Err() != nil {
+				return nil, q.fail(ctx.Err())
+			}
+			return nil, q.fail(fmt.Errorf("merge join: %w", err))
+		}
+		// The SQL join does what the merge cannot.
+	}
 	ar, err := duckdb.NewArrowFromConn(q.conn)
 	if err != nil {
 		return nil, q.fail(err)
@@ -223,6 +249,14 @@ func (q *prepared) schema(ctx context.Context) (*arrow.Schema, error) {
 }
 
 func (q *prepared) copyParquet(ctx context.Context, path string) (int64, error) {
+	if q.merge != nil {
+		rr, err := q.run(ctx)
+		if err != nil {
+			return 0, err
+		}
+		defer rr.Release()
+		return writeParquetFile(ctx, rr, path)
+	}
 	n, err := execCount(ctx, q.conn, "COPY ("+q.sql+") TO "+quoteString(path)+fmt.Sprintf(" (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)", SaveBatchRows))
 	if err != nil {
 		return 0, errors.New(duckErr(err))

@@ -46,6 +46,10 @@ type Options struct {
 	// Spark, when its Remote is set, builds training sets and latest rows
 	// on a Spark cluster instead of DuckDB (spark.go).
 	Spark SparkOptions
+	// CompactDir holds the compacted copies of views (compact.go) that
+	// training sets merge-join instead of sorting the views' rows; empty:
+	// none are made or used.
+	CompactDir string
 }
 
 // CacheOptions bound the object cache: local copies of the Parquet
@@ -107,6 +111,8 @@ type Engine struct {
 	remoteRoot bool
 	store      *storage.Store
 	connector  *duckdb.Connector
+	// merged counts the training sets the merge join built (merge.go).
+	merged atomic.Int64
 	// The object cache, opened on first use (objectCache).
 	cacheOnce   sync.Once
 	cacheOpened atomic.Bool

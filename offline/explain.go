@@ -32,6 +32,12 @@ func (q *prepared) explain(ctx context.Context, analyze bool) (string, error) {
 	}
 	defer rows.Close()
 	var b strings.Builder
+	if q.merge != nil {
+		b.WriteString("-- merge join over compacted copies (the SQL below runs only if the merge cannot):\n")
+		for i, p := range q.merge.res.plans {
+			fmt.Fprintf(&b, "--   %s: %s\n", p.view.Name, q.merge.copies[i])
+		}
+	}
 	b.WriteString(q.sql + "\n\n")
 	vals := make([]driver.Value, len(rows.Columns()))
 	for {
