@@ -76,6 +76,7 @@ func OptionsFromConfig(cfg *registry.Config) Options {
 		Threads:       cfg.Offline.DuckDB.Threads,
 		Storage:       cfg.StorageConfig(),
 		Cache:         CacheOptions{Dir: cfg.Abs(cfg.Offline.Cache.Dir), MaxBytes: int64(cfg.Offline.Cache.MaxBytes), WholeObjects: cfg.Offline.Cache.WholeObjects},
+		CompactDir:    cfg.Abs(cfg.Offline.Compact.Dir),
 		Spark:         SparkOptions{Remote: cfg.Offline.Spark.Remote, Conf: cfg.Offline.Spark.Conf, ClientOut: cfg.Offline.Spark.Out == registry.SparkOutClient},
 	}
 }

@@ -377,6 +377,9 @@ func mergeView(ctx context.Context, p *viewPlan, path string, side *entityKeys, 
 	return out, nil
 }
 
+// MergeJoins is how many training sets the merge join has built.
+func (e *Engine) MergeJoins() int64 { return e.merged.Load() }
+
 // minKnownCreated: a compacted copy's created time at or below it is a
 // null created time (DuckDB's -infinity).
 const minKnownCreated = -(1 << 62)

@@ -48,6 +48,16 @@ type OfflineConfig struct {
 	// Cache bounds the local copies of Parquet objects read from object
 	// storage (docs/storage.md).
 	Cache CacheConfig `yaml:"cache"`
+	// Compact is where quiver compact writes the views' compacted copies,
+	// which training sets merge-join (docs/offline.md).
+	Compact CompactConfig `yaml:"compact"`
+}
+
+// CompactConfig is offline.compact.
+type CompactConfig struct {
+	// Dir holds the compacted copies, relative to the repository
+	// (default .quiver/compact).
+	Dir string `yaml:"dir"`
 }
 
 // CacheConfig is offline.cache: where Parquet objects read from object
@@ -209,6 +219,7 @@ func (c *Config) EnsureDefaults() {
 	def("registry", &c.Registry, ".quiver/registry")
 	def("offline.data_root", &c.Offline.DataRoot, "data")
 	def("offline.duckdb.temp_directory", &c.Offline.DuckDB.TempDirectory, ".quiver/tmp")
+	def("offline.compact.dir", &c.Offline.Compact.Dir, ".quiver/compact")
 	def("online.type", &c.Online.Type, OnlineEmbedded)
 	if c.Online.Type == OnlineEmbedded {
 		def("online.path", &c.Online.Path, ".quiver/online")

@@ -78,7 +78,7 @@ func main() {
 		}
 		// Rows, the bytes the object cache fetched (S3 cases), the time.
 		fmt.Println(res.rows)
-		if isS3(*caseName) {
+		if isS3(*caseName) || *caseName == "quiver-compact" {
 			fmt.Println(res.fetched)
 		}
 		fmt.Println(res.elapsed.Nanoseconds())
@@ -120,6 +120,9 @@ func benchDist() error {
 		{"quiver-arrow", "Quiver training set → Arrow"},
 		{"quiver-parquet", "Quiver training set → Parquet"},
 		{"quiver-union", "Quiver → Arrow, union form (Spark's join)"},
+		{"quiver-merge", "Quiver → Arrow, merge join over compacted copies"},
+		{"quiver-merge-parquet", "Quiver → Parquet, merge join over compacted copies"},
+		{"quiver-compact", "compacting every view (preparation, once per data change)"},
 		{"quiver-arrow-s3-cold", "Quiver → Arrow, on S3, cold cache (slices)"},
 		{"quiver-arrow-s3", "Quiver → Arrow, on S3, warm cache"},
 		{"quiver-arrow-s3-whole-cold", "Quiver → Arrow, on S3, cold cache, whole objects"},
@@ -173,8 +176,9 @@ func benchDist() error {
 		cache       string // the object cache directory of an S3 case
 		ds          []time.Duration
 		peak        int64
-		fetched     int64 // bytes, over the timed runs
+		fetched     int64 // bytes, over the timed runs (the copies' bytes for compaction)
 		requests    int64 // answered by the store, over the timed runs
+		rowsOut     int64 // rows compacted
 	}
 	var active []*state
 	for _, c := range cases {
@@ -192,11 +196,25 @@ func benchDist() error {
 		if isSpark(c.name) {
 			args = append(args, "-spark", sparkServer.Remote())
 		}
+		if isMerge(c.name) {
+			args = append(args, "-cache", filepath.Join(*dir, "compacted-"+*dist))
+		}
+		if c.name == "quiver-compact" {
+			args = append(args, "-cache", c.cache)
+		}
 		res, err := report.Child(args...)
 		if err != nil {
 			return res, err
 		}
 		lines := strings.Split(res.Output, "\n")
+		if c.name == "quiver-compact" {
+			if len(lines) < 2 {
+				return res, fmt.Errorf("%s did not say what it wrote", c.name)
+			}
+			c.fetched, _ = strconv.ParseInt(strings.TrimSpace(lines[1]), 10, 64)
+			c.rowsOut, _ = strconv.ParseInt(strings.TrimSpace(lines[0]), 10, 64)
+			return res, nil
+		}
 		if got := strings.TrimSpace(lines[0]); got != fmt.Sprint(*entities) {
 			return res, fmt.Errorf("%s produced %s rows, want %d", c.name, got, *entities)
 		}
@@ -216,6 +234,16 @@ func benchDist() error {
 	cold := func(name string) bool { return strings.HasSuffix(name, "-cold") }
 	// A warm case's cache is filled by one untimed run first; a cold case
 	// gets a new empty cache for each run.
+	// The merge cases read copies built once, untimed; the compaction
+	// case builds them anew each run, timed.
+	if slices.ContainsFunc(active, func(c *state) bool { return isMerge(c.name) }) {
+		res, err := report.Child("-case", "quiver-compact", "-d", *dist, "-dir", *dir, "-entities", fmt.Sprint(*entities), "-rows", fmt.Sprint(*rows),
+			"-keys", fmt.Sprint(*keys), "-views", fmt.Sprint(*views), "-threads", fmt.Sprint(*threads), "-cache", filepath.Join(*dir, "compacted-"+*dist))
+		if err != nil {
+			return fmt.Errorf("compact for the merge cases: %w", err)
+		}
+		_ = res
+	}
 	for _, c := range active {
 		if err := os.RemoveAll(c.cache); err != nil {
 			return err
@@ -251,6 +279,9 @@ func benchDist() error {
 		m := report.Median(c.ds)
 		medians[c.name] = m
 		perRun := []string{"-", "-"}
+		if c.name == "quiver-compact" {
+			perRun = []string{report.Bytes(c.fetched / int64(*runs)) + " written", "-"}
+		}
 		if isS3(c.name) {
 			perRun = []string{report.Bytes(c.fetched / int64(*runs)), fmt.Sprint(c.requests / int64(*runs))}
 		}
@@ -258,8 +289,12 @@ func benchDist() error {
 		for _, d := range c.ds {
 			each = append(each, fmt.Sprintf("%.2f", d.Seconds()))
 		}
+		rate := report.Rate(int64(*entities), m)
+		if c.name == "quiver-compact" {
+			rate = report.Rate(c.rowsOut/int64(*runs), m) + " view rows"
+		}
 		rowsOut = append(rowsOut, report.Row{Case: c.label, Cells: append([]string{
-			report.Seconds(m), report.Rate(int64(*entities), m), report.Bytes(c.peak)}, append(perRun, strings.Join(each, " "))...)})
+			report.Seconds(m), rate, report.Bytes(c.peak)}, append(perRun, strings.Join(each, " "))...)})
 	}
 	report.Table(os.Stdout, []string{"case", "median", "entity rows/s", "peak RSS", "fetched/run", "requests/run", "runs (s)"}, rowsOut)
 	if sparkServer != nil {
@@ -277,6 +312,11 @@ func benchDist() error {
 	ratio("Quiver → Parquet / hand-written ASOF, same rules", "quiver-parquet", "raw-asof", "")
 	ratio("Quiver → Arrow / ASOF on event time only", "quiver-arrow", "raw-asof-time", "(ignores rule 2's tie-breaks)")
 	ratio("window functions / Quiver → Arrow", "window", "quiver-arrow", "(target ≥ 5×)")
+	ratio("merge join / Quiver → Arrow (ASOF)", "quiver-merge", "quiver-arrow", "")
+	ratio("hand-written ASOF, same rules / merge join", "raw-asof", "quiver-merge", "(target ≥ 3×)")
+	ratio("window functions / merge join", "window", "quiver-merge", "(target > 1×)")
+	ratio("merge join → Parquet / → Arrow", "quiver-merge-parquet", "quiver-merge", "")
+	ratio("compaction / merge join", "quiver-compact", "quiver-merge", "(paid once per change of the source files)")
 	ratio("union form / Quiver → Arrow (ASOF)", "quiver-union", "quiver-arrow", "(the join a Spark engine runs, here on DuckDB)")
 	ratio("Spark engine / DuckDB engine, → Arrow", "spark-arrow", "quiver-arrow", "(one node: what a cluster must win back)")
 	ratio("Spark engine / DuckDB engine, → Parquet", "spark-parquet", "quiver-parquet", "")
@@ -287,8 +327,14 @@ func benchDist() error {
 	if m, ok := medians["quiver-arrow"]; ok {
 		fmt.Printf("%-48s %s  (target ≥ 1M/s)\n", "Quiver → Arrow throughput", report.Rate(int64(*entities), m))
 	}
+	if m, ok := medians["quiver-merge"]; ok {
+		fmt.Printf("%-48s %s  (target ≥ 1M/s)\n", "merge join → Arrow throughput", report.Rate(int64(*entities), m))
+	}
 	return nil
 }
+
+// isMerge tells the cases that merge-join compacted copies.
+func isMerge(name string) bool { return strings.HasPrefix(name, "quiver-merge") }
 
 // isSpark tells the cases that run on the Spark engine.
 func isSpark(name string) bool { return strings.HasPrefix(name, "spark-") }
@@ -448,7 +494,34 @@ type caseResult struct {
 func runCase(name string) (caseResult, error) {
 	ctx := context.Background()
 	switch name {
-	case "quiver-arrow", "quiver-parquet", "quiver-union", "quiver-arrow-s3-cold", "quiver-arrow-s3", "quiver-arrow-s3-whole-cold", "spark-arrow", "spark-parquet":
+	case "quiver-compact":
+		defs, err := definitions()
+		if err != nil {
+			return caseResult{}, err
+		}
+		if *cacheDir == "" {
+			return caseResult{}, errors.New("case quiver-compact needs -cache")
+		}
+		if err := os.RemoveAll(*cacheDir); err != nil {
+			return caseResult{}, err
+		}
+		eng, err := offline.Open(offline.Options{DataRoot: filepath.Join(distDir(), "data"), Threads: *threads, TempDirectory: filepath.Join(*dir, "tmp"), CompactDir: *cacheDir})
+		if err != nil {
+			return caseResult{}, err
+		}
+		defer eng.Close()
+		start := time.Now()
+		res, err := eng.Compact(ctx, defs)
+		if err != nil {
+			return caseResult{}, err
+		}
+		var rows, bytes int64
+		for _, r := range res {
+			rows, bytes = rows+r.Rows, bytes+r.Bytes
+		}
+		return caseResult{elapsed: time.Since(start), rows: rows, fetched: bytes}, nil
+	case "quiver-arrow", "quiver-parquet", "quiver-union", "quiver-arrow-s3-cold", "quiver-arrow-s3", "quiver-arrow-s3-whole-cold", "spark-arrow", "spark-parquet",
+		"quiver-merge", "quiver-merge-parquet":
 		defs, err := definitions()
 		if err != nil {
 			return caseResult{}, err
@@ -464,6 +537,9 @@ func runCase(name string) (caseResult, error) {
 			opts.Storage = storage.Config{S3: s3mem.Options(*s3)}
 			opts.Cache = offline.CacheOptions{Dir: *cacheDir, WholeObjects: strings.Contains(name, "-whole")}
 			entities = s3mem.URI(objectKey("entities.parquet"))
+		}
+		if isMerge(name) {
+			opts.CompactDir = *cacheDir
 		}
 		if isSpark(name) {
 			if *spark == "" {
@@ -487,6 +563,9 @@ func runCase(name string) (caseResult, error) {
 			n, err = eng.WriteParquet(ctx, req, filepath.Join(distDir(), "out.parquet"))
 		} else {
 			n, err = drain(eng.TrainingSet(ctx, req))
+		}
+		if err == nil && isMerge(name) && eng.MergeJoins() == 0 {
+			err = errors.New("the merge join did not run (no fresh compacted copies?)")
 		}
 		return caseResult{elapsed: time.Since(start), rows: n, fetched: eng.CacheStats().Fetched}, err
 	case "raw-asof", "raw-asof-time", "window":

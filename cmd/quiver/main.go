@@ -78,6 +78,7 @@ func commands() []command {
 		{"registry", "read the registry: list | describe NAME | history", cmdRegistry},
 		{"training-set", "point-in-time training set to Parquet, or Arrow on stdout", cmdTrainingSet},
 		{"materialize", "load the latest offline rows into the online store", cmdMaterialize},
+		{"compact", "sort the views' rows once into compacted copies that training sets merge-join", cmdCompact},
 		{"online", "look features up in the online store", cmdOnline},
 		{"stream", "run the Kafka streaming materializer", cmdStream},
 		{"verify", "compare the online store with training sets at the stream watermark", cmdVerify},

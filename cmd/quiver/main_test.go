@@ -526,3 +526,40 @@ func TestTrainingSetSpine(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, `no feature view "nope"`)
 }
+
+// quiver compact builds the views' compacted copies once; training sets
+// then merge-join them with the same result, explain says so, and a
+// second compact finds them up to date.
+func TestCompactCommand(t *testing.T) {
+	dir := initRepo(t)
+	code, _, stderr := quiver(t, "apply", "--repo", dir)
+	require.Equal(t, 0, code, stderr)
+	labels := filepath.Join(dir, "data", "driver_labels.parquet")
+	eng, err := offline.Open(offline.Options{DataRoot: t.TempDir()})
+	require.NoError(t, err)
+	defer eng.Close()
+	head := func() [][]string {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "ts.parquet")
+		code, _, stderr := quiver(t, "training-set", "--repo", dir, "--entities", labels, "--features", "driver_hourly:*", "--out", out)
+		require.Equal(t, 0, code, stderr)
+		cols, rows, err := eng.Head(context.Background(), out, 2000)
+		require.NoError(t, err)
+		return append([][]string{cols}, rows...)
+	}
+	before := head()
+	code, stdout, stderr := quiver(t, "compact", "--repo", dir)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "driver_hourly")
+	require.Contains(t, stdout, "built in")
+	require.Equal(t, before, head())
+	code, stdout, stderr = quiver(t, "training-set", "--repo", dir, "--entities", labels, "--features", "driver_hourly:*", "--explain")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "merge join over compacted copies")
+	code, stdout, _ = quiver(t, "compact", "--repo", dir, "driver_hourly")
+	require.Equal(t, 0, code)
+	require.Contains(t, stdout, "up to date")
+	code, _, stderr = quiver(t, "compact", "--repo", dir, "nope")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, `no feature view "nope"`)
+}
