@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -17,6 +19,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/duckdb/duckdb-go/v2"
 
+	"github.com/quiverdata/quiver/internal/mmapfile"
 	"github.com/quiverdata/quiver/internal/refreader"
 	"github.com/quiverdata/quiver/registry"
 )
@@ -93,7 +96,16 @@ func (q *prepared) runMerged(ctx context.Context, mp *mergePlan, want *arrow.Sch
 	n := int(q.rows)
 	tsExpr := castTo(mp.ts.typ, quoteIdent(mp.ts.name), registry.TypeTimestamp)
 	sides := make([]*entityKeys, len(mp.res.plans))
+	shared := map[string]*entityKeys{} // views with the same entity keys share their sort
 	for i, p := range mp.res.plans {
+		var spec []string
+		for _, k := range p.keys {
+			spec = append(spec, k.entityCol+" "+k.typ.String())
+		}
+		if side, ok := shared[strings.Join(spec, ",")]; ok {
+			sides[i] = side
+			continue
+		}
 		var keys, notNull []string
 		for j := range p.keys {
 			keys = append(keys, fmt.Sprintf("k%d", j))
@@ -112,6 +124,7 @@ func (q *prepared) runMerged(ctx context.Context, mp *mergePlan, want *arrow.Sch
 		side := &entityKeys{pos: int64Values(cols[0]), keys: cols[1 : 1+len(p.keys)], ts: int64Values(cols[len(cols)-1])}
 		defer releaseAll(cols)
 		sides[i] = side
+		shared[strings.Join(spec, ",")] = side
 	}
 	// The views' merges, two at a time.
 	features := make([][]arrow.Array, len(mp.res.plans))
@@ -176,17 +189,54 @@ func (q *prepared) runMerged(ctx context.Context, mp *mergePlan, want *arrow.Sch
 
 // mergeView merge-joins one view's compacted copy with its entity rows
 // and returns its feature columns for the n entity rows in input order.
-func mergeView(ctx context.Context, p *viewPlan, path string, side *entityKeys, n int) ([]arrow.Array, error) {
+//
+// The copy is read from a memory map, batch by batch; the pages of the
+// batches behind the merge are dropped from the process's memory as it
+// goes, so resident memory stays near two batches of the copy.
+func mergeView(ctx context.Context, p *viewPlan, path string, side *entityKeys, n int) (_ []arrow.Array, err error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer fh.Close()
-	r, err := ipc.NewFileReader(fh, ipc.WithAllocator(memory.DefaultAllocator))
+	st, err := fh.Stat()
+	if err != nil {
+		return nil, err
+	}
+	data, unmap, err := mmapfile.Map(fh, st.Size(), false)
+	if err != nil {
+		return nil, err
+	}
+	defer unmap() //nolint:errcheck // nothing to do about a failed unmap
+	// A copy truncated under the map faults on read: an error, not a crash.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("compacted copy of %s: read failed (changed while read?): %v", p.view.Name, r)
+		}
+	}()
+	r, err := ipc.NewMappedFileReader(data, ipc.WithAllocator(memory.DefaultAllocator))
 	if err != nil {
 		return nil, fmt.Errorf("compacted copy of %s: %w", p.view.Name, err)
 	}
 	defer r.Close()
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(data)))
+	// start is where a batch's buffers begin in the map.
+	start := func(rec arrow.RecordBatch) int {
+		lo := len(data)
+		for _, c := range rec.Columns() {
+			for _, b := range c.Data().Buffers() {
+				if b == nil || b.Len() == 0 {
+					continue
+				}
+				off := int(uintptr(unsafe.Pointer(unsafe.SliceData(b.Bytes()))) - base)
+				if off >= 0 && off < lo {
+					lo = off
+				}
+			}
+		}
+		return lo
+	}
 	nk, nf := len(p.keys), len(p.features)
 	hasCreated := p.source.CreatedTimestampField != ""
 	tsCol, oCol := nk, nk+1
@@ -316,9 +366,14 @@ func mergeView(ctx context.Context, p *viewPlan, path string, side *entityKeys, 
 			}
 			candRow, candTS = v, vts
 		}
+		live := start(cur.rec)
+		if cand != nil && cand != cur {
+			live = min(live, start(cand.rec))
+		}
 		if cand != cur {
 			cur.rec.Release() // no row of it became the candidate
 		}
+		mmapfile.Drop(data, live)
 	}
 	for ; e < ne; e++ {
 		emit(e)

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/quiverdata/quiver/internal/ipcguard"
+	"github.com/quiverdata/quiver/internal/mmapfile"
 	"github.com/quiverdata/quiver/internal/objcache"
 	"github.com/quiverdata/quiver/internal/refreader"
 	"github.com/quiverdata/quiver/offline"
@@ -116,7 +117,7 @@ func (f *FlightService) openDataset(ctx context.Context, rel string, o datasetOp
 	}()
 	d := &dataset{rel: rel, path: path, info: info, version: version}
 	if format == offline.FormatArrow {
-		data, unmapFile, err := mapFile(fh, info.Size(), o.populate && o.rng == nil)
+		data, unmapFile, err := mmapfile.Map(fh, info.Size(), o.populate && o.rng == nil)
 		_ = fh.Close() // the mapping outlives the descriptor
 		if err != nil {
 			return nil, grpcError(fmt.Errorf("open dataset %s: %w", rel, err))

@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,6 +65,7 @@ var (
 	cacheDir = flag.String("cache", "", "the object cache directory of an S3 case (used by the parent process)")
 	spark    = flag.String("spark", "", "the Spark Connect server of a Spark case (used by the parent process)")
 	sparkMem = flag.String("spark-memory", "6g", "the local Spark server's driver memory (spark.driver.memory)")
+	cpuProf  = flag.String("cpuprofile", "", "with -case: write the case's CPU profile to `FILE`")
 )
 
 const ttlDays = 7
@@ -71,9 +73,22 @@ const ttlDays = 7
 func main() {
 	flag.Parse()
 	if *caseName != "" {
+		if *cpuProf != "" {
+			f, err := os.Create(*cpuProf)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			defer pprof.StopCPUProfile()
+		}
 		res, err := runCase(*caseName)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
+			pprof.StopCPUProfile()
 			os.Exit(1)
 		}
 		// Rows, the bytes the object cache fetched (S3 cases), the time.
@@ -280,7 +295,7 @@ func benchDist() error {
 		medians[c.name] = m
 		perRun := []string{"-", "-"}
 		if c.name == "quiver-compact" {
-			perRun = []string{report.Bytes(c.fetched / int64(*runs)) + " written", "-"}
+			perRun = []string{report.Bytes(c.fetched/int64(*runs)) + " written", "-"}
 		}
 		if isS3(c.name) {
 			perRun = []string{report.Bytes(c.fetched / int64(*runs)), fmt.Sprint(c.requests / int64(*runs))}

@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package server
+package mmapfile
 
 // mapPopulate: other systems fault the mapping in as it is read.
 const mapPopulate = 0
