@@ -307,7 +307,6 @@ func (e *Engine) compactView(ctx context.Context, p *viewPlan) (CompactResult, e
 	return CompactResult{View: p.view.Name, Path: base + ".arrow", Rows: rows, Bytes: info.Size(), Files: len(files), Took: took}, nil
 }
 
-
 // compactSQL sorts the view's rows with non-null keys and time by key,
 // event time, created time and source order, rel being its source
 // relation.
