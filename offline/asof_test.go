@@ -90,3 +90,42 @@ func newAsOfScenario(t *testing.T, seed uint64, size int) *scenario {
 	s.asOf = at(rng.IntN(16))
 	return s
 }
+
+// As of each row's own time (as_of_column: the entity timestamp): every
+// row sees only what was known at its time of prediction, against the
+// reference, with late-created rows; as_of and as_of_column together, a
+// missing or non-time column and a view with aggregations are refused.
+func TestAsOfColumnMatchesReference(t *testing.T) {
+	ctx := context.Background()
+	for seed := range 12 {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			s := newAsOfScenario(t, uint64(40+seed), []int{5, 20, 60}[seed%3])
+			s.asOf, s.asOfRowTime = nil, true
+			eng := openEngine(t, filepath.Join(s.dir, "data"))
+			entities := EntitiesFromParquet(filepath.Join(s.dir, "entities-*.parquet"))
+			if seed%2 == 1 {
+				entities = EntitiesFromArrow(s.arrowEntities(t, 5))
+			}
+			req := s.request(entities)
+			req.AsOfColumn = DefaultTimestampColumn
+			rr, err := eng.TrainingSet(ctx, req)
+			require.NoError(t, err)
+			_, rows := readAll(t, rr)
+			s.check(t, rows)
+		})
+	}
+	s := newScenario(t, 5, 10)
+	eng := openEngine(t, filepath.Join(s.dir, "data"))
+	ents := filepath.Join(s.dir, "entities-*.parquet")
+	for name, edit := range map[string]func(*Request){
+		"both":     func(r *Request) { r.AsOf, r.AsOfColumn = t0, DefaultTimestampColumn },
+		"missing":  func(r *Request) { r.AsOfColumn = "nope" },
+		"not time": func(r *Request) { r.AsOfColumn = "label" },
+	} {
+		req := s.request(EntitiesFromParquet(ents))
+		edit(req)
+		_, err := eng.TrainingSet(ctx, req)
+		require.ErrorIs(t, err, ErrInvalidRequest, name)
+		require.ErrorContains(t, err, "as_of", name)
+	}
+}

@@ -174,7 +174,10 @@ func (q *prepared) render(ctx context.Context, res *resolved, ts column) error {
 		}
 		sources[i] = rel
 	}
-	q.sql = trainingSetSQL(res.plans, sources, ts.name, ts.typ, res.demands, q.e.join)
+	q.sql = trainingSetSQL(res.plans, sources, ts.name, ts.typ, res.demands, q.e.join, res.cutoff)
+	if res.cutoff.name != "" {
+		return nil // per-row cutoffs run in SQL only
+	}
 	mp, err := q.e.planMerge(res, ts)
 	if err != nil {
 		return err

@@ -119,6 +119,9 @@ type scenario struct {
 	// asOf, when set, leaves out the rows not known then: created after
 	// it, or without a created time, with an event time after it.
 	asOf *time.Time
+	// asOfRowTime makes each entity row's own time its cutoff
+	// (Request.AsOfColumn: event_timestamp).
+	asOfRowTime bool
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -267,13 +270,17 @@ func known(c candidate, asOf *time.Time) bool {
 func (s *scenario) expected() []map[string]any {
 	out := make([]map[string]any, len(s.entities))
 	for i, e := range s.entities {
+		cutoff := s.asOf
+		if s.asOfRowTime {
+			cutoff = e.TS
+		}
 		row := map[string]any{"conv": nil, "trips": nil, "emb": nil, "rating": nil, "tier": nil, "trips_together": nil}
 		var best *candidate
 		var bestRow driverRow
 		for f, rows := range s.drivers {
 			for r, d := range rows {
 				c := candidate{ts: d.EventTimestamp, created: d.Created, file: f, row: r}
-				if e.DriverID == nil || d.DriverID == nil || *d.DriverID != *e.DriverID || !eligible(c, e.TS, s.driverTTL) || !known(c, s.asOf) {
+				if e.DriverID == nil || d.DriverID == nil || *d.DriverID != *e.DriverID || !eligible(c, e.TS, s.driverTTL) || !known(c, cutoff) {
 					continue
 				}
 				if best == nil || later(c, *best) {
@@ -293,7 +300,7 @@ func (s *scenario) expected() []map[string]any {
 		var bestRider riderRow
 		for r, d := range s.riders {
 			c := candidate{ts: d.TS, row: r}
-			if e.Rider == nil || d.RiderID == nil || *d.RiderID != *e.Rider || !eligible(c, e.TS, s.riderTTL) || !known(c, s.asOf) {
+			if e.Rider == nil || d.RiderID == nil || *d.RiderID != *e.Rider || !eligible(c, e.TS, s.riderTTL) || !known(c, cutoff) {
 				continue
 			}
 			if best == nil || later(c, *best) {
@@ -311,7 +318,7 @@ func (s *scenario) expected() []map[string]any {
 		for r, d := range s.pairs {
 			c := candidate{ts: d.TS, row: r}
 			if e.Rider == nil || e.DriverID == nil || d.RiderID == nil || d.DriverID == nil ||
-				*d.RiderID != *e.Rider || *d.DriverID != *e.DriverID || !eligible(c, e.TS, 0) || !known(c, s.asOf) {
+				*d.RiderID != *e.Rider || *d.DriverID != *e.DriverID || !eligible(c, e.TS, 0) || !known(c, cutoff) {
 				continue
 			}
 			if best == nil || later(c, *best) {

@@ -98,6 +98,9 @@ type resolved struct {
 	plans   []*viewPlan
 	columns []string
 	demands []*demand
+	// cutoff is the entity column of a per-row as_of (Request.AsOfColumn),
+	// once the entity table is described; name "" without one.
+	cutoff column
 }
 
 // resolve plans the request (package plan, cached per registry version
@@ -119,6 +122,17 @@ func (e *Engine) resolve(req *Request) (*resolved, error) {
 	}
 	for _, vp := range res.plans {
 		vp.asOf = req.AsOf
+	}
+	if req.AsOfColumn != "" {
+		if !req.AsOf.IsZero() {
+			return nil, invalidf("give as_of or as_of_column, not both")
+		}
+		for _, vp := range res.plans {
+			if vp.aggregated() {
+				return nil, invalidf("view %s has windowed aggregations, which take a training-set-wide as_of, not as_of_column %q", vp.view.Name, req.AsOfColumn)
+			}
+		}
+		res.cutoff.name = req.AsOfColumn
 	}
 	return res, nil
 }

@@ -98,6 +98,18 @@ func (e *Engine) prepare(ctx context.Context, req *Request) (session, *resolved,
 	if err == nil {
 		err = checkEntities(e.render, cols, tsCol, res.plans, res.columns, res.demands)
 	}
+	if err == nil && res.cutoff.name != "" {
+		err = invalidf("entity table has no column %q for as_of_column", res.cutoff.name)
+		for _, c := range cols {
+			if c.name == res.cutoff.name {
+				if !e.render.timestampType(c.typ) {
+					err = invalidf("entity table column %q is %s; as_of_column must be a timestamp or date", c.name, c.typ)
+				} else {
+					res.cutoff, err = c, nil
+				}
+			}
+		}
+	}
 	if err == nil {
 		ts := column{name: tsCol}
 		for _, c := range cols {

@@ -73,6 +73,12 @@ type Request struct {
 	// A set built today with AsOf at a past date is what a model trained
 	// on that date saw, whatever was backfilled since (docs/offline.md).
 	AsOf time.Time
+	// AsOfColumn, instead of AsOf, names an entity-table timestamp column
+	// that is each row's own cutoff: only source rows known at the row's
+	// cutoff count for it (a null cutoff: none). The row's own event
+	// timestamp column is the usual choice: each row as of its time of
+	// prediction. Views with windowed aggregations do not take it.
+	AsOfColumn string
 }
 
 func invalidf(format string, args ...any) error {

@@ -255,7 +255,11 @@ func sourceWhat(s *registry.Source) string {
 // order. tsType is the DuckDB type of the entity table's timestamp
 // column. form chooses how each view with features is joined
 // (joinForm).
-func trainingSetSQL(plans []*viewPlan, sources []string, tsCol, tsType string, demands []*demand, form joinForm) string {
+//
+// With a per-row cutoff (Request.AsOfColumn), views with features are
+// joined by cutoffJoinSQL instead: no as-of join can filter by a bound
+// that differs per entity row.
+func trainingSetSQL(plans []*viewPlan, sources []string, tsCol, tsType string, demands []*demand, form joinForm, cutoff column) string {
 	ts := castTo(tsType, quoteIdent(tsCol), registry.TypeTimestamp)
 	var b strings.Builder
 	b.WriteString("SELECT e.* EXCLUDE (" + colRow + ", " + colTS)
@@ -311,6 +315,12 @@ func trainingSetSQL(plans []*viewPlan, sources []string, tsCol, tsType string, d
 			fmt.Fprintf(&b, " LEFT JOIN (%s) AS %s ON %s.%s = e.%s", windowSQL(duckDialect{}, p, sources[i], ts), v, v, colRow, colRow)
 			continue
 		}
+		if cutoff.name != "" {
+			ets := castTo(tsType, "e."+quoteIdent(tsCol), registry.TypeTimestamp)
+			cut := castTo(cutoff.typ, "e."+quoteIdent(cutoff.name), registry.TypeTimestamp)
+			fmt.Fprintf(&b, " LEFT JOIN (%s) AS %s ON %s.%s = e.%s", cutoffJoinSQL(p, sources[i], ets, cut), v, v, colRow, colRow)
+			continue
+		}
 		if form == joinUnion {
 			fmt.Fprintf(&b, " LEFT JOIN (%s) AS %s ON %s.%s = e.%s", unionJoinSQL(p, sources[i], ts), v, v, colRow, colRow)
 			continue
@@ -323,4 +333,30 @@ func trainingSetSQL(plans []*viewPlan, sources []string, tsCol, tsType string, d
 	}
 	b.WriteString(" ORDER BY e." + colRow)
 	return b.String()
+}
+
+// cutoffJoinSQL joins view p to the entity rows when each row has its own
+// as_of cutoff (cut, an expression of the entity table): every row of the
+// key at or before T that was known at the cutoff (created at or before
+// it, or without a created time by its event time), the greatest by rule
+// 2's key chosen per entity row. It is a range join, so its cost grows
+// with the rows each key has before T; the ttl is checked by the caller on
+// the chosen row, as for the as-of join. rel is the view's source
+// relation, ts the entity rows' time.
+func cutoffJoinSQL(p *viewPlan, rel, ts, cut string) string {
+	var on, sel []string
+	for _, k := range p.keys {
+		on = append(on, fmt.Sprintf("e.%s = v.%s", quoteIdent(k.entityCol), quoteIdent(k.joinKey)))
+	}
+	known := "v." + colTS
+	if p.source.CreatedTimestampField != "" {
+		known = fmt.Sprintf("CASE WHEN v.%s.c = '-infinity'::TIMESTAMP THEN v.%s ELSE v.%s.c END", colKey, colTS, colKey)
+	}
+	on = append(on, fmt.Sprintf("v.%s <= %s", colTS, ts), fmt.Sprintf("%s <= %s", known, cut))
+	sel = append(sel, "e."+colRow, "v."+colTS)
+	for j := range p.features {
+		sel = append(sel, fmt.Sprintf("v.f%d", j))
+	}
+	return fmt.Sprintf("SELECT %s FROM %s AS e JOIN (%s) AS v ON %s QUALIFY row_number() OVER (PARTITION BY e.%s ORDER BY v.%s DESC) = 1",
+		strings.Join(sel, ", "), entitiesTable, rel, strings.Join(on, " AND "), colRow, colKey)
 }

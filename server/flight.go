@@ -127,7 +127,7 @@ func flightNotFound(format string, args ...any) error {
 
 func trainingRequest(c *wire.FlightCommand, defs *registry.Definitions, ents offline.Entities) *offline.Request {
 	return &offline.Request{Defs: defs, Entities: ents, Features: c.Features, FeatureService: c.FeatureService,
-		FullFeatureNames: c.FullFeatureNames, TimestampColumn: c.TimestampColumn, JoinKeyMap: c.JoinKeyMap, AsOf: c.AsOfTime()}
+		FullFeatureNames: c.FullFeatureNames, TimestampColumn: c.TimestampColumn, JoinKeyMap: c.JoinKeyMap, AsOf: c.AsOfTime(), AsOfColumn: c.AsOfColumn}
 }
 
 // ticketEntities is the entity table of a ticket's or an action's

@@ -526,7 +526,8 @@ func FuzzDecodeFlightCommand(f *testing.F) {
 		`{"kind": "training_set", "spine": {"view": "v", "start": "2026-11-01", "end": "2026-11-02T00:00:00Z"}}`,
 		`{"kind": "training_set", "entities": "e.parquet", "spine": {"view": "v", "start": "2026-11-01T00:00:00Z", "end": "2026-11-02T00:00:00Z"}}`,
 		`{"kind": "online_features", "spine": {"view": "v", "start": "2026-11-01T00:00:00Z", "end": "2026-11-02T00:00:00Z"}}`,
-		`{"kind": "dataset", "path": "t.arrow", "spine": {"view": "v"}}`, `{"kind": "training_set", "spine": {"view": ""}}`, `{"kind": "training_set", "spine": null}`, `{"kind": ` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`,
+		`{"kind": "dataset", "path": "t.arrow", "spine": {"view": "v"}}`, `{"kind": "training_set", "as_of_column": "event_timestamp"}`,
+		`{"kind": "online_features", "as_of_column": "t"}`, `{"kind": "dataset", "path": "t.arrow", "as_of_column": "t"}`, `{"kind": "training_set", "spine": {"view": ""}}`, `{"kind": "training_set", "spine": null}`, `{"kind": ` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -546,7 +547,7 @@ func FuzzDecodeFlightCommand(f *testing.F) {
 			if c.Overwrite && c.Out == "" {
 				t.Fatalf("accepted overwrite without out: %+v", c)
 			}
-			if c.Kind == wire.FlightOnlineFeatures && (c.Out != "" || c.Overwrite || c.AsOf != "") {
+			if c.Kind == wire.FlightOnlineFeatures && (c.Out != "" || c.Overwrite || c.AsOf != "" || c.AsOfColumn != "") {
 				t.Fatalf("accepted out or as_of for online features: %+v", c)
 			}
 			if c.AsOf != "" && c.AsOfTime().IsZero() {
@@ -560,7 +561,7 @@ func FuzzDecodeFlightCommand(f *testing.F) {
 				}
 			}
 		case wire.FlightDataset:
-			if c.Path == "" || len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" || c.Out != "" || c.Overwrite || c.AsOf != "" || c.Spine != nil {
+			if c.Path == "" || len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" || c.Out != "" || c.Overwrite || c.AsOf != "" || c.AsOfColumn != "" || c.Spine != nil {
 				t.Fatalf("accepted a dataset command with more than a path: %+v", c)
 			}
 			if c.Range != nil && len(c.Range) != 2 {

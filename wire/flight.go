@@ -83,6 +83,9 @@ type FlightCommand struct {
 	// AsOf builds a training set as of what was known at this RFC 3339
 	// time: source rows created later are left out (offline.Request.AsOf).
 	AsOf string `json:"as_of,omitempty"`
+	// AsOfColumn names an entity-table timestamp column that is each row's
+	// own cutoff instead (offline.Request.AsOfColumn).
+	AsOfColumn string `json:"as_of_column,omitempty"`
 	// Spine generates a training set's entity rows from a feature view
 	// instead of Entities (tickets and the save action only).
 	Spine *FlightSpine `json:"spine,omitempty"`
@@ -128,7 +131,7 @@ func DecodeFlightCommand(b []byte) (*FlightCommand, error) {
 		if c.Kind == FlightOnlineFeatures && (c.Out != "" || c.Overwrite) {
 			return nil, errors.New("an online_features command has no out or overwrite (a training_set command saves its set to out)")
 		}
-		if c.Kind == FlightOnlineFeatures && c.AsOf != "" {
+		if c.Kind == FlightOnlineFeatures && (c.AsOf != "" || c.AsOfColumn != "") {
 			return nil, errors.New("an online_features command has no as_of (online values are the latest; a training_set command builds a set as of a time)")
 		}
 		if c.AsOf != "" {
@@ -158,7 +161,7 @@ func DecodeFlightCommand(b []byte) (*FlightCommand, error) {
 		if c.Path == "" {
 			return nil, errors.New(`a dataset command needs a path: a saved Arrow IPC or Parquet file within the data root`)
 		}
-		if len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" || c.TimestampColumn != "" || len(c.JoinKeyMap) > 0 || c.FullFeatureNames || c.Out != "" || c.Overwrite || c.AsOf != "" || c.Spine != nil {
+		if len(c.Features) > 0 || c.FeatureService != "" || c.Entities != "" || c.TimestampColumn != "" || len(c.JoinKeyMap) > 0 || c.FullFeatureNames || c.Out != "" || c.Overwrite || c.AsOf != "" || c.AsOfColumn != "" || c.Spine != nil {
 			return nil, errors.New("a dataset command takes only a path, and in a ticket a range and a version: the dataset is served as it was saved")
 		}
 		if c.Range != nil && len(c.Range) != 2 {

@@ -96,6 +96,10 @@ func main() {
 		if isS3(*caseName) || *caseName == "quiver-compact" {
 			fmt.Println(res.fetched)
 		}
+		// The child's own peak memory: the rusage of a child counts the
+		// parent's resident memory at the fork (the in-memory object
+		// store's files, for one), the process's VmHWM does not.
+		fmt.Println("rss", peakRSS(os.Getpid()))
 		fmt.Println(res.elapsed.Nanoseconds())
 		return
 	}
@@ -191,9 +195,10 @@ func benchDist() error {
 		cache       string // the object cache directory of an S3 case
 		ds          []time.Duration
 		peak        int64
-		fetched     int64 // bytes, over the timed runs (the copies' bytes for compaction)
+		fetched     int64 // bytes, over the timed runs
 		requests    int64 // answered by the store, over the timed runs
-		rowsOut     int64 // rows compacted
+		// copyRows and copyBytes are what one compaction wrote.
+		copyRows, copyBytes int64
 	}
 	var active []*state
 	for _, c := range cases {
@@ -222,12 +227,20 @@ func benchDist() error {
 			return res, err
 		}
 		lines := strings.Split(res.Output, "\n")
+		if n := len(lines); n > 0 {
+			if v, ok := strings.CutPrefix(lines[n-1], "rss "); ok {
+				if rss, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && rss > 0 {
+					res.PeakRSS = rss
+				}
+				lines = lines[:n-1]
+			}
+		}
 		if c.name == "quiver-compact" {
 			if len(lines) < 2 {
 				return res, fmt.Errorf("%s did not say what it wrote", c.name)
 			}
-			c.fetched, _ = strconv.ParseInt(strings.TrimSpace(lines[1]), 10, 64)
-			c.rowsOut, _ = strconv.ParseInt(strings.TrimSpace(lines[0]), 10, 64)
+			c.copyBytes, _ = strconv.ParseInt(strings.TrimSpace(lines[1]), 10, 64)
+			c.copyRows, _ = strconv.ParseInt(strings.TrimSpace(lines[0]), 10, 64)
 			return res, nil
 		}
 		if got := strings.TrimSpace(lines[0]); got != fmt.Sprint(*entities) {
@@ -306,7 +319,7 @@ func benchDist() error {
 		}
 		rate := report.Rate(int64(*entities), m)
 		if c.name == "quiver-compact" {
-			rate = report.Rate(c.rowsOut/int64(*runs), m) + " view rows"
+			rate = report.Rate(c.copyRows, m) + " view rows"
 		}
 		rowsOut = append(rowsOut, report.Row{Case: c.label, Cells: append([]string{
 			report.Seconds(m), rate, report.Bytes(c.peak)}, append(perRun, strings.Join(each, " "))...)})

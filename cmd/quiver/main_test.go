@@ -477,6 +477,12 @@ func TestTrainingSetAsOf(t *testing.T) {
 		}
 	}
 	require.Positive(t, known)
+	own := head("--as-of-column", "event_timestamp")
+	require.Len(t, own, len(plain), "each row as of its own time")
+	code, _, stderr = quiver(t, "training-set", "--repo", dir, "--entities", labels, "--features", "driver_hourly:conv_rate", "--out", "-",
+		"--as-of", "now", "--as-of-column", "event_timestamp")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "give as_of or as_of_column, not both")
 	code, _, stderr = quiver(t, "training-set", "--repo", dir, "--entities", labels, "--features", "driver_hourly:conv_rate", "--out", "-", "--as-of", "last week")
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, stderr, `--as-of: "last week" is not a time`)

@@ -19,7 +19,7 @@ import (
 	"github.com/quiverdata/quiver/storage"
 )
 
-const trainingSetUsage = "training-set --entities FILE | --spine VIEW --start T --end T [--every D] --features REFS [--feature-service S] [--full-feature-names] [--as-of TIME] --out FILE|-"
+const trainingSetUsage = "training-set --entities FILE | --spine VIEW --start T --end T [--every D] --features REFS [--feature-service S] [--full-feature-names] [--as-of TIME | --as-of-column COL] --out FILE|-"
 
 // latestDefinitions loads quiver.yaml and the latest applied registry
 // version: commands that read definitions never read the YAML on disk.
@@ -51,6 +51,7 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 	explain := f.Bool("explain", false, "print the SQL and the engine's plan instead of running it")
 	preview := f.Int("preview", 0, "after writing Parquet, print its first `N` rows")
 	asOf := f.String("as-of", "", "build the set as of what was known at `TIME` (RFC 3339, or a date): rows created later are left out")
+	asOfCol := f.String("as-of-column", "", "instead of --as-of, each row as of the time in its entity-table `COLUMN` (e.g. event_timestamp: what was known at prediction time)")
 	spineView := f.String("spine", "", "instead of --entities, generate the entity rows from feature `VIEW`: its events from --start to --end, or with --every its entities at that cadence")
 	start := f.String("start", "", "with --spine: the first `TIME` of the rows")
 	end := f.String("end", "", "with --spine: the last `TIME` of the rows")
@@ -132,6 +133,7 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 		TimestampColumn:  *tsCol,
 		JoinKeyMap:       joinKeys,
 		AsOf:             cutoff,
+		AsOfColumn:       *asOfCol,
 	}
 	if *explain {
 		plan, err := eng.Explain(ctx, req, false)

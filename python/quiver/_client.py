@@ -363,7 +363,8 @@ class Client:
 
     def training_set(self, entities, features: Sequence[str] | None = None, feature_service: str | None = None,
                      full_feature_names: bool = False, timestamp_column: str = "event_timestamp",
-                     join_key_map: Mapping[str, str] | None = None, as_of=None) -> TrainingSet:
+                     join_key_map: Mapping[str, str] | None = None, as_of=None,
+                     as_of_column: str | None = None) -> TrainingSet:
         """A point-in-time training set: each entity row joined with the
         feature values known at its timestamp, rows in the entity table's
         order.
@@ -381,7 +382,8 @@ class Client:
         fields = dict(features=list(features) if features else None, feature_service=feature_service,
                       full_feature_names=full_feature_names,
                       timestamp_column=None if timestamp_column == "event_timestamp" else timestamp_column,
-                      join_key_map=dict(join_key_map) if join_key_map else None, as_of=_as_of(as_of))
+                      join_key_map=dict(join_key_map) if join_key_map else None, as_of=_as_of(as_of),
+                      as_of_column=as_of_column)
         if isinstance(entities, Spine):
             ticket = flight.Ticket(self._command("training_set", spine=entities._json(), **fields))
             return TrainingSet(lambda: self._flight().do_get(ticket, self._options()))
@@ -415,7 +417,7 @@ class Client:
     def save_training_set(self, entities, path: str, features: Sequence[str] | None = None,
                           feature_service: str | None = None, full_feature_names: bool = False,
                           timestamp_column: str = "event_timestamp", join_key_map: Mapping[str, str] | None = None,
-                          overwrite: bool = False, as_of=None) -> "SavedDataset":
+                          overwrite: bool = False, as_of=None, as_of_column: str | None = None) -> "SavedDataset":
         """Builds a training set on the server and saves it there, at
         ``path`` within the server's data root (``.arrow`` for an Arrow IPC
         file, ``.parquet`` for Parquet), so that a job builds it once and
@@ -425,12 +427,13 @@ class Client:
 
         ``entities`` is what ``training_set`` takes: a path within the data
         root is read by the server (a Flight action), a table or DataFrame is
-        uploaded (Flight DoPut). ``as_of`` is ``training_set``'s."""
+        uploaded (Flight DoPut). ``as_of`` and ``as_of_column`` are
+        ``training_set``'s."""
         fields = dict(features=list(features) if features else None, feature_service=feature_service,
                       full_feature_names=full_feature_names,
                       timestamp_column=None if timestamp_column == "event_timestamp" else timestamp_column,
                       join_key_map=dict(join_key_map) if join_key_map else None,
-                      out=os.fspath(path), overwrite=overwrite, as_of=_as_of(as_of))
+                      out=os.fspath(path), overwrite=overwrite, as_of=_as_of(as_of), as_of_column=as_of_column)
         try:
             if isinstance(entities, (Spine, str, os.PathLike)):
                 where = dict(spine=entities._json()) if isinstance(entities, Spine) else dict(entities=os.fspath(entities))

@@ -78,6 +78,10 @@ def test_training_set_as_of(client, labels, cli_set):
     saved = client.save_training_set("driver_labels.parquet", "sets/as_of_2000.parquet", features=FEATURES,
                                      as_of=dt.datetime(2000, 1, 1), overwrite=True)
     assert client.dataset(saved.path).to_arrow().column("conv_rate").null_count == saved.rows
+    # Each row as of its own time: the same rows, no more features known.
+    own = client.training_set(labels, features=FEATURES, as_of_column="event_timestamp").to_arrow()
+    assert own.schema.equals(cli_set.schema) and own.num_rows == cli_set.num_rows
+    assert own.column("conv_rate").null_count >= cli_set.column("conv_rate").null_count
     _raises("InvalidArgument", 'as_of "yesterday" is not an RFC 3339 time',
             lambda: client.training_set(labels, features=FEATURES, as_of="yesterday").to_arrow())
     with pytest.raises(TypeError):
