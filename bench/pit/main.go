@@ -308,7 +308,7 @@ func benchDist() error {
 		medians[c.name] = m
 		perRun := []string{"-", "-"}
 		if c.name == "quiver-compact" {
-			perRun = []string{report.Bytes(c.fetched/int64(*runs)) + " written", "-"}
+			perRun = []string{report.Bytes(c.copyBytes) + " written", "-"}
 		}
 		if isS3(c.name) {
 			perRun = []string{report.Bytes(c.fetched / int64(*runs)), fmt.Sprint(c.requests / int64(*runs))}
