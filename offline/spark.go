@@ -193,7 +193,19 @@ func (s *sparkSession) loadEntities(ctx context.Context, ents Entities) error {
 	}
 	switch {
 	case ents.spinePlan != nil:
-		return invalidf("spine over %s: a generated entity table is built by the duckdb engine only, not yet by spark", ents.spinePlan.View)
+		sp := ents.spinePlan
+		rel, err := s.sourceRelation(ctx, sp.view)
+		if err != nil {
+			return fmt.Errorf("spine: %w", err)
+		}
+		order := colFile + ", " + colIdx
+		if sp.view.source.CreatedTimestampField != "" && !sp.view.aggregated() {
+			order = colC + " ASC NULLS FIRST, " + order
+		}
+		sql := fmt.Sprintf("CREATE TEMP VIEW %s AS %s", entitiesTable, spineSQL(sparkDialect{}, sp, rel, order))
+		if err := s.s.Exec(ctx, sql); err != nil {
+			return sparkError(ctx, "spine over "+sp.View, err)
+		}
 	case ents.reader != nil:
 		for _, f := range ents.reader.Schema().Fields() {
 			if strings.HasPrefix(f.Name, internalPrefix) {

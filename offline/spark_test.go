@@ -111,6 +111,37 @@ func TestSparkEngine(t *testing.T) {
 		}
 	})
 
+	// Spines: the generated entity rows, and the training set over them,
+	// equal DuckDB's (events, a cadence, as of a time).
+	t.Run("spine", func(t *testing.T) {
+		for seed := range 3 {
+			t.Run(fmt.Sprint(seed), func(t *testing.T) {
+				s := newAsOfScenario(t, uint64(20+seed), 30)
+				root := filepath.Join(s.dir, "data")
+				duck, spark := openEngine(t, root), open(t, root)
+				spine := Spine{View: "drivers", Start: *at(0), End: *at(6 + seed)}
+				if seed == 1 {
+					spine.Every = 2 * time.Minute
+				}
+				req := func() *Request {
+					r := &Request{Defs: s.defs, Entities: EntitiesFromSpine(spine), Features: []string{"drivers:*"}}
+					if seed == 2 {
+						r.AsOf = *s.asOf
+					}
+					return r
+				}
+				rr, err := duck.TrainingSet(ctx, req())
+				require.NoError(t, err)
+				wantSchema, want := readAll(t, rr)
+				rr, err = spark.TrainingSet(ctx, req())
+				require.NoError(t, err)
+				gotSchema, got := readAll(t, rr)
+				requireSameSchema(t, wantSchema, gotSchema)
+				require.Equal(t, want, got)
+			})
+		}
+	})
+
 	t.Run("same as duckdb", func(t *testing.T) {
 		for seed := range 4 {
 			t.Run(fmt.Sprint(seed), func(t *testing.T) {

@@ -220,6 +220,7 @@ func (sparkDialect) intSum(x, filter string) string {
 	return fmt.Sprintf("CAST(pmod(sum(CAST(%s AS DECIMAL(38,0)))%s + 9223372036854775808BD, 18446744073709551616BD) - 9223372036854775808BD AS BIGINT)", x, filter)
 }
 func (sparkDialect) fromMicros(x string) string { return "timestamp_micros(" + x + ")" }
+func (sparkDialect) naive(x string) string      { return "CAST(" + x + " AS TIMESTAMP_NTZ)" }
 func (sparkDialect) latestOf(x string) string {
 	return fmt.Sprintf("max_by(%s, named_struct('t', v.%s, 'f', v.%s, 'i', v.%s))", x, colUS, colFile, colIdx)
 }

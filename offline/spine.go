@@ -109,13 +109,13 @@ func spineSQL(d dialect, sp *spinePlan, rel, order string) string {
 	ts := d.ident(DefaultTimestampColumn)
 	if sp.Every == 0 {
 		return fmt.Sprintf("SELECT %s, %s AS %s, row_number() OVER (ORDER BY %s, %s) - 1 AS %s FROM (%s) WHERE %s",
-			strings.Join(keys, ", "), colTS, ts, colTS, order, colRow, rel, where)
+			strings.Join(keys, ", "), d.naive(colTS), ts, colTS, order, colRow, rel, where)
 	}
 	at := d.fromMicros(fmt.Sprintf("%d + i * %d", sp.Start.UnixMicro(), sp.Every.Microseconds()))
 	instants := fmt.Sprintf("SELECT %s AS %s FROM (SELECT %s AS i)", at, colTS, d.integers("0", fmt.Sprint(sp.instants()-1)))
 	kk := prefixed("k.", keys)
-	return fmt.Sprintf("SELECT %s, t.%s AS %s, row_number() OVER (ORDER BY t.%s, %s) - 1 AS %s FROM (SELECT DISTINCT %s FROM (%s) WHERE %s) AS k CROSS JOIN (%s) AS t",
-		strings.Join(kk, ", "), colTS, ts, colTS, strings.Join(kk, ", "), colRow,
+	return fmt.Sprintf("SELECT %s, %s AS %s, row_number() OVER (ORDER BY t.%s, %s) - 1 AS %s FROM (SELECT DISTINCT %s FROM (%s) WHERE %s) AS k CROSS JOIN (%s) AS t",
+		strings.Join(kk, ", "), d.naive("t."+colTS), ts, colTS, strings.Join(kk, ", "), colRow,
 		strings.Join(keys, ", "), rel, where, instants)
 }
 

@@ -168,6 +168,9 @@ type dialect interface {
 	// fromMicros is the timestamp of x microseconds since the epoch, of
 	// the type source relations give event times.
 	fromMicros(x string) string
+	// naive is a timestamp of source relations as the engine's timestamp
+	// without zone, the type of an entity table's generated times.
+	naive(x string) string
 }
 
 // duckDialect is DuckDB's.
@@ -194,6 +197,7 @@ func (duckDialect) intSum(x, filter string) string {
 	return fmt.Sprintf("CAST(((%s + %s) %% %s + %s) %% %s - %s AS BIGINT)", h, two63, two64, two64, two64, two63)
 }
 func (duckDialect) fromMicros(x string) string { return "make_timestamp(" + x + ")" }
+func (duckDialect) naive(x string) string      { return x }
 func (duckDialect) latestOf(x string) string {
 	return fmt.Sprintf("arg_max(%s, struct_pack(t := v.%s, o := v.%s))", x, colUS, colOrd)
 }
