@@ -447,13 +447,7 @@ func TestServeCommand(t *testing.T) {
 // created, no features; now, the same set as without it; a bad time is a
 // usage error.
 func TestTrainingSetAsOf(t *testing.T) {
-	dir := initRepo(t)
-	code, _, stderr := quiver(t, "apply", "--repo", dir)
-	require.Equal(t, 0, code, stderr)
-	labels := filepath.Join(dir, "data", "driver_labels.parquet")
-	eng, err := offline.Open(offline.Options{DataRoot: t.TempDir()})
-	require.NoError(t, err)
-	defer eng.Close()
+	dir, labels, eng := appliedQuickstart(t)
 	head := func(args ...string) [][]string {
 		t.Helper()
 		out := filepath.Join(t.TempDir(), "ts.parquet")
@@ -479,7 +473,7 @@ func TestTrainingSetAsOf(t *testing.T) {
 	require.Positive(t, known)
 	own := head("--as-of-column", "event_timestamp")
 	require.Len(t, own, len(plain), "each row as of its own time")
-	code, _, stderr = quiver(t, "training-set", "--repo", dir, "--entities", labels, "--features", "driver_hourly:conv_rate", "--out", "-",
+	code, _, stderr := quiver(t, "training-set", "--repo", dir, "--entities", labels, "--features", "driver_hourly:conv_rate", "--out", "-",
 		"--as-of", "now", "--as-of-column", "event_timestamp")
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "give as_of or as_of_column, not both")
@@ -491,12 +485,7 @@ func TestTrainingSetAsOf(t *testing.T) {
 // --spine generates the entity rows from a view: its events in a range,
 // or its entities at a cadence; the flags that go with it are checked.
 func TestTrainingSetSpine(t *testing.T) {
-	dir := initRepo(t)
-	code, _, stderr := quiver(t, "apply", "--repo", dir)
-	require.Equal(t, 0, code, stderr)
-	eng, err := offline.Open(offline.Options{DataRoot: t.TempDir()})
-	require.NoError(t, err)
-	defer eng.Close()
+	dir, _, eng := appliedQuickstart(t)
 	out := filepath.Join(t.TempDir(), "spine.parquet")
 	code, stdout, stderr := quiver(t, "training-set", "--repo", dir, "--spine", "driver_hourly", "--start", "2000-01-01", "--end", "now",
 		"--features", "driver_hourly:conv_rate", "--out", out)
@@ -537,13 +526,7 @@ func TestTrainingSetSpine(t *testing.T) {
 // then merge-join them with the same result, explain says so, and a
 // second compact finds them up to date.
 func TestCompactCommand(t *testing.T) {
-	dir := initRepo(t)
-	code, _, stderr := quiver(t, "apply", "--repo", dir)
-	require.Equal(t, 0, code, stderr)
-	labels := filepath.Join(dir, "data", "driver_labels.parquet")
-	eng, err := offline.Open(offline.Options{DataRoot: t.TempDir()})
-	require.NoError(t, err)
-	defer eng.Close()
+	dir, labels, eng := appliedQuickstart(t)
 	head := func() [][]string {
 		t.Helper()
 		out := filepath.Join(t.TempDir(), "ts.parquet")
@@ -568,4 +551,17 @@ func TestCompactCommand(t *testing.T) {
 	code, _, stderr = quiver(t, "compact", "--repo", dir, "nope")
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, `no feature view "nope"`)
+}
+
+// appliedQuickstart is a quickstart repository with its definitions
+// applied, its label table, and an engine to read training sets back.
+func appliedQuickstart(t *testing.T) (dir, labels string, eng *offline.Engine) {
+	t.Helper()
+	dir = initRepo(t)
+	code, _, stderr := quiver(t, "apply", "--repo", dir)
+	require.Equal(t, 0, code, stderr)
+	eng, err := offline.Open(offline.Options{DataRoot: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, eng.Close()) })
+	return dir, filepath.Join(dir, "data", "driver_labels.parquet"), eng
 }
