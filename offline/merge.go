@@ -81,8 +81,15 @@ func (q *prepared) runMerged(ctx context.Context, mp *mergePlan, want *arrow.Sch
 		return nil, err
 	}
 	// The entity columns in input order, as the SQL join's e.* gives them,
-	// and the request fields of on-demand views.
+	// and the request fields of on-demand views, which the SQL join puts
+	// after the features.
 	sel := []string{"* EXCLUDE (" + colRow + ")"}
+	entityCols := 0
+	if desc, err := describe(ctx, q.conn, "SELECT * EXCLUDE ("+colRow+") FROM "+entitiesTable); err == nil {
+		entityCols = len(desc)
+	} else {
+		return nil, err
+	}
 	for _, d := range mp.res.demands {
 		for j, f := range d.view.Request {
 			sel = append(sel, fmt.Sprintf("CAST(%s AS %s) AS %s", quoteIdent(d.reqFrom[j]), duckType(f.Type), quoteIdent(d.reqCols[j])))
@@ -153,10 +160,11 @@ func (q *prepared) runMerged(ctx context.Context, mp *mergePlan, want *arrow.Sch
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	cols := append([]arrow.Array{}, base...)
+	cols := append([]arrow.Array{}, base[:entityCols]...)
 	for _, fs := range features {
 		cols = append(cols, fs...)
 	}
+	cols = append(cols, base[entityCols:]...)
 	if len(cols) != want.NumFields() {
 		return nil, fmt.Errorf("%w: %d columns, the SQL join has %d", errNoMerge, len(cols), want.NumFields())
 	}

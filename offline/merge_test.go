@@ -2,6 +2,7 @@ package offline
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/quiverdata/quiver/internal/testutil/parquettest"
+	"github.com/quiverdata/quiver/registry"
 )
 
 // The merge join over compacted copies gives the reference's training
@@ -111,4 +113,54 @@ func TestCompactedCopyGoesStale(t *testing.T) {
 	require.NoError(t, os.Chtimes(path, time.Now(), time.Now().Add(-time.Hour)))
 	run()
 	require.EqualValues(t, 3, eng.merged.Load(), "a new modification time makes the copy stale")
+}
+
+// The merge join with an on-demand view that reads a request field from
+// the entity table: the same columns, in the same order, as the SQL join,
+// and it is the merge that ran.
+func TestMergeJoinOnDemandRequest(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	require.NoError(t, os.MkdirAll(data, 0o755))
+	db, err := sql.Open("duckdb", "")
+	require.NoError(t, err)
+	_, err = db.Exec(fmt.Sprintf(`COPY (SELECT (i %% 7)::BIGINT AS id, TIMESTAMP '2026-01-01' + to_minutes(i) AS ts, i * 1.5 AS v
+		FROM range(100) r(i)) TO '%s' (FORMAT parquet)`, filepath.Join(data, "src.parquet")))
+	require.NoError(t, err)
+	_, err = db.Exec(fmt.Sprintf(`COPY (SELECT (i %% 9)::BIGINT AS id, TIMESTAMP '2026-01-01' + to_minutes(i * 3) AS event_timestamp, (i %% 4)::INTEGER AS surge
+		FROM range(50) r(i)) TO '%s' (FORMAT parquet)`, filepath.Join(dir, "entities.parquet")))
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	defs, errs := registry.ParseDefinitions("w", []string{"f.yaml"}, map[string][]byte{"f.yaml": []byte(`
+entities: [{name: thing, join_keys: [{name: id, type: int64}]}]
+sources: [{name: src, kind: parquet, path: src.parquet, timestamp_field: ts}]
+feature_views:
+  - {name: fv, entities: [thing], source: src, ttl: 1h, features: [{name: v, type: float64}]}
+on_demand_feature_views:
+  - name: od
+    inputs: [fv]
+    request: [{name: surge, type: float64}]
+    features: [{name: scaled, type: float64, expr: "fv.v * request.surge"}]
+`)})
+	require.NoError(t, errs.Err())
+	req := func() *Request {
+		return &Request{Defs: defs, Entities: EntitiesFromParquet(filepath.Join(dir, "entities.parquet")), Features: []string{"fv:v", "od:scaled"}}
+	}
+	plain := openEngine(t, data)
+	rr, err := plain.TrainingSet(ctx, req())
+	require.NoError(t, err)
+	wantSchema, want := readAll(t, rr)
+
+	eng, err := Open(Options{DataRoot: data, Threads: 2, CompactDir: t.TempDir()})
+	require.NoError(t, err)
+	defer eng.Close()
+	_, err = eng.Compact(ctx, defs)
+	require.NoError(t, err)
+	rr, err = eng.TrainingSet(ctx, req())
+	require.NoError(t, err)
+	gotSchema, got := readAll(t, rr)
+	require.True(t, wantSchema.Equal(gotSchema), "%s\n%s", wantSchema, gotSchema)
+	require.Equal(t, want, got)
+	require.EqualValues(t, 1, eng.MergeJoins(), "the merge join ran")
 }
