@@ -63,6 +63,13 @@ step "No label table yet: a spine of every driver twice a day over the last two 
 run training-set --spine driver_hourly --start "$(date -u -d '2 days ago' +%Y-%m-%dT12:00:00Z)" --end now --every 12h \
   --features driver_hourly:conv_rate --out train_spine.parquet --preview 4
 
+step "Compact: sort each view once; training sets over unchanged files then merge-join the copies instead of sorting"
+run compact
+run training-set --entities data/driver_labels.parquet \
+  --features driver_hourly:conv_rate,driver_hourly:acc_rate,driver_hourly:embedding \
+  --out train_merged.parquet --preview 8
+echo "(the same rows as the first training set; quiver training-set --explain names the copies it merges)"
+
 step "On-demand features in a training set: driver_scores:adjusted_conv = conv_rate × the label's surge (CEL)"
 run training-set --entities data/driver_labels.parquet \
   --features driver_hourly:conv_rate,driver_scores:adjusted_conv \
