@@ -307,9 +307,6 @@ func (s *sparkSession) entityColumns(ctx context.Context) ([]column, error) {
 
 // render checks every source the joins read and renders the query.
 func (s *sparkSession) render(ctx context.Context, res *resolved, ts column) error {
-	if res.cutoff.name != "" {
-		return invalidf("as_of_column %q: per-row cutoffs are built by the duckdb engine only, not yet by spark", res.cutoff.name)
-	}
 	sources := make([]string, len(res.plans))
 	for i, p := range res.plans {
 		rel, err := s.sourceRelation(ctx, p)
@@ -318,7 +315,7 @@ func (s *sparkSession) render(ctx context.Context, res *resolved, ts column) err
 		}
 		sources[i] = rel
 	}
-	s.sql = sparkTrainingSetSQL(res.plans, sources, s.ents, ts, res.demands)
+	s.sql = sparkTrainingSetSQL(res.plans, sources, s.ents, ts, res.demands, res.cutoff)
 	return nil
 }
 

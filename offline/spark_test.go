@@ -111,6 +111,26 @@ func TestSparkEngine(t *testing.T) {
 		}
 	})
 
+	t.Run("as of column", func(t *testing.T) {
+		for seed := range 3 {
+			t.Run(fmt.Sprint(seed), func(t *testing.T) {
+				s := newAsOfScenario(t, uint64(60+seed), 40)
+				s.asOf, s.asOfRowTime = nil, true
+				eng := open(t, filepath.Join(s.dir, "data"))
+				entities := EntitiesFromParquet(filepath.Join(s.dir, "entities-*.parquet"))
+				if seed == 1 {
+					entities = EntitiesFromArrow(s.arrowEntities(t, 9))
+				}
+				req := s.request(entities)
+				req.AsOfColumn = DefaultTimestampColumn
+				rr, err := eng.TrainingSet(ctx, req)
+				require.NoError(t, err)
+				_, rows := readAll(t, rr)
+				s.check(t, rows)
+			})
+		}
+	})
+
 	// Spines: the generated entity rows, and the training set over them,
 	// equal DuckDB's (events, a cadence, as of a time).
 	t.Run("spine", func(t *testing.T) {

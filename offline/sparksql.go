@@ -108,7 +108,10 @@ func sparkString(s string) string {
 // sparkTrainingSetSQL renders the training set: the entity columns ents
 // in order, each view's features, the on-demand views' request fields,
 // in input order. ts is the entity table's timestamp column.
-func sparkTrainingSetSQL(plans []*viewPlan, sources []string, ents []column, ts column, demands []*demand) string {
+//
+// With a per-row cutoff (Request.AsOfColumn), views with features are
+// joined by sparkCutoffJoinSQL instead of the union form.
+func sparkTrainingSetSQL(plans []*viewPlan, sources []string, ents []column, ts column, demands []*demand, cutoff column) string {
 	tsExpr := sparkCast(ts.typ, sparkIdent(ts.name), registry.TypeTimestamp)
 	var sel []string
 	for _, c := range ents {
@@ -141,7 +144,12 @@ func sparkTrainingSetSQL(plans []*viewPlan, sources []string, ents []column, ts 
 			}
 			sel = append(sel, sparkOut(x, f.Type)+" AS "+sparkIdent(f.column))
 		}
-		fmt.Fprintf(&joins, " LEFT JOIN (%s) AS %s ON %s.%s = e.%s", sparkUnionSQL(p, sources[i], tsExpr), v, v, colRow, colRow)
+		join := sparkUnionSQL(p, sources[i], tsExpr)
+		if cutoff.name != "" {
+			join = sparkCutoffJoinSQL(p, sources[i], sparkCast(ts.typ, "e."+sparkIdent(ts.name), registry.TypeTimestamp),
+				sparkCast(cutoff.typ, "e."+sparkIdent(cutoff.name), registry.TypeTimestamp))
+		}
+		fmt.Fprintf(&joins, " LEFT JOIN (%s) AS %s ON %s.%s = e.%s", join, v, v, colRow, colRow)
 	}
 	for _, d := range demands {
 		for j, f := range d.view.Request {
@@ -150,6 +158,31 @@ func sparkTrainingSetSQL(plans []*viewPlan, sources []string, ents []column, ts 
 	}
 	return fmt.Sprintf("SELECT %s FROM (SELECT *, %s AS %s FROM %s) AS e%s ORDER BY e.%s",
 		strings.Join(sel, ", "), tsExpr, colTS, entitiesTable, joins.String(), colRow)
+}
+
+// sparkCutoffJoinSQL is cutoffJoinSQL in Spark's dialect: each entity
+// row's greatest row by rule 2 among its key's rows at or before its time
+// ts and known at its cutoff cut, as colRow, f0, f1, ... and colTS.
+func sparkCutoffJoinSQL(p *viewPlan, rel, ts, cut string) string {
+	var on []string
+	for _, k := range p.keys {
+		on = append(on, fmt.Sprintf("e.%s = v.%s", sparkIdent(k.entityCol), sparkIdent(k.joinKey)))
+	}
+	known, order := "v."+colTS, "v."+colTS+" DESC"
+	if p.source.CreatedTimestampField != "" {
+		known = fmt.Sprintf("coalesce(v.%s, v.%s)", colC, colTS)
+		order += ", v." + colC + " DESC NULLS LAST"
+	}
+	order += fmt.Sprintf(", v.%s DESC, v.%s DESC", colFile, colIdx)
+	on = append(on, fmt.Sprintf("v.%s <= %s", colTS, ts), fmt.Sprintf("%s <= %s", known, cut))
+	sel := []string{"e." + colRow, "v." + colTS}
+	out := []string{colRow, colTS}
+	for j := range p.features {
+		sel = append(sel, fmt.Sprintf("v.f%d", j))
+		out = append(out, fmt.Sprintf("f%d", j))
+	}
+	return fmt.Sprintf("SELECT %s FROM (SELECT %s, row_number() OVER (PARTITION BY e.%s ORDER BY %s) AS __quiver_rn FROM %s AS e JOIN (%s) AS v ON %s) WHERE __quiver_rn = 1",
+		strings.Join(out, ", "), strings.Join(sel, ", "), colRow, order, entitiesTable, rel, strings.Join(on, " AND "))
 }
 
 // sparkKeys renders a view's join keys on the entity rows (cast to the
