@@ -18,7 +18,6 @@ import (
 // cutoff; on Parquet and Arrow entity tables, with the ASOF and the union
 // form of the join.
 func TestAsOfMatchesReference(t *testing.T) {
-	ctx := context.Background()
 	seeds := 24
 	if testing.Short() {
 		seeds = 8
@@ -38,10 +37,7 @@ func TestAsOfMatchesReference(t *testing.T) {
 			eng, err := Open(Options{DataRoot: filepath.Join(s.dir, "data"), Threads: 2, UnionJoin: seed%4 == 1})
 			require.NoError(t, err)
 			t.Cleanup(func() { require.NoError(t, eng.Close()) })
-			rr, err := eng.TrainingSet(ctx, req)
-			require.NoError(t, err)
-			_, rows := readAll(t, rr)
-			s.check(t, rows)
+			s.checkRun(t, eng, req)
 		})
 	}
 }
@@ -108,10 +104,7 @@ func TestAsOfColumnMatchesReference(t *testing.T) {
 			}
 			req := s.request(entities)
 			req.AsOfColumn = DefaultTimestampColumn
-			rr, err := eng.TrainingSet(ctx, req)
-			require.NoError(t, err)
-			_, rows := readAll(t, rr)
-			s.check(t, rows)
+			s.checkRun(t, eng, req)
 		})
 	}
 	s := newScenario(t, 5, 10)

@@ -46,10 +46,7 @@ func TestMergeJoinMatchesReference(t *testing.T) {
 			if s.asOf != nil {
 				req.AsOf = *s.asOf
 			}
-			rr, err := eng.TrainingSet(ctx, req)
-			require.NoError(t, err)
-			_, rows := readAll(t, rr)
-			s.check(t, rows)
+			s.checkRun(t, eng, req)
 			require.EqualValues(t, 1, eng.merged.Load(), "the merge join ran")
 		})
 	}

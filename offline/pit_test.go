@@ -434,6 +434,16 @@ func (s *scenario) check(t *testing.T, rows []map[string]any) {
 	}
 }
 
+// checkRun builds req's training set on eng and checks it against the
+// reference.
+func (s *scenario) checkRun(t *testing.T, eng *Engine, req *Request) {
+	t.Helper()
+	rr, err := eng.TrainingSet(context.Background(), req)
+	require.NoError(t, err)
+	_, rows := readAll(t, rr)
+	s.check(t, rows)
+}
+
 func derefAny[T any](p *T) any {
 	if p == nil {
 		return nil

@@ -88,10 +88,7 @@ func TestSparkEngine(t *testing.T) {
 				if seed%3 == 2 {
 					entities = EntitiesFromArrow(s.arrowEntities(t, 7))
 				}
-				rr, err := eng.TrainingSet(ctx, s.request(entities))
-				require.NoError(t, err)
-				_, rows := readAll(t, rr)
-				s.check(t, rows)
+				s.checkRun(t, eng, s.request(entities))
 			})
 		}
 	})
@@ -103,10 +100,7 @@ func TestSparkEngine(t *testing.T) {
 				eng := open(t, filepath.Join(s.dir, "data"))
 				req := s.request(EntitiesFromParquet(filepath.Join(s.dir, "entities-*.parquet")))
 				req.AsOf = *s.asOf
-				rr, err := eng.TrainingSet(ctx, req)
-				require.NoError(t, err)
-				_, rows := readAll(t, rr)
-				s.check(t, rows)
+				s.checkRun(t, eng, req)
 			})
 		}
 	})
@@ -123,10 +117,7 @@ func TestSparkEngine(t *testing.T) {
 				}
 				req := s.request(entities)
 				req.AsOfColumn = DefaultTimestampColumn
-				rr, err := eng.TrainingSet(ctx, req)
-				require.NoError(t, err)
-				_, rows := readAll(t, rr)
-				s.check(t, rows)
+				s.checkRun(t, eng, req)
 			})
 		}
 	})
