@@ -284,6 +284,12 @@ func (e *Engine) compactView(ctx context.Context, p *viewPlan) (CompactResult, e
 	if err := fh.Close(); err != nil {
 		return CompactResult{}, err
 	}
+	// The old manifest goes first: a crash before the new one is written
+	// leaves a copy without a manifest, a miss, never a copy under the
+	// identity of other files.
+	if err := os.Remove(base + ".json"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return CompactResult{}, err
+	}
 	if err := durable.Publish(tmp, base+".arrow"); err != nil {
 		return CompactResult{}, err
 	}

@@ -220,12 +220,13 @@ func mergeView(ctx context.Context, p *viewPlan, path string, side *entityKeys, 
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("compacted copy of %s: read failed (changed while read?): %v", p.view.Name, r)
+			// A copy that cannot be read is a cache miss: the SQL join runs.
+			err = fmt.Errorf("%w: compacted copy of %s: read failed (changed while read?): %v", errNoMerge, p.view.Name, r)
 		}
 	}()
 	r, err := ipc.NewMappedFileReader(data, ipc.WithAllocator(memory.DefaultAllocator))
 	if err != nil {
-		return nil, fmt.Errorf("compacted copy of %s: %w", p.view.Name, err)
+		return nil, fmt.Errorf("%w: compacted copy of %s: %w", errNoMerge, p.view.Name, err)
 	}
 	defer r.Close()
 	base := uintptr(unsafe.Pointer(unsafe.SliceData(data)))
@@ -254,6 +255,22 @@ func mergeView(ctx context.Context, p *viewPlan, path string, side *entityKeys, 
 	fCol := oCol + 1
 	if r.Schema().NumFields() != fCol+nf {
 		return nil, fmt.Errorf("%w: compacted copy of %s has %d columns, want %d", errNoMerge, p.view.Name, r.Schema().NumFields(), fCol+nf)
+	}
+	// The columns the merge reads must have the types it reads them as.
+	sch := r.Schema()
+	for j := range nk {
+		if !arrow.TypeEqual(sch.Field(j).Type, side.keys[j].DataType()) {
+			return nil, fmt.Errorf("%w: compacted copy of %s: key %s is %s, the entity rows' %s", errNoMerge, p.view.Name, sch.Field(j).Name, sch.Field(j).Type, side.keys[j].DataType())
+		}
+	}
+	for c := nk; c < fCol; c++ {
+		want := arrow.DataType(arrow.PrimitiveTypes.Int64) // source order
+		if c < oCol {
+			want = &arrow.TimestampType{Unit: arrow.Microsecond}
+		}
+		if !arrow.TypeEqual(sch.Field(c).Type, want) {
+			return nil, fmt.Errorf("%w: compacted copy of %s: column %s is %s, want %s", errNoMerge, p.view.Name, sch.Field(c).Name, sch.Field(c).Type, want)
+		}
 	}
 	ttl := p.view.TTL.Std().Microseconds()
 	asOf, hasAsOf := p.asOf.UnixMicro(), !p.asOf.IsZero()
@@ -332,7 +349,7 @@ func mergeView(ctx context.Context, p *viewPlan, path string, side *entityKeys, 
 		}
 		rec, err := r.RecordBatch(i)
 		if err != nil {
-			return nil, fmt.Errorf("compacted copy of %s: %w", p.view.Name, err)
+			return nil, fmt.Errorf("%w: compacted copy of %s: %w", errNoMerge, p.view.Name, err)
 		}
 		rec.Retain()
 		cur = &pending{rec: rec}

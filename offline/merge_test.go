@@ -161,3 +161,31 @@ on_demand_feature_views:
 	require.Equal(t, want, got)
 	require.EqualValues(t, 1, eng.MergeJoins(), "the merge join ran")
 }
+
+// A compacted copy that cannot be read (garbage, truncated, of other
+// column types) is a cache miss: the training set is the SQL join's, and
+// no error and no crash reach the caller.
+func TestDamagedCompactedCopy(t *testing.T) {
+	ctx := context.Background()
+	s := newScenario(t, 43, 40)
+	compact := t.TempDir()
+	eng, err := Open(Options{DataRoot: filepath.Join(s.dir, "data"), Threads: 2, CompactDir: compact})
+	require.NoError(t, err)
+	defer eng.Close()
+	res, err := eng.Compact(ctx, s.defs)
+	require.NoError(t, err)
+	require.Equal(t, "drivers", res[0].View)
+	good, err := os.ReadFile(res[0].Path)
+	require.NoError(t, err)
+	req := func() *Request { return s.request(EntitiesFromParquet(filepath.Join(s.dir, "entities-*.parquet"))) }
+	s.checkRun(t, eng, req())
+	require.EqualValues(t, 1, eng.MergeJoins())
+	// Another view's copy in its place: other columns.
+	otherBytes, err := os.ReadFile(res[1].Path)
+	require.NoError(t, err)
+	for name, b := range map[string][]byte{"garbage": []byte("not an arrow file"), "truncated": good[:len(good)/2], "other columns": otherBytes} {
+		require.NoError(t, os.WriteFile(res[0].Path, b, 0o644), name)
+		s.checkRun(t, eng, req())
+		require.EqualValues(t, 1, eng.MergeJoins(), "%s: the SQL join ran", name)
+	}
+}

@@ -91,16 +91,18 @@ offline:
 	require.Equal(t, EngineSpark, cfg.Offline.Engine)
 	require.Equal(t, "sc://spark.internal:15002;token=abc", cfg.Offline.Spark.Remote)
 	require.Equal(t, map[string]string{"spark.sql.shuffle.partitions": "400"}, cfg.Offline.Spark.Conf)
+	require.Equal(t, ".quiver/compact", cfg.Offline.Compact.Dir, "the compacted copies' default directory")
 
 	cfg, errs = ParseConfig([]byte("project: rides\n"), noEnv)
 	require.NoError(t, errs.Err())
 	require.Empty(t, cfg.Offline.Spark.Remote)
 
 	for yaml, want := range map[string]string{
-		"offline: {engine: spark}":                             "offline.spark: engine spark needs remote: sc://host:15002",
-		"offline: {engine: presto}":                            `offline.engine: "presto" is not an engine; want duckdb or spark`,
-		"offline: {spark: {remote: 'sc://h:15002'}}":           "offline.spark.remote: is set, but the engine is duckdb",
-		"offline: {engine: spark, spark: {remote: 'h:15002'}}": `offline.spark.remote: "h:15002" is not a Spark Connect address`,
+		"offline: {engine: spark}":                                         "offline.spark: engine spark needs remote: sc://host:15002",
+		"offline: {engine: presto}":                                        `offline.engine: "presto" is not an engine; want duckdb or spark`,
+		"offline: {spark: {remote: 'sc://h:15002'}}":                       "offline.spark.remote: is set, but the engine is duckdb",
+		"offline: {engine: spark, spark: {remote: 'h:15002'}}":             `offline.spark.remote: "h:15002" is not a Spark Connect address`,
+		"offline: {engine: spark, spark: {remote: 'sc://h', out: driver}}": `offline.spark.out: "driver" is not a writer; want cluster or client`,
 	} {
 		_, errs := ParseConfig([]byte("project: rides\n"+yaml+"\n"), noEnv)
 		require.ErrorContains(t, errs.Err(), want, yaml)
