@@ -162,6 +162,12 @@ type ServeConfig struct {
 	RequestTimeout       Duration `yaml:"request_timeout"`
 	MaxConnections       int      `yaml:"max_connections"`
 	MaxConcurrentStreams int      `yaml:"max_concurrent_streams"`
+	// DrainDelay is how long serve goes on answering after SIGTERM while
+	// it reports not ready, so load balancers stop sending it requests
+	// first (default 0); ShutdownTimeout then bounds the drain of the
+	// requests in flight (default 10s).
+	DrainDelay      Duration `yaml:"drain_delay"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// FlightLimits bound the Arrow IPC that Flight decodes from outside
 	// (client streams, saved datasets); zero takes the defaults.
 	FlightLimits FlightLimits `yaml:"flight_limits"`

@@ -18,6 +18,8 @@ serve:
   request_timeout: 3s
   max_connections: 100
   max_concurrent_streams: 50
+  drain_delay: 5s
+  shutdown_timeout: 20s
 `), func(string) (string, bool) { return "", false })
 	require.NoError(t, errs.Err())
 	require.Equal(t, 5*time.Second, cfg.Serve.ReadTimeout.Std())
@@ -26,9 +28,12 @@ serve:
 	require.Equal(t, 3*time.Second, cfg.Serve.RequestTimeout.Std())
 	require.Equal(t, 100, cfg.Serve.MaxConnections)
 	require.Equal(t, 50, cfg.Serve.MaxConcurrentStreams)
+	require.Equal(t, 5*time.Second, cfg.Serve.DrainDelay.Std())
+	require.Equal(t, 20*time.Second, cfg.Serve.ShutdownTimeout.Std())
 
-	_, errs = ParseConfig([]byte("project: rides\nserve: {max_connections: -1, max_concurrent_streams: -2}\n"), func(string) (string, bool) { return "", false })
+	_, errs = ParseConfig([]byte("project: rides\nserve: {max_connections: -1, max_concurrent_streams: -2, drain_delay: -1s}\n"), func(string) (string, bool) { return "", false })
 	require.ErrorContains(t, errs.Err(), "serve.max_connections: must not be negative")
+	require.ErrorContains(t, errs.Err(), `serve.drain_delay: "-1s" is not a duration`)
 	require.ErrorContains(t, errs.Err(), "serve.max_concurrent_streams: must not be negative")
 }
 

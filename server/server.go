@@ -42,6 +42,12 @@ type Config struct {
 	AuthToken string
 	// ShutdownTimeout bounds the drain of in-flight requests (default 10s).
 	ShutdownTimeout time.Duration
+	// DrainDelay is how long the server goes on serving after it is told
+	// to stop, while /readyz answers 503 and gRPC health NOT_SERVING, so
+	// that load balancers take it out of rotation before it stops taking
+	// requests (default 0: stop at once; behind a Kubernetes Service the
+	// pod's preStop hook does the waiting).
+	DrainDelay time.Duration
 	Logger          *slog.Logger
 	// Metrics, when set, are recorded and served at GET /metrics.
 	Metrics *Metrics
@@ -128,6 +134,9 @@ type Server struct {
 	// last readiness the poller saw (nil: not yet).
 	healthSvcs []string
 	healthy    atomic.Pointer[bool]
+	// draining is set once the server was told to stop: /readyz answers
+	// 503 while requests are still served for DrainDelay.
+	draining atomic.Bool
 }
 
 // flightMaxMessage bounds one Flight message either way: entity batches in,
@@ -320,9 +329,21 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
-	s.cfg.Logger.Info("shutting down", "drain_timeout", s.cfg.ShutdownTimeout)
 	stopPoll()
 	<-polled
+	if s.cfg.DrainDelay > 0 && serveErr == nil {
+		// Out of rotation first: readiness fails, requests are served.
+		s.draining.Store(true)
+		for _, svc := range s.healthSvcs {
+			s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
+		}
+		s.cfg.Logger.Info("draining: not ready, still serving", "drain_delay", s.cfg.DrainDelay)
+		select {
+		case <-time.After(s.cfg.DrainDelay):
+		case serveErr = <-errc:
+		}
+	}
+	s.cfg.Logger.Info("shutting down", "drain_timeout", s.cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	s.health.Shutdown()
@@ -393,6 +414,10 @@ func (s *Server) checkHealth(ctx context.Context) {
 // handleReady answers GET /readyz. The cause of a failure goes to the
 // log, not to the client: it names internal addresses.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining", "error": "the server is shutting down"})
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	if err := s.ready(ctx); err != nil {

@@ -22,6 +22,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	httpAddr := f.String("http", "", "HTTP `ADDR` (default serve.http; \"off\" to disable)")
 	flightAddr := f.String("flight", "", "Arrow Flight `ADDR` (default serve.flight; \"off\" to disable)")
 	reload := f.Duration("reload", 2*time.Second, "how often to look for a new registry version")
+	drain := f.Duration("drain-delay", -1, "after SIGTERM, go on serving this long while /readyz answers 503 and gRPC health NOT_SERVING, then drain (default serve.drain_delay, else 0)")
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
@@ -35,6 +36,9 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	}
 	if err := cfg.Require("serve"); err != nil {
 		return err
+	}
+	if *drain >= 0 {
+		cfg.Serve.DrainDelay = registry.Duration(*drain)
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	online.SetRedisLogger(log)
@@ -97,6 +101,7 @@ func newServer(cfg *registry.Config, current func() *registry.Snapshot, store on
 		ReadTimeout: cfg.Serve.ReadTimeout.Std(), WriteTimeout: cfg.Serve.WriteTimeout.Std(),
 		IdleTimeout: cfg.Serve.IdleTimeout.Std(), RequestTimeout: cfg.Serve.RequestTimeout.Std(),
 		MaxConnections: cfg.Serve.MaxConnections, MaxConcurrentStreams: uint32(cfg.Serve.MaxConcurrentStreams),
+		DrainDelay: cfg.Serve.DrainDelay.Std(), ShutdownTimeout: cfg.Serve.ShutdownTimeout.Std(),
 	}
 	closer := func() {}
 	if scfg.FlightAddr != "" {

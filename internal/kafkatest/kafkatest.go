@@ -1,6 +1,19 @@
-// Package kafkatest starts a Kafka-protocol broker for tests: kfake in
-// process on a loopback port, or the real cluster named by
-// QUIVER_KAFKA_BROKERS.
+// Package kafkatest starts a Kafka-protocol broker for tests, stopped when
+// the test ends:
+//
+//   - a real single-node Apache Kafka broker in KRaft mode (combined
+//     broker and controller, no ZooKeeper) when QUIVER_KAFKA_HOME names a
+//     directory whose libs/ holds the broker's jars (scripts/kafka.sh
+//     fetches them from Maven Central and prints it). Each Start formats a
+//     new log directory and starts its own JVM on free loopback ports, so
+//     tests keep their fixed topic and group names; make integration runs
+//     the stream suites this way;
+//   - the real cluster named by QUIVER_KAFKA_BROKERS (comma-separated;
+//     shared, so topics are made unique with Topic);
+//   - otherwise kfake, an in-process Kafka-protocol fake, on a loopback
+//     port (make test).
+//
+// Which one a test got is in Broker.Kind and in the test log.
 package kafkatest
 
 import (
@@ -19,35 +32,46 @@ import (
 // Broker is a running broker.
 type Broker struct {
 	Addrs []string
-	// Cluster is the in-process broker; nil against a real cluster.
+	// Kind is "kfake", "kafka" (a real broker this package started) or
+	// "external" (QUIVER_KAFKA_BROKERS).
+	Kind string
+	// Cluster is the in-process broker; nil against a real one.
 	Cluster *kfake.Cluster
+	// real is the broker process this package started, if any.
+	real *realBroker
 }
 
-// Start returns a broker for the test, stopped when it ends. Topics are
-// created with the given partitions (against a real cluster, a unique
-// suffix is the caller's business: use Topic).
+// Start returns a broker for the test, stopped when it ends.
 func Start(t testing.TB) *Broker {
 	t.Helper()
 	if env := os.Getenv("QUIVER_KAFKA_BROKERS"); env != "" {
-		return &Broker{Addrs: strings.Split(env, ",")}
+		t.Logf("kafkatest: the cluster at %s (QUIVER_KAFKA_BROKERS)", env)
+		return &Broker{Addrs: strings.Split(env, ","), Kind: "external"}
+	}
+	if home := os.Getenv("QUIVER_KAFKA_HOME"); home != "" {
+		rb := startReal(t, home)
+		t.Logf("kafkatest: Apache Kafka %s at %s", rb.version, rb.addr)
+		return &Broker{Addrs: []string{rb.addr}, Kind: "kafka", real: rb}
 	}
 	c, err := kfake.NewCluster(kfake.Ports(0), kfake.GroupMinSessionTimeout(500*time.Millisecond))
 	if err != nil {
 		t.Fatalf("start kfake: %v", err)
 	}
 	t.Cleanup(c.Close)
-	return &Broker{Addrs: c.ListenAddrs(), Cluster: c}
+	return &Broker{Addrs: c.ListenAddrs(), Kind: "kfake", Cluster: c}
 }
 
-// Topic returns a topic name unique to the test run.
+// Topic returns a topic name unique to the test run: the name itself on a
+// broker of the test's own, the name with a suffix on a shared cluster.
 func (b *Broker) Topic(name string) string {
-	if b.Cluster != nil {
+	if b.Kind != "external" {
 		return name
 	}
 	return name + "-" + time.Now().Format("150405.000000")
 }
 
-// CreateTopic creates a topic with n partitions.
+// CreateTopic creates a topic with n partitions, and waits until every
+// partition has a leader.
 func (b *Broker) CreateTopic(t testing.TB, topic string, n int) {
 	t.Helper()
 	if b.Cluster != nil {
@@ -72,6 +96,23 @@ func (b *Broker) CreateTopic(t testing.TB, topic string, n int) {
 	defer cc.Close()
 	if err := cc.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: n, ReplicationFactor: 1}); err != nil {
 		t.Fatalf("create topic %s: %v", topic, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		parts, err := conn.ReadPartitions(topic)
+		led := 0
+		for _, p := range parts {
+			if p.Leader.Port != 0 {
+				led++
+			}
+		}
+		if err == nil && led == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s: %d of %d partitions have a leader after 30s (%v)", topic, led, n, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -99,4 +140,13 @@ func (b *Broker) Produce(t testing.TB, topic string, msgs ...kafka.Message) {
 	if err := w.WriteMessages(ctx, msgs...); err != nil {
 		t.Fatalf("produce to %s: %v", topic, err)
 	}
+}
+
+// Log returns the tail of a real broker's log (empty for others), for a
+// failing test's message.
+func (b *Broker) Log() string {
+	if b.real == nil {
+		return ""
+	}
+	return b.real.logTail(8 << 10)
 }

@@ -9,10 +9,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestConsumerGroupOverKfake pins what the stream materializer relies on:
+// TestConsumerGroup pins what the stream materializer relies on:
 // kafka-go's consumer group, partition readers and commits work against
 // the broker.
-func TestConsumerGroupOverKfake(t *testing.T) {
+func TestConsumerGroup(t *testing.T) {
 	b := Start(t)
 	topic := b.Topic("spike")
 	b.CreateTopic(t, topic, 2)
