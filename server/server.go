@@ -48,7 +48,7 @@ type Config struct {
 	// requests (default 0: stop at once; behind a Kubernetes Service the
 	// pod's preStop hook does the waiting).
 	DrainDelay time.Duration
-	Logger          *slog.Logger
+	Logger     *slog.Logger
 	// Metrics, when set, are recorded and served at GET /metrics.
 	Metrics *Metrics
 	// TLSCertFile and TLSKeyFile, when set, serve every surface over TLS.
