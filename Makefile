@@ -37,7 +37,7 @@ PY_FEAST_PINS := 'feast[redis]==0.67.0' pyarrow==26.0.1 pandas==2.3.3 numpy==2.4
 	pytest==9.2.0 setuptools==80.9.0
 PY_FEAST_VENV = $(QUIVER_CACHE)/venv-feast
 
-.PHONY: build install test lint pytest integration demo bench bench-python bench-feast proto proto-spark fuzz clean
+.PHONY: build install test lint pytest integration demo bench bench-python bench-feast proto proto-spark fuzz deploy-check clean
 
 ## build: the quiver binary in bin/
 build:
@@ -62,6 +62,10 @@ test: lint
 lint:
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags $(TAGS) ./...
+
+## deploy-check: render the Kubernetes manifests (deploy/base, deploy/overlays/*) and check them, the Prometheus rules and the Grafana dashboard against the exported metrics (deploy/metrics.txt) (deploy/ is a module of its own; no cluster needed)
+deploy-check:
+	cd deploy && $(GO) test -count=1 ./...
 
 ## pytest: the Python client's tests (python/tests) against a real quiver serve, in a venv under QUIVER_CACHE
 pytest: build
