@@ -37,7 +37,7 @@ PY_FEAST_PINS := 'feast[redis]==0.67.0' pyarrow==26.0.1 pandas==2.3.3 numpy==2.4
 	pytest==9.2.0 setuptools==80.9.0
 PY_FEAST_VENV = $(QUIVER_CACHE)/venv-feast
 
-.PHONY: build install test lint pytest integration demo bench bench-python bench-feast proto proto-spark fuzz deploy-check clean
+.PHONY: build install image test lint pytest integration demo bench bench-python bench-feast proto proto-spark fuzz deploy-check clean
 
 ## build: the quiver binary in bin/
 build:
@@ -52,6 +52,22 @@ install:
 		dir=$$($(GO) env GOBIN); [ -n "$$dir" ] || dir=$$($(GO) env GOPATH | cut -d: -f1)/bin; \
 		echo "installed $$dir/quiver"; \
 	fi
+
+## image: the container image, ghcr.io/quiverdata/quiver:$(VERSION), as an OCI tarball in bin/quiver-image.tar, reproducibly and with no Docker daemon (docs/image.md)
+# The binary for the image is built with -trimpath and no build ID, so that
+# the same commit gives the same bytes; the base's .deb files are kept in
+# QUIVER_CACHE/debs; every time in the image is SOURCE_DATE_EPOCH, by
+# default the last commit's.
+IMAGE     := bin/quiver-image.tar
+IMAGE_BIN := bin/image/quiver
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+image:
+	$(GO) build -tags $(TAGS) -trimpath -ldflags "$(LDFLAGS) -buildid=" -o $(IMAGE_BIN) ./cmd/quiver
+	@set -e; digest=$$(SOURCE_DATE_EPOCH="$(SOURCE_DATE_EPOCH)" QUIVER_CACHE="$(QUIVER_CACHE)" \
+		$(GO) run ./scripts/image -binary $(IMAGE_BIN) -out $(IMAGE) -version "$(VERSION)" -revision "$(COMMIT)"); \
+	echo "image $$digest"; \
+	echo "load it: docker load -i $(IMAGE), podman load -i $(IMAGE)"; \
+	echo "or push it: skopeo copy oci-archive:$(IMAGE) docker://ghcr.io/quiverdata/quiver:TAG"
 
 ## test: gofmt, go vet, every Go test with the race detector (fuzz seed corpora included), then pytest
 test: lint
