@@ -27,9 +27,13 @@ import (
 // The image every container runs; its entrypoint is /usr/bin/quiver.
 const image = "ghcr.io/quiverdata/quiver"
 
-// serveDrain is how long quiver serve drains the requests in flight after
-// SIGTERM by default (serve.shutdown_timeout, docs/security.md).
-const serveDrain = 10 * time.Second
+// Quiver serve's defaults after SIGTERM: answer on while not ready for
+// serve.drain_delay, then drain the requests in flight for up to
+// serve.shutdown_timeout (docs/security.md).
+const (
+	defaultDrainDelay      = 0
+	defaultShutdownTimeout = 10 * time.Second
+)
 
 // rendering is one kustomization's output, every object decoded strictly
 // into its Kubernetes API type.
@@ -163,10 +167,12 @@ type quiverConfig struct {
 		Addr string `json:"addr"`
 	} `json:"online"`
 	Serve struct {
-		GRPC      string `json:"grpc"`
-		HTTP      string `json:"http"`
-		Flight    string `json:"flight"`
-		AuthToken string `json:"auth_token"`
+		GRPC            string `json:"grpc"`
+		HTTP            string `json:"http"`
+		Flight          string `json:"flight"`
+		AuthToken       string `json:"auth_token"`
+		DrainDelay      string `json:"drain_delay"`
+		ShutdownTimeout string `json:"shutdown_timeout"`
 	} `json:"serve"`
 }
 
@@ -572,9 +578,25 @@ func checkServe(t *testing.T, r *rendering, command string) {
 	} else {
 		t.Errorf("%s: no preStop sleep: the Service would still send requests to a pod that stops taking them", where)
 	}
+	setting := func(flag, fromConfig string, def time.Duration) time.Duration {
+		v, ok := flagValue(c.Args, flag)
+		if !ok {
+			v = fromConfig
+		}
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("%s: %s %q: %v", where, flag, v, err)
+		}
+		return d
+	}
+	delay := setting("drain-delay", cfg.Serve.DrainDelay, defaultDrainDelay)
+	drain := setting("shutdown-timeout", cfg.Serve.ShutdownTimeout, defaultShutdownTimeout)
 	grace := time.Duration(*d.Spec.Template.Spec.TerminationGracePeriodSeconds) * time.Second
-	if grace <= sleep+serveDrain {
-		t.Errorf("%s: terminationGracePeriodSeconds %s is not over the preStop sleep %s + the drain %s", where, grace, sleep, serveDrain)
+	if grace <= sleep+delay+drain {
+		t.Errorf("%s: terminationGracePeriodSeconds %s is not over the preStop sleep %s + the drain delay %s + the drain %s", where, grace, sleep, delay, drain)
 	}
 
 	// The Service selects the serve pods, and only them.

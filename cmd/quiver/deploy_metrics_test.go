@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -181,6 +182,7 @@ func TestDeployConfigs(t *testing.T) {
 	require.Equal(t, "redis:6379", base.Online.Addr)
 	require.Equal(t, []string{"kafka-0:9092", "kafka-1:9092"}, base.Kafka.Brokers)
 	require.Equal(t, "a-token", base.Serve.AuthToken)
+	require.Equal(t, 10*time.Second, base.Serve.ShutdownTimeout.Std(), "deploy/base/serve.yaml's terminationGracePeriodSeconds counts on it")
 	require.Equal(t, "s3://quiver-features/registry", base.RegistryPath())
 	for _, p := range []string{base.Offline.DuckDB.TempDirectory, base.Offline.Cache.Dir, base.Offline.Compact.Dir} {
 		require.True(t, filepath.IsAbs(p), "%s: the pods' repository directory is read-only, so local paths must be absolute", p)
