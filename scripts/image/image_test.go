@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/x509"
 	"debug/elf"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io/fs"
@@ -104,6 +105,25 @@ func TestImage(t *testing.T) {
 		require.Equal(t, []string{"usr/", "usr/bin/", "usr/bin/quiver"}, names)
 		require.Equal(t, int64(0o755), entries[2].Header.Mode)
 		require.Equal(t, [2]int{0, 0}, [2]int{entries[2].Header.Uid, entries[2].Header.Gid})
+	})
+
+	// containers/image, which skopeo and podman load use, reads the
+	// tarball both as an OCI archive and as docker load's format.
+	t.Run("skopeo", func(t *testing.T) {
+		if _, err := exec.LookPath("skopeo"); err != nil {
+			t.Skip("!!! skopeo is not installed (Debian: apt-get install skopeo): the tarball is not read by containers/image")
+		}
+		var inspected struct{ Digest string }
+		out, err := exec.Command("skopeo", "inspect", "oci-archive:"+imagePath(t)).Output()
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal(out, &inspected))
+		require.Equal(t, u.tb.Digest, inspected.Digest)
+		out, err = exec.Command("skopeo", "inspect", "--config", "docker-archive:"+imagePath(t)).Output()
+		require.NoError(t, err)
+		var dockerCfg ociimage.ImageConfig
+		require.NoError(t, json.Unmarshal(out, &dockerCfg))
+		require.Equal(t, u.tb.Config.RootFS.DiffIDs, dockerCfg.RootFS.DiffIDs)
+		require.Equal(t, cfg.Entrypoint, dockerCfg.Config.Entrypoint)
 	})
 
 	t.Run("packages", func(t *testing.T) {
