@@ -33,6 +33,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -316,7 +317,7 @@ func Write(w io.Writer, img Image) (Result, error) {
 // WriteFile writes img to the file name (through a temporary file beside
 // it, renamed into place once complete).
 func WriteFile(name string, img Image) (Result, error) {
-	f, err := os.CreateTemp(path.Dir(name), ".ociimage-*")
+	f, err := os.CreateTemp(filepath.Dir(name), ".ociimage-*")
 	if err != nil {
 		return Result{}, err
 	}
