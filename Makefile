@@ -5,6 +5,11 @@ TAGS    := duckdb_arrow
 # Packages whose tests (build tag spark) run against a real Spark Connect
 # server in make integration.
 SPARK_PKGS := ./internal/sparkconnect/ ./internal/testutil/sparktest/ ./offline/ ./cmd/quiver/ ./server/
+# The stream suites that make integration runs again against a real Apache
+# Kafka broker (scripts/kafka.sh fetches its jars; internal/kafkatest
+# starts one per test), beside kfake in make test.
+KAFKA_PKGS := ./internal/kafkatest/ ./materialize/stream/
+KAFKA_CMD_TESTS := ^TestStream
 BIN     := bin/quiver
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
@@ -92,7 +97,7 @@ pytest: build
 	fi; \
 	QUIVER_BIN="$(CURDIR)/$(BIN)" "$$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests --ignore=python/tests/torch --ignore=python/tests/feast
 
-## integration: quiver.torch and examples/python/train.py with a real (CPU) torch, real Feast beside Quiver (venvs under QUIVER_CACHE), and the object-storage suites against a real MinIO (built once into the cache)
+## integration: quiver.torch and examples/python/train.py with a real (CPU) torch, real Feast beside Quiver (venvs under QUIVER_CACHE), the stream suites against a real Apache Kafka broker (jars cached), deploy-check, the object-storage suites against a real MinIO (built once into the cache), and the Spark suites against a real Spark Connect server
 integration: build
 	@set -e; export PIP_CACHE_DIR="$(QUIVER_CACHE)/pip"; \
 	if $(PY_TORCH) -c 'import torch' >/dev/null 2>&1; then \
@@ -104,6 +109,10 @@ integration: build
 	QUIVER_BIN="$(CURDIR)/$(BIN)" "$$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests/torch; \
 	venv=$$(scripts/pyvenv.sh "$(PY_FEAST_VENV)" "$(PYTHON)" "" $(PY_FEAST_PINS)); \
 	QUIVER_BIN="$(CURDIR)/$(BIN)" "$$venv/bin/python" -m pytest -q -rs -p no:cacheprovider python/tests/feast; \
+	kafka=$$(QUIVER_CACHE="$(QUIVER_CACHE)" scripts/kafka.sh); \
+	QUIVER_KAFKA_HOME="$$kafka" $(GO) test -tags $(TAGS) -count=1 -timeout 20m $(KAFKA_PKGS); \
+	QUIVER_KAFKA_HOME="$$kafka" $(GO) test -tags $(TAGS) -count=1 -timeout 20m -run '$(KAFKA_CMD_TESTS)' ./cmd/quiver/; \
+	$(MAKE) --no-print-directory deploy-check; \
 	minio=$$(scripts/minio.sh); \
 	QUIVER_MINIO="$$minio" $(GO) test -tags $(TAGS) -count=1 ./storage/ ./registry/; \
 	spark=$$(QUIVER_CACHE="$(QUIVER_CACHE)" scripts/spark.sh); \

@@ -13,7 +13,10 @@
 //     not its buckets), beside a plain reader of the same messages that
 //     timestamps their arrival.
 //
-// The online store is the embedded one (Pebble) unless -redis is given.
+// With -kafka (or QUIVER_KAFKA_HOME), the broker is a real Apache Kafka
+// process instead, started fresh for each case (its CPU is not in
+// "cores"). The online store is the embedded one (Pebble) unless -redis
+// is given.
 // Every run gets a fresh store, data root and consumer group; "cores" is
 // the process's CPU time over wall time, the in-process broker included.
 // -cpuprofile profiles one more throughput run of Quiver, not measured.
@@ -42,6 +45,7 @@ import (
 
 	"github.com/quiverdata/quiver/bench/internal/benchredis"
 	"github.com/quiverdata/quiver/bench/internal/report"
+	"github.com/quiverdata/quiver/internal/kafkatest"
 	"github.com/quiverdata/quiver/internal/quickstart"
 	"github.com/quiverdata/quiver/materialize/stream"
 	"github.com/quiverdata/quiver/online"
@@ -57,6 +61,7 @@ var (
 	rate       = flag.Int("rate", 10_000, "events/s of the freshness case")
 	duration   = flag.Duration("duration", 10*time.Second, "length of each freshness run")
 	tick       = flag.Duration("tick", 5*time.Millisecond, "the freshness producer sends a batch every tick")
+	kafkaHome  = flag.String("kafka", os.Getenv("QUIVER_KAFKA_HOME"), "run the broker as a real Apache Kafka process from the jars in `DIR`/libs (scripts/kafka.sh prints it; default $QUIVER_KAFKA_HOME) instead of kfake in this process")
 	useRedis   = flag.Bool("redis", false, "use a private redis-server as the online store instead of the embedded store")
 	cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of one extra, unmeasured throughput run of Quiver to `FILE`")
 )
@@ -101,12 +106,11 @@ func run() error {
 	}
 
 	// Sustained throughput.
-	cluster, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(int32(*partitions), topic))
+	brokers, closeBroker, err := startBroker(ctx)
 	if err != nil {
-		return fmt.Errorf("start kfake: %w", err)
+		return err
 	}
-	defer cluster.Close()
-	brokers := cluster.ListenAddrs()
+	defer closeBroker()
 	produced, err := preProduce(ctx, brokers)
 	if err != nil {
 		return err
@@ -115,8 +119,8 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("streaming materializer, kafka source %s (%d partitions, kfake in process) → driver_trips + driver_last_trip, online: %s\n",
-		topic, *partitions, storeName)
+	fmt.Printf("streaming materializer, kafka source %s (%d partitions, %s) → driver_trips + driver_last_trip, online: %s\n",
+		topic, *partitions, brokerName(), storeName)
 	fmt.Printf("throughput: %d events of %d drivers produced beforehand in %s (%s); %d runs per case\n",
 		*events, *drivers, report.Seconds(produced), report.Rate(int64(*events), produced), *runs)
 	var quiverT, joinT, onlineT, rawT []time.Duration
@@ -142,7 +146,7 @@ func run() error {
 			return err
 		}
 	}
-	cluster.Close()
+	closeBroker()
 
 	// Freshness at a fixed rate, on a fresh broker.
 	fmt.Printf("freshness: %d events/s (%d every %s) for %s, event time = when produced; %d runs\n",
@@ -241,6 +245,66 @@ func (b *bench) newSink(ctx context.Context) (*sink, error) {
 // writer is the fast producer both cases use: batches of up to 10k
 // messages, sent after at most 1 ms, acknowledged by the leader. A batch
 // stays under the broker's default message.max.bytes (1 MB).
+// startBroker starts a new broker with the trips topic: kfake in this
+// process, or a real Apache Kafka process with -kafka. close stops it
+// (more than once is fine).
+func startBroker(ctx context.Context) (brokers []string, close func(), err error) {
+	if *kafkaHome == "" {
+		cluster, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(int32(*partitions), topic))
+		if err != nil {
+			return nil, nil, fmt.Errorf("start kfake: %w", err)
+		}
+		return cluster.ListenAddrs(), cluster.Close, nil
+	}
+	dir, err := os.MkdirTemp("", "bench-kafka-")
+	if err != nil {
+		return nil, nil, err
+	}
+	k, err := kafkatest.StartKafka(*kafkaHome, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	var once sync.Once
+	stop := func() { once.Do(func() { k.Close(); os.RemoveAll(dir) }) }
+	if err := createTopic(ctx, k.Addr()); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return []string{k.Addr()}, stop, nil
+}
+
+// createTopic creates the trips topic with -partitions partitions on a
+// real broker and waits until each has a leader.
+func createTopic(ctx context.Context, addr string) error {
+	conn, err := (&kafka.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: *partitions, ReplicationFactor: 1}); err != nil {
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		parts, err := conn.ReadPartitions(topic)
+		if err == nil && len(parts) == *partitions {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topic %s has no leaders after 30s: %v", topic, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// brokerName says which broker the run uses.
+func brokerName() string {
+	if *kafkaHome == "" {
+		return "kfake in process"
+	}
+	return "Apache Kafka in its own process"
+}
+
 func writer(brokers []string) *kafka.Writer {
 	return &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{},
 		BatchSize: 10_000, BatchBytes: 1_000_000, BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireOne}
@@ -559,12 +623,11 @@ func batchPerTick() int {
 // stamped with the moment it is made.
 func (b *bench) freshness(ctx context.Context, run int) (freshnessResult, error) {
 	var res freshnessResult
-	cluster, err := kfake.NewCluster(kfake.Ports(0), kfake.SeedTopics(int32(*partitions), topic))
+	brokers, closeBroker, err := startBroker(ctx)
 	if err != nil {
-		return res, fmt.Errorf("start kfake: %w", err)
+		return res, err
 	}
-	defer cluster.Close()
-	brokers := cluster.ListenAddrs()
+	defer closeBroker()
 	s, err := b.newSink(ctx)
 	if err != nil {
 		return res, err

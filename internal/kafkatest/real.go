@@ -19,7 +19,11 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// realBroker is an Apache Kafka process started by startReal.
+// Kafka is an Apache Kafka broker process started by StartKafka: one
+// node, broker and controller in one (KRaft), on two loopback ports.
+type Kafka = realBroker
+
+// realBroker is an Apache Kafka process.
 type realBroker struct {
 	cmd     *exec.Cmd
 	dir     string
@@ -32,15 +36,28 @@ type realBroker struct {
 // start, the controller's election, the broker's registration).
 const startTimeout = 90 * time.Second
 
-// startReal formats a new KRaft log directory and starts a combined
-// broker and controller on two free loopback ports, from the jars in
-// home/libs. It retries once on other ports when the first start fails
-// (another process may take a port between its choice and the bind).
+// startReal starts a broker for the test in a directory of the test's,
+// stopped when the test ends.
 func startReal(t testing.TB, home string) *realBroker {
 	t.Helper()
+	rb, err := StartKafka(home, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rb.Close)
+	return rb
+}
+
+// StartKafka formats a new KRaft log directory under dir and starts a
+// combined broker and controller on two free loopback ports, from the
+// jars in home/libs (scripts/kafka.sh), with the machine's Java
+// (JAVA_HOME, else java on PATH). It retries once on other ports when the
+// first start fails (another process may take a port between its choice
+// and the bind). Close stops it.
+func StartKafka(home, dir string) (*Kafka, error) {
 	jars, err := filepath.Glob(filepath.Join(home, "libs", "kafka_*.jar"))
 	if err != nil || len(jars) == 0 {
-		t.Fatalf("QUIVER_KAFKA_HOME=%s: no libs/kafka_*.jar there (scripts/kafka.sh prints the directory to use)", home)
+		return nil, fmt.Errorf("QUIVER_KAFKA_HOME=%s: no libs/kafka_*.jar there (scripts/kafka.sh prints the directory to use)", home)
 	}
 	m := regexp.MustCompile(`kafka_[0-9.]+-(.+)\.jar$`).FindStringSubmatch(jars[0])
 	version := "?"
@@ -52,22 +69,29 @@ func startReal(t testing.TB, home string) *realBroker {
 		java = filepath.Join(jh, "bin", "java")
 	}
 	if _, err := exec.LookPath(java); err != nil {
-		t.Fatalf("QUIVER_KAFKA_HOME is set but there is no Java to run the broker (%s): %v", java, err)
+		return nil, fmt.Errorf("no Java to run the Kafka broker (%s): %w", java, err)
 	}
 	var lastErr error
-	for attempt := 0; attempt < 2; attempt++ {
-		rb, err := launch(t, java, home, version)
+	for attempt := range 2 {
+		rb, err := launch(filepath.Join(dir, fmt.Sprintf("kafka-%d", attempt)), java, home, version)
 		if err == nil {
-			return rb
+			return rb, nil
 		}
 		lastErr = err
 	}
-	t.Fatalf("start Apache Kafka %s: %v", version, lastErr)
-	return nil
+	return nil, fmt.Errorf("start Apache Kafka %s: %w", version, lastErr)
 }
 
-func launch(t testing.TB, java, home, version string) (*realBroker, error) {
-	dir := t.TempDir()
+// Addr is the broker's address.
+func (rb *realBroker) Addr() string { return rb.addr }
+
+// Version is the broker's version, from its jar's name.
+func (rb *realBroker) Version() string { return rb.version }
+
+func launch(dir, java, home, version string) (*realBroker, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
@@ -128,9 +152,8 @@ func launch(t testing.TB, java, home, version string) (*realBroker, error) {
 	}
 	rb := &realBroker{cmd: cmd, dir: dir, addr: addr, version: version, exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(rb.exited) }()
-	t.Cleanup(rb.stop)
 	if err := rb.awaitReady(); err != nil {
-		rb.stop()
+		rb.Close()
 		return nil, fmt.Errorf("%v\n--- broker log:\n%s", err, rb.logTail(8<<10))
 	}
 	return rb, nil
@@ -177,9 +200,9 @@ func (rb *realBroker) coordinatorReady() bool {
 	return err == nil && resp.Error == nil
 }
 
-// stop kills the broker: its log directory is the test's, removed after,
-// so there is nothing to shut down cleanly.
-func (rb *realBroker) stop() {
+// Close kills the broker: its log directory is thrown away after, so
+// there is nothing to shut down cleanly.
+func (rb *realBroker) Close() {
 	select {
 	case <-rb.exited:
 		return
@@ -188,6 +211,9 @@ func (rb *realBroker) stop() {
 	_ = rb.cmd.Process.Kill()
 	<-rb.exited
 }
+
+// Log returns the last n bytes of the broker's output and log.
+func (rb *realBroker) Log(n int) string { return rb.logTail(n) }
 
 func (rb *realBroker) logTail(n int) string {
 	var all []byte
