@@ -23,10 +23,8 @@ const (
 	alertsFile    = "prometheus/alerts.yaml"
 	dashboardFile = "grafana/quiver.json"
 	metricsFile   = "metrics.txt"
-	// The runbooks: the section docs/operations-alerts.md, merged into
-	// docs/operations.md.
+	// The runbooks: one section per alert in docs/operations.md.
 	runbookDocs = "../docs/operations.md"
-	alertsDocs  = "../docs/operations-alerts.md"
 	runbookURL  = "https://github.com/quiverdata/quiver/blob/main/docs/operations.md#"
 )
 
@@ -200,7 +198,7 @@ func (c *checker) checkRules(content []byte, anchors map[string]bool) (alerts []
 			case frag != anchor(r.Alert):
 				problems = append(problems, fmt.Sprintf("alert %s: runbook_url anchor #%s, want #%s, its own section", r.Alert, frag, anchor(r.Alert)))
 			case !anchors[frag]:
-				problems = append(problems, fmt.Sprintf("alert %s: no heading for #%s in %s or %s", r.Alert, frag, alertsDocs, runbookDocs))
+				problems = append(problems, fmt.Sprintf("alert %s: no heading for #%s in %s", r.Alert, frag, runbookDocs))
 			}
 			if _, err := url.Parse(u); err != nil {
 				problems = append(problems, fmt.Sprintf("alert %s: runbook_url: %v", r.Alert, err))
@@ -308,7 +306,7 @@ func TestAlerts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	anchors := headings(t, alertsDocs, runbookDocs)
+	anchors := headings(t, runbookDocs)
 	alerts, problems := c.checkRules(data, anchors)
 	for _, p := range problems {
 		t.Error(p)
@@ -321,10 +319,10 @@ func TestAlerts(t *testing.T) {
 		}
 	}
 	// Every alert has its runbook, and every runbook its alert.
-	docs := headings(t, alertsDocs)
+	docs := headings(t, runbookDocs)
 	for a := range docs {
 		if strings.HasPrefix(a, "quiver") && !slices.ContainsFunc(alerts, func(x string) bool { return anchor(x) == a }) {
-			t.Errorf("%s has a section #%s for an alert that %s does not define", alertsDocs, a, alertsFile)
+			t.Errorf("%s has a section #%s for an alert that %s does not define", runbookDocs, a, alertsFile)
 		}
 	}
 	if len(alerts) < 8 {
