@@ -97,7 +97,7 @@ pytest: build
 	fi; \
 	QUIVER_BIN="$(CURDIR)/$(BIN)" "$$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests --ignore=python/tests/torch --ignore=python/tests/feast
 
-## integration: quiver.torch and examples/python/train.py with a real (CPU) torch, real Feast beside Quiver (venvs under QUIVER_CACHE), the stream suites against a real Apache Kafka broker (jars cached), deploy-check, the object-storage suites against a real MinIO (built once into the cache), and the Spark suites against a real Spark Connect server
+## integration: quiver.torch and examples/python/train.py with a real (CPU) torch, real Feast beside Quiver (venvs under QUIVER_CACHE), the stream suites against a real Apache Kafka broker (jars cached), deploy-check, the container image (built, unpacked and run from its root file system), the object-storage suites against a real MinIO (built once into the cache), and the Spark suites against a real Spark Connect server
 integration: build
 	@set -e; export PIP_CACHE_DIR="$(QUIVER_CACHE)/pip"; \
 	if $(PY_TORCH) -c 'import torch' >/dev/null 2>&1; then \
@@ -113,6 +113,9 @@ integration: build
 	QUIVER_KAFKA_HOME="$$kafka" $(GO) test -tags $(TAGS) -count=1 -timeout 20m $(KAFKA_PKGS); \
 	QUIVER_KAFKA_HOME="$$kafka" $(GO) test -tags $(TAGS) -count=1 -timeout 20m -run '$(KAFKA_CMD_TESTS)' ./cmd/quiver/; \
 	$(MAKE) --no-print-directory deploy-check; \
+	$(MAKE) --no-print-directory image; \
+	QUIVER_IMAGE="$(CURDIR)/$(IMAGE)" QUIVER_BIN="$(CURDIR)/$(BIN)" QUIVER_CACHE="$(QUIVER_CACHE)" \
+		$(GO) test -tags image -count=1 ./scripts/image/; \
 	minio=$$(scripts/minio.sh); \
 	QUIVER_MINIO="$$minio" $(GO) test -tags $(TAGS) -count=1 ./storage/ ./registry/; \
 	spark=$$(QUIVER_CACHE="$(QUIVER_CACHE)" scripts/spark.sh); \

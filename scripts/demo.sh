@@ -117,7 +117,7 @@ step "Serve over gRPC, HTTP and Arrow Flight (quiver serve, in the background)"
 grpc=127.0.0.1:${QUIVER_DEMO_GRPC_PORT:-16566}
 http=127.0.0.1:${QUIVER_DEMO_HTTP_PORT:-16567}
 flight=127.0.0.1:${QUIVER_DEMO_FLIGHT_PORT:-16568}
-"$quiver" serve --grpc "$grpc" --http "$http" --flight "$flight" 2>"$demo/serve.log" &
+"$quiver" serve --grpc "$grpc" --http "$http" --flight "$flight" --drain-delay 1s 2>"$demo/serve.log" &
 serve_pid=$!
 trap 'kill $serve_pid 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -fs "http://$http/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -140,8 +140,15 @@ if [ -n "${QUIVER_DEMO_PYTHON:-}" ]; then
 else
 	echo "(no Python environment: the Python client's tour is left out; make demo makes one)"
 fi
-kill $serve_pid
+step "Graceful stop (rolling restarts): on SIGTERM serve reports not ready at once, answers for the drain delay, then drains"
+echo "\$ kill -TERM $serve_pid; curl -s http://$http/readyz; curl -s -X POST http://$http/v1/online-features …"
+kill -TERM $serve_pid
+for _ in $(seq 50); do grep -q draining "$demo/serve.log" && break; sleep 0.02; done
+curl -s "http://$http/readyz"
+curl -s -X POST "http://$http/v1/online-features" -d '{"entities": {"driver_id": [1001]}, "features": ["driver_hourly:conv_rate"]}'
+echo
 wait $serve_pid 2>/dev/null || true
+grep -E 'draining|shutting down' "$demo/serve.log" | sed 's/^time=[^ ]* //'
 trap - EXIT
 
 step "Streaming: quiver dev runs a Kafka-protocol broker, the stream materializer and the servers in one process"
