@@ -44,8 +44,15 @@ func NewMetrics() *Metrics {
 			Name: "quiver_on_demand_evaluation_errors_total", Help: "On-demand feature values whose expression failed at run time (status EVALUATION_ERROR), by feature.",
 		}, []string{"feature"}),
 	}
-	reg.MustRegister(m.requests, m.storeOps, m.evalErrs, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(append(m.Collectors(), prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))...)
 	return m
+}
+
+// Collectors returns the server's own metrics (not the Go and process
+// collectors), for programs that list what Quiver exports: a vector with
+// no series yet gathers nothing, but describes itself.
+func (m *Metrics) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.requests, m.storeOps, m.evalErrs}
 }
 
 // Registerer is the metrics' registry, for other components of the same
