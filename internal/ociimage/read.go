@@ -64,17 +64,9 @@ func (t *Tarball) Close() error { return t.f.Close() }
 // scan lists the tarball's regular files with their offsets.
 func (t *Tarball) scan() error {
 	cr := &countReader{r: t.f}
-	tr := tar.NewReader(cr)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	return EachEntry(cr, func(h *tar.Header, _ io.Reader) error {
 		if h.Typeflag != tar.TypeReg {
-			continue
+			return nil
 		}
 		name := path.Clean(h.Name)
 		if _, ok := t.entries[name]; ok {
@@ -83,6 +75,26 @@ func (t *Tarball) scan() error {
 		// tar.Reader reads a regular file's header and nothing beyond it,
 		// so the count is where its contents start.
 		t.entries[name] = section{cr.n, h.Size}
+		return nil
+	})
+}
+
+// EachEntry calls fn with each entry of the tar stream r, in order, and
+// a reader of its contents (valid until fn returns); it stops at the
+// first error, fn's or the stream's.
+func EachEntry(r io.Reader, fn func(*tar.Header, io.Reader) error) error {
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(h, tr); err != nil {
+			return err
+		}
 	}
 }
 
@@ -274,19 +286,12 @@ func (t *Tarball) walkLayer(i int, fn func(*tar.Header, io.Reader) error) error 
 	if err != nil {
 		return err
 	}
-	tr := tar.NewReader(gz)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(h, tr); err != nil {
+	return EachEntry(gz, func(h *tar.Header, r io.Reader) error {
+		if err := fn(h, r); err != nil {
 			return fmt.Errorf("layer %d: %s: %w", i+1, h.Name, err)
 		}
-	}
+		return nil
+	})
 }
 
 // Extract unpacks the layers, in order, into the directory dir (which

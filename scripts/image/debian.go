@@ -306,21 +306,14 @@ func extract(d deb, add func(ociimage.File) error) error {
 
 func readData(p pkg, r io.Reader, add func(ociimage.File) error) error {
 	copyright := "usr/share/doc/" + p.name + "/copyright"
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	return ociimage.EachEntry(r, func(h *tar.Header, tr io.Reader) error {
 		name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
 		if name == "" {
-			continue
+			return nil
 		}
 		var data []byte
 		if h.Typeflag == tar.TypeReg {
+			var err error
 			if data, err = io.ReadAll(tr); err != nil {
 				return err
 			}
@@ -329,7 +322,7 @@ func readData(p pkg, r io.Reader, add func(ociimage.File) error) error {
 			p.also(name, data)
 		}
 		if !kept(p, name, copyright) {
-			continue
+			return nil
 		}
 		f := ociimage.File{Path: name, Mode: fs.FileMode(h.Mode).Perm()}
 		switch h.Typeflag {
@@ -349,10 +342,8 @@ func readData(p pkg, r io.Reader, add func(ociimage.File) error) error {
 		if h.Uid != 0 || h.Gid != 0 {
 			return fmt.Errorf("%s: owned by %d:%d, not root", name, h.Uid, h.Gid)
 		}
-		if err := add(f); err != nil {
-			return err
-		}
-	}
+		return add(f)
+	})
 }
 
 // kept says whether the image takes the package's entry name.
