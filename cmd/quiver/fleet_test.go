@@ -23,7 +23,9 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
@@ -286,14 +288,32 @@ func rollingRestart(t *testing.T, addrs ...string) {
 
 	res := manual.NewBuilderWithScheme("fleet")
 	res.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: replicas[0].grpc}, {Addr: replicas[1].grpc}}})
+	// A client that reconnects within half a second once a replica is
+	// back (gRPC's default backoff grows to two minutes).
 	conn, err := grpc.NewClient("fleet:///serve", grpc.WithResolvers(res),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: time.Second,
+			Backoff: backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 500 * time.Millisecond}}),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": ""}}`))
 	require.NoError(t, err)
 	defer conn.Close()
 	client := servingv1.NewServingClient(conn)
 
 	var okHTTP, okGRPC atomic.Int64
+	// served counts each replica's answers by surface ("http " or "grpc "
+	// and its address).
+	var served sync.Map
+	count := func(key string) {
+		n, _ := served.LoadOrStore(key, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+	}
+	answered := func(key string) int64 {
+		n, ok := served.Load(key)
+		if !ok {
+			return 0
+		}
+		return n.(*atomic.Int64).Load()
+	}
 	var mu sync.Mutex
 	var failures []string
 	fail := func(s string) {
@@ -316,7 +336,8 @@ func rollingRestart(t *testing.T, addrs ...string) {
 					time.Sleep(10 * time.Millisecond)
 					continue
 				}
-				resp, err := hc.Post("http://"+up[i%len(up)]+"/v1/online-features", "application/json", bytes.NewReader(body))
+				addr := up[i%len(up)]
+				resp, err := hc.Post("http://"+addr+"/v1/online-features", "application/json", bytes.NewReader(body))
 				if err != nil {
 					fail("http: " + err.Error())
 					continue
@@ -328,6 +349,7 @@ func rollingRestart(t *testing.T, addrs ...string) {
 					continue
 				}
 				okHTTP.Add(1)
+				count("http " + addr)
 				time.Sleep(2 * time.Millisecond) // bounded: a few hundred requests a second
 			}
 		}()
@@ -342,7 +364,8 @@ func rollingRestart(t *testing.T, addrs ...string) {
 			}
 			for ctx.Err() == nil {
 				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				resp, err := client.GetOnlineFeatures(cctx, req)
+				var p peer.Peer
+				resp, err := client.GetOnlineFeatures(cctx, req, grpc.Peer(&p))
 				cancel()
 				if err != nil {
 					if ctx.Err() == nil {
@@ -355,19 +378,37 @@ func rollingRestart(t *testing.T, addrs ...string) {
 					continue
 				}
 				okGRPC.Add(1)
+				if p.Addr != nil {
+					count("grpc " + p.Addr.String())
+				}
 				time.Sleep(2 * time.Millisecond)
 			}
 		}()
 	}
 
-	time.Sleep(time.Second)
+	// Each replica answers on both surfaces, before the first restart
+	// and again after its own, before the next one goes: a rolling
+	// update waits for the new pod, and the clients take time to see it.
+	servedAgain := func(r *replica, since [2]int64) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for answered("http "+r.http) <= since[0] || answered("grpc "+r.grpc) <= since[1] {
+			require.False(t, time.Now().After(deadline), "replica %s/%s answers no requests (%d HTTP, %d gRPC)",
+				r.http, r.grpc, answered("http "+r.http), answered("grpc "+r.grpc))
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for _, r := range replicas {
+		servedAgain(r, [2]int64{})
+	}
 	for _, r := range replicas {
 		before := okHTTP.Load() + okGRPC.Load()
 		require.NoError(t, r.c.cmd.Process.Signal(syscall.SIGTERM))
 		require.NoError(t, r.c.cmd.Wait(), "replica's drain:\n%s", r.c.out)
 		require.Contains(t, r.c.out.String(), "draining")
+		since := [2]int64{answered("http " + r.http), answered("grpc " + r.grpc)}
 		start(r)
-		time.Sleep(time.Second) // both replicas serve again
+		servedAgain(r, since)
 		require.Greater(t, okHTTP.Load()+okGRPC.Load(), before+100, "requests went on during the restart")
 	}
 	stop()
