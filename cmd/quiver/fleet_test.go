@@ -58,20 +58,31 @@ func useRedis(t *testing.T, dir string, addrs ...string) {
 }
 
 // TestStreamGroupMemberKilled: three quiver stream processes share one
-// consumer group over a six-partition topic and one Redis. While events
+// consumer group over a six-partition topic and one online store (one
+// Redis; a three-node Redis Cluster). While events
 // flow, one member is killed with SIGKILL; the other two take over its
 // partitions. At the end every event is in each view's offline log exactly
 // once, and quiver verify finds the online store equal to the
 // point-in-time join at the watermark (so no event was applied twice: the
 // windowed sums would show it).
 func TestStreamGroupMemberKilled(t *testing.T) {
+	t.Run("redis", func(t *testing.T) {
+		rs := redistest.Start(t)
+		groupMemberKilled(t, rs.Addr())
+	})
+	t.Run("cluster", func(t *testing.T) {
+		c := redistest.StartCluster(t, 3)
+		groupMemberKilled(t, c.Addrs()...)
+	})
+}
+
+func groupMemberKilled(t *testing.T, addrs ...string) {
 	events, flow := 60_000, 12*time.Second
 	if testing.Short() {
 		events, flow = 20_000, 8*time.Second
 	}
 	dir := initRepo(t)
-	rs := redistest.Start(t)
-	useRedis(t, dir, rs.Addr())
+	useRedis(t, dir, addrs...)
 	code, _, stderr := quiver(t, "apply", "--repo", dir)
 	require.Equal(t, 0, code, stderr)
 	lg := openOfflineLog(t, dir)
