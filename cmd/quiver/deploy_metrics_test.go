@@ -196,3 +196,22 @@ func TestDeployConfigs(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, repo.Defs.FeatureViews)
 }
+
+// TestDeployDefinitionsAreTheQuickstarts: the apply Job's example
+// definitions (deploy/base/definitions, inside the kustomization because
+// kustomize reads no files outside it) are the quickstart's, byte for
+// byte, so that the example cannot drift from what quiver init writes.
+func TestDeployDefinitionsAreTheQuickstarts(t *testing.T) {
+	files, err := filepath.Glob("../../deploy/base/definitions/*.yaml")
+	require.NoError(t, err)
+	want, err := filepath.Glob("../../internal/quickstart/features/*.yaml")
+	require.NoError(t, err)
+	require.Equal(t, len(want), len(files), "deploy/base/definitions holds every quickstart file")
+	for _, f := range files {
+		got, err := os.ReadFile(f)
+		require.NoError(t, err)
+		exp, err := os.ReadFile(filepath.Join("../../internal/quickstart/features", filepath.Base(f)))
+		require.NoError(t, err, "%s is not a quickstart file", f)
+		require.Equal(t, string(exp), string(got), "%s differs from internal/quickstart/features: copy it again", f)
+	}
+}
