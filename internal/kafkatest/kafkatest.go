@@ -142,6 +142,19 @@ func (b *Broker) Produce(t testing.TB, topic string, msgs ...kafka.Message) {
 	}
 }
 
+// Restart kills a broker this package started with SIGKILL and starts it
+// again on its log directory and ports; it skips the test on kfake (which
+// keeps nothing across a restart) and on a cluster of the caller's.
+func (b *Broker) Restart(t testing.TB) {
+	t.Helper()
+	if b.real == nil {
+		t.Skipf("kafkatest: a %s broker cannot be restarted by the test; QUIVER_KAFKA_HOME runs this test against a real one (make integration)", b.Kind)
+	}
+	if err := b.real.Restart(); err != nil {
+		t.Fatalf("restart the broker: %v", err)
+	}
+}
+
 // Log returns the tail of a real broker's log (empty for others), for a
 // failing test's message.
 func (b *Broker) Log() string {

@@ -29,6 +29,7 @@ type realBroker struct {
 	dir     string
 	addr    string
 	version string
+	argv    []string // the broker's command line
 	exited  chan struct{}
 }
 
@@ -139,24 +140,45 @@ func launch(dir, java, home, version string) (*realBroker, error) {
 	if out, err := format.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("format the log directory: %v\n%s", err, out)
 	}
-	cmd := exec.Command(java, append(jvm, "kafka.Kafka", cfg)...)
-	stdout, err := os.Create(filepath.Join(dir, "stdout"))
-	if err != nil {
+	rb := &realBroker{dir: dir, addr: addr, version: version, argv: append([]string{java}, append(jvm, "kafka.Kafka", cfg)...)}
+	if err := rb.start(); err != nil {
 		return nil, err
+	}
+	return rb, nil
+}
+
+// start runs the broker's process over its directory and waits until it
+// answers.
+func (rb *realBroker) start() error {
+	cmd := exec.Command(rb.argv[0], rb.argv[1:]...)
+	stdout, err := os.OpenFile(filepath.Join(rb.dir, "stdout"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
 	}
 	defer stdout.Close()
 	cmd.Stdout, cmd.Stderr = stdout, stdout
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
-	rb := &realBroker{cmd: cmd, dir: dir, addr: addr, version: version, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(rb.exited) }()
+	exited := make(chan struct{})
+	rb.cmd, rb.exited = cmd, exited
+	go func() { _ = cmd.Wait(); close(exited) }()
 	if err := rb.awaitReady(); err != nil {
 		rb.Close()
-		return nil, fmt.Errorf("%v\n--- broker log:\n%s", err, rb.logTail(8<<10))
+		return fmt.Errorf("%v\n--- broker log:\n%s", err, rb.logTail(8<<10))
 	}
-	return rb, nil
+	return nil
+}
+
+// Restart kills the broker with SIGKILL (no controlled shutdown: what a
+// crash or a lost node does) and starts it again over the same log
+// directory and ports, returning once it answers again. Acknowledged
+// messages survive: the broker acknowledges after the write to the page
+// cache, which a killed process does not lose.
+func (rb *realBroker) Restart() error {
+	rb.Close()
+	return rb.start()
 }
 
 // awaitReady waits until the broker answers metadata requests naming

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -92,9 +93,12 @@ func (a *Applier) Topics() (map[string]string, error) {
 // the dead-letter topic every message that was refused.
 //
 // It returns nil after a stop by ctx. A partition that cannot go on (its
-// log's offsets cannot be read, the reader cannot seek, a fetch fails, or
-// its pending events cannot be logged before it stops) stops the whole
-// consumer the same way, and Consume returns that partition's error.
+// log's offsets cannot be read, the reader cannot seek, a fetch fails
+// with an error retrying cannot mend, or its pending events cannot be
+// logged before it stops) stops the whole consumer the same way, and
+// Consume returns that partition's error. A broker that is away (a
+// restart, a failover) is waited for: fetches are retried, and the
+// member rejoins the group when the broker is back.
 // Writes that fail are retried and never skipped; while they fail the
 // partition is stalled (see Metrics.Stalled and Metrics.Stalls).
 func (a *Applier) Consume(ctx context.Context, opts KafkaOptions) error {
@@ -205,6 +209,19 @@ func ensureTopics(ctx context.Context, brokers []string, topics []string) error 
 	return nil
 }
 
+// retryableFetch says whether a fetch error is one of a broker that is
+// away or busy (network errors, and Kafka's retriable error codes: not
+// the leader, leader not available, request timed out, …), which the
+// partition rides out, rather than one that retrying cannot mend
+// (authorization failures, and the like).
+func retryableFetch(err error) bool {
+	var ke kafka.Error
+	if errors.As(err, &ke) {
+		return ke.Temporary()
+	}
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, io.EOF)
+}
+
 func describe(as map[string][]kafka.PartitionAssignment) string {
 	s := ""
 	for t, ps := range as {
@@ -283,12 +300,31 @@ func (c *consumer) partition(ctx, gctx context.Context, gen *kafka.Generation, t
 	fetchErr := make(chan error, 1)
 	go func() {
 		defer close(msgs)
-		for {
+		// A broker that is away (restarting, failing over, unreachable)
+		// fails fetches while kafka-go's reader reconnects: retried with
+		// backoff. The group's heartbeats fail meanwhile too, so the
+		// generation usually ends first, and the member rejoins once the
+		// broker is back. Other errors stop the consumer.
+		backoff := 50 * time.Millisecond
+		for attempt := 1; ; attempt++ {
 			m, err := r.FetchMessage(stop)
 			if err != nil {
-				fetchErr <- err
-				return
+				if stop.Err() != nil || !retryableFetch(err) {
+					fetchErr <- err
+					return
+				}
+				a.metrics.Retries.WithLabelValues(topic, strconv.Itoa(int(partition)), "fetch").Inc()
+				log.Warn("fetch failed; retrying", "err", err, "attempt", attempt, "retry_in", backoff)
+				select {
+				case <-stop.Done():
+					fetchErr <- err
+					return
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, 5*time.Second)
+				continue
 			}
+			backoff, attempt = 50*time.Millisecond, 0
 			select {
 			case msgs <- m:
 			case <-stop.Done():
