@@ -24,8 +24,9 @@ type Metrics struct {
 	TileConflicts prometheus.Counter // quiver_stream_tile_conflicts_total
 	// Stalled is 1 while a write of the partition fails and is retried.
 	Stalled *prometheus.GaugeVec // quiver_stream_partition_stalled{topic,partition}
-	// Retries counts failed writes that were retried, by what failed
-	// (write online, write offline log, write dead letters, commit).
+	// Retries counts failed writes and fetches that were retried, by what
+	// failed (write online, write offline log, write dead letters, commit,
+	// fetch).
 	Retries *prometheus.CounterVec // quiver_stream_retries_total{topic,partition,op}
 
 	mu     sync.Mutex
@@ -104,7 +105,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "quiver_stream_partition_stalled",
 			Help: "1 while a write of the partition (online, offline log, dead letters) fails and is retried; the partition applies nothing new meanwhile."}, []string{"topic", "partition"}),
 		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "quiver_stream_retries_total",
-			Help: "Failed writes of a partition that were retried, by operation."}, []string{"topic", "partition", "op"}),
+			Help: "Failed writes and fetches of a partition that were retried, by operation."}, []string{"topic", "partition", "op"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Events, m.DeadLetters, m.Freshness, m.Lag, m.LogFlush, m.Commits, m.Batch, m.Skipped, m.OnlineWrite, m.TileConflicts, m.Stalled, m.Retries)
