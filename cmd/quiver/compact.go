@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"text/tabwriter"
 	"time"
-
-	"github.com/quiverdata/quiver/offline"
 )
 
 const compactUsage = "compact [VIEW ...]"
@@ -19,11 +17,7 @@ func cmdCompact(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, snap, err := latestDefinitions(ctx, f.repo)
-	if err != nil {
-		return err
-	}
-	eng, err := offline.Open(offline.OptionsFromConfig(cfg))
+	_, snap, eng, err := latestWithEngine(ctx, f.repo)
 	if err != nil {
 		return err
 	}

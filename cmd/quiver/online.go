@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/quiverdata/quiver/materialize"
-	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/registry"
 )
@@ -50,11 +49,7 @@ func cmdMaterialize(ctx context.Context, e *env, args []string) error {
 	if !start.IsZero() && end.Before(start) {
 		return usageError{fmt.Sprintf("--end %s is before --start %s", end.Format(time.RFC3339), start.Format(time.RFC3339))}
 	}
-	cfg, snap, err := latestDefinitions(ctx, f.repo)
-	if err != nil {
-		return err
-	}
-	off, err := offline.Open(offline.OptionsFromConfig(cfg))
+	cfg, snap, off, err := latestWithEngine(ctx, f.repo)
 	if err != nil {
 		return err
 	}

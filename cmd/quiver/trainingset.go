@@ -39,6 +39,20 @@ func latestDefinitions(ctx context.Context, repo string) (*registry.Config, *reg
 	return cfg, snap, nil
 }
 
+// latestWithEngine is latestDefinitions and the offline engine its
+// quiver.yaml configures; the caller closes the engine.
+func latestWithEngine(ctx context.Context, repo string) (*registry.Config, *registry.Snapshot, *offline.Engine, error) {
+	cfg, snap, err := latestDefinitions(ctx, repo)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	eng, err := offline.Open(offline.OptionsFromConfig(cfg))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cfg, snap, eng, nil
+}
+
 func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "training-set", trainingSetUsage)
 	entities := f.String("entities", "", "entity table: a Parquet `FILE` (or glob, or s3:// URI) with join keys, an event timestamp and any label columns")
@@ -115,11 +129,7 @@ func cmdTrainingSet(ctx context.Context, e *env, args []string) error {
 	} else if err := checkInputPath("--entities", *entities); err != nil {
 		return err
 	}
-	cfg, snap, err := latestDefinitions(ctx, f.repo)
-	if err != nil {
-		return err
-	}
-	eng, err := offline.Open(offline.OptionsFromConfig(cfg))
+	_, snap, eng, err := latestWithEngine(ctx, f.repo)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/quiverdata/quiver/materialize"
-	"github.com/quiverdata/quiver/offline"
 	"github.com/quiverdata/quiver/online"
 	"github.com/quiverdata/quiver/storage"
 )
@@ -27,20 +26,16 @@ func cmdVerify(ctx context.Context, e *env, args []string) error {
 	if err := f.positional(pos, 0, 0, verifyUsage); err != nil {
 		return err
 	}
-	cfg, snap, err := latestDefinitions(ctx, f.repo)
+	cfg, snap, off, err := latestWithEngine(ctx, f.repo)
 	if err != nil {
 		return err
 	}
+	defer off.Close()
 	store, err := online.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	off, err := offline.Open(offline.OptionsFromConfig(cfg))
-	if err != nil {
-		return err
-	}
-	defer off.Close()
 	opts := materialize.VerifyOptions{Defs: snap.Defs, Offline: off, Online: store, DataRoot: cfg.DataRoot(),
 		Store: storage.NewStore(cfg.StorageConfig()), Sample: *sample}
 	if *views != "" {
